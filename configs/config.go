@@ -1,0 +1,231 @@
+// Package configs loads MegaContext's configuration from one YAML file,
+// MEGACONTEXT_* environment variables and command-line flags (in rising
+// precedence), with defaults that work out of the box.
+package configs
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// DefaultYAML is the fully commented default configuration file; every value in
+// it equals the built-in default.
+//
+//go:embed megacontext.yaml
+var DefaultYAML []byte
+
+// Config is the whole configuration of a megacontext process.
+type Config struct {
+	Listen   string   `mapstructure:"listen"`
+	DataDir  string   `mapstructure:"data_dir"`
+	LogLevel string   `mapstructure:"log_level"`
+	Upstream Upstream `mapstructure:"upstream"`
+	Limits   Limits   `mapstructure:"limits"`
+	Memory   Memory   `mapstructure:"memory"`
+	Headers  Headers  `mapstructure:"headers"`
+	Native   Native   `mapstructure:"native"`
+}
+
+// Upstream describes the OpenAI-compatible LLM server behind the proxy.
+type Upstream struct {
+	// URL is the server root; a trailing /v1 is accepted and stripped.
+	URL string `mapstructure:"url"`
+	// APIKey is sent upstream as a Bearer token when set.
+	APIKey string `mapstructure:"api_key"`
+	// NCtx overrides the discovered context size when > 0.
+	NCtx int `mapstructure:"n_ctx"`
+	// Timeout bounds one whole upstream request (streams included).
+	Timeout time.Duration `mapstructure:"timeout"`
+	// DialTimeout bounds connecting to the upstream.
+	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+	// Tokenize selects how tokens are counted: auto, upstream or estimate.
+	Tokenize string `mapstructure:"tokenize"`
+}
+
+// Limits bounds what the proxy accepts from clients.
+type Limits struct {
+	MaxBodyBytes int `mapstructure:"max_body_bytes"`
+}
+
+// Memory tunes the gist tree and the working-window assembly.
+type Memory struct {
+	BlockTokens      int `mapstructure:"block_tokens"`
+	Fanout           int `mapstructure:"fanout"`
+	GistTokens       int `mapstructure:"gist_tokens"`
+	DefaultMaxTokens int `mapstructure:"default_max_tokens"`
+	SafetyMargin     int `mapstructure:"safety_margin"`
+	// DefaultNCtx is used when the upstream's context size cannot be discovered.
+	DefaultNCtx int `mapstructure:"default_n_ctx"`
+	// TailTokens caps the verbatim recent tail as a share of the budget (percent).
+	TailPercent int `mapstructure:"tail_percent"`
+}
+
+// Headers maps client headers to MegaContext selection.
+type Headers struct {
+	// ContextID lists headers, in order, whose first non-empty value names the MegaContext.
+	ContextID []string `mapstructure:"context_id"`
+}
+
+// Native configures the llama.cpp libraries loaded with purego.
+type Native struct {
+	Dir   string `mapstructure:"dir"`
+	Vocab string `mapstructure:"vocab"`
+}
+
+// Defaults returns the built-in configuration.
+func Defaults() Config {
+	return Config{
+		Listen:   "127.0.0.1:8787",
+		DataDir:  "./data",
+		LogLevel: "info",
+		Upstream: Upstream{
+			URL:         "http://127.0.0.1:8080",
+			Timeout:     10 * time.Minute,
+			DialTimeout: 5 * time.Second,
+			Tokenize:    "auto",
+		},
+		Limits: Limits{MaxBodyBytes: 16 << 20},
+		Memory: Memory{
+			BlockTokens:      32,
+			Fanout:           8,
+			GistTokens:       48,
+			DefaultMaxTokens: 512,
+			SafetyMargin:     32,
+			DefaultNCtx:      4096,
+			TailPercent:      40,
+		},
+		Headers: Headers{ContextID: []string{"X-MegaContext-Id"}},
+	}
+}
+
+// Load builds the configuration: defaults, then the YAML file at path (if
+// path is empty, ./megacontext.yaml when present), then MEGACONTEXT_*
+// environment variables (MEGACONTEXT_UPSTREAM_URL for upstream.url), then
+// flags that were set explicitly. Flags are bound by their config key
+// through FlagKeys.
+func Load(path string, flags *pflag.FlagSet, flagKeys map[string]string) (Config, error) {
+	v := viper.New()
+	setDefaults(v, Defaults())
+	v.SetConfigType("yaml")
+	if path != "" {
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("read config %s: %w", path, err)
+		}
+	} else {
+		v.SetConfigName("megacontext")
+		v.AddConfigPath(".")
+		if err := v.ReadInConfig(); err != nil {
+			var nf viper.ConfigFileNotFoundError
+			if !errors.As(err, &nf) {
+				return Config{}, fmt.Errorf("read config: %w", err)
+			}
+		}
+	}
+	v.SetEnvPrefix("MEGACONTEXT")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if flags != nil {
+		for name, key := range flagKeys {
+			if f := flags.Lookup(name); f != nil {
+				if err := v.BindPFlag(key, f); err != nil {
+					return Config{}, fmt.Errorf("bind flag %s: %w", name, err)
+				}
+			}
+		}
+	}
+	var c Config
+	if err := v.Unmarshal(&c); err != nil {
+		return Config{}, fmt.Errorf("decode config: %w", err)
+	}
+	// Env vars for list values arrive as one string.
+	if len(c.Headers.ContextID) == 1 && strings.Contains(c.Headers.ContextID[0], ",") {
+		c.Headers.ContextID = splitList(c.Headers.ContextID[0])
+	}
+	if err := c.normalize(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// setDefaults registers every leaf of d with viper so that env variables
+// and Unmarshal see all keys.
+func setDefaults(v *viper.Viper, d Config) {
+	v.SetDefault("listen", d.Listen)
+	v.SetDefault("data_dir", d.DataDir)
+	v.SetDefault("log_level", d.LogLevel)
+	v.SetDefault("upstream.url", d.Upstream.URL)
+	v.SetDefault("upstream.api_key", d.Upstream.APIKey)
+	v.SetDefault("upstream.n_ctx", d.Upstream.NCtx)
+	v.SetDefault("upstream.timeout", d.Upstream.Timeout)
+	v.SetDefault("upstream.dial_timeout", d.Upstream.DialTimeout)
+	v.SetDefault("upstream.tokenize", d.Upstream.Tokenize)
+	v.SetDefault("limits.max_body_bytes", d.Limits.MaxBodyBytes)
+	v.SetDefault("memory.block_tokens", d.Memory.BlockTokens)
+	v.SetDefault("memory.fanout", d.Memory.Fanout)
+	v.SetDefault("memory.gist_tokens", d.Memory.GistTokens)
+	v.SetDefault("memory.default_max_tokens", d.Memory.DefaultMaxTokens)
+	v.SetDefault("memory.safety_margin", d.Memory.SafetyMargin)
+	v.SetDefault("memory.default_n_ctx", d.Memory.DefaultNCtx)
+	v.SetDefault("memory.tail_percent", d.Memory.TailPercent)
+	v.SetDefault("headers.context_id", d.Headers.ContextID)
+	v.SetDefault("native.dir", d.Native.Dir)
+	v.SetDefault("native.vocab", d.Native.Vocab)
+}
+
+// normalize validates c and canonicalizes values such as the upstream URL.
+func (c *Config) normalize() error {
+	u := strings.TrimRight(strings.TrimSpace(c.Upstream.URL), "/")
+	u = strings.TrimSuffix(u, "/v1")
+	if u != "local" {
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return fmt.Errorf("upstream.url %q: want http(s)://host[:port][/v1] or \"local\"", c.Upstream.URL)
+		}
+	}
+	c.Upstream.URL = u
+	switch c.Upstream.Tokenize {
+	case "auto", "upstream", "estimate":
+	default:
+		return fmt.Errorf("upstream.tokenize %q: want auto, upstream or estimate", c.Upstream.Tokenize)
+	}
+	m := c.Memory
+	switch {
+	case m.BlockTokens < 4 || m.BlockTokens > 4096:
+		return fmt.Errorf("memory.block_tokens %d: want 4..4096", m.BlockTokens)
+	case m.Fanout < 2 || m.Fanout > 256:
+		return fmt.Errorf("memory.fanout %d: want 2..256", m.Fanout)
+	case m.GistTokens < 4:
+		return fmt.Errorf("memory.gist_tokens %d: want >= 4", m.GistTokens)
+	case m.DefaultMaxTokens < 1:
+		return fmt.Errorf("memory.default_max_tokens %d: want >= 1", m.DefaultMaxTokens)
+	case m.SafetyMargin < 0:
+		return fmt.Errorf("memory.safety_margin %d: want >= 0", m.SafetyMargin)
+	case m.DefaultNCtx < 256:
+		return fmt.Errorf("memory.default_n_ctx %d: want >= 256", m.DefaultNCtx)
+	case m.TailPercent < 5 || m.TailPercent > 95:
+		return fmt.Errorf("memory.tail_percent %d: want 5..95", m.TailPercent)
+	case c.Limits.MaxBodyBytes < 1024:
+		return fmt.Errorf("limits.max_body_bytes %d: want >= 1024", c.Limits.MaxBodyBytes)
+	case len(c.Headers.ContextID) == 0:
+		return errors.New("headers.context_id: want at least one header name")
+	}
+	return nil
+}
