@@ -1,0 +1,427 @@
+// Package focus is the focus allocator: given the gist tree, block
+// relevance scores and a token budget, it chooses the working window's
+// memory entries. It starts from the coarsest cover of the timeline,
+// expands the most relevant nodes to full detail, collapses low-utility
+// gists to headlines to make room, and never exceeds the budget.
+package focus
+
+import (
+	"container/heap"
+	"sort"
+
+	"github.com/megacontext/megacontext/memory/tree"
+)
+
+// Detail is how an entry is rendered.
+type Detail uint8
+
+// Details, from most to least expensive.
+const (
+	// Verbatim renders a block's raw text.
+	Verbatim Detail = iota
+	// Full renders a gist node's full gist.
+	Full
+	// Short renders a gist node's headline.
+	Short
+)
+
+func (d Detail) String() string {
+	switch d {
+	case Verbatim:
+		return "verbatim"
+	case Full:
+		return "gist"
+	default:
+		return "headline"
+	}
+}
+
+// Range is an inclusive block range.
+type Range struct{ First, Last int }
+
+// Entry is one element of a window: a tree node at some detail, or a range
+// of blocks the caller renders verbatim in the recent tail.
+type Entry struct {
+	Node   *tree.Node
+	Detail Detail
+	// Tail marks blocks that belong to the verbatim tail; Node is nil and
+	// First/Last give the range.
+	Tail        bool
+	First, Last int
+	// Cost is the entry's token cost including render overhead (0 for tail).
+	Cost int
+}
+
+// Input is what the allocator works from.
+type Input struct {
+	Tree *tree.Tree
+	// Tail lists sorted, disjoint block ranges rendered by the caller in the
+	// verbatim tail; memory entries never cover them.
+	Tail []Range
+	// Budget is the token budget of the memory entries.
+	Budget int
+	// Scores is the relevance of blocks (absent means 0).
+	Scores map[int]float64
+	// Overhead returns the tokens the renderer adds to an entry.
+	Overhead func(n *tree.Node, d Detail) int
+	// Sticky reports nodes expanded in the previous window (hysteresis).
+	Sticky func(n *tree.Node) bool
+	// Refocus, when set, is called after each expansion round with the
+	// blocks that round revealed verbatim and returns updated block scores
+	// for the next round (iterative refocus). Returning nil ends refocusing.
+	Refocus func(revealed []*tree.Node) map[int]float64
+	// Rounds is the number of relevance rounds (at least 1).
+	Rounds int
+}
+
+// Result is the allocator's window.
+type Result struct {
+	// Entries tile blocks [Cut, Len) oldest first (tail entries included).
+	Entries []Entry
+	// Cost is the summed cost of the memory entries.
+	Cost int
+	// Cut is the first retained block; blocks before it were omitted to fit.
+	Cut int
+	// Expanded counts expansions performed.
+	Expanded int
+	// Collapsed counts gists rendered as headlines.
+	Collapsed int
+}
+
+type key struct{ level, index int }
+
+type allocator struct {
+	in      Input
+	t       *tree.Tree
+	rel     map[key]float64
+	maxRel  float64
+	entries []Entry
+	cost    int
+	done    map[key]bool
+	result  Result
+}
+
+// Allocate computes the window. It is deterministic for equal inputs.
+func Allocate(in Input) Result {
+	if in.Overhead == nil {
+		in.Overhead = func(*tree.Node, Detail) int { return 0 }
+	}
+	if in.Rounds < 1 {
+		in.Rounds = 1
+	}
+	a := &allocator{in: in, t: in.Tree, done: map[key]bool{}}
+	a.setScores(in.Scores)
+	a.initialCover()
+	a.fit()
+	for round := 0; round < in.Rounds; round++ {
+		revealed := a.expandRelevant()
+		if round+1 == in.Rounds || in.Refocus == nil || len(revealed) == 0 {
+			break
+		}
+		scores := in.Refocus(revealed)
+		if scores == nil {
+			break
+		}
+		a.setScores(scores)
+	}
+	a.fillByRecency()
+	a.result.Entries = a.entries
+	a.result.Cost = a.cost
+	for _, e := range a.entries {
+		if !e.Tail && e.Detail == Short {
+			a.result.Collapsed++
+		}
+	}
+	return a.result
+}
+
+// setScores computes node relevance: the maximum block score in its span.
+func (a *allocator) setScores(scores map[int]float64) {
+	a.rel = map[key]float64{}
+	a.maxRel = 0
+	for b, s := range scores {
+		if s <= 0 || b < 0 || b >= a.t.Len() {
+			continue
+		}
+		if s > a.maxRel {
+			a.maxRel = s
+		}
+		for n := a.t.Block(b); n != nil; n = a.t.Parent(n) {
+			k := key{n.Level, n.Index}
+			if a.rel[k] >= s {
+				break // ancestors already hold at least s
+			}
+			a.rel[k] = s
+		}
+	}
+}
+
+func (a *allocator) relevance(n *tree.Node) float64 { return a.rel[key{n.Level, n.Index}] }
+
+func (a *allocator) entryCost(n *tree.Node, d Detail) int {
+	c := n.Cost
+	if d == Short {
+		c = n.ShortCost
+	}
+	return c + a.in.Overhead(n, d)
+}
+
+func (a *allocator) memoryEntry(n *tree.Node, d Detail) Entry {
+	return Entry{Node: n, Detail: d, First: n.First, Last: n.Last, Cost: a.entryCost(n, d)}
+}
+
+func (a *allocator) detailFor(n *tree.Node) Detail {
+	if n.Level == 0 {
+		return Verbatim
+	}
+	return Full
+}
+
+// initialCover tiles the timeline with the coarsest nodes that avoid the tail.
+func (a *allocator) initialCover() {
+	n := a.t.Len()
+	pos := 0
+	for _, r := range a.in.Tail {
+		first, last := max(r.First, 0), min(r.Last, n-1)
+		if first > last || first < pos {
+			continue
+		}
+		a.coverSegment(pos, first)
+		a.entries = append(a.entries, Entry{Tail: true, First: first, Last: last})
+		pos = last + 1
+	}
+	a.coverSegment(pos, n)
+}
+
+func (a *allocator) coverSegment(from, to int) {
+	for _, node := range a.t.Cover(from, to) {
+		e := a.memoryEntry(node, a.detailFor(node))
+		a.entries = append(a.entries, e)
+		a.cost += e.Cost
+	}
+}
+
+// fit collapses the least useful gists to headlines, then drops the oldest
+// entries, until the memory fits the budget.
+func (a *allocator) fit() {
+	if a.cost <= a.in.Budget {
+		return
+	}
+	a.collapse(a.cost-a.in.Budget, -1, -1)
+	// Drop the oldest entries. Tail ranges passed on the way are dropped from
+	// the list too (the caller renders them in the tail regardless), so the
+	// entries always tile [Cut, Len).
+	drop := 0
+	for a.cost > a.in.Budget && drop < len(a.entries) {
+		e := a.entries[drop]
+		a.cost -= e.Cost
+		a.result.Cut = e.Last + 1
+		drop++
+	}
+	for drop < len(a.entries) && a.entries[drop].Tail {
+		a.result.Cut = a.entries[drop].Last + 1
+		drop++
+	}
+	a.entries = append([]Entry(nil), a.entries[drop:]...)
+}
+
+// collapse turns Full gists into headlines, least relevant and oldest
+// first, until need tokens are freed or nothing below relevance ceiling
+// remains (ceiling < 0: no ceiling). skip is an entry index to leave alone.
+// It returns the tokens freed.
+func (a *allocator) collapse(need int, ceiling float64, skip int) int {
+	type cand struct {
+		i    int
+		rel  float64
+		save int
+	}
+	var cands []cand
+	for i, e := range a.entries {
+		if i == skip || e.Tail || e.Detail != Full {
+			continue
+		}
+		r := a.relevance(e.Node)
+		if ceiling >= 0 && r >= ceiling {
+			continue
+		}
+		save := e.Cost - a.entryCost(e.Node, Short)
+		if save > 0 {
+			cands = append(cands, cand{i, r, save})
+		}
+	}
+	sort.SliceStable(cands, func(x, y int) bool {
+		if cands[x].rel != cands[y].rel {
+			return cands[x].rel < cands[y].rel
+		}
+		return cands[x].i < cands[y].i
+	})
+	avail := 0
+	for _, c := range cands {
+		avail += c.save
+	}
+	if ceiling >= 0 && avail < need {
+		return 0 // not enough to make the expansion fit: change nothing
+	}
+	freed := 0
+	for _, c := range cands {
+		if freed >= need {
+			break
+		}
+		e := &a.entries[c.i]
+		e.Detail = Short
+		e.Cost = a.entryCost(e.Node, Short)
+		a.cost -= c.save
+		freed += c.save
+	}
+	return freed
+}
+
+// expandRelevant greedily expands relevant nodes and returns the blocks it
+// revealed verbatim.
+func (a *allocator) expandRelevant() []*tree.Node {
+	h := &nodeHeap{}
+	push := func(n *tree.Node) {
+		if n.Level == 0 || a.done[key{n.Level, n.Index}] {
+			return
+		}
+		p := a.relevance(n)
+		if a.in.Sticky != nil && a.in.Sticky(n) {
+			p += 0.25*a.maxRel + 1e-6
+		}
+		if p > 0 {
+			heap.Push(h, item{n: n, p: p})
+		}
+	}
+	for _, e := range a.entries {
+		if !e.Tail && e.Node.Level > 0 {
+			push(e.Node)
+		}
+	}
+	var revealed []*tree.Node
+	for h.Len() > 0 {
+		it := heap.Pop(h).(item)
+		n := it.n
+		k := key{n.Level, n.Index}
+		if a.done[k] {
+			continue
+		}
+		i := a.find(n)
+		if i < 0 {
+			continue
+		}
+		children := a.t.Children(n)
+		repl := make([]Entry, len(children))
+		newCost := 0
+		for j, c := range children {
+			d := a.detailFor(c)
+			if d == Full && a.relevance(c) == 0 {
+				d = Short
+			}
+			repl[j] = a.memoryEntry(c, d)
+			newCost += repl[j].Cost
+		}
+		delta := newCost - a.entries[i].Cost
+		if free := a.in.Budget - a.cost; delta > free {
+			a.collapse(delta-free, it.p, i)
+			if delta > a.in.Budget-a.cost {
+				continue
+			}
+		}
+		a.done[k] = true
+		a.splice(i, repl)
+		a.result.Expanded++
+		for _, c := range children {
+			if c.Level == 0 {
+				revealed = append(revealed, c)
+			} else {
+				push(c)
+			}
+		}
+	}
+	return revealed
+}
+
+// fillByRecency spends what budget is left on detail for the newest
+// history: headlines become gists, then the newest gists are expanded.
+func (a *allocator) fillByRecency() {
+	for i := len(a.entries) - 1; i >= 0; i-- {
+		e := a.entries[i]
+		if e.Tail || e.Detail != Short {
+			continue
+		}
+		full := a.entryCost(e.Node, Full)
+		if a.cost-e.Cost+full <= a.in.Budget {
+			a.cost += full - e.Cost
+			a.entries[i].Detail = Full
+			a.entries[i].Cost = full
+		}
+	}
+	for i := len(a.entries) - 1; i >= 0; i-- {
+		e := a.entries[i]
+		if e.Tail || e.Node.Level == 0 {
+			continue
+		}
+		children := a.t.Children(e.Node)
+		repl := make([]Entry, len(children))
+		newCost := 0
+		for j, c := range children {
+			repl[j] = a.memoryEntry(c, a.detailFor(c))
+			newCost += repl[j].Cost
+		}
+		if a.cost-e.Cost+newCost > a.in.Budget {
+			break // keep the window contiguous in detail: stop at the first miss
+		}
+		a.splice(i, repl)
+		a.result.Expanded++
+		i += len(repl) // revisit the new children, newest first
+	}
+}
+
+// splice replaces entry i by repl and updates the cost.
+func (a *allocator) splice(i int, repl []Entry) {
+	old := a.entries[i]
+	a.cost -= old.Cost
+	for _, e := range repl {
+		a.cost += e.Cost
+	}
+	out := make([]Entry, 0, len(a.entries)+len(repl)-1)
+	out = append(out, a.entries[:i]...)
+	out = append(out, repl...)
+	out = append(out, a.entries[i+1:]...)
+	a.entries = out
+}
+
+// find returns the index of the memory entry holding n, or -1.
+func (a *allocator) find(n *tree.Node) int {
+	i := sort.Search(len(a.entries), func(i int) bool { return a.entries[i].Last >= n.First })
+	if i < len(a.entries) && !a.entries[i].Tail && a.entries[i].Node == n {
+		return i
+	}
+	return -1
+}
+
+type item struct {
+	n *tree.Node
+	p float64
+}
+
+type nodeHeap []item
+
+func (h nodeHeap) Len() int { return len(h) }
+func (h nodeHeap) Less(i, j int) bool {
+	if h[i].p != h[j].p {
+		return h[i].p > h[j].p
+	}
+	if h[i].n.Last != h[j].n.Last {
+		return h[i].n.Last > h[j].n.Last
+	}
+	return h[i].n.Level > h[j].n.Level
+}
+func (h nodeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *nodeHeap) Push(x any)   { *h = append(*h, x.(item)) }
+func (h *nodeHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

@@ -1,0 +1,199 @@
+package focus
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/megacontext/megacontext/memory/tree"
+)
+
+// buildTree makes a tree of n blocks with the given block costs; gists cost
+// gistCost and headlines shortCost.
+func buildTree(k, f int, costs []int, gistCost, shortCost int) *tree.Tree {
+	t := tree.New(k, f, func(level int, children []*tree.Node) tree.Gist {
+		return tree.Gist{Text: fmt.Sprintf("g%d", level), Cost: gistCost, Short: "s", ShortCost: shortCost}
+	})
+	for i, c := range costs {
+		t.Append(&tree.Node{Text: fmt.Sprint(i), Tokens: c, Cost: c, Msg: int64(i / 3), Role: "user"})
+	}
+	return t
+}
+
+func checkInvariants(t *rapid.T, in Input, r Result) {
+	n := in.Tree.Len()
+	// Budget.
+	sum := 0
+	for _, e := range r.Entries {
+		sum += e.Cost
+	}
+	if sum != r.Cost {
+		t.Fatalf("cost %d != sum of entries %d", r.Cost, sum)
+	}
+	if r.Cost > in.Budget && r.Cost > 0 {
+		t.Fatalf("cost %d over budget %d", r.Cost, in.Budget)
+	}
+	// Coverage and contiguity of [Cut, n).
+	pos := r.Cut
+	for _, e := range r.Entries {
+		if e.First != pos {
+			t.Fatalf("gap/overlap at %d: entry starts at %d (cut %d)", pos, e.First, r.Cut)
+		}
+		if e.Last < e.First {
+			t.Fatalf("empty entry %+v", e)
+		}
+		pos = e.Last + 1
+		if e.Tail {
+			if e.Cost != 0 || e.Node != nil {
+				t.Fatalf("tail entry with node or cost: %+v", e)
+			}
+			inTail := false
+			for _, tr := range in.Tail {
+				if e.First >= tr.First && e.Last <= tr.Last {
+					inTail = true
+				}
+			}
+			if !inTail {
+				t.Fatalf("tail entry %d-%d not inside a tail range", e.First, e.Last)
+			}
+			continue
+		}
+		// Alignment: an entry covers exactly one node.
+		if e.Node.First != e.First || e.Node.Last != e.Last {
+			t.Fatalf("entry %d-%d misaligned with node %d-%d", e.First, e.Last, e.Node.First, e.Node.Last)
+		}
+		if in.Tree.Node(e.Node.Level, e.Node.Index) != e.Node {
+			t.Fatalf("entry node not in tree")
+		}
+		if (e.Node.Level == 0) != (e.Detail == Verbatim) {
+			t.Fatalf("detail %v at level %d", e.Detail, e.Node.Level)
+		}
+		// Memory entries never cover tail blocks.
+		for _, tr := range in.Tail {
+			if e.First <= tr.Last && tr.First <= e.Last {
+				t.Fatalf("memory entry %d-%d overlaps tail %d-%d", e.First, e.Last, tr.First, tr.Last)
+			}
+		}
+	}
+	if len(r.Entries) > 0 && pos != n {
+		t.Fatalf("entries end at %d, timeline has %d blocks", pos, n)
+	}
+	if len(r.Entries) == 0 && r.Cut != n {
+		t.Fatalf("no entries but cut %d != %d", r.Cut, n)
+	}
+}
+
+func genInput(t *rapid.T) Input {
+	k := 32
+	f := rapid.IntRange(2, 8).Draw(t, "f")
+	nb := rapid.IntRange(0, 400).Draw(t, "blocks")
+	costs := make([]int, nb)
+	for i := range costs {
+		costs[i] = rapid.IntRange(1, k).Draw(t, "cost")
+	}
+	tr := buildTree(k, f, costs, rapid.IntRange(4, 60).Draw(t, "gist"), rapid.IntRange(1, 10).Draw(t, "short"))
+	var tail []Range
+	if nb > 0 && rapid.Bool().Draw(t, "hasTail") {
+		first := rapid.IntRange(0, nb-1).Draw(t, "tailFirst")
+		last := rapid.IntRange(first, nb-1).Draw(t, "tailLast")
+		tail = append(tail, Range{first, last})
+		if last+2 < nb && rapid.Bool().Draw(t, "second") {
+			f2 := rapid.IntRange(last+2, nb-1).Draw(t, "t2f")
+			tail = append(tail, Range{f2, rapid.IntRange(f2, nb-1).Draw(t, "t2l")})
+		}
+	}
+	scores := map[int]float64{}
+	if nb > 0 {
+		for i := rapid.IntRange(0, 10).Draw(t, "nscores"); i > 0; i-- {
+			scores[rapid.IntRange(0, nb-1).Draw(t, "b")] = rapid.Float64Range(0, 10).Draw(t, "s")
+		}
+	}
+	oh := rapid.IntRange(0, 8).Draw(t, "overhead")
+	return Input{
+		Tree:     tr,
+		Tail:     tail,
+		Budget:   rapid.IntRange(0, 3000).Draw(t, "budget"),
+		Scores:   scores,
+		Overhead: func(*tree.Node, Detail) int { return oh },
+		Rounds:   rapid.IntRange(1, 3).Draw(t, "rounds"),
+		Refocus: func(revealed []*tree.Node) map[int]float64 {
+			s := map[int]float64{}
+			for _, b := range revealed {
+				if b.Index+1 < nb {
+					s[b.Index+1] = 1
+				}
+			}
+			return s
+		},
+	}
+}
+
+func TestAllocateInvariants(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		in := genInput(t)
+		r := Allocate(in)
+		checkInvariants(t, in, r)
+		// Determinism.
+		if r2 := Allocate(in); !reflect.DeepEqual(r, r2) {
+			t.Fatalf("not deterministic")
+		}
+	})
+}
+
+func TestRelevantBlockBecomesVerbatim(t *testing.T) {
+	costs := make([]int, 512)
+	for i := range costs {
+		costs[i] = 30
+	}
+	tr := buildTree(32, 8, costs, 40, 6)
+	in := Input{Tree: tr, Budget: 900, Scores: map[int]float64{137: 5}, Tail: []Range{{500, 511}}}
+	r := Allocate(in)
+	found := false
+	for _, e := range r.Entries {
+		if !e.Tail && e.Node.Level == 0 && e.Node.Index == 137 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("block 137 not verbatim; entries: %d cost %d", len(r.Entries), r.Cost)
+	}
+	if r.Cut != 0 {
+		t.Fatalf("cut %d, want whole timeline covered", r.Cut)
+	}
+	if r.Cost > in.Budget {
+		t.Fatalf("over budget")
+	}
+}
+
+func TestTinyBudgetDropsOldest(t *testing.T) {
+	costs := make([]int, 100)
+	for i := range costs {
+		costs[i] = 20
+	}
+	tr := buildTree(32, 4, costs, 30, 5)
+	r := Allocate(Input{Tree: tr, Budget: 12})
+	if r.Cut == 0 || r.Cost > 12 {
+		t.Fatalf("cut %d cost %d", r.Cut, r.Cost)
+	}
+}
+
+func BenchmarkAllocate(b *testing.B) {
+	for _, blocks := range []int{10_000 / 32, 100_000 / 32, 1_000_000 / 32} {
+		costs := make([]int, blocks)
+		for i := range costs {
+			costs[i] = 28
+		}
+		tr := buildTree(32, 8, costs, 40, 6)
+		scores := map[int]float64{}
+		for i := 0; i < 40; i++ {
+			scores[(i*7919)%blocks] = float64(i%7 + 1)
+		}
+		b.Run(fmt.Sprintf("tokens=%d", blocks*32), func(b *testing.B) {
+			for b.Loop() {
+				Allocate(Input{Tree: tr, Budget: 3000, Scores: scores, Tail: []Range{{blocks - 20, blocks - 1}}})
+			}
+		})
+	}
+}

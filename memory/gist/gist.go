@@ -1,0 +1,348 @@
+// Package gist builds extractive gists: short texts that summarize a span of
+// the timeline by its most salient sentences, entities and codes, with no
+// model involved. Each gist comes in two lengths: a full gist capped at a
+// token budget and a short headline of key terms.
+package gist
+
+import (
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/memory/tree"
+)
+
+// Separator joins the pieces of a gist; gists of gists split on it.
+const Separator = " | "
+
+// ShortSeparator joins the key terms of a short gist.
+const ShortSeparator = ", "
+
+// Extractive summarizes spans by selecting sentences. It is safe for
+// concurrent use.
+type Extractive struct {
+	// Counter measures gist costs.
+	Counter tokens.Counter
+	// MaxTokens caps a full gist.
+	MaxTokens int
+	// ShortTokens caps a short gist.
+	ShortTokens int
+}
+
+type sentence struct {
+	text  string
+	role  string
+	order int
+	score float64
+	cost  int
+}
+
+// Summarize implements tree.Summarizer.
+func (e Extractive) Summarize(level int, children []*tree.Node) tree.Gist {
+	var cands []sentence
+	var src strings.Builder
+	if level == 1 {
+		cands = blockSentences(children)
+		for _, c := range children {
+			src.WriteString(c.Text)
+		}
+	} else {
+		cands = gistPieces(children)
+		for _, c := range children {
+			src.WriteString(c.Short)
+			src.WriteString(". ")
+			src.WriteString(c.Text)
+			src.WriteString(". ")
+		}
+	}
+	var g tree.Gist
+	g.Text, g.Cost = e.pick(cands)
+	g.Short, g.ShortCost = e.Short(src.String())
+	return g
+}
+
+// blockSentences joins consecutive blocks of one message and splits the
+// result into sentences, each tagged with its role.
+func blockSentences(blocks []*tree.Node) []sentence {
+	var out []sentence
+	var cur strings.Builder
+	role, msg := "", int64(-1)
+	flush := func() {
+		if cur.Len() == 0 {
+			return
+		}
+		first := true
+		for _, s := range SplitSentences(cur.String()) {
+			sc := salience(s)
+			if first {
+				sc += 1
+				first = false
+			}
+			if role == "user" {
+				sc += 0.5
+			}
+			out = append(out, sentence{text: s, role: role, order: len(out), score: sc})
+		}
+		cur.Reset()
+	}
+	for _, b := range blocks {
+		if b.Msg != msg {
+			flush()
+			role, msg = b.Role, b.Msg
+		}
+		cur.WriteString(b.Text)
+	}
+	flush()
+	return out
+}
+
+// gistPieces splits children's gists back into their pieces.
+func gistPieces(children []*tree.Node) []sentence {
+	var out []sentence
+	for _, c := range children {
+		for i, p := range strings.Split(c.Text, Separator) {
+			p = strings.TrimSpace(p)
+			if p == "" {
+				continue
+			}
+			role := ""
+			if r, rest, ok := strings.Cut(p, ": "); ok && (r == "user" || r == "assistant" || r == "tool") {
+				role, p = r, rest
+			}
+			sc := salience(p)
+			if i == 0 {
+				sc += 0.5 // the lead piece of each child keeps the outline balanced
+			}
+			out = append(out, sentence{text: p, role: role, order: len(out), score: sc})
+		}
+	}
+	return out
+}
+
+// pick selects the best sentences within MaxTokens, in original order.
+func (e Extractive) pick(cands []sentence) (string, int) {
+	if len(cands) == 0 {
+		return "", 0
+	}
+	maxPiece := e.MaxTokens / 2
+	if maxPiece < 8 {
+		maxPiece = e.MaxTokens
+	}
+	for i := range cands {
+		cands[i].text = truncate(e.Counter, cands[i].text, maxPiece)
+		cands[i].cost = e.Counter.Count(labelled(cands[i])) + 2
+	}
+	order := make([]int, len(cands))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return cands[order[a]].score > cands[order[b]].score })
+	chosen := make([]bool, len(cands))
+	used := 0
+	for _, i := range order {
+		if used+cands[i].cost > e.MaxTokens {
+			continue
+		}
+		chosen[i] = true
+		used += cands[i].cost
+	}
+	var parts []string
+	for i, c := range cands {
+		if chosen[i] {
+			parts = append(parts, labelled(c))
+		}
+	}
+	if len(parts) == 0 {
+		parts = append(parts, labelled(sentence{text: truncate(e.Counter, cands[0].text, e.MaxTokens-4), role: cands[0].role}))
+	}
+	text := strings.Join(parts, Separator)
+	return text, e.Counter.Count(text)
+}
+
+func labelled(s sentence) string {
+	if s.role == "" {
+		return s.text
+	}
+	return s.role + ": " + s.text
+}
+
+// Short returns a headline of the span's key terms (entities, codes and
+// rare words), within ShortTokens.
+func (e Extractive) Short(text string) (string, int) {
+	type term struct {
+		w     string
+		score float64
+		first int
+	}
+	seen := map[string]*term{}
+	var terms []*term
+	for i, w := range strings.FieldsFunc(text, func(r rune) bool {
+		return !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' || r == '.' || r == '\'')
+	}) {
+		w = strings.Trim(w, "-_.'")
+		if len(w) < 3 || isStopword(strings.ToLower(w)) {
+			continue
+		}
+		key := strings.ToLower(w)
+		t, ok := seen[key]
+		if !ok {
+			t = &term{w: w, first: i}
+			seen[key] = t
+			terms = append(terms, t)
+		}
+		t.score += wordSalience(w)
+	}
+	sort.SliceStable(terms, func(a, b int) bool { return terms[a].score > terms[b].score })
+	var out []string
+	used := 0
+	for _, t := range terms {
+		c := e.Counter.Count(t.w) + 1
+		if used+c > e.ShortTokens {
+			continue
+		}
+		out = append(out, t.w)
+		used += c
+	}
+	// Keep the headline in order of first appearance for readability.
+	sort.SliceStable(out, func(a, b int) bool { return seen[strings.ToLower(out[a])].first < seen[strings.ToLower(out[b])].first })
+	s := strings.Join(out, ShortSeparator)
+	return s, e.Counter.Count(s)
+}
+
+// wordSalience rates a single word: codes and numbers highest, then
+// capitalized words (entities), then long words.
+func wordSalience(w string) float64 {
+	hasDigit, hasUpper, hasLower := false, false, false
+	for _, r := range w {
+		switch {
+		case unicode.IsDigit(r):
+			hasDigit = true
+		case unicode.IsUpper(r):
+			hasUpper = true
+		case unicode.IsLower(r):
+			hasLower = true
+		}
+	}
+	switch {
+	case hasDigit && (hasUpper || hasLower):
+		return 4
+	case hasDigit:
+		return 2.5
+	case hasUpper && !hasLower && len(w) > 1:
+		return 3
+	case hasUpper:
+		return 2
+	case len(w) >= 8:
+		return 1.2
+	default:
+		return 0.6
+	}
+}
+
+// salience rates a sentence by the entities, codes and numbers it holds.
+func salience(s string) float64 {
+	sc := 0.0
+	words := strings.Fields(s)
+	for i, w := range words {
+		w = strings.TrimFunc(w, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+		if w == "" {
+			continue
+		}
+		ws := wordSalience(w)
+		if i == 0 && ws == 2 {
+			ws = 0.6 // a capital at sentence start says nothing
+		}
+		if ws >= 2 {
+			sc += ws
+		}
+	}
+	n := len(words)
+	switch {
+	case n < 4:
+		sc *= 0.5
+	case n > 40:
+		sc *= 0.7
+	}
+	return sc
+}
+
+// truncate cuts s to at most max tokens at a word boundary, adding "…".
+func truncate(c tokens.Counter, s string, max int) string {
+	if c.Count(s) <= max {
+		return s
+	}
+	words := strings.Fields(s)
+	lo, hi := 0, len(words)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if c.Count(strings.Join(words[:mid], " ")+" …") <= max {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	if lo == 0 {
+		// One giant word: cut by runes.
+		r := []rune(s)
+		n := len(r)
+		for n > 0 && c.Count(string(r[:n])+"…") > max {
+			n = n * 3 / 4
+		}
+		return string(r[:n]) + "…"
+	}
+	return strings.Join(words[:lo], " ") + " …"
+}
+
+// SplitSentences splits text into trimmed sentences at . ! ? and line breaks.
+func SplitSentences(text string) []string {
+	var out []string
+	start := 0
+	emit := func(end int) {
+		s := strings.TrimSpace(text[start:end])
+		if s != "" {
+			out = append(out, strings.Join(strings.Fields(s), " "))
+		}
+		start = end
+	}
+	for i := 0; i < len(text); {
+		r, size := utf8.DecodeRuneInString(text[i:])
+		i += size
+		switch r {
+		case '\n':
+			emit(i)
+		case '.', '!', '?':
+			// End of sentence when followed by space/end, and not a decimal or abbreviation-like "e.g".
+			if i >= len(text) || text[i] == ' ' || text[i] == '\n' {
+				emit(i)
+			}
+		}
+	}
+	if start < len(text) {
+		emit(len(text))
+	}
+	return out
+}
+
+var stopwords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`a about above after again against all am an and any are aren't as at be because been
+before being below between both but by can can't cannot could couldn't did didn't do does doesn't doing don't down during
+each few for from further had hadn't has hasn't have haven't having he he'd he'll he's her here here's hers herself him
+himself his how how's i i'd i'll i'm i've if in into is isn't it it's its itself let's me more most mustn't my myself no
+nor not of off on once only or other ought our ours ourselves out over own same shan't she she'd she'll she's should
+shouldn't so some such than that that's the their theirs them themselves then there there's these they they'd they'll
+they're they've this those through to too under until up very was wasn't we we'd we'll we're we've were weren't what
+what's when when's where where's which while who who's whom why why's with won't would wouldn't you you'd you'll you're
+you've your yours yourself yourselves also just like get got yes okay ok sure thanks thank please will shall may might
+must one two use used using make made new now well way even back much many`) {
+		m[w] = true
+	}
+	return m
+}()
+
+func isStopword(w string) bool { return stopwords[w] }
+
+// IsStopword reports whether the lower-case word w carries no content.
+func IsStopword(w string) bool { return stopwords[w] }

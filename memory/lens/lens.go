@@ -1,0 +1,263 @@
+// Package lens scores the blocks of a timeline for a query: BM25 over an
+// append-only inverted index, so that scoring touches only the postings of
+// the query's terms and never scans the whole history.
+package lens
+
+import (
+	"math"
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/megacontext/megacontext/memory/gist"
+)
+
+// BM25 parameters.
+const (
+	k1 = 1.2
+	b  = 0.75
+)
+
+type posting struct {
+	block int32
+	tf    uint16
+}
+
+// Index is an inverted index over blocks, appended in block order. It is
+// not safe for concurrent mutation; callers serialize Add with Score.
+type Index struct {
+	postings map[string][]posting
+	docLen   []uint16
+	total    int64
+}
+
+// NewIndex returns an empty index.
+func NewIndex() *Index { return &Index{postings: map[string][]posting{}} }
+
+// Len returns the number of blocks indexed.
+func (x *Index) Len() int { return len(x.docLen) }
+
+// Add indexes the text of the next block, which must be block number Len().
+func (x *Index) Add(text string) {
+	id := int32(len(x.docLen))
+	terms := Terms(text)
+	tf := map[string]int{}
+	for _, t := range terms {
+		tf[t]++
+	}
+	// Deterministic posting order is not needed (postings are per term),
+	// but map iteration is fine since each term's list gets one entry.
+	for t, n := range tf {
+		if n > math.MaxUint16 {
+			n = math.MaxUint16
+		}
+		x.postings[t] = append(x.postings[t], posting{block: id, tf: uint16(n)})
+	}
+	l := len(terms)
+	if l > math.MaxUint16 {
+		l = math.MaxUint16
+	}
+	x.docLen = append(x.docLen, uint16(l))
+	x.total += int64(l)
+}
+
+// Term is a query term with a weight.
+type Term struct {
+	Text   string
+	Weight float64
+}
+
+// Query turns text into weighted, de-duplicated query terms.
+func Query(text string, weight float64) []Term {
+	seen := map[string]bool{}
+	var out []Term
+	for _, t := range Terms(text) {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, Term{Text: t, Weight: weight})
+		}
+	}
+	return out
+}
+
+// Merge combines term lists, keeping the highest weight of each term.
+func Merge(lists ...[]Term) []Term {
+	w := map[string]float64{}
+	var order []string
+	for _, l := range lists {
+		for _, t := range l {
+			if old, ok := w[t.Text]; !ok {
+				order = append(order, t.Text)
+				w[t.Text] = t.Weight
+			} else if t.Weight > old {
+				w[t.Text] = t.Weight
+			}
+		}
+	}
+	out := make([]Term, len(order))
+	for i, t := range order {
+		out[i] = Term{Text: t, Weight: w[t]}
+	}
+	return out
+}
+
+// IDF returns the inverse document frequency of a term.
+func (x *Index) IDF(term string) float64 {
+	n := float64(len(x.docLen))
+	df := float64(len(x.postings[term]))
+	return math.Log(1 + (n-df+0.5)/(df+0.5))
+}
+
+// Score returns BM25 scores of the blocks in [0, limit) that contain any
+// query term. Terms present in more than maxDF of the blocks are skipped
+// as uninformative (0 disables the cut).
+func (x *Index) Score(q []Term, limit int, maxDF float64) map[int]float64 {
+	out := map[int]float64{}
+	n := len(x.docLen)
+	if n == 0 || limit <= 0 {
+		return out
+	}
+	avg := float64(x.total) / float64(n)
+	if avg == 0 {
+		avg = 1
+	}
+	for _, t := range q {
+		ps := x.postings[t.Text]
+		if len(ps) == 0 {
+			continue
+		}
+		if maxDF > 0 && n > 50 && float64(len(ps)) > maxDF*float64(n) {
+			continue
+		}
+		idf := x.IDF(t.Text) * t.Weight
+		for _, p := range ps {
+			if int(p.block) >= limit {
+				break // postings are in block order
+			}
+			tf := float64(p.tf)
+			dl := float64(x.docLen[p.block])
+			out[int(p.block)] += idf * tf * (k1 + 1) / (tf + k1*(1-b+b*dl/avg))
+		}
+	}
+	return out
+}
+
+// Terms splits text into index terms: lower-cased words without stopwords,
+// lightly stemmed; codes that join letters and digits with '-' or '_' are
+// kept whole as well as split.
+func Terms(text string) []string {
+	var out []string
+	i := 0
+	for i < len(text) {
+		r, size := utf8.DecodeRuneInString(text[i:])
+		if !isWordRune(r) {
+			i += size
+			continue
+		}
+		j := i
+		for j < len(text) {
+			r2, s2 := utf8.DecodeRuneInString(text[j:])
+			if isWordRune(r2) || ((r2 == '-' || r2 == '_' || r2 == '.') && j+s2 < len(text) && nextIsWord(text[j+s2:])) {
+				j += s2
+				continue
+			}
+			break
+		}
+		word := strings.ToLower(text[i:j])
+		i = j
+		if strings.ContainsAny(word, "-_.") {
+			if hasDigit(word) {
+				out = append(out, word)
+			}
+			for _, p := range strings.FieldsFunc(word, func(r rune) bool { return r == '-' || r == '_' || r == '.' }) {
+				out = appendTerm(out, p)
+			}
+			continue
+		}
+		out = appendTerm(out, word)
+	}
+	return out
+}
+
+func appendTerm(out []string, w string) []string {
+	if w == "" || gist.IsStopword(w) {
+		return out
+	}
+	if len(w) == 1 && !hasDigit(w) {
+		return out
+	}
+	return append(out, Stem(w))
+}
+
+func nextIsWord(s string) bool {
+	r, _ := utf8.DecodeRuneInString(s)
+	return isWordRune(r)
+}
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+func hasDigit(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			return true
+		}
+	}
+	return false
+}
+
+// Stem strips common English inflections so that "meetings" matches
+// "meeting" and "moved" matches "move". It is deliberately light.
+func Stem(w string) string {
+	if hasDigit(w) || len(w) <= 3 {
+		return w
+	}
+	switch {
+	case strings.HasSuffix(w, "'s"):
+		w = w[:len(w)-2]
+	case strings.HasSuffix(w, "ies") && len(w) > 4:
+		w = w[:len(w)-3] + "y"
+	case strings.HasSuffix(w, "sses"):
+		w = w[:len(w)-2]
+	case strings.HasSuffix(w, "ss"), strings.HasSuffix(w, "us"), strings.HasSuffix(w, "is"):
+	case strings.HasSuffix(w, "s"):
+		w = w[:len(w)-1]
+	}
+	switch {
+	case strings.HasSuffix(w, "ing") && len(w) > 5:
+		w = undouble(w[:len(w)-3])
+	case strings.HasSuffix(w, "ed") && len(w) > 4:
+		w = undouble(w[:len(w)-2])
+	}
+	if strings.HasSuffix(w, "e") && len(w) > 3 {
+		w = w[:len(w)-1]
+	}
+	return w
+}
+
+func undouble(w string) string {
+	n := len(w)
+	if n >= 2 && w[n-1] == w[n-2] && !strings.ContainsRune("lsz", rune(w[n-1])) {
+		return w[:n-1]
+	}
+	return w
+}
+
+// Top returns the blocks of scores ordered by descending score, ties by
+// ascending block, at most n of them (n <= 0: all).
+func Top(scores map[int]float64, n int) []int {
+	ids := make([]int, 0, len(scores))
+	for id := range scores {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		if scores[ids[i]] != scores[ids[j]] {
+			return scores[ids[i]] > scores[ids[j]]
+		}
+		return ids[i] < ids[j]
+	})
+	if n > 0 && len(ids) > n {
+		ids = ids[:n]
+	}
+	return ids
+}

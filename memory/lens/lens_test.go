@@ -1,0 +1,69 @@
+package lens
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestTerms(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []string
+	}{
+		{"The meetings moved to Tuesday.", []string{"meet", "mov", "tuesday"}},
+		{"code ZX-4471-QK please", []string{"cod", "zx-4471-qk", "zx", "4471", "qk"}},
+		{"", nil},
+		{"a an the", nil},
+		{"Lily's cat", []string{"lily", "cat"}},
+		{"version 1.2.3", []string{"version", "1.2.3", "1", "2", "3"}},
+	}
+	for _, c := range cases {
+		if got := Terms(c.in); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("Terms(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestStemMatchesInflections(t *testing.T) {
+	pairs := [][2]string{{"meetings", "meeting"}, {"moved", "move"}, {"stories", "story"}, {"running", "run"}, {"parks", "park"}}
+	for _, p := range pairs {
+		if Stem(p[0]) != Stem(p[1]) {
+			t.Errorf("Stem(%q)=%q != Stem(%q)=%q", p[0], Stem(p[0]), p[1], Stem(p[1]))
+		}
+	}
+}
+
+func TestScoreRanksRareTermHigher(t *testing.T) {
+	x := NewIndex()
+	docs := []string{
+		"we talked about the weather and the garden",
+		"the garden needs water",
+		"my locker code is ZX-4471-QK",
+		"the weather is nice in the garden",
+	}
+	for _, d := range docs {
+		x.Add(d)
+	}
+	s := x.Score(Query("what is my locker code?", 1), x.Len(), 0)
+	top := Top(s, 1)
+	if len(top) != 1 || top[0] != 2 {
+		t.Fatalf("top = %v, scores %v", top, s)
+	}
+	// Limit excludes blocks at or after it.
+	s = x.Score(Query("locker", 1), 2, 0)
+	if len(s) != 0 {
+		t.Fatalf("limit ignored: %v", s)
+	}
+}
+
+func FuzzTerms(f *testing.F) {
+	f.Add("ZX-4471-QK and Lily's 1.2.3 café")
+	f.Add("--__..")
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, term := range Terms(s) {
+			if term == "" {
+				t.Fatalf("empty term from %q", s)
+			}
+		}
+	})
+}

@@ -1,0 +1,189 @@
+// Package store persists MegaContext records in an embedded buntdb database:
+// an append-only file that survives process crashes, with every record also
+// held in memory for fast scans.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tidwall/buntdb"
+)
+
+// Sync says when writes reach the disk.
+type Sync string
+
+// Sync policies.
+const (
+	// SyncAlways fsyncs every transaction: survives power loss, costs a disk flush per write.
+	SyncAlways Sync = "always"
+	// SyncSecond fsyncs once a second: survives process crashes (kill -9) fully,
+	// power loss up to the last second.
+	SyncSecond Sync = "second"
+)
+
+// FileName is the database file inside the data directory.
+const FileName = "megacontext.db"
+
+// Store is a key-value store of string records. It is safe for concurrent use.
+type Store struct {
+	db   *buntdb.DB
+	path string
+}
+
+// KV is one record.
+type KV struct{ Key, Value string }
+
+// Open opens (creating when missing) the store in dir. An empty dir keeps
+// everything in memory only.
+func Open(dir string, sync Sync) (*Store, error) {
+	path := ":memory:"
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("store: create data dir: %w", err)
+		}
+		path = filepath.Join(dir, FileName)
+	}
+	db, err := buntdb.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	var cfg buntdb.Config
+	if err := db.ReadConfig(&cfg); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: read config: %w", err)
+	}
+	switch sync {
+	case SyncAlways:
+		cfg.SyncPolicy = buntdb.Always
+	case SyncSecond, "":
+		cfg.SyncPolicy = buntdb.EverySecond
+	default:
+		db.Close()
+		return nil, fmt.Errorf("store: unknown sync policy %q", sync)
+	}
+	if err := db.SetConfig(cfg); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: set config: %w", err)
+	}
+	return &Store{db: db, path: path}, nil
+}
+
+// Close flushes and closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Put writes records atomically: all or none.
+func (s *Store) Put(kvs ...KV) error {
+	if len(kvs) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(tx *buntdb.Tx) error {
+		for _, kv := range kvs {
+			if _, _, err := tx.Set(kv.Key, kv.Value, nil); err != nil {
+				return fmt.Errorf("set %q: %w", kv.Key, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: write: %w", err)
+	}
+	return nil
+}
+
+// Get returns the record of key; ok is false when absent.
+func (s *Store) Get(key string) (value string, ok bool, err error) {
+	err = s.db.View(func(tx *buntdb.Tx) error {
+		v, err := tx.Get(key)
+		if errors.Is(err, buntdb.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		value, ok = v, true
+		return nil
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("store: get %q: %w", key, err)
+	}
+	return value, ok, nil
+}
+
+// Scan calls fn for every record whose key starts with prefix, in key
+// order, until fn returns false.
+func (s *Store) Scan(prefix string, fn func(key, value string) bool) error {
+	err := s.db.View(func(tx *buntdb.Tx) error {
+		return tx.AscendGreaterOrEqual("", prefix, func(k, v string) bool {
+			if !strings.HasPrefix(k, prefix) {
+				return false
+			}
+			return fn(k, v)
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("store: scan %q: %w", prefix, err)
+	}
+	return nil
+}
+
+// DeletePrefix removes every record whose key starts with one of the
+// prefixes, atomically, and returns how many were removed.
+func (s *Store) DeletePrefix(prefixes ...string) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *buntdb.Tx) error {
+		var keys []string
+		for _, p := range prefixes {
+			err := tx.AscendGreaterOrEqual("", p, func(k, _ string) bool {
+				if !strings.HasPrefix(k, p) {
+					return false
+				}
+				keys = append(keys, k)
+				return true
+			})
+			if err != nil {
+				return err
+			}
+		}
+		for _, k := range keys {
+			if _, err := tx.Delete(k); err != nil && !errors.Is(err, buntdb.ErrNotFound) {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: delete: %w", err)
+	}
+	return n, nil
+}
+
+// FileSize returns the size of the database file in bytes (0 in memory).
+func (s *Store) FileSize() int64 {
+	if s.path == ":memory:" {
+		return 0
+	}
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// Key joins key parts with ':' after escaping each, so no part can forge
+// another's boundary.
+func Key(parts ...string) string {
+	esc := make([]string, len(parts))
+	for i, p := range parts {
+		esc[i] = url.QueryEscape(p)
+	}
+	return strings.Join(esc, ":")
+}
+
+// Prefix is Key plus a trailing ':' for prefix scans of children.
+func Prefix(parts ...string) string { return Key(parts...) + ":" }

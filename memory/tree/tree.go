@@ -1,0 +1,260 @@
+// Package tree holds the gist tree of one MegaContext: raw text blocks at
+// level 0 and progressively coarser gist nodes above, each covering F
+// consecutive children. The tree is append-only: blocks are appended as
+// messages arrive and a gist is built once, when its span fills.
+package tree
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+)
+
+// Node is a block (level 0) or a gist node (level >= 1).
+type Node struct {
+	Level int `json:"l"`
+	Index int `json:"i"`
+	// First and Last are the block span the node covers, inclusive.
+	First int `json:"f"`
+	Last  int `json:"z"`
+	// Tokens is the token count of the raw text the node covers.
+	Tokens int `json:"n"`
+	// Text is the raw text of a block, or the gist text of a gist node.
+	Text string `json:"t"`
+	// Cost is the token count of Text.
+	Cost int `json:"c"`
+	// Short is a gist node's headline (key terms), a cheaper rendering of
+	// the same span; empty for blocks.
+	Short string `json:"s,omitempty"`
+	// ShortCost is the token count of Short.
+	ShortCost int `json:"sc,omitempty"`
+	// Hash is the content hash: of the block's message identity and text for
+	// blocks, of the children's hashes for gists (a Merkle tree).
+	Hash [32]byte `json:"h"`
+	// Msg is the sequence number of the message a block belongs to (for a
+	// gist, the message of its first block).
+	Msg int64 `json:"m"`
+	// Part is the block's position inside its message (0 for the first).
+	Part int `json:"p,omitempty"`
+	// Role is the message role of a block ("user", "assistant", "tool").
+	Role string `json:"r,omitempty"`
+	// Time and TimeEnd are the arrival times (Unix milliseconds) of the first
+	// and last block covered.
+	Time    int64 `json:"ts"`
+	TimeEnd int64 `json:"te"`
+	// Tags are policy tags of the covered text (union over children for gists).
+	Tags []string `json:"g,omitempty"`
+}
+
+// Span returns the number of blocks the node covers.
+func (n *Node) Span() int { return n.Last - n.First + 1 }
+
+// Gist is the text of a gist node in its two lengths, with token costs.
+type Gist struct {
+	Text      string
+	Cost      int
+	Short     string
+	ShortCost int
+}
+
+// Summarizer builds the gist of a new level-l node from its children.
+type Summarizer func(level int, children []*Node) Gist
+
+// Tree is the gist tree of one timeline. The zero value is not usable; call New.
+type Tree struct {
+	k, f      int
+	summarize Summarizer
+	levels    [][]*Node
+}
+
+// New returns an empty tree with block size k tokens and fan-out f.
+func New(k, f int, summarize Summarizer) *Tree {
+	if f < 2 {
+		panic(fmt.Sprintf("tree: fan-out %d < 2", f))
+	}
+	return &Tree{k: k, f: f, summarize: summarize, levels: [][]*Node{nil}}
+}
+
+// BlockTokens returns K, the nominal block size in tokens.
+func (t *Tree) BlockTokens() int { return t.k }
+
+// Fanout returns F.
+func (t *Tree) Fanout() int { return t.f }
+
+// Len returns the number of blocks.
+func (t *Tree) Len() int { return len(t.levels[0]) }
+
+// Height returns the number of levels (1 when there are only blocks).
+func (t *Tree) Height() int { return len(t.levels) }
+
+// LevelLen returns the number of nodes at level l.
+func (t *Tree) LevelLen(l int) int {
+	if l < 0 || l >= len(t.levels) {
+		return 0
+	}
+	return len(t.levels[l])
+}
+
+// Node returns node i of level l, or nil.
+func (t *Tree) Node(l, i int) *Node {
+	if l < 0 || l >= len(t.levels) || i < 0 || i >= len(t.levels[l]) {
+		return nil
+	}
+	return t.levels[l][i]
+}
+
+// Block returns block i.
+func (t *Tree) Block(i int) *Node { return t.Node(0, i) }
+
+// Children returns the children of a gist node (nil for blocks).
+func (t *Tree) Children(n *Node) []*Node {
+	if n.Level == 0 {
+		return nil
+	}
+	lo := n.Index * t.f
+	return t.levels[n.Level-1][lo : lo+t.f]
+}
+
+// Parent returns the parent of n, or nil when it has none yet.
+func (t *Tree) Parent(n *Node) *Node { return t.Node(n.Level+1, n.Index/t.f) }
+
+// At returns the node of level l that starts at block pos, or nil when no
+// such node exists (pos not aligned or the span not yet filled).
+func (t *Tree) At(l, pos int) *Node {
+	w := t.width(l)
+	if pos%w != 0 {
+		return nil
+	}
+	return t.Node(l, pos/w)
+}
+
+// width returns the number of blocks a full node of level l covers.
+func (t *Tree) width(l int) int {
+	w := 1
+	for ; l > 0; l-- {
+		w *= t.f
+	}
+	return w
+}
+
+// Append appends a block and builds every gist whose span it fills. The
+// block's Level, Index, First, Last and Hash are set here; Text, Tokens,
+// Cost, Msg, Part, Role, Time and Tags must be set by the caller. Append
+// returns the new nodes, the block first, for persistence.
+func (t *Tree) Append(b *Node) []*Node {
+	b.Level = 0
+	b.Index = len(t.levels[0])
+	b.First, b.Last = b.Index, b.Index
+	b.TimeEnd = b.Time
+	b.Hash = BlockHash(b)
+	t.levels[0] = append(t.levels[0], b)
+	created := []*Node{b}
+	for l := 0; ; l++ {
+		n := len(t.levels[l])
+		if n%t.f != 0 {
+			break
+		}
+		children := t.levels[l][n-t.f:]
+		g := t.buildGist(l+1, n/t.f-1, children)
+		if l+1 == len(t.levels) {
+			t.levels = append(t.levels, nil)
+		}
+		t.levels[l+1] = append(t.levels[l+1], g)
+		created = append(created, g)
+	}
+	return created
+}
+
+// Restore adds a node read back from storage. Nodes must be restored level
+// by level in index order, exactly as Append created them.
+func (t *Tree) Restore(n *Node) error {
+	for n.Level >= len(t.levels) {
+		t.levels = append(t.levels, nil)
+	}
+	if n.Index != len(t.levels[n.Level]) {
+		return fmt.Errorf("tree: restore node %d/%d out of order (have %d)", n.Level, n.Index, len(t.levels[n.Level]))
+	}
+	t.levels[n.Level] = append(t.levels[n.Level], n)
+	return nil
+}
+
+func (t *Tree) buildGist(level, index int, children []*Node) *Node {
+	g := &Node{
+		Level:   level,
+		Index:   index,
+		First:   children[0].First,
+		Last:    children[len(children)-1].Last,
+		Msg:     children[0].Msg,
+		Time:    children[0].Time,
+		TimeEnd: children[len(children)-1].TimeEnd,
+	}
+	h := sha256.New()
+	var lv [8]byte
+	binary.LittleEndian.PutUint64(lv[:], uint64(level))
+	h.Write(lv[:])
+	seen := map[string]bool{}
+	for _, c := range children {
+		g.Tokens += c.Tokens
+		h.Write(c.Hash[:])
+		for _, tag := range c.Tags {
+			if !seen[tag] {
+				seen[tag] = true
+				g.Tags = append(g.Tags, tag)
+			}
+		}
+	}
+	copy(g.Hash[:], h.Sum(nil))
+	gs := t.summarize(level, children)
+	g.Text, g.Cost, g.Short, g.ShortCost = gs.Text, gs.Cost, gs.Short, gs.ShortCost
+	return g
+}
+
+// BlockHash is the content hash of a block: its message, position, role,
+// time and text.
+func BlockHash(b *Node) [32]byte {
+	h := sha256.New()
+	var buf [24]byte
+	binary.LittleEndian.PutUint64(buf[0:], uint64(b.Msg))
+	binary.LittleEndian.PutUint64(buf[8:], uint64(b.Part))
+	binary.LittleEndian.PutUint64(buf[16:], uint64(b.Time))
+	h.Write(buf[:])
+	h.Write([]byte(b.Role))
+	h.Write([]byte{0})
+	h.Write([]byte(b.Text))
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// Roots returns the coarsest cover of blocks [from, Len()): the largest
+// existing nodes that tile the range, oldest first.
+func (t *Tree) Roots(from int) []*Node {
+	var out []*Node
+	for pos := from; pos < t.Len(); {
+		n := t.largestAt(pos, t.Len())
+		out = append(out, n)
+		pos = n.Last + 1
+	}
+	return out
+}
+
+// largestAt returns the highest node that starts at pos and ends before end.
+func (t *Tree) largestAt(pos, end int) *Node {
+	for l := len(t.levels) - 1; l > 0; l-- {
+		if n := t.At(l, pos); n != nil && n.Last < end {
+			return n
+		}
+	}
+	return t.levels[0][pos]
+}
+
+// Cover returns the coarsest cover of blocks [from, to).
+func (t *Tree) Cover(from, to int) []*Node {
+	var out []*Node
+	for pos := from; pos < to; {
+		n := t.largestAt(pos, to)
+		out = append(out, n)
+		pos = n.Last + 1
+	}
+	return out
+}
