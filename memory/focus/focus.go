@@ -50,6 +50,7 @@ type Entry struct {
 	First, Last int
 	// Cost is the entry's token cost including render overhead (0 for tail).
 	Cost int
+	prev *tree.Node
 }
 
 // Input is what the allocator works from.
@@ -62,8 +63,10 @@ type Input struct {
 	Budget int
 	// Scores is the relevance of blocks (absent means 0).
 	Scores map[int]float64
-	// Overhead returns the tokens the renderer adds to an entry.
-	Overhead func(n *tree.Node, d Detail) int
+	// Overhead returns the tokens the renderer adds to an entry; prev is the
+	// entry's preceding sibling when both come from one expansion (the
+	// renderer may join them), else nil.
+	Overhead func(n *tree.Node, d Detail, prev *tree.Node) int
 	// Sticky reports nodes expanded in the previous window (hysteresis).
 	Sticky func(n *tree.Node) bool
 	// Refocus, when set, is called after each expansion round with the
@@ -104,7 +107,7 @@ type allocator struct {
 // Allocate computes the window. It is deterministic for equal inputs.
 func Allocate(in Input) Result {
 	if in.Overhead == nil {
-		in.Overhead = func(*tree.Node, Detail) int { return 0 }
+		in.Overhead = func(*tree.Node, Detail, *tree.Node) int { return 0 }
 	}
 	if in.Rounds < 1 {
 		in.Rounds = 1
@@ -158,16 +161,16 @@ func (a *allocator) setScores(scores map[int]float64) {
 
 func (a *allocator) relevance(n *tree.Node) float64 { return a.rel[key{n.Level, n.Index}] }
 
-func (a *allocator) entryCost(n *tree.Node, d Detail) int {
+func (a *allocator) entryCost(n *tree.Node, d Detail, prev *tree.Node) int {
 	c := n.Cost
 	if d == Short {
 		c = n.ShortCost
 	}
-	return c + a.in.Overhead(n, d)
+	return c + a.in.Overhead(n, d, prev)
 }
 
-func (a *allocator) memoryEntry(n *tree.Node, d Detail) Entry {
-	return Entry{Node: n, Detail: d, First: n.First, Last: n.Last, Cost: a.entryCost(n, d)}
+func (a *allocator) memoryEntry(n *tree.Node, d Detail, prev *tree.Node) Entry {
+	return Entry{Node: n, Detail: d, First: n.First, Last: n.Last, Cost: a.entryCost(n, d, prev), prev: prev}
 }
 
 func (a *allocator) detailFor(n *tree.Node) Detail {
@@ -195,7 +198,7 @@ func (a *allocator) initialCover() {
 
 func (a *allocator) coverSegment(from, to int) {
 	for _, node := range a.t.Cover(from, to) {
-		e := a.memoryEntry(node, a.detailFor(node))
+		e := a.memoryEntry(node, a.detailFor(node), nil)
 		a.entries = append(a.entries, e)
 		a.cost += e.Cost
 	}
@@ -244,7 +247,7 @@ func (a *allocator) collapse(need int, ceiling float64, skip int) int {
 		if ceiling >= 0 && r >= ceiling {
 			continue
 		}
-		save := e.Cost - a.entryCost(e.Node, Short)
+		save := e.Cost - a.entryCost(e.Node, Short, e.prev)
 		if save > 0 {
 			cands = append(cands, cand{i, r, save})
 		}
@@ -269,7 +272,7 @@ func (a *allocator) collapse(need int, ceiling float64, skip int) int {
 		}
 		e := &a.entries[c.i]
 		e.Detail = Short
-		e.Cost = a.entryCost(e.Node, Short)
+		e.Cost = a.entryCost(e.Node, Short, e.prev)
 		a.cost -= c.save
 		freed += c.save
 	}
@@ -317,7 +320,7 @@ func (a *allocator) expandRelevant() []*tree.Node {
 			if d == Full && a.relevance(c) == 0 {
 				d = Short
 			}
-			repl[j] = a.memoryEntry(c, d)
+			repl[j] = a.memoryEntry(c, d, prevSibling(children, j))
 			newCost += repl[j].Cost
 		}
 		delta := newCost - a.entries[i].Cost
@@ -349,7 +352,7 @@ func (a *allocator) fillByRecency() {
 		if e.Tail || e.Detail != Short {
 			continue
 		}
-		full := a.entryCost(e.Node, Full)
+		full := a.entryCost(e.Node, Full, e.prev)
 		if a.cost-e.Cost+full <= a.in.Budget {
 			a.cost += full - e.Cost
 			a.entries[i].Detail = Full
@@ -365,7 +368,7 @@ func (a *allocator) fillByRecency() {
 		repl := make([]Entry, len(children))
 		newCost := 0
 		for j, c := range children {
-			repl[j] = a.memoryEntry(c, a.detailFor(c))
+			repl[j] = a.memoryEntry(c, a.detailFor(c), prevSibling(children, j))
 			newCost += repl[j].Cost
 		}
 		if a.cost-e.Cost+newCost > a.in.Budget {
@@ -375,6 +378,13 @@ func (a *allocator) fillByRecency() {
 		a.result.Expanded++
 		i += len(repl) // revisit the new children, newest first
 	}
+}
+
+func prevSibling(children []*tree.Node, j int) *tree.Node {
+	if j == 0 {
+		return nil
+	}
+	return children[j-1]
 }
 
 // splice replaces entry i by repl and updates the cost.

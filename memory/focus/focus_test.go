@@ -116,7 +116,7 @@ func genInput(t *rapid.T) Input {
 		Tail:     tail,
 		Budget:   rapid.IntRange(0, 3000).Draw(t, "budget"),
 		Scores:   scores,
-		Overhead: func(*tree.Node, Detail) int { return oh },
+		Overhead: func(*tree.Node, Detail, *tree.Node) int { return oh },
 		Rounds:   rapid.IntRange(1, 3).Draw(t, "rounds"),
 		Refocus: func(revealed []*tree.Node) map[int]float64 {
 			s := map[int]float64{}

@@ -182,7 +182,7 @@ func (e Extractive) Short(text string) (string, int) {
 		return !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' || r == '.' || r == '\'')
 	}) {
 		w = strings.Trim(w, "-_.'")
-		if len(w) < 3 || isStopword(strings.ToLower(w)) {
+		if len(w) < 3 || isStopword(strings.ToLower(w)) || roleWords[strings.ToLower(w)] {
 			continue
 		}
 		key := strings.ToLower(w)
@@ -341,6 +341,9 @@ must one two use used using make made new now well way even back much many`) {
 	}
 	return m
 }()
+
+// roleWords label gist pieces; they are not key terms.
+var roleWords = map[string]bool{"user": true, "assistant": true, "tool": true, "system": true}
 
 func isStopword(w string) bool { return stopwords[w] }
 

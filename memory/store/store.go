@@ -131,12 +131,12 @@ func (s *Store) Scan(prefix string, fn func(key, value string) bool) error {
 	return nil
 }
 
-// DeletePrefix removes every record whose key starts with one of the
-// prefixes, atomically, and returns how many were removed.
-func (s *Store) DeletePrefix(prefixes ...string) (int, error) {
+// Delete removes the records of keys and every record whose key starts
+// with one of prefixes, atomically, and returns how many were removed.
+func (s *Store) Delete(exact []string, prefixes []string) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *buntdb.Tx) error {
-		var keys []string
+		keys := append([]string(nil), exact...)
 		for _, p := range prefixes {
 			err := tx.AscendGreaterOrEqual("", p, func(k, _ string) bool {
 				if !strings.HasPrefix(k, p) {
@@ -150,7 +150,11 @@ func (s *Store) DeletePrefix(prefixes ...string) (int, error) {
 			}
 		}
 		for _, k := range keys {
-			if _, err := tx.Delete(k); err != nil && !errors.Is(err, buntdb.ErrNotFound) {
+			_, err := tx.Delete(k)
+			if errors.Is(err, buntdb.ErrNotFound) {
+				continue
+			}
+			if err != nil {
 				return err
 			}
 			n++

@@ -34,7 +34,7 @@ func TestPutScanDeleteReopen(t *testing.T) {
 	if fmt.Sprint(got) != "[0 1 2 3 4]" {
 		t.Fatalf("scan = %v (a context id that is a prefix of another must not leak)", got)
 	}
-	n, err := s.DeletePrefix(Prefix("m", "acme", "ctx:1"))
+	n, err := s.Delete(nil, []string{Prefix("m", "acme", "ctx:1")})
 	if err != nil || n != 5 {
 		t.Fatalf("deleted %d, %v", n, err)
 	}

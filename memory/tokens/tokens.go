@@ -89,3 +89,23 @@ func (Estimate) Count(text string) int {
 	flush()
 	return n
 }
+
+// BatchCounter is a Counter that can count many texts in one round trip
+// (a remote tokenizer). Callers that have several texts prefer it.
+type BatchCounter interface {
+	Counter
+	// CountBatch returns the token count of each text.
+	CountBatch(texts []string) []int
+}
+
+// CountAll counts texts with c, in one batch when c supports it.
+func CountAll(c Counter, texts []string) []int {
+	if bc, ok := c.(BatchCounter); ok {
+		return bc.CountBatch(texts)
+	}
+	out := make([]int, len(texts))
+	for i, t := range texts {
+		out[i] = c.Count(t)
+	}
+	return out
+}

@@ -28,6 +28,9 @@ type Node struct {
 	Short string `json:"s,omitempty"`
 	// ShortCost is the token count of Short.
 	ShortCost int `json:"sc,omitempty"`
+	// Head is the token count of the header the renderer puts before the
+	// node's text (time and role).
+	Head int `json:"hd,omitempty"`
 	// Hash is the content hash: of the block's message identity and text for
 	// blocks, of the children's hashes for gists (a Merkle tree).
 	Hash [32]byte `json:"h"`
@@ -55,6 +58,7 @@ type Gist struct {
 	Cost      int
 	Short     string
 	ShortCost int
+	Head      int
 }
 
 // Summarizer builds the gist of a new level-l node from its children.
@@ -205,7 +209,7 @@ func (t *Tree) buildGist(level, index int, children []*Node) *Node {
 	}
 	copy(g.Hash[:], h.Sum(nil))
 	gs := t.summarize(level, children)
-	g.Text, g.Cost, g.Short, g.ShortCost = gs.Text, gs.Cost, gs.Short, gs.ShortCost
+	g.Text, g.Cost, g.Short, g.ShortCost, g.Head = gs.Text, gs.Cost, gs.Short, gs.ShortCost, gs.Head
 	return g
 }
 

@@ -1,0 +1,352 @@
+package memory
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/megacontext/megacontext/memory/lens"
+	"github.com/megacontext/megacontext/memory/store"
+	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/memory/tree"
+)
+
+// Message is one chat message as the engine sees it.
+type Message struct {
+	// Role is system, developer, user, assistant or tool.
+	Role string
+	// Name is the optional participant name.
+	Name string
+	// Text is what memory keeps and searches: the content text, with tool
+	// calls and non-text parts flattened into text.
+	Text string
+	// Raw is the original JSON object of the message, kept byte for byte.
+	Raw json.RawMessage
+	// Extra is tokens the upstream spends on the message beyond Text
+	// (images, tool-call framing); it only affects budgets.
+	Extra int
+}
+
+// msgRecord is a stored message.
+type msgRecord struct {
+	Seq        int64           `json:"seq"`
+	Parent     int64           `json:"parent"`
+	Hash       string          `json:"hash"`
+	Role       string          `json:"role"`
+	Name       string          `json:"name,omitempty"`
+	Text       string          `json:"text"`
+	Raw        json.RawMessage `json:"raw,omitempty"`
+	Time       int64           `json:"time"`
+	Partial    bool            `json:"partial,omitempty"`
+	Superseded bool            `json:"superseded,omitempty"`
+	// First and Last are the message's block range; First = -1 when it has
+	// no blocks (leading system prompts, empty messages).
+	First int `json:"first"`
+	Last  int `json:"last"`
+	// Tokens is the token count of Text.
+	Tokens int `json:"tokens"`
+}
+
+// ctxRecord is a stored MegaContext header.
+type ctxRecord struct {
+	Created  int64 `json:"created"`
+	Updated  int64 `json:"updated"`
+	Messages int   `json:"messages"`
+	Tokens   int   `json:"tokens"`
+	Bytes    int64 `json:"bytes"`
+}
+
+func (r ctxRecord) info(tenant string) ContextInfo {
+	return ContextInfo{
+		Tenant:    tenant,
+		Created:   time.UnixMilli(r.Created).UTC(),
+		Updated:   time.UnixMilli(r.Updated).UTC(),
+		Messages:  r.Messages,
+		Tokens:    r.Tokens,
+		DiskBytes: r.Bytes,
+	}
+}
+
+func unmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// mctx is one loaded MegaContext.
+type mctx struct {
+	mu      sync.Mutex
+	key     Key
+	rec     ctxRecord
+	msgs    []*msgRecord
+	byHash  map[string]int64
+	kids    map[int64][]int64
+	tree    *tree.Tree
+	index   *lens.Index
+	sticky  map[[2]int]bool
+	used    uint64
+	deleted bool
+}
+
+func (e *Engine) newTree() *tree.Tree {
+	return tree.New(e.opts.BlockTokens, e.opts.Fanout, func(level int, children []*tree.Node) tree.Gist {
+		g := e.gists.Summarize(level, children)
+		g.Head = e.countCached(gistHeader(children[0].Time, children[len(children)-1].TimeEnd))
+		return g
+	})
+}
+
+// load reads a context from the store.
+func (e *Engine) load(k Key) (*mctx, bool, error) {
+	c := &mctx{key: k, byHash: map[string]int64{}, kids: map[int64][]int64{}, tree: e.newTree(), index: lens.NewIndex(), sticky: map[[2]int]bool{}}
+	v, found, err := e.st.Get(store.Key("c", k.Tenant, k.Context))
+	if err != nil {
+		return nil, false, err
+	}
+	if !found {
+		return c, false, nil
+	}
+	if err := unmarshal(v, &c.rec); err != nil {
+		return nil, false, fmt.Errorf("memory: decode context %q: %w", k.Context, err)
+	}
+	var decodeErr error
+	err = e.st.Scan(store.Prefix("m", k.Tenant, k.Context), func(key, val string) bool {
+		m := &msgRecord{}
+		if err := unmarshal(val, m); err != nil {
+			decodeErr = fmt.Errorf("decode %s: %w", key, err)
+			return false
+		}
+		if m.Seq != int64(len(c.msgs)) {
+			decodeErr = fmt.Errorf("message %d out of order (have %d)", m.Seq, len(c.msgs))
+			return false
+		}
+		c.addMsg(m)
+		return true
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("memory: load messages of %q: %w", k.Context, err)
+	}
+	err = e.st.Scan(store.Prefix("n", k.Tenant, k.Context), func(key, val string) bool {
+		n := &tree.Node{}
+		if err := unmarshal(val, n); err != nil {
+			decodeErr = fmt.Errorf("decode %s: %w", key, err)
+			return false
+		}
+		if err := c.tree.Restore(n); err != nil {
+			decodeErr = err
+			return false
+		}
+		if n.Level == 0 {
+			c.index.Add(n.Text)
+		}
+		return true
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("memory: load nodes of %q: %w", k.Context, err)
+	}
+	return c, true, nil
+}
+
+func (c *mctx) addMsg(m *msgRecord) {
+	c.msgs = append(c.msgs, m)
+	c.byHash[m.Hash] = m.Seq
+	c.kids[m.Parent] = append(c.kids[m.Parent], m.Seq)
+}
+
+func msgKey(k Key, seq int64) string {
+	return store.Key("m", k.Tenant, k.Context, fmt.Sprintf("%012d", seq))
+}
+
+func nodeKey(k Key, level, index int) string {
+	return store.Key("n", k.Tenant, k.Context, fmt.Sprintf("%02d", level), fmt.Sprintf("%010d", index))
+}
+
+// chainHash links a message to its predecessor's hash.
+func chainHash(prev string, m Message) string {
+	h := sha256.New()
+	h.Write([]byte(prev))
+	for _, s := range []string{m.Role, m.Name, m.Text} {
+		h.Write([]byte(strconv.Itoa(len(s))))
+		h.Write([]byte{':'})
+		h.Write([]byte(s))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// threadSeed is the hash a thread's chain starts from.
+func threadSeed(thread string) string {
+	if thread == "" {
+		return ""
+	}
+	return chainHash("thread", Message{Text: thread})
+}
+
+// isLeadingRole reports roles that, at the start of a list, are the client's
+// system prompt rather than conversation.
+func isLeadingRole(role string) bool { return role == "system" || role == "developer" }
+
+// match finds how many leading messages of msgs are already stored.
+// It returns their sequence numbers and the hash to chain new ones from.
+func (c *mctx) match(k Key, msgs []Message) (seqs []int64, prevHash string) {
+	prevHash = threadSeed(k.Thread)
+	for _, m := range msgs {
+		h := chainHash(prevHash, m)
+		seq, ok := c.byHash[h]
+		if !ok {
+			break
+		}
+		seqs = append(seqs, seq)
+		prevHash = h
+	}
+	return seqs, prevHash
+}
+
+// pending is the in-memory result of an ingest, to persist.
+type pending struct {
+	kvs []store.KV
+}
+
+// appendMessages adds new messages after parent (-1 for a new thread),
+// builds their blocks and gists, and returns the records to persist and
+// the new sequence numbers. leading[i] marks client system prompts, which
+// are stored but not put in the tree.
+func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []Message, leading []bool, partial bool, now time.Time) (*pending, []int64) {
+	p := &pending{}
+	var seqs []int64
+	// A divergence after at least one conversation message is an edit or
+	// regeneration: mark the older branches superseded.
+	if len(msgs) > 0 && parent >= 0 && !isLeadingRole(c.msgs[parent].Role) {
+		for _, sib := range c.kids[parent] {
+			p.kvs = append(p.kvs, e.supersede(c, sib)...)
+		}
+	}
+	ms := now.UnixMilli()
+	for i, m := range msgs {
+		h := chainHash(prevHash, m)
+		seq := int64(len(c.msgs))
+		rec := &msgRecord{Seq: seq, Parent: parent, Hash: h, Role: m.Role, Name: m.Name, Text: m.Text, Raw: m.Raw, Time: ms, Partial: partial, First: -1, Last: -1}
+		if !leading[i] && m.Text != "" {
+			pieces := splitBlocks(m.Text, e.opts.BlockTokens)
+			head := blockHeader(ms, m.Role)
+			counts := tokens.CountAll(e.opts.Counter, append(pieces, head))
+			headCost := counts[len(pieces)]
+			rec.First = c.tree.Len()
+			for j, text := range pieces {
+				b := &tree.Node{Text: text, Tokens: counts[j], Cost: counts[j], Msg: seq, Part: j, Role: m.Role, Time: ms, Head: headCost}
+				for _, n := range c.tree.Append(b) {
+					p.kvs = append(p.kvs, store.KV{Key: nodeKey(c.key, n.Level, n.Index), Value: mustJSON(n)})
+				}
+				c.index.Add(text)
+				rec.Tokens += counts[j]
+			}
+			rec.Last = c.tree.Len() - 1
+		} else if m.Text != "" {
+			rec.Tokens = e.countCached(m.Text)
+		}
+		c.addMsg(rec)
+		c.rec.Messages++
+		c.rec.Tokens += rec.Tokens
+		val := mustJSON(rec)
+		c.rec.Bytes += int64(len(val))
+		p.kvs = append(p.kvs, store.KV{Key: msgKey(c.key, seq), Value: val})
+		seqs = append(seqs, seq)
+		parent, prevHash = seq, h
+	}
+	if c.rec.Created == 0 {
+		c.rec.Created = ms
+	}
+	c.rec.Updated = ms
+	p.kvs = append(p.kvs, store.KV{Key: store.Key("c", c.key.Tenant, c.key.Context), Value: mustJSON(c.rec)})
+	return p, seqs
+}
+
+// supersede marks a message and its descendants superseded.
+func (e *Engine) supersede(c *mctx, seq int64) []store.KV {
+	var kvs []store.KV
+	stack := []int64{seq}
+	for len(stack) > 0 {
+		s := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		m := c.msgs[s]
+		if !m.Superseded {
+			m.Superseded = true
+			kvs = append(kvs, store.KV{Key: msgKey(c.key, s), Value: mustJSON(m)})
+		}
+		stack = append(stack, c.kids[s]...)
+	}
+	return kvs
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("memory: encode %T: %v", v, err))
+	}
+	return string(b)
+}
+
+// ingest reconciles msgs with the stored threads and durably stores the new
+// suffix. It returns the sequence number of every message.
+func (e *Engine) ingest(c *mctx, k Key, msgs []Message) ([]int64, int, error) {
+	seqs, prevHash := c.match(k, msgs)
+	if len(seqs) == len(msgs) {
+		return seqs, 0, nil
+	}
+	parent := int64(-1)
+	if len(seqs) > 0 {
+		parent = seqs[len(seqs)-1]
+	}
+	rest := msgs[len(seqs):]
+	leading := make([]bool, len(rest))
+	allLeading := true
+	for i := range msgs {
+		if !isLeadingRole(msgs[i].Role) {
+			allLeading = false
+		}
+		if i >= len(seqs) {
+			leading[i-len(seqs)] = allLeading
+		}
+	}
+	p, newSeqs := e.appendMessages(c, parent, prevHash, rest, leading, false, e.opts.Now())
+	if err := e.st.Put(p.kvs...); err != nil {
+		// Memory and store disagree now: reload from the store next time.
+		e.forget(k)
+		c.deleted = true
+		return nil, 0, fmt.Errorf("memory: store messages: %w", err)
+	}
+	return append(seqs, newSeqs...), len(rest), nil
+}
+
+// AppendResponse stores an assistant response as the child of message
+// parent (Window.LastSeq). partial marks a response cut off mid-stream.
+func (e *Engine) AppendResponse(k Key, parent int64, m Message, partial bool) error {
+	c, err := e.get(k, true)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.deleted {
+		return ErrNotFound
+	}
+	if parent < 0 || parent >= int64(len(c.msgs)) {
+		return fmt.Errorf("memory: response parent %d out of range", parent)
+	}
+	prevHash := c.msgs[parent].Hash
+	if _, dup := c.byHash[chainHash(prevHash, m)]; dup {
+		return nil
+	}
+	p, _ := e.appendMessages(c, parent, prevHash, []Message{m}, []bool{false}, partial, e.opts.Now())
+	if err := e.st.Put(p.kvs...); err != nil {
+		e.forget(k)
+		c.deleted = true
+		return fmt.Errorf("memory: store response: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,260 @@
+// Package memory is the MegaContext engine: it keeps each MegaContext's
+// messages, threads and gist tree, ingests new messages durably, and
+// assembles budgeted working windows for requests.
+package memory
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/megacontext/megacontext/memory/gist"
+	"github.com/megacontext/megacontext/memory/store"
+	"github.com/megacontext/megacontext/memory/tokens"
+)
+
+// Errors returned by the engine.
+var (
+	// ErrBadKey means a tenant or context id is malformed.
+	ErrBadKey = errors.New("memory: invalid tenant or context id")
+	// ErrTooLong means the newest turn alone does not fit the budget.
+	ErrTooLong = errors.New("memory: the latest message does not fit the model's context")
+	// ErrNotFound means the MegaContext does not exist.
+	ErrNotFound = errors.New("memory: context not found")
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Dir is the data directory; empty keeps everything in memory.
+	Dir string
+	// Sync is the store's durability policy.
+	Sync store.Sync
+	// BlockTokens is K, the block size.
+	BlockTokens int
+	// Fanout is F, children per gist node.
+	Fanout int
+	// GistTokens caps a full gist; ShortTokens a headline.
+	GistTokens, ShortTokens int
+	// Counter counts tokens; nil uses tokens.Estimate.
+	Counter tokens.Counter
+	// MaxLoaded bounds the MegaContexts held in memory (LRU).
+	MaxLoaded int
+	// Logger receives diagnostics.
+	Logger *slog.Logger
+	// Now returns the current time (tests set it).
+	Now func() time.Time
+}
+
+// Engine manages every MegaContext. It is safe for concurrent use.
+type Engine struct {
+	opts  Options
+	st    *store.Store
+	gists gist.Extractive
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	loaded map[string]*mctx
+	tick   uint64
+
+	costMu    sync.Mutex
+	costCache map[string]int
+}
+
+// Open opens the engine's store.
+func Open(opts Options) (*Engine, error) {
+	if opts.BlockTokens <= 0 {
+		opts.BlockTokens = 32
+	}
+	if opts.Fanout < 2 {
+		opts.Fanout = 8
+	}
+	if opts.GistTokens <= 0 {
+		opts.GistTokens = 48
+	}
+	if opts.ShortTokens <= 0 {
+		opts.ShortTokens = 12
+	}
+	if opts.Counter == nil {
+		opts.Counter = tokens.Estimate{}
+	}
+	if opts.MaxLoaded <= 0 {
+		opts.MaxLoaded = 256
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	st, err := store.Open(opts.Dir, opts.Sync)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{
+		opts:      opts,
+		st:        st,
+		gists:     gist.Extractive{Counter: opts.Counter, MaxTokens: opts.GistTokens, ShortTokens: opts.ShortTokens},
+		log:       opts.Logger,
+		loaded:    map[string]*mctx{},
+		costCache: map[string]int{},
+	}, nil
+}
+
+// Close closes the store.
+func (e *Engine) Close() error { return e.st.Close() }
+
+// Counter returns the engine's token counter.
+func (e *Engine) Counter() tokens.Counter { return e.opts.Counter }
+
+// Key names a MegaContext and, optionally, a thread hint inside it.
+type Key struct {
+	Tenant  string
+	Context string
+	// Thread separates conversations whose messages are identical (a chat
+	// id header); empty lets the hash chain decide.
+	Thread string
+}
+
+var tenantRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+func (k Key) validate() error {
+	if !tenantRE.MatchString(k.Tenant) {
+		return fmt.Errorf("%w: tenant %q", ErrBadKey, k.Tenant)
+	}
+	if k.Context == "" || len(k.Context) > 256 || strings.ContainsAny(k.Context, "\x00\n\r") {
+		return fmt.Errorf("%w: context id %q (want 1-256 bytes, no control characters)", ErrBadKey, k.Context)
+	}
+	if len(k.Thread) > 256 {
+		return fmt.Errorf("%w: thread id longer than 256 bytes", ErrBadKey)
+	}
+	return nil
+}
+
+func (k Key) id() string { return k.Tenant + "\x00" + k.Context }
+
+// get returns the loaded context, loading it from the store (or creating
+// an empty one) as needed. The caller must lock the returned context.
+func (e *Engine) get(k Key, create bool) (*mctx, error) {
+	if err := k.validate(); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tick++
+	if c, ok := e.loaded[k.id()]; ok {
+		c.used = e.tick
+		return c, nil
+	}
+	c, found, err := e.load(k)
+	if err != nil {
+		return nil, err
+	}
+	if !found && !create {
+		return nil, ErrNotFound
+	}
+	c.used = e.tick
+	e.loaded[k.id()] = c
+	if len(e.loaded) > e.opts.MaxLoaded {
+		e.evictLocked()
+	}
+	return c, nil
+}
+
+// evictLocked drops the least recently used context from memory.
+func (e *Engine) evictLocked() {
+	var oldest *mctx
+	var oldestID string
+	for id, c := range e.loaded {
+		if oldest == nil || c.used < oldest.used {
+			oldest, oldestID = c, id
+		}
+	}
+	if oldest != nil {
+		delete(e.loaded, oldestID)
+	}
+}
+
+// forget drops a context from memory so that it reloads from the store.
+func (e *Engine) forget(k Key) {
+	e.mu.Lock()
+	delete(e.loaded, k.id())
+	e.mu.Unlock()
+}
+
+// countCached counts text with the engine's counter, caching by text for
+// texts that repeat every request (system prompts, headers).
+func (e *Engine) countCached(text string) int {
+	e.costMu.Lock()
+	n, ok := e.costCache[text]
+	e.costMu.Unlock()
+	if ok {
+		return n
+	}
+	n = e.opts.Counter.Count(text)
+	e.costMu.Lock()
+	if len(e.costCache) > 4096 {
+		clear(e.costCache)
+	}
+	e.costCache[text] = n
+	e.costMu.Unlock()
+	return n
+}
+
+// ContextInfo describes a stored MegaContext.
+type ContextInfo struct {
+	Tenant    string    `json:"tenant"`
+	ID        string    `json:"id"`
+	Created   time.Time `json:"created"`
+	Updated   time.Time `json:"updated"`
+	Messages  int       `json:"messages"`
+	Tokens    int       `json:"tokens"`
+	DiskBytes int64     `json:"disk_bytes"`
+}
+
+// List returns the MegaContexts of a tenant, sorted by id.
+func (e *Engine) List(tenant string) ([]ContextInfo, error) {
+	if !tenantRE.MatchString(tenant) {
+		return nil, fmt.Errorf("%w: tenant %q", ErrBadKey, tenant)
+	}
+	var out []ContextInfo
+	var decodeErr error
+	err := e.st.Scan(store.Prefix("c", tenant), func(k, v string) bool {
+		var rec ctxRecord
+		if err := unmarshal(v, &rec); err != nil {
+			decodeErr = fmt.Errorf("decode %s: %w", k, err)
+			return false
+		}
+		out = append(out, rec.info(tenant))
+		return true
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, err
+}
+
+// Delete removes a MegaContext and everything in it.
+func (e *Engine) Delete(k Key) error {
+	c, err := e.get(k, false)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err = e.st.Delete(
+		[]string{store.Key("c", k.Tenant, k.Context)},
+		[]string{store.Prefix("m", k.Tenant, k.Context), store.Prefix("n", k.Tenant, k.Context)},
+	)
+	e.forget(k)
+	c.deleted = true
+	return err
+}
+
+// StoreBytes returns the size of the store file.
+func (e *Engine) StoreBytes() int64 { return e.st.FileSize() }

@@ -1,0 +1,261 @@
+package memory
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/megacontext/megacontext/memory/tokens"
+)
+
+// fixedClock returns a clock that advances one minute per call.
+func fixedClock() func() time.Time {
+	var mu sync.Mutex
+	t := time.Date(2025, 1, 6, 9, 0, 0, 0, time.UTC)
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		t = t.Add(time.Minute)
+		return t
+	}
+}
+
+func openEngine(t testing.TB, dir string) *Engine {
+	t.Helper()
+	e, err := Open(Options{Dir: dir, Now: fixedClock(), BlockTokens: 32, Fanout: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func msg(role, text string) Message { return Message{Role: role, Text: text} }
+
+var words = strings.Fields(`the garden river mountain story window paper music kitchen travel winter summer
+market bridge forest village teacher student engine yellow orange purple quiet gentle rapid ancient modern
+coffee bread letter journey harbor island valley castle lantern mirror pocket ribbon saddle thunder`)
+
+func filler(r *rand.Rand, n int) string {
+	var sb strings.Builder
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		sb.WriteString(words[r.IntN(len(words))])
+		if r.IntN(12) == 0 {
+			sb.WriteByte('.')
+		}
+	}
+	return sb.String()
+}
+
+// conversation returns a chat whose third user turn holds a fact.
+func conversation(turns int, seed uint64) []Message {
+	r := rand.New(rand.NewPCG(seed, 7))
+	var msgs []Message
+	msgs = append(msgs, msg("system", "You are a helpful assistant."))
+	for i := 0; i < turns; i++ {
+		u := filler(r, 20+r.IntN(60))
+		if i == 2 {
+			u = "By the way, my locker combination is 4471-QK-93 and my cat is named Biscuit. " + u
+		}
+		msgs = append(msgs, msg("user", u), msg("assistant", filler(r, 30+r.IntN(80))))
+	}
+	return msgs
+}
+
+func TestReconcileIngestsOnlyNewSuffix(t *testing.T) {
+	e := openEngine(t, "")
+	k := Key{Tenant: "t1", Context: "alice"}
+	req := Request{Key: k, Budget: 4000, PerMessage: 4, TailPercent: 40}
+	req.Messages = []Message{msg("system", "sys"), msg("user", "hello there")}
+	w, err := e.Prepare(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.NewMessages != 2 || w.LastSeq != 1 {
+		t.Fatalf("first turn: new %d last %d", w.NewMessages, w.LastSeq)
+	}
+	if err := e.AppendResponse(k, w.LastSeq, msg("assistant", "hi, how can I help?"), false); err != nil {
+		t.Fatal(err)
+	}
+	req.Messages = append(req.Messages, msg("assistant", "hi, how can I help?"), msg("user", "tell me a story"))
+	w, err = e.Prepare(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.NewMessages != 1 || w.LastSeq != 3 {
+		t.Fatalf("second turn: new %d last %d", w.NewMessages, w.LastSeq)
+	}
+	// Resending the same list stores nothing.
+	w, err = e.Prepare(req)
+	if err != nil || w.NewMessages != 0 {
+		t.Fatalf("resend: new %d err %v", w.NewMessages, err)
+	}
+	// Editing the second user message branches and supersedes the old one.
+	req.Messages[3] = msg("user", "tell me a poem instead")
+	w, err = e.Prepare(req)
+	if err != nil || w.NewMessages != 1 {
+		t.Fatalf("edit: new %d err %v", w.NewMessages, err)
+	}
+	c, _ := e.get(k, false)
+	if !c.msgs[3].Superseded || c.msgs[4].Superseded || c.msgs[4].Parent != 2 {
+		t.Fatalf("branch state wrong: %+v %+v", *c.msgs[3], *c.msgs[4])
+	}
+	// A new chat that shares only the system prompt is a new thread, not an edit.
+	req.Messages = []Message{msg("system", "sys"), msg("user", "a brand new chat")}
+	if _, err := e.Prepare(req); err != nil {
+		t.Fatal(err)
+	}
+	if c.msgs[1].Superseded {
+		t.Fatal("a new chat superseded an old thread")
+	}
+}
+
+func TestFactFromTurn3RecalledAtTurn300AndAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	e := openEngine(t, dir)
+	k := Key{Tenant: "t1", Context: "bob"}
+	conv := conversation(300, 1)
+	// Ingest turn by turn as a client would, then ask.
+	for i := 3; i <= len(conv); i += 2 {
+		if _, err := e.Prepare(Request{Key: k, Messages: conv[:i], Budget: 2048 - 256, PerMessage: 5, TailPercent: 40}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask := append(append([]Message(nil), conv...), msg("user", "What is my locker combination?"))
+	w, err := e.Prepare(Request{Key: k, Messages: ask, Budget: 2048 - 256, PerMessage: 5, TailPercent: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(w.Memory, "4471-QK-93") {
+		t.Fatalf("fact missing from window memory:\n%s", w.Memory)
+	}
+	if w.Tokens > 2048-256 {
+		t.Fatalf("window %d tokens over budget", w.Tokens)
+	}
+	e.Close()
+
+	// Restart; a brand-new chat of the same user still recalls it.
+	e2 := openEngine(t, dir)
+	w, err = e2.Prepare(Request{Key: k, Messages: []Message{msg("user", "Remind me: what's my locker combination?")}, Budget: 1024, PerMessage: 5, TailPercent: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(w.Memory, "4471-QK-93") {
+		t.Fatalf("fact missing after restart:\n%s", w.Memory)
+	}
+	if w.HistoryTokens < 10000 {
+		t.Fatalf("history tokens %d: history not reloaded", w.HistoryTokens)
+	}
+}
+
+// promptTokens counts the prompt the proxy would send for w.
+func promptTokens(c tokens.Counter, r Request, w *Window) int {
+	n := 0
+	for i := 0; i < w.Leading; i++ {
+		n += r.PerMessage + c.Count(r.Messages[i].Text)
+	}
+	if w.Memory != "" {
+		n += r.PerMessage + c.Count(w.Memory)
+	}
+	for i := w.TailFrom; i < len(r.Messages); i++ {
+		n += r.PerMessage + c.Count(r.Messages[i].Text)
+	}
+	return n
+}
+
+func TestWindowInvariantsProperty(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		e, err := Open(Options{Now: fixedClock(), BlockTokens: rapid.IntRange(8, 64).Draw(t, "k"), Fanout: rapid.IntRange(2, 10).Draw(t, "f")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		conv := conversation(rapid.IntRange(1, 60).Draw(t, "turns"), rapid.Uint64().Draw(t, "seed"))
+		k := Key{Tenant: "p", Context: "c"}
+		budget := rapid.IntRange(64, 6000).Draw(t, "budget")
+		for i := 2; i <= len(conv); i += rapid.IntRange(1, 6).Draw(t, "step") {
+			r := Request{Key: k, Messages: conv[:i], Budget: budget, PerMessage: 4, TailPercent: rapid.IntRange(10, 90).Draw(t, "tail")}
+			w, err := e.Prepare(r)
+			if err != nil {
+				if err == ErrTooLong {
+					continue
+				}
+				t.Fatal(err)
+			}
+			if got := promptTokens(e.Counter(), r, w); got > budget {
+				t.Fatalf("prompt %d tokens > budget %d (window says %d)\n%s", got, budget, w.Tokens, w.Memory)
+			}
+			// Determinism: same memory + same request => same window.
+			r.DryRun = true
+			w1, err1 := e.Prepare(r)
+			w2, err2 := e.Prepare(r)
+			if err1 != nil || err2 != nil {
+				t.Fatal(err1, err2)
+			}
+			if w1.Memory != w2.Memory || w1.TailFrom != w2.TailFrom || w1.Tokens != w2.Tokens {
+				t.Fatalf("two dry runs differ")
+			}
+		}
+	})
+}
+
+func TestConcurrentRequestsLoseNothing(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	k := Key{Tenant: "t", Context: "shared"}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			msgs := []Message{msg("user", fmt.Sprintf("chat %d opening", g))}
+			for turn := 0; turn < 10; turn++ {
+				w, err := e.Prepare(Request{Key: k, Messages: msgs, Budget: 2000, PerMessage: 4, TailPercent: 40})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				reply := msg("assistant", fmt.Sprintf("reply %d-%d", g, turn))
+				if err := e.AppendResponse(k, w.LastSeq, reply, false); err != nil {
+					t.Error(err)
+					return
+				}
+				msgs = append(msgs, reply, msg("user", fmt.Sprintf("chat %d turn %d", g, turn)))
+			}
+		}(g)
+	}
+	wg.Wait()
+	list, err := e.List("t")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("list %v %v", list, err)
+	}
+	// 8 chats × (1 opening + 10 replies + 9 stored follow-ups... ) every
+	// message sent or answered is stored exactly once.
+	if want := 8 * (1 + 10 + 9); list[0].Messages != want {
+		t.Fatalf("stored %d messages, want %d", list[0].Messages, want)
+	}
+}
+
+func TestBadKeysRejected(t *testing.T) {
+	e := openEngine(t, "")
+	for _, k := range []Key{{Tenant: "", Context: "x"}, {Tenant: "a:b", Context: "x"}, {Tenant: "a", Context: ""}, {Tenant: "a", Context: strings.Repeat("x", 300)}} {
+		if _, err := e.Prepare(Request{Key: k, Messages: []Message{msg("user", "hi")}, Budget: 100}); err == nil {
+			t.Errorf("key %+v accepted", k)
+		}
+	}
+}
+
+func TestTooLongLastMessage(t *testing.T) {
+	e := openEngine(t, "")
+	_, err := e.Prepare(Request{Key: Key{Tenant: "a", Context: "b"}, Messages: []Message{msg("user", strings.Repeat("word ", 500))}, Budget: 100, PerMessage: 4, TailPercent: 40})
+	if err != ErrTooLong {
+		t.Fatalf("err = %v, want ErrTooLong", err)
+	}
+}

@@ -1,0 +1,402 @@
+package memory
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/megacontext/megacontext/memory/focus"
+	"github.com/megacontext/megacontext/memory/lens"
+	"github.com/megacontext/megacontext/memory/tree"
+)
+
+// Request asks for a working window.
+type Request struct {
+	Key      Key
+	Messages []Message
+	// Budget is the tokens the whole prompt may use: the model's context
+	// minus reserved output, tool schemas and the safety margin.
+	Budget int
+	// PerMessage is the chat template's token cost per message.
+	PerMessage int
+	// TailPercent caps the verbatim recent tail as a share of Budget.
+	TailPercent int
+	// DryRun assembles without storing anything or updating telemetry.
+	DryRun bool
+}
+
+// Window is an assembled working window.
+type Window struct {
+	// Leading is the number of client system prompts at the start of the
+	// request, rendered first and unchanged.
+	Leading int
+	// TailFrom is the index of the first request message in the verbatim
+	// tail; messages between Leading and TailFrom are represented by Memory.
+	TailFrom int
+	// Memory is the rendered memory text, empty when there is none.
+	Memory string
+	// Entries describes the memory entries, oldest first.
+	Entries []EntryInfo
+	// Tokens is the prompt's token count by the engine's counter (upper bound).
+	Tokens int
+	// MemoryTokens is the memory text's share of Tokens.
+	MemoryTokens int
+	// HistoryTokens is the token count of the whole MegaContext.
+	HistoryTokens int
+	// Expanded counts focus expansions.
+	Expanded int
+	// Omitted counts history blocks left out because even the coarsest
+	// cover did not fit.
+	Omitted int
+	// LastSeq is the stored sequence number of the last request message,
+	// the parent of the response.
+	LastSeq int64
+	// NewMessages counts messages this request added to memory.
+	NewMessages int
+}
+
+// EntryInfo describes one memory entry of a window.
+type EntryInfo struct {
+	Level  int    `json:"level"`
+	Index  int    `json:"index"`
+	First  int    `json:"first_block"`
+	Last   int    `json:"last_block"`
+	Detail string `json:"detail"`
+	Tokens int    `json:"tokens"`
+}
+
+// Preamble opens the memory text.
+const Preamble = "<memory>\nEarlier conversation from your long-term memory, oldest first, times in UTC. Lines with ~ summarize a span; other lines quote messages verbatim.\n"
+
+// Closing ends the memory text.
+const Closing = "</memory>"
+
+const timeLayout = "2006-01-02 15:04"
+
+func blockHeader(ms int64, role string) string {
+	return "[" + time.UnixMilli(ms).UTC().Format(timeLayout) + "] " + role + ": "
+}
+
+func gistHeader(from, to int64) string {
+	a, b := time.UnixMilli(from).UTC(), time.UnixMilli(to).UTC()
+	start, end := a.Format(timeLayout), b.Format(timeLayout)
+	switch {
+	case start == end:
+		return "[" + start + "] ~ "
+	case a.Format("2006-01-02") == b.Format("2006-01-02"):
+		end = b.Format("15:04")
+	}
+	return "[" + start + " – " + end + "] ~ "
+}
+
+// entryOverhead is what rendering adds to an entry: its header, a line
+// break and an ellipsis for a block that starts mid-message; nothing for
+// a block that continues its predecessor's message; a marker for a headline.
+func entryOverhead(n *tree.Node, d focus.Detail, prev *tree.Node) int {
+	switch {
+	case d == focus.Short:
+		return shortOverhead
+	case n.Level == 0 && continues(prev, n):
+		return 0
+	default:
+		return n.Head + 3
+	}
+}
+
+// shortOverhead is the cost of a headline's line break and "~ " marker.
+const shortOverhead = 3
+
+// continues reports whether block n directly follows block prev in one message.
+func continues(prev, n *tree.Node) bool {
+	return prev != nil && prev.Level == 0 && n.Level == 0 && prev.Msg == n.Msg && prev.Part+1 == n.Part
+}
+
+// Prepare reconciles the request's messages with memory (storing new ones
+// durably, unless DryRun) and assembles the working window.
+func (e *Engine) Prepare(r Request) (*Window, error) {
+	c, err := e.get(r.Key, !r.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.deleted {
+		return nil, fmt.Errorf("memory: context %q was deleted or reloaded concurrently; retry", r.Key.Context)
+	}
+	var seqs []int64
+	w := &Window{LastSeq: -1}
+	if r.DryRun {
+		seqs, _ = c.match(r.Key, r.Messages)
+	} else {
+		seqs, w.NewMessages, err = e.ingest(c, r.Key, r.Messages)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(seqs) > 0 {
+		w.LastSeq = seqs[len(seqs)-1]
+	}
+	e.assemble(c, r, seqs, w)
+	if w.TailFrom < 0 {
+		return nil, ErrTooLong
+	}
+	return w, nil
+}
+
+// messageCost is a request message's token cost in the prompt.
+func (e *Engine) messageCost(c *mctx, r Request, seqs []int64, i int) int {
+	m := r.Messages[i]
+	cost := r.PerMessage + m.Extra
+	if i < len(seqs) {
+		return cost + c.msgs[seqs[i]].Tokens
+	}
+	return cost + e.countCached(m.Text)
+}
+
+func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
+	n := len(r.Messages)
+	w.HistoryTokens = c.rec.Tokens
+	for w.Leading < n && isLeadingRole(r.Messages[w.Leading].Role) {
+		w.Leading++
+	}
+	used := 0
+	for i := 0; i < w.Leading; i++ {
+		used += e.messageCost(c, r, seqs, i)
+	}
+	// The mandatory tail: the last user message and everything after it.
+	must := n - 1
+	for i := n - 1; i >= w.Leading; i-- {
+		if r.Messages[i].Role == "user" {
+			must = i
+			break
+		}
+	}
+	if must < w.Leading {
+		must = w.Leading
+	}
+	tail := 0
+	for i := must; i < n; i++ {
+		tail += e.messageCost(c, r, seqs, i)
+	}
+	memFixed := e.countCached(Preamble) + e.countCached(Closing) + r.PerMessage + 2
+	if used+tail > r.Budget {
+		w.TailFrom = -1
+		return
+	}
+	// Extend the tail backwards: everything when the conversation fits in
+	// three quarters of the budget, else up to TailPercent of it.
+	all := tail
+	for i := w.Leading; i < must; i++ {
+		all += e.messageCost(c, r, seqs, i)
+	}
+	w.TailFrom = must
+	if used+all+memFixed <= r.Budget*3/4 {
+		w.TailFrom, tail = w.Leading, all
+	} else {
+		cap := r.Budget * r.TailPercent / 100
+		for i := must - 1; i >= w.Leading; i-- {
+			mc := e.messageCost(c, r, seqs, i)
+			if tail+mc > cap || used+tail+mc+memFixed > r.Budget {
+				break
+			}
+			tail += mc
+			w.TailFrom = i
+		}
+	}
+	used += tail
+	w.Tokens = used
+	if c.tree.Len() == 0 {
+		return
+	}
+	memBudget := r.Budget - used - memFixed
+	if memBudget <= 0 {
+		w.Omitted = c.tree.Len()
+		return
+	}
+	var tailRanges []focus.Range
+	for i := w.TailFrom; i < n && i < len(seqs); i++ {
+		m := c.msgs[seqs[i]]
+		if m.First < 0 {
+			continue
+		}
+		if k := len(tailRanges); k > 0 && tailRanges[k-1].Last+1 == m.First {
+			tailRanges[k-1].Last = m.Last
+		} else {
+			tailRanges = append(tailRanges, focus.Range{First: m.First, Last: m.Last})
+		}
+	}
+	sortRanges(tailRanges)
+	query := e.query(r, w.TailFrom)
+	inTail := func(b int) bool {
+		for _, tr := range tailRanges {
+			if b >= tr.First && b <= tr.Last {
+				return true
+			}
+		}
+		return false
+	}
+	score := func(q []lens.Term) map[int]float64 { return e.scoreBlocks(c, q, inTail) }
+	in := focus.Input{
+		Tree:     c.tree,
+		Tail:     tailRanges,
+		Budget:   memBudget,
+		Scores:   score(query),
+		Overhead: entryOverhead,
+		Sticky:   func(n *tree.Node) bool { return c.sticky[[2]int{n.Level, n.Index}] },
+		Rounds:   2,
+		Refocus: func(revealed []*tree.Node) map[int]float64 {
+			extra := e.refocusTerms(c, query, revealed)
+			if len(extra) == 0 {
+				return nil
+			}
+			return score(lens.Merge(query, extra))
+		},
+	}
+	res := focus.Allocate(in)
+	w.Expanded = res.Expanded
+	w.Omitted = res.Cut
+	w.Memory, w.Entries = e.render(c, res.Entries)
+	if w.Memory != "" {
+		w.MemoryTokens = res.Cost + memFixed
+		w.Tokens += w.MemoryTokens
+	}
+	if !r.DryRun {
+		clear(c.sticky)
+		for _, en := range res.Entries {
+			if !en.Tail {
+				for p := c.tree.Parent(en.Node); p != nil; p = c.tree.Parent(p) {
+					c.sticky[[2]int{p.Level, p.Index}] = true
+				}
+			}
+		}
+	}
+}
+
+func sortRanges(rs []focus.Range) {
+	for i := 1; i < len(rs); i++ {
+		for j := i; j > 0 && rs[j].First < rs[j-1].First; j-- {
+			rs[j], rs[j-1] = rs[j-1], rs[j]
+		}
+	}
+}
+
+// query builds the lens query: the latest user message, plus the rest of
+// the tail at a lower weight.
+func (e *Engine) query(r Request, tailFrom int) []lens.Term {
+	var lists [][]lens.Term
+	last := -1
+	for i := len(r.Messages) - 1; i >= 0; i-- {
+		if r.Messages[i].Role == "user" {
+			last = i
+			break
+		}
+	}
+	if last >= 0 {
+		lists = append(lists, lens.Query(r.Messages[last].Text, 1))
+	}
+	for i := len(r.Messages) - 1; i >= tailFrom && i >= len(r.Messages)-4; i-- {
+		if i != last && !isLeadingRole(r.Messages[i].Role) {
+			lists = append(lists, lens.Query(r.Messages[i].Text, 0.25))
+		}
+	}
+	return lens.Merge(lists...)
+}
+
+// scoreBlocks scores blocks outside the tail: BM25, a mild recency boost
+// (newer statements win ties, so updates outrank what they replace) and a
+// share for neighbours in the same message.
+func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool) map[int]float64 {
+	raw := c.index.Score(q, c.tree.Len(), 0.2)
+	n := float64(c.tree.Len())
+	out := make(map[int]float64, len(raw)*3)
+	for b, s := range raw {
+		if inTail(b) {
+			continue
+		}
+		s *= 1 + 0.15*float64(b+1)/n
+		out[b] += s
+		blk := c.tree.Block(b)
+		for _, nb := range []int{b - 1, b + 1} {
+			if nb < 0 || nb >= c.tree.Len() || inTail(nb) || c.tree.Block(nb).Msg != blk.Msg {
+				continue
+			}
+			out[nb] += 0.3 * s
+		}
+	}
+	return out
+}
+
+// refocusTerms extracts new query terms from the best revealed blocks.
+func (e *Engine) refocusTerms(c *mctx, query []lens.Term, revealed []*tree.Node) []lens.Term {
+	have := map[string]bool{}
+	for _, t := range query {
+		have[t.Text] = true
+	}
+	var best []*tree.Node
+	for _, b := range revealed {
+		if len(best) < 3 {
+			best = append(best, b)
+		}
+	}
+	var out []lens.Term
+	for _, b := range best {
+		for _, t := range lens.Terms(b.Text) {
+			if !have[t] && c.index.IDF(t) > 2 {
+				have[t] = true
+				out = append(out, lens.Term{Text: t, Weight: 0.35})
+			}
+		}
+	}
+	return out
+}
+
+// render writes the memory text of the entries.
+func (e *Engine) render(c *mctx, entries []focus.Entry) (string, []EntryInfo) {
+	var sb strings.Builder
+	var infos []EntryInfo
+	var prev *tree.Node
+	for _, en := range entries {
+		if en.Tail {
+			prev = nil
+			continue
+		}
+		n := en.Node
+		infos = append(infos, EntryInfo{Level: n.Level, Index: n.Index, First: n.First, Last: n.Last, Detail: en.Detail.String(), Tokens: en.Cost})
+		if sb.Len() == 0 {
+			sb.WriteString(Preamble)
+		}
+		switch en.Detail {
+		case focus.Verbatim:
+			if continues(prev, n) {
+				sb.WriteString(n.Text) // continuation of the same message
+			} else {
+				if prev != nil {
+					sb.WriteByte('\n')
+				}
+				sb.WriteString(blockHeader(n.Time, n.Role))
+				if n.Part > 0 {
+					sb.WriteString("…")
+				}
+				sb.WriteString(strings.TrimLeft(n.Text, " "))
+			}
+		case focus.Full, focus.Short:
+			if prev != nil {
+				sb.WriteByte('\n')
+			}
+			if en.Detail == focus.Full {
+				sb.WriteString(gistHeader(n.Time, n.TimeEnd))
+				sb.WriteString(n.Text)
+			} else {
+				sb.WriteString("~ ")
+				sb.WriteString(n.Short)
+			}
+		}
+		prev = n
+	}
+	if sb.Len() == 0 {
+		return "", nil
+	}
+	sb.WriteByte('\n')
+	sb.WriteString(Closing)
+	return sb.String(), infos
+}
