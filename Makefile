@@ -5,7 +5,7 @@ GO ?= go
 UPSTREAM ?= http://127.0.0.1:8080
 ARGS ?=
 
-.PHONY: all build run test test-short bench vet fmt native clean
+.PHONY: all build run test test-short bench vet fmt native native-cuda clean
 
 all: build
 
@@ -30,3 +30,35 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# Native llama.cpp libraries (see native/README.md): the prebuilt libraries of
+# one pinned npm package, unpacked into a git-ignored folder. Only npm is
+# needed; nothing is fetched when the folder already holds that package.
+# native-cuda unpacks the CUDA build (needs the CUDA runtime and cuBLAS on the
+# host) into its own folder: run with MEGACONTEXT_NATIVE_DIR=.native/cuda.
+NATIVE_DIR ?= .native
+NATIVE_PKG ?= @node-llama-cpp/linux-x64@3.22.1
+NATIVE_CUDA_DIR ?= .native/cuda
+NATIVE_CUDA_PKG ?= @node-llama-cpp/linux-x64-cuda@3.22.1
+
+# native_install(pkg, dir): npm pack pkg, copy its bins/*/*.so* into dir.
+define native_install
+	@set -e; pkg='$(1)'; dir='$(2)'; \
+	if [ -f "$$dir/.installed" ] && [ "$$(cat "$$dir/.installed")" = "$$pkg" ] \
+	   && ls "$$dir"/libllama*.so* >/dev/null 2>&1; then exit 0; fi; \
+	command -v npm >/dev/null || { echo "native: npm is required to fetch $$pkg" >&2; exit 1; }; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "native: fetching $$pkg"; \
+	(cd "$$tmp" && npm pack --silent "$$pkg" >/dev/null); \
+	mkdir -p "$$tmp/x" && tar -xzf "$$tmp"/*.tgz -C "$$tmp/x"; \
+	rm -rf "$$dir" && mkdir -p "$$dir"; \
+	cp "$$tmp"/x/package/bins/*/*.so* "$$dir/"; \
+	echo "$$pkg" > "$$dir/.installed"; \
+	echo "native: $$pkg installed in $$dir"
+endef
+
+native:
+	$(call native_install,$(NATIVE_PKG),$(NATIVE_DIR))
+
+native-cuda:
+	$(call native_install,$(NATIVE_CUDA_PKG),$(NATIVE_CUDA_DIR))

@@ -3,15 +3,105 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"time"
 
 	"github.com/megacontext/megacontext/configs"
+	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/memory/store"
+	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/proxy"
+	"github.com/megacontext/megacontext/proxy/upstream"
 )
 
 // serve runs the proxy until ctx ends.
 func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
-	_ = ctx
-	_ = cfg
-	logger.Info("not implemented yet")
-	return errors.New("serve: not implemented yet")
+	if cfg.Upstream.URL == "local" {
+		return errors.New("upstream \"local\" needs the native layer's local server, which this build does not wire yet; point --upstream at an OpenAI-compatible server")
+	}
+	up, err := upstream.New(upstream.Options{
+		BaseURL:     cfg.Upstream.URL,
+		APIKey:      cfg.Upstream.APIKey,
+		Timeout:     cfg.Upstream.Timeout,
+		DialTimeout: cfg.Upstream.DialTimeout,
+		Logger:      logger,
+	})
+	if err != nil {
+		return fmt.Errorf("upstream: %w", err)
+	}
+	defer up.Close()
+
+	counter, err := newCounter(cfg, up, logger)
+	if err != nil {
+		return err
+	}
+	eng, err := memory.Open(memory.Options{
+		Dir:         cfg.DataDir,
+		Sync:        store.SyncSecond,
+		BlockTokens: cfg.Memory.BlockTokens,
+		Fanout:      cfg.Memory.Fanout,
+		GistTokens:  cfg.Memory.GistTokens,
+		Counter:     counter,
+		Logger:      logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	srv := proxy.New(proxy.Options{
+		Engine:           eng,
+		Upstream:         up,
+		Logger:           logger,
+		NCtx:             cfg.Upstream.NCtx,
+		DefaultNCtx:      cfg.Memory.DefaultNCtx,
+		DefaultMaxTokens: cfg.Memory.DefaultMaxTokens,
+		SafetyMargin:     cfg.Memory.SafetyMargin,
+		TailPercent:      cfg.Memory.TailPercent,
+		MaxBodyBytes:     cfg.Limits.MaxBodyBytes,
+		ContextHeaders:   cfg.Headers.ContextID,
+		ThreadHeaders:    cfg.Headers.ThreadID,
+	})
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	info, err := srv.Discover(dctx)
+	cancel()
+	if err != nil {
+		logger.Warn("upstream not discovered yet; will retry on the first request", "upstream", cfg.Upstream.URL, "err", err)
+	} else {
+		logger.Info("upstream", "url", cfg.Upstream.URL, "kind", info.Kind, "model", info.Model, "n_ctx", info.NCtx, "exact_tokens", info.CanTokenize)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	logger.Info("megacontext listening", "addr", ln.Addr().String(), "data", cfg.DataDir, "tokens", counter.Name())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// newCounter picks the token counter: the native tokenizer of a configured
+// GGUF vocabulary, else the upstream's tokenizer (when tokenize allows),
+// else the estimate.
+func newCounter(cfg configs.Config, up *upstream.Client, logger *slog.Logger) (tokens.Counter, error) {
+	if c, ok, err := nativeCounter(cfg, logger); err != nil || ok {
+		return c, err
+	}
+	switch cfg.Upstream.Tokenize {
+	case "estimate":
+		return tokens.Estimate{}, nil
+	default:
+		return &proxy.UpstreamCounter{Client: up, Timeout: 5 * time.Second, Logger: logger}, nil
+	}
 }

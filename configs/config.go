@@ -71,6 +71,9 @@ type Memory struct {
 type Headers struct {
 	// ContextID lists headers, in order, whose first non-empty value names the MegaContext.
 	ContextID []string `mapstructure:"context_id"`
+	// ThreadID lists headers whose value names the conversation (chat id),
+	// so identical messages in different chats stay apart.
+	ThreadID []string `mapstructure:"thread_id"`
 }
 
 // Native configures the llama.cpp libraries loaded with purego.
@@ -101,7 +104,7 @@ func Defaults() Config {
 			DefaultNCtx:      4096,
 			TailPercent:      40,
 		},
-		Headers: Headers{ContextID: []string{"X-MegaContext-Id"}},
+		Headers: Headers{ContextID: []string{"X-MegaContext-Id"}, ThreadID: []string{"X-MegaContext-Thread"}},
 	}
 }
 
@@ -149,6 +152,9 @@ func Load(path string, flags *pflag.FlagSet, flagKeys map[string]string) (Config
 	if len(c.Headers.ContextID) == 1 && strings.Contains(c.Headers.ContextID[0], ",") {
 		c.Headers.ContextID = splitList(c.Headers.ContextID[0])
 	}
+	if len(c.Headers.ThreadID) == 1 && strings.Contains(c.Headers.ThreadID[0], ",") {
+		c.Headers.ThreadID = splitList(c.Headers.ThreadID[0])
+	}
 	if err := c.normalize(); err != nil {
 		return Config{}, err
 	}
@@ -186,6 +192,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("memory.default_n_ctx", d.Memory.DefaultNCtx)
 	v.SetDefault("memory.tail_percent", d.Memory.TailPercent)
 	v.SetDefault("headers.context_id", d.Headers.ContextID)
+	v.SetDefault("headers.thread_id", d.Headers.ThreadID)
 	v.SetDefault("native.dir", d.Native.Dir)
 	v.SetDefault("native.vocab", d.Native.Vocab)
 }

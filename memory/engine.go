@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -229,7 +230,11 @@ func (e *Engine) List(tenant string) ([]ContextInfo, error) {
 			decodeErr = fmt.Errorf("decode %s: %w", k, err)
 			return false
 		}
-		out = append(out, rec.info(tenant))
+		info := rec.info(tenant)
+		if id, err := url.QueryUnescape(k[len(store.Prefix("c", tenant)):]); err == nil {
+			info.ID = id
+		}
+		out = append(out, info)
 		return true
 	})
 	if err == nil {
@@ -258,3 +263,43 @@ func (e *Engine) Delete(k Key) error {
 
 // StoreBytes returns the size of the store file.
 func (e *Engine) StoreBytes() int64 { return e.st.FileSize() }
+
+// Stats describes one MegaContext in detail.
+type Stats struct {
+	ContextInfo
+	// Blocks is the number of level-0 blocks; NodesPerLevel counts every level.
+	Blocks        int   `json:"blocks"`
+	NodesPerLevel []int `json:"nodes_per_level"`
+	// Threads counts conversation leaves: messages nobody continued that are
+	// not superseded.
+	Threads    int `json:"threads"`
+	Superseded int `json:"superseded_messages"`
+	Partial    int `json:"partial_messages"`
+}
+
+// Stats returns the statistics of a MegaContext.
+func (e *Engine) Stats(k Key) (Stats, error) {
+	c, err := e.get(k, false)
+	if err != nil {
+		return Stats{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := Stats{ContextInfo: c.rec.info(k.Tenant), Blocks: c.tree.Len()}
+	st.ID = k.Context
+	for l := 0; l < c.tree.Height(); l++ {
+		st.NodesPerLevel = append(st.NodesPerLevel, c.tree.LevelLen(l))
+	}
+	for _, m := range c.msgs {
+		switch {
+		case m.Superseded:
+			st.Superseded++
+		case len(c.kids[m.Seq]) == 0 && !isLeadingRole(m.Role):
+			st.Threads++
+		}
+		if m.Partial {
+			st.Partial++
+		}
+	}
+	return st, nil
+}

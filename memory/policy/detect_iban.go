@@ -1,0 +1,113 @@
+package policy
+
+// findIBANs finds International Bank Account Numbers: a country code of
+// the IBAN registry, two check digits (02 to 98) and the BBAN of the
+// country's exact length, in upper case, written either compactly
+// ("DE89370400440532013000") or in groups of four separated by single
+// spaces ("DE89 3704 0044 0532 0130 00"), whose ISO 7064 mod-97 checksum
+// is 1.
+func findIBANs(s string, dst []match) []match {
+	var buf [34]byte
+	for i := 0; i+4 < len(s); i++ {
+		if !isUpper(s[i]) || !isUpper(s[i+1]) || !isDigit(s[i+2]) || !isDigit(s[i+3]) || isWordByte(byteAt(s, i-1)) {
+			continue
+		}
+		length := ibanLength(s[i], s[i+1])
+		if length == 0 {
+			continue
+		}
+		if end, ok := readIBAN(s, i, length, buf[:0]); ok {
+			dst = append(dst, match{i, end})
+			i = end - 1
+		}
+	}
+	return dst
+}
+
+// readIBAN reads an IBAN of the given length starting at s[i] and returns
+// its end if it is well-formed and its checksum verifies.
+func readIBAN(s string, i, length int, buf []byte) (int, bool) {
+	grouped := byteAt(s, i+4) == ' '
+	j := i
+	for n := 0; n < length; n++ {
+		if grouped && n > 0 && n%4 == 0 {
+			if byteAt(s, j) != ' ' {
+				return 0, false
+			}
+			j++
+		}
+		c := byteAt(s, j)
+		if !isUpper(c) && !isDigit(c) {
+			return 0, false
+		}
+		buf = append(buf, c)
+		j++
+	}
+	if isWordByte(byteAt(s, j)) {
+		return 0, false
+	}
+	if check := int(buf[2]-'0')*10 + int(buf[3]-'0'); check < 2 || check > 98 {
+		return 0, false
+	}
+	return j, ibanChecksumValid(buf)
+}
+
+// ibanChecksumValid computes ISO 7064 MOD 97-10 over an IBAN of upper-case
+// letters and digits: the first four characters move to the end, letters
+// become 10 to 35, and the remainder must be 1.
+func ibanChecksumValid(iban []byte) bool {
+	rem := 0
+	for k := range iban {
+		c := iban[(k+4)%len(iban)]
+		if isDigit(c) {
+			rem = (rem*10 + int(c-'0')) % 97
+		} else {
+			rem = (rem*100 + int(c-'A') + 10) % 97
+		}
+	}
+	return rem == 1
+}
+
+// ibanLength returns the IBAN length of the country with code ab in the
+// SWIFT IBAN registry, or 0 for countries that do not use IBANs.
+func ibanLength(a, b byte) int {
+	switch string([]byte{a, b}) {
+	case "NO":
+		return 15
+	case "BE":
+		return 16
+	case "DK", "FI", "FK", "FO", "GL", "NL", "SD":
+		return 18
+	case "MK", "SI":
+		return 19
+	case "AT", "BA", "EE", "KZ", "LT", "LU", "MN", "XK":
+		return 20
+	case "CH", "HR", "LI", "LV":
+		return 21
+	case "BG", "BH", "CR", "DE", "GB", "GE", "IE", "ME", "RS", "VA":
+		return 22
+	case "AE", "GI", "IL", "IQ", "OM", "SO", "TL":
+		return 23
+	case "AD", "CZ", "ES", "MD", "PK", "RO", "SA", "SE", "SK", "TN", "VG":
+		return 24
+	case "LY", "PT", "ST":
+		return 25
+	case "IS", "TR":
+		return 26
+	case "BI", "DJ", "FR", "GR", "IT", "MC", "MR", "SM":
+		return 27
+	case "AL", "AZ", "BY", "CY", "DO", "GT", "HN", "HU", "LB", "NI", "PL", "SV":
+		return 28
+	case "BR", "EG", "PS", "QA", "UA":
+		return 29
+	case "JO", "KW", "MU", "YE":
+		return 30
+	case "MT", "SC":
+		return 31
+	case "LC":
+		return 32
+	case "RU":
+		return 33
+	}
+	return 0
+}

@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/megacontext/megacontext/memory"
+)
+
+// admin serves the inspection API under /megacontext/v1/:
+//
+//	GET    contexts                 list the tenant's MegaContexts
+//	GET    contexts/{id}            statistics of one
+//	POST   contexts/{id}/window     dry-run a window: {"query": "...", "budget": N}
+//	DELETE contexts/{id}            delete one and everything in it
+func (s *Server) admin(ctx *fasthttp.RequestCtx, rest string) {
+	parts := strings.Split(strings.Trim(rest, "/"), "/")
+	if len(parts) == 0 || parts[0] != "contexts" {
+		writeError(ctx, &apiError{status: 404, message: "unknown admin route", typ: "invalid_request_error", code: "not_found"})
+		return
+	}
+	tenant := s.opts.Tenant
+	switch {
+	case len(parts) == 1 && ctx.IsGet():
+		list, err := s.eng.List(tenant)
+		if err != nil {
+			s.adminError(ctx, err)
+			return
+		}
+		if list == nil {
+			list = []memory.ContextInfo{}
+		}
+		writeJSON(ctx, map[string]any{"object": "list", "data": list})
+	case len(parts) >= 2:
+		id, err := url.PathUnescape(parts[1])
+		if err != nil {
+			writeError(ctx, badRequest("id", "bad context id escape"))
+			return
+		}
+		k := memory.Key{Tenant: tenant, Context: id}
+		switch {
+		case len(parts) == 2 && ctx.IsGet():
+			st, err := s.eng.Stats(k)
+			if err != nil {
+				s.adminError(ctx, err)
+				return
+			}
+			writeJSON(ctx, st)
+		case len(parts) == 2 && ctx.IsDelete():
+			if err := s.eng.Delete(k); err != nil {
+				s.adminError(ctx, err)
+				return
+			}
+			writeJSON(ctx, map[string]any{"id": id, "deleted": true})
+		case len(parts) == 3 && parts[2] == "window" && ctx.IsPost():
+			s.dryRun(ctx, k)
+		default:
+			writeError(ctx, methodNotAllowed())
+		}
+	default:
+		writeError(ctx, methodNotAllowed())
+	}
+}
+
+func (s *Server) dryRun(ctx *fasthttp.RequestCtx, k memory.Key) {
+	var in struct {
+		Query  string `json:"query"`
+		Budget int    `json:"budget"`
+	}
+	if err := json.Unmarshal(ctx.PostBody(), &in); err != nil || in.Query == "" {
+		writeError(ctx, badRequest("query", "body must be {\"query\": \"...\", \"budget\": N}"))
+		return
+	}
+	b := s.budgetFor(ctx, &chatRequest{})
+	if in.Budget > 0 {
+		b.total = in.Budget
+	}
+	w, err := s.eng.Prepare(memory.Request{Key: k, Messages: []memory.Message{{Role: "user", Text: in.Query}}, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent, DryRun: true})
+	if err != nil {
+		s.adminError(ctx, err)
+		return
+	}
+	entries := w.Entries
+	if entries == nil {
+		entries = []memory.EntryInfo{}
+	}
+	writeJSON(ctx, map[string]any{
+		"budget": b.total, "window_tokens": w.Tokens, "memory_tokens": w.MemoryTokens, "history_tokens": w.HistoryTokens,
+		"expanded": w.Expanded, "omitted_blocks": w.Omitted, "entries": entries, "memory": w.Memory,
+	})
+}
+
+func (s *Server) adminError(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, memory.ErrNotFound):
+		writeError(ctx, &apiError{status: 404, message: "no such MegaContext", typ: "invalid_request_error", code: "not_found"})
+	case errors.Is(err, memory.ErrBadKey):
+		writeError(ctx, badRequest("id", "%s", err.Error()))
+	case errors.Is(err, memory.ErrTooLong):
+		writeError(ctx, badRequest("budget", "budget too small for the query"))
+	default:
+		writeError(ctx, &apiError{status: 500, message: err.Error(), typ: "server_error", code: "internal_error"})
+	}
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(ctx, &apiError{status: 500, message: err.Error(), typ: "server_error"})
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}

@@ -1,0 +1,186 @@
+package proxy
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/megacontext/megacontext/memory"
+)
+
+// imageTokens is what a non-text content part is charged in budgets: a
+// conservative figure for one image at typical vision-model resolutions.
+const imageTokens = 1024
+
+// chatRequest is the part of a chat completion request the proxy reads.
+// Everything else stays in body, untouched.
+type chatRequest struct {
+	body         []byte
+	messages     []memory.Message
+	stream       bool
+	includeUsage bool
+	maxTokens    int
+	user         string
+	model        string
+	tools        string
+}
+
+// apiError is an error answered to the client in OpenAI error JSON.
+type apiError struct {
+	status  int
+	message string
+	typ     string
+	param   string
+	code    string
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func badRequest(param, format string, args ...any) *apiError {
+	return &apiError{status: 400, message: fmt.Sprintf(format, args...), typ: "invalid_request_error", param: param, code: "invalid_value"}
+}
+
+var validRoles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
+
+// parseChatRequest validates a chat completion body and extracts what
+// memory needs. It never modifies body.
+func parseChatRequest(body []byte) (*chatRequest, *apiError) {
+	if !gjson.ValidBytes(body) {
+		return nil, &apiError{status: 400, message: "request body is not valid JSON", typ: "invalid_request_error", code: "invalid_json"}
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return nil, badRequest("", "request body must be a JSON object")
+	}
+	r := &chatRequest{body: body}
+	msgs := root.Get("messages")
+	if !msgs.Exists() {
+		return nil, &apiError{status: 400, message: "'messages' is a required property", typ: "invalid_request_error", param: "messages", code: "missing_required_parameter"}
+	}
+	if !msgs.IsArray() {
+		return nil, badRequest("messages", "'messages' must be an array of message objects")
+	}
+	arr := msgs.Array()
+	if len(arr) == 0 {
+		return nil, badRequest("messages", "'messages' must contain at least one message")
+	}
+	for i, m := range arr {
+		msg, err := parseMessage(i, m)
+		if err != nil {
+			return nil, err
+		}
+		r.messages = append(r.messages, msg)
+	}
+	if v := root.Get("stream"); v.Exists() && v.Type != gjson.Null {
+		if v.Type != gjson.True && v.Type != gjson.False {
+			return nil, badRequest("stream", "'stream' must be a boolean")
+		}
+		r.stream = v.Bool()
+	}
+	r.includeUsage = root.Get("stream_options.include_usage").Bool()
+	for _, p := range []string{"max_completion_tokens", "max_tokens"} {
+		v := root.Get(p)
+		if !v.Exists() || v.Type == gjson.Null {
+			continue
+		}
+		if v.Type != gjson.Number || v.Num != float64(int64(v.Num)) || v.Num < 1 || v.Num > 1<<30 {
+			return nil, badRequest(p, "'%s' must be a positive integer", p)
+		}
+		r.maxTokens = int(v.Num)
+		break
+	}
+	if v := root.Get("user"); v.Exists() && v.Type != gjson.Null {
+		if v.Type != gjson.String {
+			return nil, badRequest("user", "'user' must be a string")
+		}
+		r.user = v.Str
+	}
+	if v := root.Get("model"); v.Exists() && v.Type != gjson.Null && v.Type != gjson.String {
+		return nil, badRequest("model", "'model' must be a string")
+	}
+	r.model = root.Get("model").Str
+	if v := root.Get("tools"); v.Exists() && v.Type != gjson.Null {
+		if !v.IsArray() {
+			return nil, badRequest("tools", "'tools' must be an array")
+		}
+		r.tools = v.Raw
+	}
+	return r, nil
+}
+
+func parseMessage(i int, m gjson.Result) (memory.Message, *apiError) {
+	param := fmt.Sprintf("messages[%d]", i)
+	if !m.IsObject() {
+		return memory.Message{}, badRequest(param, "%s must be an object", param)
+	}
+	role := m.Get("role")
+	if role.Type != gjson.String || !validRoles[role.Str] {
+		return memory.Message{}, badRequest(param+".role", "%s.role must be one of system, developer, user, assistant, tool", param)
+	}
+	out := memory.Message{Role: role.Str, Raw: []byte(m.Raw)}
+	if n := m.Get("name"); n.Exists() && n.Type != gjson.Null {
+		if n.Type != gjson.String {
+			return memory.Message{}, badRequest(param+".name", "%s.name must be a string", param)
+		}
+		out.Name = n.Str
+	}
+	var sb strings.Builder
+	content := m.Get("content")
+	switch {
+	case !content.Exists() || content.Type == gjson.Null:
+		if role.Str != "assistant" && role.Str != "function" {
+			return memory.Message{}, badRequest(param+".content", "%s.content is required for role %s", param, role.Str)
+		}
+	case content.Type == gjson.String:
+		sb.WriteString(content.Str)
+	case content.IsArray():
+		for j, part := range content.Array() {
+			pp := fmt.Sprintf("%s.content[%d]", param, j)
+			if !part.IsObject() {
+				return memory.Message{}, badRequest(pp, "%s must be an object", pp)
+			}
+			typ := part.Get("type")
+			if typ.Type != gjson.String {
+				return memory.Message{}, badRequest(pp+".type", "%s.type must be a string", pp)
+			}
+			switch typ.Str {
+			case "text", "input_text":
+				t := part.Get("text")
+				if t.Type != gjson.String {
+					return memory.Message{}, badRequest(pp+".text", "%s.text must be a string", pp)
+				}
+				if sb.Len() > 0 {
+					sb.WriteByte('\n')
+				}
+				sb.WriteString(t.Str)
+			default:
+				if sb.Len() > 0 {
+					sb.WriteByte('\n')
+				}
+				sb.WriteString("[" + typ.Str + "]")
+				out.Extra += imageTokens
+			}
+		}
+	default:
+		return memory.Message{}, badRequest(param+".content", "%s.content must be a string, an array of content parts or null", param)
+	}
+	if tc := m.Get("tool_calls"); tc.Exists() && tc.Type != gjson.Null {
+		if !tc.IsArray() {
+			return memory.Message{}, badRequest(param+".tool_calls", "%s.tool_calls must be an array", param)
+		}
+		for _, call := range tc.Array() {
+			if sb.Len() > 0 {
+				sb.WriteByte('\n')
+			}
+			fmt.Fprintf(&sb, "[tool call %s] %s(%s)", call.Get("id").Str, call.Get("function.name").Str, call.Get("function.arguments").Str)
+			out.Extra += 12
+		}
+	}
+	if id := m.Get("tool_call_id"); id.Type == gjson.String && role.Str == "tool" {
+		out.Text = "[tool result " + id.Str + "] " + sb.String()
+		return out, nil
+	}
+	out.Text = sb.String()
+	return out, nil
+}

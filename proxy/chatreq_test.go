@@ -1,0 +1,78 @@
+package proxy
+
+import "testing"
+
+func TestParseChatRequestTable(t *testing.T) {
+	cases := []struct {
+		name   string
+		body   string
+		status int
+		param  string
+		text   string
+	}{
+		{"ok", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`, 0, "", "hi"},
+		{"not json", `{"messages":`, 400, "", ""},
+		{"not object", `[1,2]`, 400, "", ""},
+		{"missing messages", `{"model":"m"}`, 400, "messages", ""},
+		{"empty messages", `{"messages":[]}`, 400, "messages", ""},
+		{"messages not array", `{"messages":"hi"}`, 400, "messages", ""},
+		{"bad role", `{"messages":[{"role":"wizard","content":"x"}]}`, 400, "messages[0].role", ""},
+		{"content number", `{"messages":[{"role":"user","content":5}]}`, 400, "messages[0].content", ""},
+		{"user without content", `{"messages":[{"role":"user"}]}`, 400, "messages[0].content", ""},
+		{"assistant null content with tools", `{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]}]}`, 0, "", "q"},
+		{"parts", `{"messages":[{"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"data:x"}}]}]}`, 0, "", "look\n[image_url]"},
+		{"bad part", `{"messages":[{"role":"user","content":[{"type":"text"}]}]}`, 400, "messages[0].content[0].text", ""},
+		{"max_tokens float", `{"messages":[{"role":"user","content":"x"}],"max_tokens":1.5}`, 400, "max_tokens", ""},
+		{"max_tokens zero", `{"messages":[{"role":"user","content":"x"}],"max_tokens":0}`, 400, "max_tokens", ""},
+		{"stream string", `{"messages":[{"role":"user","content":"x"}],"stream":"yes"}`, 400, "stream", ""},
+		{"user number", `{"messages":[{"role":"user","content":"x"}],"user":5}`, 400, "user", ""},
+	}
+	for _, c := range cases {
+		r, err := parseChatRequest([]byte(c.body))
+		if c.status == 0 {
+			if err != nil {
+				t.Errorf("%s: unexpected error %v", c.name, err)
+				continue
+			}
+			if r.messages[0].Text != c.text {
+				t.Errorf("%s: text %q, want %q", c.name, r.messages[0].Text, c.text)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+			continue
+		}
+		if err.status != c.status || err.param != c.param {
+			t.Errorf("%s: got %d %q, want %d %q", c.name, err.status, err.param, c.status, c.param)
+		}
+	}
+}
+
+func TestParseToolCallsAndMaxTokens(t *testing.T) {
+	r, err := parseChatRequest([]byte(`{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"get","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"42"},{"role":"user","content":"ok"}],"max_completion_tokens":77,"stream":true,"stream_options":{"include_usage":true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.maxTokens != 77 || !r.stream || !r.includeUsage {
+		t.Fatalf("%+v", r)
+	}
+	if r.messages[0].Text != "[tool call c1] get({})" || r.messages[1].Text != "[tool result c1] 42" {
+		t.Fatalf("texts %q %q", r.messages[0].Text, r.messages[1].Text)
+	}
+}
+
+func FuzzParseChatRequest(f *testing.F) {
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"max_tokens":3}`))
+	f.Add([]byte(`{"messages":[{"role":"assistant","content":null,"tool_calls":[{}]}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := parseChatRequest(body)
+		if err == nil && len(r.messages) == 0 {
+			t.Fatal("accepted a request without messages")
+		}
+		if err != nil && (err.status < 400 || err.status > 499 || err.message == "") {
+			t.Fatalf("bad error %+v", err)
+		}
+	})
+}

@@ -1,0 +1,59 @@
+package proxy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the proxy's Prometheus series.
+type metrics struct {
+	reg            *prometheus.Registry
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	overhead       prometheus.Histogram
+	windowTokens   prometheus.Histogram
+	historyTokens  prometheus.Histogram
+	upstreamErrors *prometheus.CounterVec
+	retries        prometheus.Counter
+	expansions     prometheus.Counter
+	ingested       prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "megacontext_requests_total", Help: "Requests by route and status code.",
+	}, []string{"route", "code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "megacontext_request_seconds", Help: "Whole request latency, upstream included.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
+	}, []string{"route"})
+	m.overhead = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "megacontext_overhead_seconds", Help: "Time the proxy adds before forwarding (reconcile, ingest, window assembly).",
+		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
+	})
+	m.windowTokens = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "megacontext_window_tokens", Help: "Tokens of the forwarded working window.",
+		Buckets: prometheus.ExponentialBuckets(64, 2, 12),
+	})
+	m.historyTokens = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "megacontext_history_tokens", Help: "Tokens of the MegaContext behind each request.",
+		Buckets: prometheus.ExponentialBuckets(256, 4, 10),
+	})
+	m.upstreamErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "megacontext_upstream_errors_total", Help: "Upstream failures by kind.",
+	}, []string{"kind"})
+	m.retries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "megacontext_context_retries_total", Help: "Requests retried with a smaller window after an upstream context-length error.",
+	})
+	m.expansions = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "megacontext_expansions_total", Help: "Focus expansions performed.",
+	})
+	m.ingested = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "megacontext_messages_ingested_total", Help: "Messages stored in memory.",
+	})
+	m.reg.MustRegister(m.requests, m.latency, m.overhead, m.windowTokens, m.historyTokens,
+		m.upstreamErrors, m.retries, m.expansions, m.ingested,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package proxy
+
+import "net"
+
+// peerClosed cannot peek portably; disconnects are then noticed on write.
+func peerClosed(net.Conn) bool { return false }

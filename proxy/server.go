@@ -1,0 +1,273 @@
+// Package proxy is MegaContext's OpenAI-compatible HTTP front end on
+// fasthttp: it rewrites each chat request's messages into a working window
+// from memory, forwards it upstream, relays the answer (streams as they
+// come) and ingests the response.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/proxy/upstream"
+)
+
+// Options configure a Server.
+type Options struct {
+	Engine   *memory.Engine
+	Upstream *upstream.Client
+	Logger   *slog.Logger
+	// NCtx overrides the upstream's context size when > 0.
+	NCtx int
+	// DefaultNCtx is used when discovery finds no context size.
+	DefaultNCtx int
+	// DefaultMaxTokens is reserved for output when a request sets no limit.
+	DefaultMaxTokens int
+	// SafetyMargin is kept free on top of the output reservation.
+	SafetyMargin int
+	// TailPercent caps the verbatim tail as a share of the budget.
+	TailPercent int
+	// MaxBodyBytes bounds request bodies.
+	MaxBodyBytes int
+	// ContextHeaders name headers whose first non-empty value selects the MegaContext.
+	ContextHeaders []string
+	// ThreadHeaders name headers whose value separates threads (chat ids).
+	ThreadHeaders []string
+	// Tenant is the tenant of every request until API keys exist.
+	Tenant string
+}
+
+// Server is the proxy.
+type Server struct {
+	opts Options
+	eng  *memory.Engine
+	up   *upstream.Client
+	log  *slog.Logger
+	m    *metrics
+	srv  *fasthttp.Server
+	prom fasthttp.RequestHandler
+
+	infoMu sync.Mutex
+	info   upstream.Info
+	known  bool
+}
+
+// New returns a server; call Discover (optional) then Serve.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Tenant == "" {
+		o.Tenant = "default"
+	}
+	if o.DefaultNCtx <= 0 {
+		o.DefaultNCtx = 4096
+	}
+	if o.DefaultMaxTokens <= 0 {
+		o.DefaultMaxTokens = 512
+	}
+	if o.TailPercent <= 0 {
+		o.TailPercent = 40
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 16 << 20
+	}
+	s := &Server{opts: o, eng: o.Engine, up: o.Upstream, log: o.Logger, m: newMetrics()}
+	s.prom = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	s.srv = &fasthttp.Server{
+		Handler:               s.handle,
+		Name:                  "megacontext",
+		MaxRequestBodySize:    o.MaxBodyBytes,
+		ReadTimeout:           2 * time.Minute,
+		IdleTimeout:           2 * time.Minute,
+		NoDefaultServerHeader: false,
+		NoDefaultContentType:  true,
+		ErrorHandler:          s.handleServerError,
+		Logger:                fasthttpLogger{o.Logger},
+	}
+	return s
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("fasthttp", "msg", fmt.Sprintf(format, args...))
+}
+
+// Discover asks the upstream for its model and context size. Failures are
+// logged and retried lazily on later requests.
+func (s *Server) Discover(ctx context.Context) (upstream.Info, error) {
+	info, err := s.up.Discover(ctx)
+	if err != nil {
+		return info, err
+	}
+	s.infoMu.Lock()
+	s.info, s.known = info, true
+	s.infoMu.Unlock()
+	return info, nil
+}
+
+// upstreamInfo returns the discovered info, discovering it when unknown.
+func (s *Server) upstreamInfo(ctx context.Context) upstream.Info {
+	s.infoMu.Lock()
+	info, known := s.info, s.known
+	s.infoMu.Unlock()
+	if known {
+		return info
+	}
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	info, err := s.Discover(dctx)
+	if err != nil {
+		s.log.Debug("upstream discovery failed", "err", err)
+	}
+	return info
+}
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// Shutdown stops accepting connections and waits for open ones to finish.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+
+func (s *Server) handleServerError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) || strings.Contains(err.Error(), "body size exceeds") {
+		writeError(ctx, &apiError{status: 413, message: fmt.Sprintf("request body exceeds the limit of %d bytes", s.opts.MaxBodyBytes), typ: "invalid_request_error", code: "request_too_large"})
+		return
+	}
+	writeError(ctx, &apiError{status: 400, message: "malformed HTTP request: " + err.Error(), typ: "invalid_request_error", code: "bad_request"})
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	path := string(ctx.Path())
+	route := path
+	switch {
+	case path == "/v1/chat/completions" || path == "/chat/completions":
+		route = "/v1/chat/completions"
+		if !ctx.IsPost() {
+			writeError(ctx, methodNotAllowed())
+			break
+		}
+		s.chat(ctx, start)
+	case path == "/v1/completions" || path == "/v1/embeddings" || path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"):
+		if strings.HasPrefix(path, "/v1/models/") {
+			route = "/v1/models/{id}"
+		}
+		s.passthrough(ctx, path)
+	case path == "/healthz":
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"status":"ok"}`)
+	case path == "/readyz":
+		s.ready(ctx)
+	case path == "/metrics":
+		s.prom(ctx)
+	case strings.HasPrefix(path, "/megacontext/v1/"):
+		route = "/megacontext/v1"
+		s.admin(ctx, strings.TrimPrefix(path, "/megacontext/v1/"))
+	default:
+		route = "other"
+		writeError(ctx, &apiError{status: 404, message: fmt.Sprintf("unknown route %s %s", ctx.Method(), path), typ: "invalid_request_error", code: "not_found"})
+	}
+	s.m.requests.WithLabelValues(route, fmt.Sprint(ctx.Response.StatusCode())).Inc()
+	s.m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+func methodNotAllowed() *apiError {
+	return &apiError{status: 405, message: "method not allowed", typ: "invalid_request_error", code: "method_not_allowed"}
+}
+
+func (s *Server) ready(ctx *fasthttp.RequestCtx) {
+	rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	ctx.SetContentType("application/json")
+	if err := s.up.Ready(rctx); err != nil {
+		ctx.SetStatusCode(503)
+		ctx.SetBodyString(string(upstream.ErrorJSON("upstream not ready: "+err.Error(), "server_error", "", "upstream_unavailable")))
+		return
+	}
+	ctx.SetBodyString(`{"status":"ready"}`)
+}
+
+func writeError(ctx *fasthttp.RequestCtx, e *apiError) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(e.status)
+	ctx.SetContentType("application/json")
+	var code any
+	if e.code != "" {
+		code = e.code
+	}
+	ctx.SetBody(upstream.ErrorJSON(e.message, e.typ, e.param, code))
+}
+
+// forwardHeaders copies the client headers worth passing upstream.
+func forwardHeaders(ctx *fasthttp.RequestCtx) http.Header {
+	h := http.Header{}
+	for _, k := range []string{"Content-Type", "Accept", "User-Agent", "OpenAI-Organization", "OpenAI-Project"} {
+		if v := ctx.Request.Header.Peek(k); len(v) > 0 {
+			h.Set(k, string(v))
+		}
+	}
+	return h
+}
+
+// watchClient returns a context cancelled when the client's connection
+// closes (checked every 100 ms without consuming input) or stop is called.
+func watchClient(conn net.Conn) (context.Context, func()) {
+	cctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var once sync.Once
+	stop := func() { once.Do(func() { close(done); cancel() }) }
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if peerClosed(conn) {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return cctx, stop
+}
+
+// passthrough relays a request upstream unchanged.
+func (s *Server) passthrough(ctx *fasthttp.RequestCtx, path string) {
+	if q := ctx.URI().QueryString(); len(q) > 0 {
+		path += "?" + string(q)
+	}
+	cctx, stop := watchClient(ctx.Conn())
+	resp, err := s.up.Do(cctx, string(ctx.Method()), path, forwardHeaders(ctx), ctx.PostBody())
+	if err != nil {
+		stop()
+		s.transportError(ctx, err)
+		return
+	}
+	s.relay(ctx, resp, stop, nil)
+}
+
+func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	status, body := upstream.FromTransportError(err)
+	s.m.upstreamErrors.WithLabelValues("transport").Inc()
+	s.log.Warn("upstream request failed", "err", err)
+	ctx.Response.Reset()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
