@@ -303,17 +303,7 @@ func (e *Engine) ingest(c *mctx, k Key, msgs []Message) ([]int64, int, error) {
 		parent = seqs[len(seqs)-1]
 	}
 	rest := msgs[len(seqs):]
-	leading := make([]bool, len(rest))
-	allLeading := true
-	for i := range msgs {
-		if !isLeadingRole(msgs[i].Role) {
-			allLeading = false
-		}
-		if i >= len(seqs) {
-			leading[i-len(seqs)] = allLeading
-		}
-	}
-	p, newSeqs := e.appendMessages(c, parent, prevHash, rest, leading, false, e.opts.Now())
+	p, newSeqs := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, e.opts.Now())
 	if err := e.st.Put(p.kvs...); err != nil {
 		// Memory and store disagree now: reload from the store next time.
 		e.forget(k)
@@ -321,6 +311,20 @@ func (e *Engine) ingest(c *mctx, k Key, msgs []Message) ([]int64, int, error) {
 		return nil, 0, fmt.Errorf("memory: store messages: %w", err)
 	}
 	return append(seqs, newSeqs...), len(rest), nil
+}
+
+// leadingFlags marks, for msgs[from:], the client system prompts at the
+// start of the list.
+func leadingFlags(msgs []Message, from int) []bool {
+	out := make([]bool, len(msgs)-from)
+	lead := true
+	for i, m := range msgs {
+		lead = lead && isLeadingRole(m.Role)
+		if i >= from {
+			out[i-from] = lead
+		}
+	}
+	return out
 }
 
 // AppendResponse stores an assistant response as the child of message
@@ -349,4 +353,36 @@ func (e *Engine) AppendResponse(k Key, parent int64, m Message, partial bool) er
 		return fmt.Errorf("memory: store response: %w", err)
 	}
 	return nil
+}
+
+// Import stores msgs as one conversation that happened at the given time,
+// as a thread of its own (thread names it; empty lets the hash chain
+// decide). Messages already stored are skipped, so an import can be resumed.
+// It returns how many messages were added.
+func (e *Engine) Import(k Key, msgs []Message, at time.Time) (int, error) {
+	c, err := e.get(k, true)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.deleted {
+		return 0, ErrNotFound
+	}
+	seqs, prevHash := c.match(k, msgs)
+	if len(seqs) == len(msgs) {
+		return 0, nil
+	}
+	parent := int64(-1)
+	if len(seqs) > 0 {
+		parent = seqs[len(seqs)-1]
+	}
+	rest := msgs[len(seqs):]
+	p, _ := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, at)
+	if err := e.st.Put(p.kvs...); err != nil {
+		e.forget(k)
+		c.deleted = true
+		return 0, fmt.Errorf("memory: import: %w", err)
+	}
+	return len(rest), nil
 }
