@@ -67,6 +67,7 @@ var serveFlagKeys = map[string]string{
 	"n-ctx":     "upstream.n_ctx",
 	"log-level": "log_level",
 	"vocab":     "native.vocab",
+	"model":     "native.model",
 }
 
 func newServeCmd() *cobra.Command {
@@ -88,11 +89,12 @@ func newServeCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&configPath, "config", "", "YAML config file (default ./megacontext.yaml when present)")
 	f.String("listen", d.Listen, "address to listen on")
-	f.String("upstream", d.Upstream.URL, "upstream OpenAI-compatible server root (a /v1 suffix is accepted)")
+	f.String("upstream", d.Upstream.URL, "upstream OpenAI-compatible server root (a /v1 suffix is accepted), or \"local\" with --model")
 	f.String("data", d.DataDir, "data directory of the embedded store")
 	f.Int("n-ctx", 0, "upstream context size in tokens (0 discovers it)")
 	f.String("log-level", d.LogLevel, "debug, info, warn or error")
 	f.String("vocab", "", "GGUF file whose vocabulary counts tokens exactly")
+	f.String("model", "", "GGUF model served in-process with --upstream local")
 	return cmd
 }
 

@@ -1,18 +1,75 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"path/filepath"
 
 	"github.com/megacontext/megacontext/configs"
 	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/native"
+	"github.com/megacontext/megacontext/native/localserver"
 )
 
 // nativeCounter returns an exact tokenizer from native.vocab when one is
-// configured. ok is false when none is configured.
+// configured and loads. ok is false when none is configured or the native
+// libraries are unavailable (the proxy then runs on its pure-Go fallbacks,
+// which one log line says).
 func nativeCounter(cfg configs.Config, logger *slog.Logger) (tokens.Counter, bool, error) {
 	if cfg.Native.Vocab == "" {
 		return nil, false, nil
 	}
-	logger.Warn("native.vocab is set but the native tokenizer is not wired into serve yet; using the upstream tokenizer or the estimate", "vocab", cfg.Native.Vocab)
-	return nil, false, nil
+	lib, err := native.Open(cfg.Native.Dir)
+	if err != nil {
+		logger.Warn("native libraries unavailable; counting tokens without native.vocab (run `make native`)", "err", err)
+		return nil, false, nil
+	}
+	tok, err := lib.LoadVocab(cfg.Native.Vocab)
+	if err != nil {
+		logger.Warn("native.vocab could not be loaded; counting tokens without it", "vocab", cfg.Native.Vocab, "err", err)
+		return nil, false, nil
+	}
+	logger.Info("exact token counts from native vocabulary", "vocab", cfg.Native.Vocab, "tokenizer", tok.Name())
+	return tok, true, nil
+}
+
+// startLocalUpstream serves native.model in-process on a loopback port and
+// returns its URL and a stop function: `--upstream local`.
+func startLocalUpstream(ctx context.Context, cfg configs.Config, logger *slog.Logger) (string, func(), error) {
+	if cfg.Native.Model == "" {
+		return "", nil, fmt.Errorf("upstream local needs a model: --model FILE.gguf (native.model)")
+	}
+	lib, err := native.Open(cfg.Native.Dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("upstream local: %w (run `make native`)", err)
+	}
+	model, err := lib.LoadModel(cfg.Native.Model, native.ModelOptions{CPUOnly: cfg.Native.GPULayers == 0})
+	if err != nil {
+		return "", nil, fmt.Errorf("upstream local: %w", err)
+	}
+	srv, err := localserver.NewServer(model, localserver.Options{
+		ModelName: filepath.Base(cfg.Native.Model),
+		Context:   native.ContextOptions{ContextSize: cfg.Upstream.NCtx, Threads: cfg.Native.Threads},
+		Logger:    logger,
+	})
+	if err != nil {
+		model.Close()
+		return "", nil, fmt.Errorf("upstream local: %w", err)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		model.Close()
+		return "", nil, fmt.Errorf("upstream local: listen: %w", err)
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil {
+			logger.Error("local upstream stopped", "err", err)
+		}
+	}()
+	url := "http://" + ln.Addr().String()
+	logger.Info("local upstream serving", "model", cfg.Native.Model, "url", url, "n_ctx", srv.ContextSize())
+	return url, func() { _ = srv.Shutdown(); _ = model.Close() }, nil
 }

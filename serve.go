@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,7 +18,12 @@ import (
 // serve runs the proxy until ctx ends.
 func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 	if cfg.Upstream.URL == "local" {
-		return errors.New("upstream \"local\" needs the native layer's local server, which this build does not wire yet; point --upstream at an OpenAI-compatible server")
+		url, stop, err := startLocalUpstream(ctx, cfg, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		cfg.Upstream.URL = url
 	}
 	up, err := upstream.New(upstream.Options{
 		BaseURL:     cfg.Upstream.URL,

@@ -78,8 +78,16 @@ type Headers struct {
 
 // Native configures the llama.cpp libraries loaded with purego.
 type Native struct {
-	Dir   string `mapstructure:"dir"`
+	// Dir holds the llama.cpp shared libraries (default ./.native).
+	Dir string `mapstructure:"dir"`
+	// Vocab is a GGUF whose vocabulary counts tokens exactly.
 	Vocab string `mapstructure:"vocab"`
+	// Model is the GGUF served in-process by `--upstream local`.
+	Model string `mapstructure:"model"`
+	// Threads is the CPU threads of local generation (0: half the cores).
+	Threads int `mapstructure:"threads"`
+	// GPULayers > 0 lets a GPU backend (CUDA build) take the model's layers.
+	GPULayers int `mapstructure:"gpu_layers"`
 }
 
 // Defaults returns the built-in configuration.
@@ -195,6 +203,9 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("headers.thread_id", d.Headers.ThreadID)
 	v.SetDefault("native.dir", d.Native.Dir)
 	v.SetDefault("native.vocab", d.Native.Vocab)
+	v.SetDefault("native.model", d.Native.Model)
+	v.SetDefault("native.threads", d.Native.Threads)
+	v.SetDefault("native.gpu_layers", d.Native.GPULayers)
 }
 
 // normalize validates c and canonicalizes values such as the upstream URL.

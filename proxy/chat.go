@@ -273,7 +273,7 @@ func responseMessage(msg upstream.Message) (memory.Message, error) {
 // stream cut before its end). stop releases the client watcher.
 func (s *Server) relay(ctx *fasthttp.RequestCtx, resp *upstream.Response, stop func(), done func(msg upstream.Message, complete bool)) {
 	for k, vs := range resp.Header {
-		if strings.EqualFold(k, "Content-Length") {
+		if strings.EqualFold(k, "Content-Length") || strings.EqualFold(k, "Server") || strings.EqualFold(k, "Date") {
 			continue
 		}
 		for _, v := range vs {
