@@ -1,0 +1,89 @@
+package memory
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// buildHistory imports about n tokens of conversation into a fresh engine
+// (in memory) and returns it with the key.
+func buildHistory(b *testing.B, n int) (*Engine, Key) {
+	b.Helper()
+	e, err := Open(Options{Now: fixedClock()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	k := Key{Tenant: "bench", Context: "c"}
+	r := rand.New(rand.NewPCG(uint64(n), 1))
+	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	tokens := 0
+	for s := 0; tokens < n; s++ {
+		var msgs []Message
+		for t := 0; t < 10; t++ {
+			u := filler(r, 60)
+			if r.IntN(50) == 0 {
+				u += fmt.Sprintf(" The code for project %d is QX-%04d.", s, r.IntN(10000))
+			}
+			msgs = append(msgs, msg("user", u), msg("assistant", filler(r, 90)))
+		}
+		if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(s)}, msgs, at.Add(time.Duration(s)*time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+		st, _ := e.Stats(k)
+		tokens = st.Tokens
+	}
+	return e, k
+}
+
+var benchSizes = []int{10_000, 100_000, 1_000_000}
+
+// BenchmarkAssemble measures one window assembly (lens, allocator, render)
+// for a question at a 4096-token budget, over histories of 10K, 100K and 1M
+// tokens.
+func BenchmarkAssemble(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("history=%dk", n/1000), func(b *testing.B) {
+			e, k := buildHistory(b, n)
+			defer e.Close()
+			req := Request{Key: k, Messages: []Message{msg("system", "You are helpful."), msg("user", "What was the code for project 7 again? Something with garden and river.")}, Budget: 4096 - 512, PerMessage: 5, TailPercent: 40, DryRun: true}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := e.Prepare(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkIngest measures storing one new turn (user message of ~60 words)
+// and assembling its window, on top of histories of 10K, 100K and 1M tokens:
+// the proxy's whole per-request cost.
+func BenchmarkIngest(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("history=%dk", n/1000), func(b *testing.B) {
+			e, k := buildHistory(b, n)
+			defer e.Close()
+			r := rand.New(rand.NewPCG(9, 9))
+			conv := []Message{msg("system", "You are helpful.")}
+			b.ResetTimer()
+			for b.Loop() {
+				conv = append(conv, msg("user", filler(r, 60)))
+				w, err := e.Prepare(Request{Key: k, Messages: conv, Budget: 4096 - 512, PerMessage: 5, TailPercent: 40})
+				if err != nil {
+					b.Fatal(err)
+				}
+				reply := msg("assistant", filler(r, 40))
+				if err := e.AppendResponse(k, w.LastSeq, reply, false); err != nil {
+					b.Fatal(err)
+				}
+				conv = append(conv, reply)
+				if len(conv) > 40 {
+					conv = []Message{msg("system", "You are helpful.")} // a new chat keeps resends short
+				}
+			}
+		})
+	}
+}
