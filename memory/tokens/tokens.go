@@ -20,8 +20,11 @@ type Counter interface {
 // Estimate is a conservative pure-Go token estimate. It splits text the way
 // BPE pre-tokenizers do (letter runs, digit runs, single symbols, spaces) and
 // charges each piece at least as many tokens as common vocabularies use:
-// one per 3 letters of a word, one per digit pair, one per symbol, one per
-// non-ASCII rune. It overcounts English prose by roughly a third.
+// one per 3 letters of a word, one per digit (SentencePiece vocabularies
+// split numbers into digits), one per symbol, one per accented letter, two
+// or three per other non-ASCII rune, plus one per text for the leading-space
+// token SentencePiece adds. On English prose it overcounts Llama 3 by about
+// 1.8x and Llama 2 by about 1.5x (measured with the native tokenizer tests).
 type Estimate struct{}
 
 // Name implements Counter.
@@ -29,7 +32,10 @@ func (Estimate) Name() string { return "estimate" }
 
 // Count implements Counter.
 func (Estimate) Count(text string) int {
-	n := 0
+	if text == "" {
+		return 0
+	}
+	n := 1
 	letters, digits := 0, 0
 	flush := func() {
 		if letters > 0 {
@@ -37,7 +43,7 @@ func (Estimate) Count(text string) int {
 			letters = 0
 		}
 		if digits > 0 {
-			n += (digits + 1) / 2
+			n += digits
 			digits = 0
 		}
 	}
@@ -82,9 +88,9 @@ func (Estimate) Count(text string) int {
 			n++
 			continue
 		}
-		// CJK, emoji, symbols: byte-fallback tokenizers may spend one token per byte
-		// of rare runes; common vocabularies spend one or two per rune.
-		n += (size + 1) / 2
+		// CJK, other scripts, emoji, symbols: byte-level vocabularies spend up to
+		// one token per byte of rare runes; charge all but one byte.
+		n += max(size-1, 2)
 	}
 	flush()
 	return n

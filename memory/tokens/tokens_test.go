@@ -8,14 +8,14 @@ func TestEstimateTable(t *testing.T) {
 		want int
 	}{
 		{"", 0},
-		{"a", 1},
-		{"hello", 2},
-		{"hello world", 4},
-		{"12345", 3},
-		{"a,b", 3},
-		{"  ", 1},
-		{"é", 1},
-		{"日本", 4},
+		{"a", 2},
+		{"hello", 3},
+		{"hello world", 5},
+		{"12345", 6},
+		{"a,b", 4},
+		{"  ", 2},
+		{"é", 2},
+		{"日本", 5},
 	}
 	for _, c := range cases {
 		if got := (Estimate{}).Count(c.in); got != c.want {
