@@ -5,11 +5,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/megacontext/megacontext/memory/lens"
+	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/memory/tokens"
 	"github.com/megacontext/megacontext/memory/tree"
@@ -43,6 +45,8 @@ type msgRecord struct {
 	Time       int64           `json:"time"`
 	Partial    bool            `json:"partial,omitempty"`
 	Superseded bool            `json:"superseded,omitempty"`
+	// Tags are the policy rules whose spans the message holds.
+	Tags []string `json:"tags,omitempty"`
 	// First and Last are the message's block range; First = -1 when it has
 	// no blocks (leading system prompts, empty messages).
 	First int `json:"first"`
@@ -90,10 +94,58 @@ type mctx struct {
 
 func (e *Engine) newTree() *tree.Tree {
 	return tree.New(e.opts.BlockTokens, e.opts.Fanout, func(level int, children []*tree.Node) tree.Gist {
+		if level == 1 {
+			children = e.redactedBlocks(children)
+		}
 		g := e.gists.Summarize(level, children)
 		g.Head = e.countCached(gistHeader(children[0].Time, children[len(children)-1].TimeEnd))
 		return g
 	})
+}
+
+// redactedBlocks returns copies of blocks whose sensitive spans are
+// redacted for nobody's clearance, and whose excluded text is dropped, so
+// that gists never carry a sensitive span to anyone.
+func (e *Engine) redactedBlocks(blocks []*tree.Node) []*tree.Node {
+	out := blocks
+	copied := false
+	for i, b := range blocks {
+		if len(b.Spans) == 0 {
+			continue
+		}
+		if !copied {
+			out, copied = append([]*tree.Node(nil), blocks...), true
+		}
+		text, excluded, _ := e.opts.Policy.Apply(b.Text, toPolicySpans(b.Spans), nil)
+		cp := *b
+		cp.Text = text
+		if excluded {
+			cp.Text = ""
+		}
+		out[i] = &cp
+	}
+	return out
+}
+
+func toPolicySpans(in []tree.Span) []policy.Span {
+	out := make([]policy.Span, len(in))
+	for i, s := range in {
+		out[i] = policy.Span{Start: s.Start, End: s.End, Rule: s.Rule}
+	}
+	return out
+}
+
+// blockSpans clips the message-level spans to the block [start, end) and
+// makes them relative to the block.
+func blockSpans(spans []policy.Span, start, end int) []tree.Span {
+	var out []tree.Span
+	for _, s := range spans {
+		if s.End <= start || s.Start >= end {
+			continue
+		}
+		out = append(out, tree.Span{Start: max(s.Start, start) - start, End: min(s.End, end) - start, Rule: s.Rule})
+	}
+	return out
 }
 
 // load reads a context from the store.
@@ -232,13 +284,32 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 		seq := int64(len(c.msgs))
 		rec := &msgRecord{Seq: seq, Parent: parent, Hash: h, Role: m.Role, Name: m.Name, Text: m.Text, Raw: m.Raw, Time: ms, Partial: partial, First: -1, Last: -1}
 		if !leading[i] && m.Text != "" {
-			pieces := splitBlocks(m.Text, e.opts.BlockTokens)
+			spans := e.opts.Policy.Scan(m.Text)
+			ranges := make([][2]int, len(spans))
+			for j, sp := range spans {
+				ranges[j] = [2]int{sp.Start, sp.End}
+			}
+			rec.Tags = policy.Tags(spans)
+			pieces := keepSpansWhole(splitBlocks(m.Text, e.opts.BlockTokens), ranges)
 			head := blockHeader(ms, m.Role)
 			counts := tokens.CountAll(e.opts.Counter, append(pieces, head))
 			headCost := counts[len(pieces)]
 			rec.First = c.tree.Len()
+			off := 0
 			for j, text := range pieces {
 				b := &tree.Node{Text: text, Tokens: counts[j], Cost: counts[j], Msg: seq, Part: j, Role: m.Role, Time: ms, Head: headCost}
+				b.Spans = blockSpans(spans, off, off+len(text))
+				for _, sp := range b.Spans {
+					if !slices.Contains(b.Tags, sp.Rule) {
+						b.Tags = append(b.Tags, sp.Rule)
+					}
+				}
+				if len(b.Spans) > 0 {
+					// Placeholders can cost more than what they replace: budget the larger.
+					red, _, _ := e.opts.Policy.Apply(text, toPolicySpans(b.Spans), nil)
+					b.Cost = max(b.Cost, e.opts.Counter.Count(red))
+				}
+				off += len(text)
 				for _, n := range c.tree.Append(b) {
 					p.kvs = append(p.kvs, store.KV{Key: nodeKey(c.key, n.Level, n.Index), Value: mustJSON(n)})
 				}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/megacontext/megacontext/memory/gist"
+	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/memory/tokens"
 )
@@ -43,6 +44,9 @@ type Options struct {
 	GistTokens, ShortTokens int
 	// Counter counts tokens; nil uses tokens.Estimate.
 	Counter tokens.Counter
+	// Policy tags sensitive spans at ingest and filters them at assembly
+	// for callers not cleared for them; nil disables filtering.
+	Policy *policy.Policy
 	// MaxLoaded bounds the MegaContexts held in memory (LRU).
 	MaxLoaded int
 	// Logger receives diagnostics.

@@ -56,3 +56,30 @@ func nextWordEnd(s string, i int) int {
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\r' }
+
+// keepSpansWhole merges adjacent pieces wherever a cut falls strictly inside
+// one of spans (sorted byte ranges of the whole text), so that no tagged
+// span is ever split across blocks.
+func keepSpansWhole(pieces []string, spans [][2]int) []string {
+	if len(spans) == 0 || len(pieces) < 2 {
+		return pieces
+	}
+	out := []string{pieces[0]}
+	pos := len(pieces[0])
+	for _, p := range pieces[1:] {
+		inside := false
+		for _, sp := range spans {
+			if sp[0] < pos && pos < sp[1] {
+				inside = true
+				break
+			}
+		}
+		if inside {
+			out[len(out)-1] += p
+		} else {
+			out = append(out, p)
+		}
+		pos += len(p)
+	}
+	return out
+}

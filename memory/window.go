@@ -7,6 +7,7 @@ import (
 
 	"github.com/megacontext/megacontext/memory/focus"
 	"github.com/megacontext/megacontext/memory/lens"
+	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/tree"
 )
 
@@ -23,6 +24,8 @@ type Request struct {
 	TailPercent int
 	// DryRun assembles without storing anything or updating telemetry.
 	DryRun bool
+	// Scopes are the caller's clearances for the policy's rules.
+	Scopes []string
 }
 
 // Window is an assembled working window.
@@ -53,6 +56,8 @@ type Window struct {
 	LastSeq int64
 	// NewMessages counts messages this request added to memory.
 	NewMessages int
+	// Hits lists the policy filtering applied to the memory text.
+	Hits []policy.Hit
 }
 
 // EntryInfo describes one memory entry of a window.
@@ -255,7 +260,7 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 	res := focus.Allocate(in)
 	w.Expanded = res.Expanded
 	w.Omitted = res.Cut
-	w.Memory, w.Entries = e.render(c, res.Entries)
+	w.Memory, w.Entries, w.Hits = e.render(c, res.Entries, r.Scopes)
 	if w.Memory != "" {
 		w.MemoryTokens = res.Cost + memFixed
 		w.Tokens += w.MemoryTokens
@@ -350,11 +355,14 @@ func (e *Engine) refocusTerms(c *mctx, query []lens.Term, revealed []*tree.Node)
 	return out
 }
 
-// render writes the memory text of the entries.
-func (e *Engine) render(c *mctx, entries []focus.Entry) (string, []EntryInfo) {
+// render writes the memory text of the entries, filtering verbatim blocks
+// by the policy for a caller holding scopes (gists are built from redacted
+// text and need no filtering).
+func (e *Engine) render(c *mctx, entries []focus.Entry, scopes []string) (string, []EntryInfo, []policy.Hit) {
 	var sb strings.Builder
 	var infos []EntryInfo
-	var prev *tree.Node
+	var hits []policy.Hit
+	var prev *tree.Node // the last block written, for continuations
 	for _, en := range entries {
 		if en.Tail {
 			prev = nil
@@ -362,41 +370,47 @@ func (e *Engine) render(c *mctx, entries []focus.Entry) (string, []EntryInfo) {
 		}
 		n := en.Node
 		infos = append(infos, EntryInfo{Level: n.Level, Index: n.Index, First: n.First, Last: n.Last, Detail: en.Detail.String(), Tokens: en.Cost})
+		text := n.Text
+		if en.Detail == focus.Verbatim && len(n.Spans) > 0 {
+			out, excluded, h := e.opts.Policy.Apply(n.Text, toPolicySpans(n.Spans), scopes)
+			hits = append(hits, h...)
+			if excluded {
+				prev = nil // the block is left out; what follows restarts with a header
+				continue
+			}
+			text = out
+		}
 		if sb.Len() == 0 {
 			sb.WriteString(Preamble)
+		} else if !(en.Detail == focus.Verbatim && continues(prev, n)) {
+			sb.WriteByte('\n')
 		}
 		switch en.Detail {
 		case focus.Verbatim:
 			if continues(prev, n) {
-				sb.WriteString(n.Text) // continuation of the same message
+				sb.WriteString(text)
 			} else {
-				if prev != nil {
-					sb.WriteByte('\n')
-				}
 				sb.WriteString(blockHeader(n.Time, n.Role))
 				if n.Part > 0 {
 					sb.WriteString("…")
 				}
-				sb.WriteString(strings.TrimLeft(n.Text, " "))
+				sb.WriteString(strings.TrimLeft(text, " "))
 			}
-		case focus.Full, focus.Short:
-			if prev != nil {
-				sb.WriteByte('\n')
-			}
-			if en.Detail == focus.Full {
-				sb.WriteString(gistHeader(n.Time, n.TimeEnd))
-				sb.WriteString(n.Text)
-			} else {
-				sb.WriteString("~ ")
-				sb.WriteString(n.Short)
-			}
+			prev = n
+		case focus.Full:
+			sb.WriteString(gistHeader(n.Time, n.TimeEnd))
+			sb.WriteString(n.Text)
+			prev = nil
+		case focus.Short:
+			sb.WriteString("~ ")
+			sb.WriteString(n.Short)
+			prev = nil
 		}
-		prev = n
 	}
 	if sb.Len() == 0 {
-		return "", nil
+		return "", nil, hits
 	}
 	sb.WriteByte('\n')
 	sb.WriteString(Closing)
-	return sb.String(), infos
+	return sb.String(), infos, hits
 }

@@ -47,6 +47,16 @@ type Node struct {
 	TimeEnd int64 `json:"te"`
 	// Tags are policy tags of the covered text (union over children for gists).
 	Tags []string `json:"g,omitempty"`
+	// Spans are the sensitive spans of a block's text (byte offsets into
+	// Text), tagged at ingest so that assembly can filter without scanning.
+	Spans []Span `json:"sp,omitempty"`
+}
+
+// Span is a tagged byte range of a block's text.
+type Span struct {
+	Start int    `json:"s"`
+	End   int    `json:"e"`
+	Rule  string `json:"r"`
 }
 
 // Span returns the number of blocks the node covers.
