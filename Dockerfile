@@ -1,5 +1,7 @@
 # MegaContext image: the same steps as .ci/run (make native, go build), on a
-# glibc runtime so the llama.cpp libraries of the native layer load.
+# glibc runtime so the llama.cpp libraries of the native layer load. The
+# container listens on all interfaces, so configure auth.keys for anything but
+# a private port mapping (allow_open is set only to let the default image start).
 FROM golang:1.26-bookworm AS build
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends npm make && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -16,7 +18,8 @@ COPY --from=build /out/native /opt/megacontext/native
 COPY configs/megacontext.yaml /etc/megacontext/megacontext.yaml
 ENV MEGACONTEXT_NATIVE_DIR=/opt/megacontext/native \
     MEGACONTEXT_LISTEN=0.0.0.0:8787 \
-    MEGACONTEXT_DATA_DIR=/var/lib/megacontext
+    MEGACONTEXT_DATA_DIR=/var/lib/megacontext \
+    MEGACONTEXT_AUTH_ALLOW_OPEN=true
 USER megacontext
 EXPOSE 8787
 VOLUME /var/lib/megacontext

@@ -9,9 +9,11 @@ import (
 
 	"github.com/megacontext/megacontext/configs"
 	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/memory/tokens"
 	"github.com/megacontext/megacontext/proxy"
+	"github.com/megacontext/megacontext/proxy/auth"
 	"github.com/megacontext/megacontext/proxy/upstream"
 )
 
@@ -41,6 +43,20 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	keyring, err := auth.NewKeyring(cfg.Auth.Keys)
+	if err != nil {
+		return fmt.Errorf("auth.keys: %w", err)
+	}
+	pol, err := policy.Compile(cfg.Policy.Rules)
+	if err != nil {
+		return fmt.Errorf("policy.rules: %w", err)
+	}
+	if keyring.Open() {
+		if !isLoopback(cfg.Listen) && !cfg.Auth.AllowOpen {
+			return fmt.Errorf("no auth.keys configured: refusing to serve an open proxy on %s; configure keys, listen on loopback, or set auth.allow_open", cfg.Listen)
+		}
+		logger.Warn("no auth.keys configured: the proxy is open (tenant \"default\", no scopes)", "listen", cfg.Listen)
+	}
 	eng, err := memory.Open(memory.Options{
 		Dir:         cfg.DataDir,
 		Sync:        store.SyncSecond,
@@ -48,6 +64,7 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 		Fanout:      cfg.Memory.Fanout,
 		GistTokens:  cfg.Memory.GistTokens,
 		Counter:     counter,
+		Policy:      pol,
 		Logger:      logger,
 	})
 	if err != nil {
@@ -67,6 +84,9 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 		MaxBodyBytes:     cfg.Limits.MaxBodyBytes,
 		ContextHeaders:   cfg.Headers.ContextID,
 		ThreadHeaders:    cfg.Headers.ThreadID,
+		Keyring:          keyring,
+		Policy:           pol,
+		PassThrough:      cfg.Auth.PassThrough,
 	})
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	info, err := srv.Discover(dctx)
@@ -93,6 +113,19 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// isLoopback reports whether addr (host:port) listens on loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // newCounter picks the token counter: the native tokenizer of a configured

@@ -13,6 +13,9 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/megacontext/megacontext/memory/policy"
+	"github.com/megacontext/megacontext/proxy/auth"
 )
 
 // DefaultYAML is the fully commented default configuration file; every value in
@@ -31,6 +34,25 @@ type Config struct {
 	Memory   Memory   `mapstructure:"memory"`
 	Headers  Headers  `mapstructure:"headers"`
 	Native   Native   `mapstructure:"native"`
+	Auth     Auth     `mapstructure:"auth"`
+	Policy   Policy   `mapstructure:"policy"`
+}
+
+// Auth maps API keys to tenants and scopes.
+type Auth struct {
+	// Keys are the accepted client keys. With none, the proxy is open and
+	// listens on loopback only (unless AllowOpen).
+	Keys []auth.Key `mapstructure:"keys"`
+	// AllowOpen permits an open proxy on a non-loopback address.
+	AllowOpen bool `mapstructure:"allow_open"`
+	// PassThrough forwards the client's Authorization header upstream when
+	// upstream.api_key is empty (for upstreams that check the caller's key).
+	PassThrough bool `mapstructure:"pass_through"`
+}
+
+// Policy lists the rules that filter sensitive spans.
+type Policy struct {
+	Rules []policy.Rule `mapstructure:"rules"`
 }
 
 // Upstream describes the OpenAI-compatible LLM server behind the proxy.
@@ -202,6 +224,8 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("headers.context_id", d.Headers.ContextID)
 	v.SetDefault("headers.thread_id", d.Headers.ThreadID)
 	v.SetDefault("native.dir", d.Native.Dir)
+	v.SetDefault("auth.allow_open", d.Auth.AllowOpen)
+	v.SetDefault("auth.pass_through", d.Auth.PassThrough)
 	v.SetDefault("native.vocab", d.Native.Vocab)
 	v.SetDefault("native.model", d.Native.Model)
 	v.SetDefault("native.threads", d.Native.Threads)
@@ -244,6 +268,12 @@ func (c *Config) normalize() error {
 		return fmt.Errorf("limits.max_body_bytes %d: want >= 1024", c.Limits.MaxBodyBytes)
 	case len(c.Headers.ContextID) == 0:
 		return errors.New("headers.context_id: want at least one header name")
+	}
+	if _, err := auth.NewKeyring(c.Auth.Keys); err != nil {
+		return fmt.Errorf("auth.keys: %w", err)
+	}
+	if _, err := policy.Compile(c.Policy.Rules); err != nil {
+		return fmt.Errorf("policy.rules: %w", err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/proxy/auth"
 )
 
 // admin serves the inspection API under /megacontext/v1/:
@@ -17,13 +18,13 @@ import (
 //	GET    contexts/{id}            statistics of one
 //	POST   contexts/{id}/window     dry-run a window: {"query": "...", "budget": N}
 //	DELETE contexts/{id}            delete one and everything in it
-func (s *Server) admin(ctx *fasthttp.RequestCtx, rest string) {
+func (s *Server) admin(ctx *fasthttp.RequestCtx, p auth.Principal, rest string) {
+	tenant := p.Tenant
 	parts := strings.Split(strings.Trim(rest, "/"), "/")
 	if len(parts) == 0 || parts[0] != "contexts" {
 		writeError(ctx, &apiError{status: 404, message: "unknown admin route", typ: "invalid_request_error", code: "not_found"})
 		return
 	}
-	tenant := s.opts.Tenant
 	switch {
 	case len(parts) == 1 && ctx.IsGet():
 		list, err := s.eng.List(tenant)
@@ -57,7 +58,7 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, rest string) {
 			}
 			writeJSON(ctx, map[string]any{"id": id, "deleted": true})
 		case len(parts) == 3 && parts[2] == "window" && ctx.IsPost():
-			s.dryRun(ctx, k)
+			s.dryRun(ctx, k, p.Scopes)
 		default:
 			writeError(ctx, methodNotAllowed())
 		}
@@ -66,7 +67,7 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, rest string) {
 	}
 }
 
-func (s *Server) dryRun(ctx *fasthttp.RequestCtx, k memory.Key) {
+func (s *Server) dryRun(ctx *fasthttp.RequestCtx, k memory.Key, scopes []string) {
 	var in struct {
 		Query  string `json:"query"`
 		Budget int    `json:"budget"`
@@ -79,7 +80,7 @@ func (s *Server) dryRun(ctx *fasthttp.RequestCtx, k memory.Key) {
 	if in.Budget > 0 {
 		b.total = in.Budget
 	}
-	w, err := s.eng.Prepare(memory.Request{Key: k, Messages: []memory.Message{{Role: "user", Text: in.Query}}, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent, DryRun: true})
+	w, err := s.eng.Prepare(memory.Request{Key: k, Messages: []memory.Message{{Role: "user", Text: in.Query}}, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent, DryRun: true, Scopes: scopes})
 	if err != nil {
 		s.adminError(ctx, err)
 		return

@@ -16,6 +16,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/memory/policy"
+	"github.com/megacontext/megacontext/proxy/auth"
 	"github.com/megacontext/megacontext/proxy/upstream"
 )
 
@@ -29,8 +31,8 @@ const (
 
 // resolveKey picks the MegaContext: the first configured header with a
 // value, else the request's user field, else "default".
-func (s *Server) resolveKey(ctx *fasthttp.RequestCtx, r *chatRequest) memory.Key {
-	k := memory.Key{Tenant: s.opts.Tenant, Context: "default"}
+func (s *Server) resolveKey(ctx *fasthttp.RequestCtx, tenant string, r *chatRequest) memory.Key {
+	k := memory.Key{Tenant: tenant, Context: "default"}
 	found := false
 	for _, h := range s.opts.ContextHeaders {
 		if v := strings.TrimSpace(string(ctx.Request.Header.Peek(h))); v != "" {
@@ -80,13 +82,13 @@ func (s *Server) budgetFor(ctx context.Context, r *chatRequest) budget {
 	return b
 }
 
-func (s *Server) chat(ctx *fasthttp.RequestCtx, start time.Time) {
+func (s *Server) chat(ctx *fasthttp.RequestCtx, start time.Time, p auth.Principal) {
 	req, aerr := parseChatRequest(ctx.PostBody())
 	if aerr != nil {
 		writeError(ctx, aerr)
 		return
 	}
-	key := s.resolveKey(ctx, req)
+	key := s.resolveKey(ctx, p.Tenant, req)
 	cctx, stop := watchClient(ctx.Conn())
 	b := s.budgetFor(cctx, req)
 	if b.total < 64 {
@@ -100,7 +102,7 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx, start time.Time) {
 	)
 	for attempt := 0; ; attempt++ {
 		var err error
-		w, err = s.eng.Prepare(memory.Request{Key: key, Messages: req.messages, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent})
+		w, err = s.eng.Prepare(memory.Request{Key: key, Messages: req.messages, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent, Scopes: p.Scopes})
 		if err != nil {
 			stop()
 			s.memoryError(ctx, err, b)
@@ -108,16 +110,19 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx, start time.Time) {
 		}
 		if attempt == 0 {
 			s.m.ingested.Add(float64(w.NewMessages))
-			s.m.overhead.Observe(time.Since(start).Seconds())
 		}
-		body, err := renderBody(req, w)
+		body, liveHits, err := renderBody(req, w, s.opts.Policy, p.Scopes)
 		if err != nil {
 			stop()
 			writeError(ctx, &apiError{status: 500, message: "rewrite request: " + err.Error(), typ: "server_error", code: "internal_error"})
 			return
 		}
+		if attempt == 0 {
+			s.audit(key, append(liveHits, w.Hits...))
+			s.m.overhead.Observe(time.Since(start).Seconds())
+		}
 		setWindowHeaders(ctx, key, w, b, time.Since(start))
-		resp, err = s.up.Do(cctx, "POST", "/v1/chat/completions", forwardHeaders(ctx), body)
+		resp, err = s.up.Do(cctx, "POST", "/v1/chat/completions", s.forwardHeaders(ctx), body)
 		if err != nil {
 			stop()
 			s.transportError(ctx, err)
@@ -195,15 +200,30 @@ func setWindowHeaders(ctx *fasthttp.RequestCtx, k memory.Key, w *memory.Window, 
 
 // renderBody rewrites the request's messages into the window: client
 // system prompts (the last one carrying the memory text), then the
-// verbatim tail. Every other field of the body is left as it was.
-func renderBody(r *chatRequest, w *memory.Window) ([]byte, error) {
+// verbatim tail, each filtered by the policy for the caller's scopes.
+// Every other field of the body is left as it was.
+func renderBody(r *chatRequest, w *memory.Window, pol *policy.Policy, scopes []string) ([]byte, []policy.Hit, error) {
 	parts := make([]string, 0, w.Leading+len(r.messages)-w.TailFrom+1)
+	var hits []policy.Hit
 	placed := w.Memory == ""
+	add := func(raw []byte) error {
+		raw, h, err := filterMessage(raw, pol, scopes)
+		if err != nil {
+			return err
+		}
+		hits = append(hits, h...)
+		parts = append(parts, string(raw))
+		return nil
+	}
 	for i := 0; i < w.Leading; i++ {
-		raw := []byte(r.messages[i].Raw)
+		raw, h, err := filterMessage([]byte(r.messages[i].Raw), pol, scopes)
+		if err != nil {
+			return nil, nil, err
+		}
+		hits = append(hits, h...)
 		if !placed && i == w.Leading-1 {
+			// The memory text is already filtered by the engine.
 			c := gjson.GetBytes(raw, "content")
-			var err error
 			switch {
 			case c.Type == gjson.String:
 				raw, err = sjson.SetBytes(raw, "content", c.Str+"\n\n"+w.Memory)
@@ -214,7 +234,7 @@ func renderBody(r *chatRequest, w *memory.Window) ([]byte, error) {
 				placed = true
 			}
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		parts = append(parts, string(raw))
@@ -224,9 +244,74 @@ func renderBody(r *chatRequest, w *memory.Window) ([]byte, error) {
 		parts = append(parts, string(m))
 	}
 	for i := w.TailFrom; i < len(r.messages); i++ {
-		parts = append(parts, string(r.messages[i].Raw))
+		if err := add([]byte(r.messages[i].Raw)); err != nil {
+			return nil, nil, err
+		}
 	}
-	return sjson.SetRawBytes(r.body, "messages", []byte("["+strings.Join(parts, ",")+"]"))
+	body, err := sjson.SetRawBytes(r.body, "messages", []byte("["+strings.Join(parts, ",")+"]"))
+	return body, hits, err
+}
+
+// withheld replaces the content of a live message that an exclude rule
+// keeps from the model.
+const withheld = "[message withheld by policy]"
+
+// filterMessage applies the policy to a message's text content (a string
+// or text parts) for the caller's scopes.
+func filterMessage(raw []byte, pol *policy.Policy, scopes []string) ([]byte, []policy.Hit, error) {
+	if pol == nil {
+		return raw, nil, nil
+	}
+	c := gjson.GetBytes(raw, "content")
+	switch {
+	case c.Type == gjson.String:
+		out, excluded, hits := pol.Filter(c.Str, scopes)
+		if len(hits) == 0 {
+			return raw, nil, nil
+		}
+		if excluded {
+			out = withheld
+		}
+		raw, err := sjson.SetBytes(raw, "content", out)
+		return raw, hits, err
+	case c.IsArray():
+		var all []policy.Hit
+		for i, part := range c.Array() {
+			t := part.Get("text")
+			if t.Type != gjson.String {
+				continue
+			}
+			out, excluded, hits := pol.Filter(t.Str, scopes)
+			if len(hits) == 0 {
+				continue
+			}
+			if excluded {
+				out = withheld
+			}
+			all = append(all, hits...)
+			var err error
+			if raw, err = sjson.SetBytes(raw, fmt.Sprintf("content.%d.text", i), out); err != nil {
+				return nil, nil, err
+			}
+		}
+		return raw, all, nil
+	}
+	return raw, nil, nil
+}
+
+// audit counts and logs policy actions: rule and context, never the text.
+func (s *Server) audit(k memory.Key, hits []policy.Hit) {
+	if len(hits) == 0 {
+		return
+	}
+	counts := map[policy.Hit]int{}
+	for _, h := range hits {
+		counts[h]++
+	}
+	for h, n := range counts {
+		s.m.policy.WithLabelValues(h.Rule, h.Action).Add(float64(n))
+		s.log.Info("policy applied", "tenant", k.Tenant, "context", k.Context, "rule", h.Rule, "action", h.Action, "spans", n)
+	}
 }
 
 // responseMessage turns an upstream reply into a memory message whose text

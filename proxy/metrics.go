@@ -17,6 +17,7 @@ type metrics struct {
 	retries        prometheus.Counter
 	expansions     prometheus.Counter
 	ingested       prometheus.Counter
+	policy         *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -52,7 +53,10 @@ func newMetrics() *metrics {
 	m.ingested = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "megacontext_messages_ingested_total", Help: "Messages stored in memory.",
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.overhead, m.windowTokens, m.historyTokens,
+	m.policy = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "megacontext_policy_actions_total", Help: "Sensitive spans redacted or excluded, by rule and action.",
+	}, []string{"rule", "action"})
+	m.reg.MustRegister(m.policy, m.requests, m.latency, m.overhead, m.windowTokens, m.historyTokens,
 		m.upstreamErrors, m.retries, m.expansions, m.ingested,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

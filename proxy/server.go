@@ -20,6 +20,8 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/memory/policy"
+	"github.com/megacontext/megacontext/proxy/auth"
 	"github.com/megacontext/megacontext/proxy/upstream"
 )
 
@@ -44,8 +46,13 @@ type Options struct {
 	ContextHeaders []string
 	// ThreadHeaders name headers whose value separates threads (chat ids).
 	ThreadHeaders []string
-	// Tenant is the tenant of every request until API keys exist.
-	Tenant string
+	// Keyring authenticates clients; nil or empty runs open as auth.DefaultTenant.
+	Keyring *auth.Keyring
+	// Policy filters sensitive spans of the live turn (memory is filtered by
+	// the engine's own policy, which should be the same).
+	Policy *policy.Policy
+	// PassThrough forwards the client's Authorization header upstream.
+	PassThrough bool
 }
 
 // Server is the proxy.
@@ -67,9 +74,6 @@ type Server struct {
 func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Tenant == "" {
-		o.Tenant = "default"
 	}
 	if o.DefaultNCtx <= 0 {
 		o.DefaultNCtx = 4096
@@ -160,12 +164,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			writeError(ctx, methodNotAllowed())
 			break
 		}
-		s.chat(ctx, start)
+		if p, ok := s.authenticate(ctx); ok {
+			s.chat(ctx, start, p)
+		}
 	case path == "/v1/completions" || path == "/v1/embeddings" || path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"):
 		if strings.HasPrefix(path, "/v1/models/") {
 			route = "/v1/models/{id}"
 		}
-		s.passthrough(ctx, path)
+		if _, ok := s.authenticate(ctx); ok {
+			s.passthrough(ctx, path)
+		}
 	case path == "/healthz":
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"status":"ok"}`)
@@ -175,13 +183,40 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.prom(ctx)
 	case strings.HasPrefix(path, "/megacontext/v1/"):
 		route = "/megacontext/v1"
-		s.admin(ctx, strings.TrimPrefix(path, "/megacontext/v1/"))
+		p, ok := s.authenticate(ctx)
+		if !ok {
+			break
+		}
+		if !s.opts.Keyring.Open() && !p.Has(AdminScope) {
+			writeError(ctx, &apiError{status: 403, message: "the admin API needs a key with the \"admin\" scope", typ: "permission_error", code: "insufficient_scope"})
+			break
+		}
+		s.admin(ctx, p, strings.TrimPrefix(path, "/megacontext/v1/"))
 	default:
 		route = "other"
 		writeError(ctx, &apiError{status: 404, message: fmt.Sprintf("unknown route %s %s", ctx.Method(), path), typ: "invalid_request_error", code: "not_found"})
 	}
 	s.m.requests.WithLabelValues(route, fmt.Sprint(ctx.Response.StatusCode())).Inc()
 	s.m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+// AdminScope opens the admin API when keys are configured.
+const AdminScope = "admin"
+
+// authenticate resolves the caller from the Authorization header; on
+// failure it answers 401 and returns false.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (auth.Principal, bool) {
+	p, err := s.opts.Keyring.Authenticate(string(ctx.Request.Header.Peek("Authorization")))
+	if err != nil {
+		msg := "invalid API key"
+		if errors.Is(err, auth.ErrMissingKey) {
+			msg = "missing API key: send Authorization: Bearer KEY"
+		}
+		writeError(ctx, &apiError{status: 401, message: msg, typ: "invalid_request_error", code: "invalid_api_key"})
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="megacontext"`)
+		return auth.Principal{}, false
+	}
+	return p, true
 }
 
 func methodNotAllowed() *apiError {
@@ -211,10 +246,15 @@ func writeError(ctx *fasthttp.RequestCtx, e *apiError) {
 	ctx.SetBody(upstream.ErrorJSON(e.message, e.typ, e.param, code))
 }
 
-// forwardHeaders copies the client headers worth passing upstream.
-func forwardHeaders(ctx *fasthttp.RequestCtx) http.Header {
+// forwardHeaders copies the client headers worth passing upstream. The
+// client's Authorization goes along only with pass-through configured.
+func (s *Server) forwardHeaders(ctx *fasthttp.RequestCtx) http.Header {
 	h := http.Header{}
-	for _, k := range []string{"Content-Type", "Accept", "User-Agent", "OpenAI-Organization", "OpenAI-Project"} {
+	names := []string{"Content-Type", "Accept", "User-Agent", "OpenAI-Organization", "OpenAI-Project"}
+	if s.opts.PassThrough {
+		names = append(names, "Authorization")
+	}
+	for _, k := range names {
 		if v := ctx.Request.Header.Peek(k); len(v) > 0 {
 			h.Set(k, string(v))
 		}
@@ -253,7 +293,7 @@ func (s *Server) passthrough(ctx *fasthttp.RequestCtx, path string) {
 		path += "?" + string(q)
 	}
 	cctx, stop := watchClient(ctx.Conn())
-	resp, err := s.up.Do(cctx, string(ctx.Method()), path, forwardHeaders(ctx), ctx.PostBody())
+	resp, err := s.up.Do(cctx, string(ctx.Method()), path, s.forwardHeaders(ctx), ctx.PostBody())
 	if err != nil {
 		stop()
 		s.transportError(ctx, err)

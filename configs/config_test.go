@@ -1,0 +1,103 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func TestDefaultYAMLEqualsDefaults(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(path, DefaultYAML, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Defaults()
+	if err := d.normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != d.Listen || c.Upstream != d.Upstream || c.Memory != d.Memory || c.Limits != d.Limits || c.Native != d.Native ||
+		strings.Join(c.Headers.ContextID, ",") != strings.Join(d.Headers.ContextID, ",") || c.Auth.AllowOpen || len(c.Auth.Keys) != 0 || len(c.Policy.Rules) != 0 {
+		t.Fatalf("default file differs from built-in defaults:\n%+v\n%+v", c, d)
+	}
+}
+
+func TestPrecedenceFileEnvFlag(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	yaml := "listen: 127.0.0.1:1111\nupstream:\n  url: http://file:1/v1\nmemory:\n  fanout: 4\nauth:\n  keys:\n    - {key: sk-a, tenant: acme, scopes: [basic, pii]}\npolicy:\n  rules:\n    - {name: cards, detector: credit_card, action: redact, allow_scopes: [pii]}\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MEGACONTEXT_UPSTREAM_URL", "http://env:2")
+	t.Setenv("MEGACONTEXT_MEMORY_FANOUT", "6")
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	fs.String("listen", "", "")
+	fs.String("upstream", "", "")
+	if err := fs.Parse([]string{"--listen", "127.0.0.1:3333"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, fs, map[string]string{"listen": "listen", "upstream": "upstream.url"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:3333" {
+		t.Errorf("flag lost: listen %q", c.Listen)
+	}
+	if c.Upstream.URL != "http://env:2" {
+		t.Errorf("env lost: upstream %q", c.Upstream.URL)
+	}
+	if c.Memory.Fanout != 6 {
+		t.Errorf("env lost: fanout %d", c.Memory.Fanout)
+	}
+	if len(c.Auth.Keys) != 1 || c.Auth.Keys[0].Tenant != "acme" || len(c.Auth.Keys[0].Scopes) != 2 {
+		t.Errorf("keys: %+v", c.Auth.Keys)
+	}
+	if len(c.Policy.Rules) != 1 || c.Policy.Rules[0].Detector != "credit_card" {
+		t.Errorf("rules: %+v", c.Policy.Rules)
+	}
+}
+
+func TestInvalidConfigs(t *testing.T) {
+	cases := []string{
+		"upstream:\n  url: ftp://x\n",
+		"memory:\n  fanout: 1\n",
+		"upstream:\n  tokenize: magic\n",
+		"auth:\n  keys:\n    - {key: sk-a, tenant: 'bad tenant'}\n",
+		"policy:\n  rules:\n    - {name: x, detector: nope, action: redact}\n",
+		"policy:\n  rules:\n    - {name: x, pattern: '(', action: redact}\n",
+		"listen: [\n",
+	}
+	for _, y := range cases {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(path, nil, nil); err == nil {
+			t.Errorf("accepted %q", y)
+		}
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	f.Add(string(DefaultYAML))
+	f.Add("auth:\n  keys:\n    - {key: k, tenant: t, scopes: [a]}\n")
+	f.Add("policy:\n  rules:\n    - {name: n, pattern: 'a+', action: exclude}\n")
+	f.Fuzz(func(t *testing.T, y string) {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(path, nil, nil)
+		if err == nil && (c.Memory.Fanout < 2 || c.Upstream.URL == "") {
+			t.Fatalf("invalid config accepted: %+v", c)
+		}
+	})
+}
