@@ -26,8 +26,10 @@ var (
 	ErrBadKey = errors.New("memory: invalid tenant or context id")
 	// ErrTooLong means the newest turn alone does not fit the budget.
 	ErrTooLong = errors.New("memory: the latest message does not fit the model's context")
-	// ErrNotFound means the MegaContext does not exist.
+	// ErrNotFound means the MegaContext (or message) does not exist.
 	ErrNotFound = errors.New("memory: context not found")
+	// ErrBadTag means a tag names no policy rule.
+	ErrBadTag = errors.New("memory: invalid tag")
 )
 
 // Options configure an Engine.

@@ -122,3 +122,60 @@ func TestTenantIsolationProperty(t *testing.T) {
 		}
 	})
 }
+
+func TestManualTagWithholdsWholeMessage(t *testing.T) {
+	pol, err := policy.Compile([]policy.Rule{{Name: "internal", Pattern: `(?i)nightjar`, Action: "exclude", AllowScopes: []string{"internal"}}, {Name: "private", Pattern: `\bzzzz\b`, Action: "redact", AllowScopes: []string{"private"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	e, err := Open(Options{Dir: dir, Now: fixedClock(), Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := Key{Tenant: "acme", Context: "bob"}
+	conv := conversation(30, 5)
+	conv[3] = msg("user", "My therapist appointment is on Thursday at the Elm Street clinic.")
+	if _, err := e.Prepare(Request{Key: k, Messages: conv, Budget: 4000, PerMessage: 4, TailPercent: 20}); err != nil {
+		t.Fatal(err)
+	}
+	ask := []Message{msg("user", "When is my therapist appointment at the clinic?")}
+	window := func(e *Engine, scopes []string) string {
+		w, err := e.Prepare(Request{Key: k, Messages: ask, Budget: 4000, PerMessage: 4, TailPercent: 20, DryRun: true, Scopes: scopes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.Memory
+	}
+	if !strings.Contains(window(e, nil), "Elm Street") {
+		t.Fatal("untagged message not recalled")
+	}
+	if _, err := e.Tag(k, 3, []string{"nope"}, nil); err == nil {
+		t.Fatal("unknown tag accepted")
+	}
+	if _, err := e.Tag(k, 3, []string{"private"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := window(e, nil); strings.Contains(m, "Elm Street") || strings.Contains(m, "therapist") {
+		t.Fatalf("tagged message leaked:\n%s", m)
+	}
+	if !strings.Contains(window(e, []string{"private"}), "Elm Street") {
+		t.Fatal("cleared caller lost the tagged message")
+	}
+	e.Close()
+	// Tags survive a restart, and can be removed.
+	e, err = Open(Options{Dir: dir, Now: fixedClock(), Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if strings.Contains(window(e, nil), "Elm Street") {
+		t.Fatal("tag lost on restart")
+	}
+	if _, err := e.Tag(k, 3, nil, []string{"private"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(window(e, nil), "Elm Street") {
+		t.Fatal("untagging did not restore the message")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -18,6 +19,8 @@ import (
 //	GET    contexts/{id}            statistics of one
 //	POST   contexts/{id}/window     dry-run a window: {"query": "...", "budget": N}
 //	DELETE contexts/{id}            delete one and everything in it
+//	GET    contexts/{id}/messages   stored messages (?from=SEQ&limit=N)
+//	POST   contexts/{id}/messages/{seq}/tags  {"add": [RULE], "remove": [RULE]}
 func (s *Server) admin(ctx *fasthttp.RequestCtx, p auth.Principal, rest string) {
 	tenant := p.Tenant
 	parts := strings.Split(strings.Trim(rest, "/"), "/")
@@ -59,6 +62,44 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, p auth.Principal, rest string) 
 			writeJSON(ctx, map[string]any{"id": id, "deleted": true})
 		case len(parts) == 3 && parts[2] == "window" && ctx.IsPost():
 			s.dryRun(ctx, k, p.Scopes)
+		case len(parts) == 3 && parts[2] == "messages" && ctx.IsGet():
+			from, _ := strconv.ParseInt(string(ctx.QueryArgs().Peek("from")), 10, 64)
+			limit, _ := strconv.Atoi(string(ctx.QueryArgs().Peek("limit")))
+			if limit <= 0 || limit > 1000 {
+				limit = 100
+			}
+			msgs, err := s.eng.Messages(k, from, limit)
+			if err != nil {
+				s.adminError(ctx, err)
+				return
+			}
+			if msgs == nil {
+				msgs = []memory.MessageInfo{}
+			}
+			writeJSON(ctx, map[string]any{"object": "list", "data": msgs})
+		case len(parts) == 5 && parts[2] == "messages" && parts[4] == "tags" && ctx.IsPost():
+			seq, err := strconv.ParseInt(parts[3], 10, 64)
+			if err != nil {
+				writeError(ctx, badRequest("seq", "message sequence number must be an integer"))
+				return
+			}
+			var in struct {
+				Add    []string `json:"add"`
+				Remove []string `json:"remove"`
+			}
+			if err := json.Unmarshal(ctx.PostBody(), &in); err != nil {
+				writeError(ctx, badRequest("", "body must be {\"add\": [...], \"remove\": [...]}"))
+				return
+			}
+			tags, err := s.eng.Tag(k, seq, in.Add, in.Remove)
+			if err != nil {
+				s.adminError(ctx, err)
+				return
+			}
+			if tags == nil {
+				tags = []string{}
+			}
+			writeJSON(ctx, map[string]any{"seq": seq, "tags": tags})
 		default:
 			writeError(ctx, methodNotAllowed())
 		}
@@ -99,7 +140,7 @@ func (s *Server) adminError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case errors.Is(err, memory.ErrNotFound):
 		writeError(ctx, &apiError{status: 404, message: "no such MegaContext", typ: "invalid_request_error", code: "not_found"})
-	case errors.Is(err, memory.ErrBadKey):
+	case errors.Is(err, memory.ErrBadKey), errors.Is(err, memory.ErrBadTag):
 		writeError(ctx, badRequest("id", "%s", err.Error()))
 	case errors.Is(err, memory.ErrTooLong):
 		writeError(ctx, badRequest("budget", "budget too small for the query"))

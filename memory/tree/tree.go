@@ -89,6 +89,10 @@ func New(k, f int, summarize Summarizer) *Tree {
 	return &Tree{k: k, f: f, summarize: summarize, levels: [][]*Node{nil}}
 }
 
+// Summarize runs the tree's summarizer over children of a level-l node
+// (used to rebuild a gist whose children's text was re-tagged).
+func (t *Tree) Summarize(level int, children []*Node) Gist { return t.summarize(level, children) }
+
 // BlockTokens returns K, the nominal block size in tokens.
 func (t *Tree) BlockTokens() int { return t.k }
 

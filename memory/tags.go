@@ -1,0 +1,134 @@
+package memory
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/megacontext/megacontext/memory/store"
+	"github.com/megacontext/megacontext/memory/tree"
+)
+
+// MessageInfo describes a stored message.
+type MessageInfo struct {
+	Seq        int64     `json:"seq"`
+	Parent     int64     `json:"parent"`
+	Role       string    `json:"role"`
+	Name       string    `json:"name,omitempty"`
+	Time       time.Time `json:"time"`
+	Text       string    `json:"text"`
+	Tokens     int       `json:"tokens"`
+	Tags       []string  `json:"tags,omitempty"`
+	Partial    bool      `json:"partial,omitempty"`
+	Superseded bool      `json:"superseded,omitempty"`
+}
+
+// Messages returns up to limit stored messages from seq from on, in
+// arrival order. It shows stored text as is (admin inspection).
+func (e *Engine) Messages(k Key, from int64, limit int) ([]MessageInfo, error) {
+	c, err := e.get(k, false)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []MessageInfo
+	for s := max(from, 0); s < int64(len(c.msgs)) && len(out) < limit; s++ {
+		m := c.msgs[s]
+		out = append(out, MessageInfo{Seq: m.Seq, Parent: m.Parent, Role: m.Role, Name: m.Name, Time: time.UnixMilli(m.Time).UTC(),
+			Text: m.Text, Tokens: m.Tokens, Tags: m.Tags, Partial: m.Partial, Superseded: m.Superseded})
+	}
+	return out, nil
+}
+
+// Tag adds and removes policy tags on a whole stored message: a tag names a
+// policy rule whose action then applies to all of the message's text for
+// callers not cleared for it. Gists above the message are rebuilt from the
+// newly redacted text. It returns the message's tags.
+func (e *Engine) Tag(k Key, seq int64, add, remove []string) ([]string, error) {
+	rules := e.opts.Policy.Rules()
+	for _, t := range append(slices.Clone(add), remove...) {
+		if !slices.Contains(rules, t) {
+			return nil, fmt.Errorf("%w: tag %q names no policy rule (have %v)", ErrBadTag, t, rules)
+		}
+	}
+	c, err := e.get(k, false)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if seq < 0 || seq >= int64(len(c.msgs)) {
+		return nil, fmt.Errorf("%w: message %d", ErrNotFound, seq)
+	}
+	m := c.msgs[seq]
+	var kvs []store.KV
+	dirty := map[[2]int]*tree.Node{}
+	for b := m.First; b >= 0 && b <= m.Last; b++ {
+		n := c.tree.Block(b)
+		spans := slices.DeleteFunc(slices.Clone(n.Spans), func(s tree.Span) bool {
+			return s.Start == 0 && s.End == len(n.Text) && slices.Contains(remove, s.Rule)
+		})
+		for _, t := range add {
+			whole := tree.Span{Start: 0, End: len(n.Text), Rule: t}
+			if !slices.Contains(spans, whole) {
+				spans = append([]tree.Span{whole}, spans...)
+			}
+		}
+		n.Spans = spans
+		if red, _, _ := e.opts.Policy.Apply(n.Text, toPolicySpans(spans), nil); len(spans) > 0 {
+			n.Cost = max(n.Tokens, e.opts.Counter.Count(red))
+		}
+		n.Tags = nil
+		for _, s := range spans {
+			if !slices.Contains(n.Tags, s.Rule) {
+				n.Tags = append(n.Tags, s.Rule)
+			}
+		}
+		kvs = append(kvs, store.KV{Key: nodeKey(k, 0, n.Index), Value: mustJSON(n)})
+		for p := c.tree.Parent(n); p != nil; p = c.tree.Parent(p) {
+			dirty[[2]int{p.Level, p.Index}] = p
+		}
+	}
+	// Rebuild gists bottom-up so parents summarize their rebuilt children.
+	keys := make([][2]int, 0, len(dirty))
+	for key := range dirty {
+		keys = append(keys, key)
+	}
+	slices.SortFunc(keys, func(a, b [2]int) int {
+		if a[0] != b[0] {
+			return a[0] - b[0]
+		}
+		return a[1] - b[1]
+	})
+	summarize := e.newTree() // only its summarizer is used
+	for _, key := range keys {
+		g := dirty[key]
+		children := c.tree.Children(g)
+		gs := summarize.Summarize(g.Level, children)
+		g.Text, g.Cost, g.Short, g.ShortCost, g.Head = gs.Text, gs.Cost, gs.Short, gs.ShortCost, gs.Head
+		g.Tags = nil
+		for _, ch := range children {
+			for _, t := range ch.Tags {
+				if !slices.Contains(g.Tags, t) {
+					g.Tags = append(g.Tags, t)
+				}
+			}
+		}
+		kvs = append(kvs, store.KV{Key: nodeKey(k, g.Level, g.Index), Value: mustJSON(g)})
+	}
+	tags := slices.DeleteFunc(slices.Clone(m.Tags), func(t string) bool { return slices.Contains(remove, t) })
+	for _, t := range add {
+		if !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	m.Tags = tags
+	kvs = append(kvs, store.KV{Key: msgKey(k, seq), Value: mustJSON(m)})
+	if err := e.st.Put(kvs...); err != nil {
+		e.forget(k)
+		c.deleted = true
+		return nil, fmt.Errorf("memory: store tags: %w", err)
+	}
+	return tags, nil
+}
