@@ -292,8 +292,8 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 			rec.Tags = policy.Tags(spans)
 			pieces := keepSpansWhole(splitBlocks(m.Text, e.opts.BlockTokens), ranges)
 			head := blockHeader(ms, m.Role)
-			counts := tokens.CountAll(e.opts.Counter, append(pieces, head))
-			headCost := counts[len(pieces)]
+			counts := tokens.CountAll(e.opts.Counter, pieces)
+			headCost := e.countCached(head)
 			rec.First = c.tree.Len()
 			off := 0
 			for j, text := range pieces {

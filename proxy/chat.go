@@ -165,11 +165,17 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx, start time.Time, p auth.Principa
 			s.log.Warn("response not stored", "err", err)
 			return
 		}
-		if err := s.eng.AppendResponse(key, parent, m, !complete); err != nil {
-			s.log.Error("store response", "context", key.Context, "err", err)
-			return
-		}
-		s.m.ingested.Inc()
+		// Store the reply off the response path. If the client's next turn
+		// arrives first, it stores the same message and this becomes a no-op.
+		s.ingesting.Add(1)
+		go func() {
+			defer s.ingesting.Done()
+			if err := s.eng.AppendResponse(key, parent, m, !complete); err != nil {
+				s.log.Error("store response", "context", key.Context, "err", err)
+				return
+			}
+			s.m.ingested.Inc()
+		}()
 	})
 }
 

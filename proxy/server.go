@@ -68,6 +68,9 @@ type Server struct {
 	infoMu sync.Mutex
 	info   upstream.Info
 	known  bool
+
+	// ingesting tracks responses being stored after their reply was sent.
+	ingesting sync.WaitGroup
 }
 
 // New returns a server; call Discover (optional) then Serve.
@@ -142,8 +145,13 @@ func (s *Server) upstreamInfo(ctx context.Context) upstream.Info {
 // Serve serves on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
 
-// Shutdown stops accepting connections and waits for open ones to finish.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+// Shutdown stops accepting connections and waits for open ones to finish
+// and for their responses to be stored.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.ShutdownWithContext(ctx)
+	s.ingesting.Wait()
+	return err
+}
 
 func (s *Server) handleServerError(ctx *fasthttp.RequestCtx, err error) {
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) || strings.Contains(err.Error(), "body size exceeds") {
@@ -187,6 +195,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if !ok {
 			break
 		}
+		// Read-your-writes: responses still being stored land first.
+		s.ingesting.Wait()
 		if !s.opts.Keyring.Open() && !p.Has(AdminScope) {
 			writeError(ctx, &apiError{status: 403, message: "the admin API needs a key with the \"admin\" scope", typ: "permission_error", code: "insufficient_scope"})
 			break

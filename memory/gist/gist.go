@@ -23,8 +23,12 @@ const ShortSeparator = ", "
 // Extractive summarizes spans by selecting sentences. It is safe for
 // concurrent use.
 type Extractive struct {
-	// Counter measures gist costs.
+	// Counter measures the final cost of each gist (it may be a remote,
+	// exact tokenizer: it is called twice per gist).
 	Counter tokens.Counter
+	// Sizer measures candidate pieces while selecting (called many times);
+	// nil uses the conservative tokens.Estimate.
+	Sizer tokens.Counter
 	// MaxTokens caps a full gist.
 	MaxTokens int
 	// ShortTokens caps a short gist.
@@ -58,9 +62,17 @@ func (e Extractive) Summarize(level int, children []*tree.Node) tree.Gist {
 		}
 	}
 	var g tree.Gist
-	g.Text, g.Cost = e.pick(cands)
-	g.Short, g.ShortCost = e.Short(src.String())
+	g.Text = e.pick(cands)
+	g.Short = e.short(src.String())
+	g.Cost, g.ShortCost = e.Counter.Count(g.Text), e.Counter.Count(g.Short)
 	return g
+}
+
+func (e Extractive) sizer() tokens.Counter {
+	if e.Sizer != nil {
+		return e.Sizer
+	}
+	return tokens.Estimate{}
 }
 
 // blockSentences joins consecutive blocks of one message and splits the
@@ -121,18 +133,20 @@ func gistPieces(children []*tree.Node) []sentence {
 	return out
 }
 
-// pick selects the best sentences within MaxTokens, in original order.
-func (e Extractive) pick(cands []sentence) (string, int) {
+// pick selects the best sentences within MaxTokens (by the sizer), in
+// original order.
+func (e Extractive) pick(cands []sentence) string {
 	if len(cands) == 0 {
-		return "", 0
+		return ""
 	}
+	sz := e.sizer()
 	maxPiece := e.MaxTokens / 2
 	if maxPiece < 8 {
 		maxPiece = e.MaxTokens
 	}
 	for i := range cands {
-		cands[i].text = truncate(e.Counter, cands[i].text, maxPiece)
-		cands[i].cost = e.Counter.Count(labelled(cands[i])) + 2
+		cands[i].text = truncate(sz, cands[i].text, maxPiece)
+		cands[i].cost = sz.Count(labelled(cands[i])) + 2
 	}
 	order := make([]int, len(cands))
 	for i := range order {
@@ -155,10 +169,9 @@ func (e Extractive) pick(cands []sentence) (string, int) {
 		}
 	}
 	if len(parts) == 0 {
-		parts = append(parts, labelled(sentence{text: truncate(e.Counter, cands[0].text, e.MaxTokens-4), role: cands[0].role}))
+		parts = append(parts, labelled(sentence{text: truncate(sz, cands[0].text, e.MaxTokens-4), role: cands[0].role}))
 	}
-	text := strings.Join(parts, Separator)
-	return text, e.Counter.Count(text)
+	return strings.Join(parts, Separator)
 }
 
 func labelled(s sentence) string {
@@ -168,9 +181,10 @@ func labelled(s sentence) string {
 	return s.role + ": " + s.text
 }
 
-// Short returns a headline of the span's key terms (entities, codes and
-// rare words), within ShortTokens.
-func (e Extractive) Short(text string) (string, int) {
+// short returns a headline of the span's key terms (entities, codes and
+// rare words), within ShortTokens by the sizer.
+func (e Extractive) short(text string) string {
+	sz := e.sizer()
 	type term struct {
 		w     string
 		score float64
@@ -198,7 +212,7 @@ func (e Extractive) Short(text string) (string, int) {
 	var out []string
 	used := 0
 	for _, t := range terms {
-		c := e.Counter.Count(t.w) + 1
+		c := sz.Count(t.w) + 1
 		if used+c > e.ShortTokens {
 			continue
 		}
@@ -207,8 +221,7 @@ func (e Extractive) Short(text string) (string, int) {
 	}
 	// Keep the headline in order of first appearance for readability.
 	sort.SliceStable(out, func(a, b int) bool { return seen[strings.ToLower(out[a])].first < seen[strings.ToLower(out[b])].first })
-	s := strings.Join(out, ShortSeparator)
-	return s, e.Counter.Count(s)
+	return strings.Join(out, ShortSeparator)
 }
 
 // wordSalience rates a single word: codes and numbers highest, then

@@ -1,0 +1,214 @@
+// Command bench measures the latency MegaContext adds to a chat request:
+// the same requests go to an upstream directly and through the proxy,
+// interleaved turn by turn so that machine noise hits both alike, over a
+// preloaded history. The upstream is the fakellama test fixture (instant
+// replies), so the difference is the proxy's own cost: reconcile, ingest,
+// exact token counts through the upstream's /tokenize, window assembly,
+// rewriting, relaying and storing the reply.
+//
+//	go run ./tools/bench --history 100000 --turns 200
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/megacontext/megacontext/integration/fakellama"
+	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/proxy"
+	"github.com/megacontext/megacontext/proxy/upstream"
+)
+
+func main() {
+	history := flag.Int("history", 100_000, "tokens of history to preload into the MegaContext")
+	turns := flag.Int("turns", 200, "chat turns to measure")
+	nctx := flag.Int("n-ctx", 8192, "upstream context size")
+	stream := flag.Bool("stream", false, "stream responses")
+	jsonOut := flag.Bool("json", false, "print one JSON object")
+	estimate := flag.Bool("estimate", false, "count tokens with the pure-Go estimate instead of the upstream's /tokenize")
+	flag.Parse()
+	if err := run(*history, *turns, *nctx, *stream, *jsonOut, *estimate); err != nil {
+		log.Fatal(err)
+	}
+}
+
+var words = strings.Fields(`the garden river mountain story window paper music kitchen travel winter summer market
+bridge forest village teacher student engine yellow orange purple quiet gentle rapid ancient modern coffee bread
+letter journey harbor island valley castle lantern mirror pocket ribbon saddle thunder meeting budget project`)
+
+func sentence(r *rand.Rand, n int) string {
+	w := make([]string, n)
+	for i := range w {
+		w[i] = words[r.IntN(len(words))]
+	}
+	return strings.Join(w, " ") + "."
+}
+
+func run(history, turns, nctx int, stream, jsonOut, estimate bool) error {
+	fake, err := fakellama.Start(fakellama.Options{NCtx: nctx})
+	if err != nil {
+		return err
+	}
+	defer fake.Close()
+	dir, err := os.MkdirTemp("", "megacontext-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	up, err := upstream.New(upstream.Options{BaseURL: fake.URL()})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if _, err := up.Discover(ctx); err != nil {
+		return err
+	}
+	var counter tokens.Counter = &proxy.UpstreamCounter{Client: up, Timeout: 5 * time.Second}
+	if estimate {
+		counter = tokens.Estimate{}
+	}
+	eng, err := memory.Open(memory.Options{Dir: dir, Counter: counter})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	key := memory.Key{Tenant: "default", Context: "bench"}
+	r := rand.New(rand.NewPCG(1, 2))
+	start := time.Now()
+	for s := 0; ; s++ {
+		st, err := eng.Stats(key)
+		if err == nil && st.Tokens >= history {
+			break
+		}
+		var msgs []memory.Message
+		for i := 0; i < 10; i++ {
+			msgs = append(msgs, memory.Message{Role: "user", Text: sentence(r, 40)}, memory.Message{Role: "assistant", Text: sentence(r, 60)})
+		}
+		if _, err := eng.Import(memory.Key{Tenant: key.Tenant, Context: key.Context, Thread: fmt.Sprint(s)}, msgs, time.Now().Add(-time.Duration(1000-s)*time.Hour)); err != nil {
+			return err
+		}
+	}
+	preload := time.Since(start)
+	srv := proxy.New(proxy.Options{Engine: eng, Upstream: up, ContextHeaders: []string{"X-MegaContext-Id"}})
+	if _, err := srv.Discover(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go srv.Serve(ln)
+	defer srv.Shutdown(ctx)
+	proxyURL := "http://" + ln.Addr().String()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	var direct, via, overhead []float64
+	var msgs []map[string]string
+	msgs = append(msgs, map[string]string{"role": "system", "content": "You are a helpful assistant."})
+	for t := 0; t < turns+5; t++ {
+		msgs = append(msgs, map[string]string{"role": "user", "content": sentence(r, 50)})
+		body, _ := json.Marshal(map[string]any{"model": "m", "messages": msgs, "max_tokens": 256, "stream": stream})
+		d, _, err := post(client, fake.URL()+"/v1/chat/completions", body)
+		if err != nil {
+			return fmt.Errorf("direct: %w", err)
+		}
+		v, reply, err := post(client, proxyURL+"/v1/chat/completions", body)
+		if os.Getenv("BENCH_DEBUG") != "" {
+			fmt.Println(lastOverhead)
+		}
+		if err != nil {
+			return fmt.Errorf("proxy: %w", err)
+		}
+		msgs = append(msgs, map[string]string{"role": "assistant", "content": reply})
+		if t >= 5 { // warm-up turns are not counted
+			direct, via, overhead = append(direct, d), append(via, v), append(overhead, v-d)
+		}
+		if len(msgs) > 60 { // a new chat now and then keeps direct requests inside n_ctx
+			msgs = msgs[:1]
+		}
+	}
+	st, _ := eng.Stats(key)
+	res := map[string]any{
+		"history_tokens": st.Tokens, "turns": turns, "stream": stream, "preload_s": preload.Seconds(),
+		"direct_ms_p50": pct(direct, 50), "direct_ms_p99": pct(direct, 99),
+		"proxy_ms_p50": pct(via, 50), "proxy_ms_p99": pct(via, 99),
+		"overhead_ms_p50": pct(overhead, 50), "overhead_ms_p99": pct(overhead, 99),
+		"ratio_p50": pct(via, 50) / pct(direct, 50),
+	}
+	if jsonOut {
+		return json.NewEncoder(os.Stdout).Encode(res)
+	}
+	fmt.Printf("history %d tokens, %d turns (stream=%v, tokens: %s), preload %.1fs\n", st.Tokens, turns, stream, counter.Name(), preload.Seconds())
+	fmt.Printf("direct to upstream   p50 %6.2f ms  p99 %6.2f ms\n", pct(direct, 50), pct(direct, 99))
+	fmt.Printf("through megacontext  p50 %6.2f ms  p99 %6.2f ms\n", pct(via, 50), pct(via, 99))
+	fmt.Printf("added per request    p50 %6.2f ms  p99 %6.2f ms  (ratio p50 %.2fx)\n", pct(overhead, 50), pct(overhead, 99), pct(via, 50)/pct(direct, 50))
+	return nil
+}
+
+// post sends a chat request and returns its latency in ms and the reply text.
+func post(c *http.Client, url string, body []byte) (float64, string, error) {
+	t0 := time.Now()
+	resp, err := c.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	data, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	ms := float64(time.Since(t0).Microseconds()) / 1000
+	if err != nil {
+		return 0, "", err
+	}
+	lastOverhead = resp.Header.Get("X-MegaContext-Overhead-Ms")
+	if resp.StatusCode != 200 {
+		return 0, "", fmt.Errorf("status %d: %s", resp.StatusCode, data)
+	}
+	var reply string
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("data:")) {
+		for _, line := range strings.Split(string(data), "\n") {
+			var chunk struct {
+				Choices []struct {
+					Delta struct{ Content string } `json:"delta"`
+				} `json:"choices"`
+			}
+			if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &chunk) == nil && len(chunk.Choices) > 0 {
+				reply += chunk.Choices[0].Delta.Content
+			}
+		}
+	} else {
+		var out struct {
+			Choices []struct {
+				Message struct{ Content string } `json:"message"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal(data, &out); err != nil || len(out.Choices) == 0 {
+			return 0, "", fmt.Errorf("bad response: %s", data)
+		}
+		reply = out.Choices[0].Message.Content
+	}
+	return ms, reply, nil
+}
+
+var lastOverhead string
+
+func pct(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
