@@ -259,3 +259,25 @@ func TestTooLongLastMessage(t *testing.T) {
 		t.Fatalf("err = %v, want ErrTooLong", err)
 	}
 }
+
+func TestTailNeverStartsWithToolResult(t *testing.T) {
+	e := openEngine(t, "")
+	k := Key{Tenant: "t", Context: "agent"}
+	var msgs []Message
+	for i := 0; i < 30; i++ {
+		msgs = append(msgs, msg("user", fmt.Sprintf("step %d: look up the weather in city number %d and then summarize everything", i, i)),
+			msg("assistant", fmt.Sprintf("[tool call c%d] weather({\"city\":%d})", i, i)),
+			msg("tool", fmt.Sprintf("[tool result c%d] sunny, 21 degrees, light wind from the west, humidity 40 percent", i)),
+			msg("assistant", fmt.Sprintf("City %d is sunny and mild today with a light westerly wind.", i)))
+	}
+	msgs = append(msgs, msg("user", "and now?"))
+	for budget := 150; budget < 1500; budget += 37 {
+		w, err := e.Prepare(Request{Key: k, Messages: msgs, Budget: budget, PerMessage: 4, TailPercent: 40})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msgs[w.TailFrom].Role == "tool" {
+			t.Fatalf("budget %d: tail starts with a tool result", budget)
+		}
+	}
+}

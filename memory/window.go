@@ -207,6 +207,12 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 			tail += mc
 			w.TailFrom = i
 		}
+		// A tool result must follow the assistant message that called the
+		// tool: never start the tail between them (the results move to memory).
+		for w.TailFrom < must && r.Messages[w.TailFrom].Role == "tool" {
+			tail -= e.messageCost(c, r, seqs, w.TailFrom)
+			w.TailFrom++
+		}
 	}
 	used += tail
 	w.Tokens = used
