@@ -1,0 +1,231 @@
+package run
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/tools/eval/dataset"
+)
+
+const fixture = "../testdata/small.jsonl"
+
+// minMegaContextEvidenceRecall guards the engine's quality on the fixture
+// at budget 4096 with the token estimate: about 5 points below the 86.1%
+// (31 of 36) measured when it was set. Raise it when the engine improves.
+const minMegaContextEvidenceRecall = 0.81
+
+func runFixture(t *testing.T, budgets ...int) *Report {
+	t.Helper()
+	rep, err := RunFile(context.Background(), fixture, Options{Budgets: budgets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func TestFixtureRecall(t *testing.T) {
+	rep := runFixture(t, 512, 4096)
+	if rep.Counter != (tokens.Estimate{}).Name() {
+		t.Errorf("counter %q", rep.Counter)
+	}
+	if len(rep.Cases) != 2 {
+		t.Fatalf("%d cases, want 2", len(rep.Cases))
+	}
+	at := map[string]Result{}
+	for _, r := range rep.Results {
+		t.Logf("%-12s %5d: evidence %.3f answer %.3f tokens %.0f prefix %.3f p50 %.2fms",
+			r.Strategy, r.Budget, r.EvidenceRecall, r.AnswerRecall, r.WindowTokens, r.PrefixStability, r.AssemblyMSP50)
+		if r.Questions != 36 {
+			t.Errorf("%s/%d: %d questions, want 36", r.Strategy, r.Budget, r.Questions)
+		}
+		if r.OverBudget != 0 {
+			t.Errorf("%s/%d: %d windows over budget", r.Strategy, r.Budget, r.OverBudget)
+		}
+		if r.WindowTokens <= 0 || r.WindowTokens > float64(r.Budget) {
+			t.Errorf("%s/%d: mean window %.0f tokens", r.Strategy, r.Budget, r.WindowTokens)
+		}
+		if r.AssemblyMSP50 < 0 || r.AssemblyMSP99 < r.AssemblyMSP50 {
+			t.Errorf("%s/%d: latency p50 %v p99 %v", r.Strategy, r.Budget, r.AssemblyMSP50, r.AssemblyMSP99)
+		}
+		for name, groups := range map[string]map[string]Group{"type": r.ByType, "size": r.BySize} {
+			n := 0
+			for _, g := range groups {
+				n += g.Questions
+			}
+			if n != r.Questions {
+				t.Errorf("%s/%d: by %s sums to %d questions", r.Strategy, r.Budget, name, n)
+			}
+		}
+		if len(r.ByType) != len(dataset.Types()) {
+			t.Errorf("%s/%d: %d types", r.Strategy, r.Budget, len(r.ByType))
+		}
+		if g, ok := r.BySize["8k"]; !ok || g.Questions != 36 {
+			t.Errorf("%s/%d: by size %v, want all 36 in 8k", r.Strategy, r.Budget, r.BySize)
+		}
+		if r.Budget == 4096 {
+			at[r.Strategy] = r
+		}
+	}
+	mc, rg, tr := at[StrategyMegaContext], at[StrategyRAG], at[StrategyTruncate]
+	if mc.EvidenceRecall < minMegaContextEvidenceRecall {
+		t.Errorf("megacontext evidence recall %.3f at 4096, below the committed %.2f", mc.EvidenceRecall, minMegaContextEvidenceRecall)
+	}
+	// The baselines must be sane: retrieval finds most planted facts on an
+	// 8k history, truncation only the recent ones, and truncation's window
+	// changes only by its question.
+	if rg.EvidenceRecall < 0.6 || rg.EvidenceRecall <= tr.EvidenceRecall {
+		t.Errorf("rag evidence recall %.3f (truncate %.3f)", rg.EvidenceRecall, tr.EvidenceRecall)
+	}
+	if tr.EvidenceRecall <= 0 || tr.EvidenceRecall >= 0.7 {
+		t.Errorf("truncate evidence recall %.3f, want some but not most", tr.EvidenceRecall)
+	}
+	if tr.PrefixStability < 0.9 {
+		t.Errorf("truncate prefix stability %.3f", tr.PrefixStability)
+	}
+	if rg.WindowTokens < 0.8*4096 || tr.WindowTokens < 0.8*4096 {
+		t.Errorf("baselines leave budget unused: rag %.0f, truncate %.0f tokens", rg.WindowTokens, tr.WindowTokens)
+	}
+
+	// The JSON has the documented shape.
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Results []map[string]json.RawMessage `json:"results"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"strategy", "budget", "questions", "evidence_recall", "answer_recall", "window_tokens",
+		"assembly_ms_p50", "assembly_ms_p99", "prefix_stability", "by_type", "by_size"} {
+		if _, ok := doc.Results[0][k]; !ok {
+			t.Errorf("JSON result lacks %q", k)
+		}
+	}
+
+	var table bytes.Buffer
+	if err := WriteTable(&table, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"megacontext", "rag", "truncate", "multi-hop", "8k (36)"} {
+		if !strings.Contains(table.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, table.String())
+		}
+	}
+	var svg bytes.Buffer
+	if err := WriteSVG(&svg, rep); err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(&svg)
+	for {
+		if _, err := dec.Token(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("SVG is not well-formed: %v", err)
+			}
+			break
+		}
+	}
+}
+
+// Assembling is a pure function of the history: asking the same question
+// again after another gives the same window.
+func TestAssembleIsPure(t *testing.T) {
+	cases, err := dataset.ReadFile(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cases[0]
+	env := &Env{Counter: tokens.Estimate{}, PerMessage: DefaultPerMessage}
+	for _, name := range Strategies() {
+		s, err := NewStrategy(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := s.Load(c, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := c.Questions[0].Question, c.Questions[len(c.Questions)-1].Question
+		w1, err := l.Assemble(a, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Assemble(b, 2048); err != nil {
+			t.Fatal(err)
+		}
+		w2, err := l.Assemble(a, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(w1, w2) {
+			t.Errorf("%s: the same question gave different windows", name)
+		}
+		if n := w1.Tokens(env.Counter, env.PerMessage); n > 2048 {
+			t.Errorf("%s: %d tokens over 2048", name, n)
+		}
+		l.Close()
+	}
+}
+
+func TestChunkText(t *testing.T) {
+	count := tokens.Estimate{}.Count
+	text := strings.Repeat("Short sentence here. ", 40) + strings.Repeat("word ", 300) + "x" + strings.Repeat("y", 900) + " end.\nNew line? Yes!"
+	for _, size := range []int{8, 32, 128} {
+		chunks := chunkText(text, size, count)
+		if got := strings.Join(chunks, ""); got != text {
+			t.Fatalf("size %d: chunks do not concatenate back to the text", size)
+		}
+		for _, ch := range chunks {
+			if n := count(ch); n > size && len(strings.Fields(ch)) > 1 {
+				t.Errorf("size %d: chunk of %d tokens: %q", size, n, ch)
+			}
+		}
+	}
+	if got := chunkText("tiny", 128, count); len(got) != 1 || got[0] != "tiny" {
+		t.Errorf("short text: %q", got)
+	}
+	if got := chunkText("", 128, count); got != nil {
+		t.Errorf("empty text: %q", got)
+	}
+}
+
+func TestCommonPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"abc", "abd", 2},
+		{"abc", "abc", 3},
+		{"", "x", 0},
+		{"aé", "aè", 1}, // never inside a rune
+	} {
+		if got := commonPrefix(tc.a, tc.b); got != tc.want {
+			t.Errorf("commonPrefix(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+func TestSizeLabel(t *testing.T) {
+	mk := func(bytes int) *dataset.Case {
+		return &dataset.Case{Sessions: []dataset.Session{{Messages: []dataset.Message{{Content: strings.Repeat("x", bytes)}}}}}
+	}
+	for _, tc := range []struct {
+		bytes int
+		want  string
+	}{
+		{4 * 31000, "32k"}, {4 * 36000, "32k"}, {4 * 120000, "128k"}, {4 * 540000, "512k"}, {4 * 8192, "8k"},
+	} {
+		if got := SizeLabel(mk(tc.bytes)); got != tc.want {
+			t.Errorf("%d bytes: %s, want %s", tc.bytes, got, tc.want)
+		}
+	}
+}
