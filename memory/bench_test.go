@@ -76,7 +76,7 @@ func BenchmarkIngest(b *testing.B) {
 					b.Fatal(err)
 				}
 				reply := msg("assistant", filler(r, 40))
-				if err := e.AppendResponse(k, w.LastSeq, reply, false); err != nil {
+				if err := e.AppendResponse(k, w.LastSeq, w.NextSeq, reply, false); err != nil {
 					b.Fatal(err)
 				}
 				conv = append(conv, reply)

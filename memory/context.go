@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -268,13 +269,22 @@ type pending struct {
 // builds their blocks and gists, and returns the records to persist and
 // the new sequence numbers. leading[i] marks client system prompts, which
 // are stored but not put in the tree.
-func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []Message, leading []bool, partial bool, now time.Time) (*pending, []int64) {
+//
+// A divergence after at least one conversation message is an edit or a
+// regeneration: branches stored before seq since are superseded by the new
+// one. A branch stored since then won a race (the client continued with its
+// own copy of a reply before the reply was stored): the new messages are
+// the superseded ones.
+func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []Message, leading []bool, partial bool, now time.Time, since int64) (*pending, []int64) {
 	p := &pending{}
 	var seqs []int64
-	// A divergence after at least one conversation message is an edit or
-	// regeneration: mark the older branches superseded.
+	lost := false
 	if len(msgs) > 0 && parent >= 0 && !isLeadingRole(c.msgs[parent].Role) {
 		for _, sib := range c.kids[parent] {
+			if sib >= since {
+				lost = true
+				continue
+			}
 			p.kvs = append(p.kvs, e.supersede(c, sib)...)
 		}
 	}
@@ -282,7 +292,7 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 	for i, m := range msgs {
 		h := chainHash(prevHash, m)
 		seq := int64(len(c.msgs))
-		rec := &msgRecord{Seq: seq, Parent: parent, Hash: h, Role: m.Role, Name: m.Name, Text: m.Text, Raw: m.Raw, Time: ms, Partial: partial, First: -1, Last: -1}
+		rec := &msgRecord{Seq: seq, Parent: parent, Hash: h, Role: m.Role, Name: m.Name, Text: m.Text, Raw: m.Raw, Time: ms, Partial: partial, Superseded: lost, First: -1, Last: -1}
 		if !leading[i] && m.Text != "" {
 			spans := e.opts.Policy.Scan(m.Text)
 			ranges := make([][2]int, len(spans))
@@ -374,7 +384,7 @@ func (e *Engine) ingest(c *mctx, k Key, msgs []Message) ([]int64, int, error) {
 		parent = seqs[len(seqs)-1]
 	}
 	rest := msgs[len(seqs):]
-	p, newSeqs := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, e.opts.Now())
+	p, newSeqs := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, e.opts.Now(), math.MaxInt64)
 	if err := e.st.Put(p.kvs...); err != nil {
 		// Memory and store disagree now: reload from the store next time.
 		e.forget(k)
@@ -399,8 +409,12 @@ func leadingFlags(msgs []Message, from int) []bool {
 }
 
 // AppendResponse stores an assistant response as the child of message
-// parent (Window.LastSeq). partial marks a response cut off mid-stream.
-func (e *Engine) AppendResponse(k Key, parent int64, m Message, partial bool) error {
+// parent (Window.LastSeq); since is Window.NextSeq, the first sequence
+// number stored after the request was prepared. partial marks a response
+// cut off mid-stream. A reply whose parent was already continued since
+// (the client's next turn raced ahead with its own copy of the reply) is
+// kept but marked superseded rather than superseding the live thread.
+func (e *Engine) AppendResponse(k Key, parent, since int64, m Message, partial bool) error {
 	c, err := e.get(k, true)
 	if err != nil {
 		return err
@@ -417,7 +431,7 @@ func (e *Engine) AppendResponse(k Key, parent int64, m Message, partial bool) er
 	if _, dup := c.byHash[chainHash(prevHash, m)]; dup {
 		return nil
 	}
-	p, _ := e.appendMessages(c, parent, prevHash, []Message{m}, []bool{false}, partial, e.opts.Now())
+	p, _ := e.appendMessages(c, parent, prevHash, []Message{m}, []bool{false}, partial, e.opts.Now(), since)
 	if err := e.st.Put(p.kvs...); err != nil {
 		e.forget(k)
 		c.deleted = true
@@ -449,7 +463,7 @@ func (e *Engine) Import(k Key, msgs []Message, at time.Time) (int, error) {
 		parent = seqs[len(seqs)-1]
 	}
 	rest := msgs[len(seqs):]
-	p, _ := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, at)
+	p, _ := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, at, math.MaxInt64)
 	if err := e.st.Put(p.kvs...); err != nil {
 		e.forget(k)
 		c.deleted = true

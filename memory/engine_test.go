@@ -82,7 +82,7 @@ func TestReconcileIngestsOnlyNewSuffix(t *testing.T) {
 	if w.NewMessages != 2 || w.LastSeq != 1 {
 		t.Fatalf("first turn: new %d last %d", w.NewMessages, w.LastSeq)
 	}
-	if err := e.AppendResponse(k, w.LastSeq, msg("assistant", "hi, how can I help?"), false); err != nil {
+	if err := e.AppendResponse(k, w.LastSeq, w.NextSeq, msg("assistant", "hi, how can I help?"), false); err != nil {
 		t.Fatal(err)
 	}
 	req.Messages = append(req.Messages, msg("assistant", "hi, how can I help?"), msg("user", "tell me a story"))
@@ -223,7 +223,7 @@ func TestConcurrentRequestsLoseNothing(t *testing.T) {
 					return
 				}
 				reply := msg("assistant", fmt.Sprintf("reply %d-%d", g, turn))
-				if err := e.AppendResponse(k, w.LastSeq, reply, false); err != nil {
+				if err := e.AppendResponse(k, w.LastSeq, w.NextSeq, reply, false); err != nil {
 					t.Error(err)
 					return
 				}
@@ -279,5 +279,39 @@ func TestTailNeverStartsWithToolResult(t *testing.T) {
 		if msgs[w.TailFrom].Role == "tool" {
 			t.Fatalf("budget %d: tail starts with a tool result", budget)
 		}
+	}
+}
+
+func TestLateResponseDoesNotSupersedeLiveThread(t *testing.T) {
+	e := openEngine(t, "")
+	k := Key{Tenant: "t", Context: "race"}
+	turn1 := []Message{msg("user", "first question")}
+	w1, err := e.Prepare(Request{Key: k, Messages: turn1, Budget: 2000, PerMessage: 4, TailPercent: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client continues with its own (trimmed) copy of the reply before
+	// the proxy stored the reply.
+	turn2 := append(turn1, msg("assistant", "the answer"), msg("user", "follow-up"))
+	if _, err := e.Prepare(Request{Key: k, Messages: turn2, Budget: 2000, PerMessage: 4, TailPercent: 40}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AppendResponse(k, w1.LastSeq, w1.NextSeq, msg("assistant", "the answer "), false); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := e.get(k, false)
+	if c.msgs[1].Superseded || c.msgs[2].Superseded || !c.msgs[3].Superseded {
+		t.Fatalf("live thread superseded: %+v %+v %+v", *c.msgs[1], *c.msgs[2], *c.msgs[3])
+	}
+	// A regeneration (same list, new reply) does supersede the old reply.
+	w3, err := e.Prepare(Request{Key: k, Messages: turn1, Budget: 2000, PerMessage: 4, TailPercent: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AppendResponse(k, w3.LastSeq, w3.NextSeq, msg("assistant", "a regenerated answer"), false); err != nil {
+		t.Fatal(err)
+	}
+	if !c.msgs[1].Superseded || c.msgs[4].Superseded {
+		t.Fatalf("regeneration did not supersede: %+v %+v", *c.msgs[1], *c.msgs[4])
 	}
 }

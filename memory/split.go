@@ -7,9 +7,11 @@ import (
 )
 
 // splitBlocks cuts text into consecutive pieces of at most k estimated
-// tokens, at whitespace where possible. The pieces concatenate back to
-// text exactly. The estimate overcounts real tokenizers, so pieces hold at
-// most k real tokens in practice.
+// tokens, at the end of a sentence when one falls in the latter part of
+// the piece (so that a statement and its value stay together), else at
+// whitespace, else inside a word. The pieces concatenate back to text
+// exactly. The estimate overcounts real tokenizers, so pieces hold at most
+// k real tokens in practice.
 func splitBlocks(text string, k int) []string {
 	if text == "" {
 		return nil
@@ -18,18 +20,21 @@ func splitBlocks(text string, k int) []string {
 	var out []string
 	start := 0
 	for start < len(text) {
-		// Grow word by word (a word = optional leading whitespace + non-space run).
-		end := start
+		end, sentence := start, -1
 		for end < len(text) {
 			next := nextWordEnd(text, end)
 			if est.Count(text[start:next]) > k {
 				break
 			}
 			end = next
+			if endsSentence(text, end) {
+				sentence = end
+			}
 		}
-		if end == start {
+		switch {
+		case end == len(text):
+		case end == start:
 			// One word longer than k tokens: cut it by runes.
-			end = start
 			for end < len(text) {
 				_, size := utf8.DecodeRuneInString(text[end:])
 				if est.Count(text[start:end+size]) > k && end > start {
@@ -37,11 +42,25 @@ func splitBlocks(text string, k int) []string {
 				}
 				end += size
 			}
+		case sentence > start && sentence-start >= (end-start)*2/5:
+			end = sentence
 		}
 		out = append(out, text[start:end])
 		start = end
 	}
 	return out
+}
+
+// endsSentence reports whether the word ending at i closes a sentence.
+func endsSentence(s string, i int) bool {
+	if i == 0 {
+		return false
+	}
+	switch s[i-1] {
+	case '.', '!', '?', ':', ';':
+		return true
+	}
+	return i < len(s) && s[i] == '\n'
 }
 
 // nextWordEnd returns the end of the whitespace run plus the word after i.

@@ -54,6 +54,9 @@ type Window struct {
 	// LastSeq is the stored sequence number of the last request message,
 	// the parent of the response.
 	LastSeq int64
+	// NextSeq is the sequence number the next stored message will get: pass
+	// it to AppendResponse.
+	NextSeq int64
 	// NewMessages counts messages this request added to memory.
 	NewMessages int
 	// Hits lists the policy filtering applied to the memory text.
@@ -141,6 +144,7 @@ func (e *Engine) Prepare(r Request) (*Window, error) {
 	if len(seqs) > 0 {
 		w.LastSeq = seqs[len(seqs)-1]
 	}
+	w.NextSeq = int64(len(c.msgs))
 	e.assemble(c, r, seqs, w)
 	if w.TailFrom < 0 {
 		return nil, ErrTooLong
@@ -326,40 +330,51 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool) map[
 		}
 		s *= 1 + 0.15*float64(b+1)/n
 		out[b] += s
+		// Neighbours in the same message share the score: the block after a
+		// hit often holds the value its sentence was leading up to.
 		blk := c.tree.Block(b)
-		for _, nb := range []int{b - 1, b + 1} {
-			if nb < 0 || nb >= c.tree.Len() || inTail(nb) || c.tree.Block(nb).Msg != blk.Msg {
+		for _, nb := range [2]struct {
+			b     int
+			share float64
+		}{{b - 1, 0.3}, {b + 1, 0.6}} {
+			if nb.b < 0 || nb.b >= c.tree.Len() || inTail(nb.b) || c.tree.Block(nb.b).Msg != blk.Msg {
 				continue
 			}
-			out[nb] += 0.3 * s
+			out[nb.b] += nb.share * s
 		}
 	}
 	return out
 }
 
-// refocusTerms extracts new query terms from the best revealed blocks.
+// refocusTerms extracts new query terms from the best revealed blocks
+// (they arrive most relevant first): the rare terms a second hop can be
+// found by, such as the name the first hop revealed.
 func (e *Engine) refocusTerms(c *mctx, query []lens.Term, revealed []*tree.Node) []lens.Term {
 	have := map[string]bool{}
 	for _, t := range query {
 		have[t.Text] = true
 	}
-	var best []*tree.Node
-	for _, b := range revealed {
-		if len(best) < 3 {
-			best = append(best, b)
-		}
-	}
 	var out []lens.Term
-	for _, b := range best {
+	for i, b := range revealed {
+		if i == refocusBlocks {
+			break
+		}
 		for _, t := range lens.Terms(b.Text) {
-			if !have[t] && c.index.IDF(t) > 2 {
+			if !have[t] && c.index.IDF(t) > refocusMinIDF {
 				have[t] = true
-				out = append(out, lens.Term{Text: t, Weight: 0.35})
+				out = append(out, lens.Term{Text: t, Weight: refocusWeight})
 			}
 		}
 	}
 	return out
 }
+
+// Refocus parameters, tuned with `megacontext eval` (see README).
+const (
+	refocusBlocks = 2
+	refocusMinIDF = 4
+	refocusWeight = 0.6
+)
 
 // render writes the memory text of the entries, filtering verbatim blocks
 // by the policy for a caller holding scopes (gists are built from redacted

@@ -155,7 +155,7 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx, start time.Time, p auth.Principa
 	s.m.windowTokens.Observe(float64(w.Tokens))
 	s.m.historyTokens.Observe(float64(w.HistoryTokens))
 	s.m.expansions.Add(float64(w.Expanded))
-	parent := w.LastSeq
+	parent, since := w.LastSeq, w.NextSeq
 	s.relay(ctx, resp, stop, func(msg upstream.Message, complete bool) {
 		if parent < 0 || (msg.Content == "" && len(msg.ToolCalls) == 0) {
 			return
@@ -170,7 +170,7 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx, start time.Time, p auth.Principa
 		s.ingesting.Add(1)
 		go func() {
 			defer s.ingesting.Done()
-			if err := s.eng.AppendResponse(key, parent, m, !complete); err != nil {
+			if err := s.eng.AppendResponse(key, parent, since, m, !complete); err != nil {
 				s.log.Error("store response", "context", key.Context, "err", err)
 				return
 			}

@@ -75,6 +75,10 @@ type Input struct {
 	Refocus func(revealed []*tree.Node) map[int]float64
 	// Rounds is the number of relevance rounds (at least 1).
 	Rounds int
+	// RoundShare is the share of the free budget each round but the last
+	// may spend, so that later rounds have room for what refocusing finds;
+	// 0 uses 0.6.
+	RoundShare float64
 }
 
 // Result is the allocator's window.
@@ -112,15 +116,24 @@ func Allocate(in Input) Result {
 	if in.Rounds < 1 {
 		in.Rounds = 1
 	}
+	if in.RoundShare <= 0 || in.RoundShare > 1 {
+		in.RoundShare = 0.6
+	}
 	a := &allocator{in: in, t: in.Tree, done: map[key]bool{}}
 	a.setScores(in.Scores)
 	a.initialCover()
 	a.fit()
 	for round := 0; round < in.Rounds; round++ {
-		revealed := a.expandRelevant()
+		limit := in.Budget
+		if round+1 < in.Rounds && in.Refocus != nil {
+			limit = a.cost + int(float64(in.Budget-a.cost)*in.RoundShare)
+		}
+		revealed := a.expandRelevant(limit)
 		if round+1 == in.Rounds || in.Refocus == nil || len(revealed) == 0 {
 			break
 		}
+		// Most relevant first, so the caller can refocus on the best of them.
+		sort.SliceStable(revealed, func(i, j int) bool { return a.relevance(revealed[i]) > a.relevance(revealed[j]) })
 		scores := in.Refocus(revealed)
 		if scores == nil {
 			break
@@ -279,9 +292,9 @@ func (a *allocator) collapse(need int, ceiling float64, skip int) int {
 	return freed
 }
 
-// expandRelevant greedily expands relevant nodes and returns the blocks it
-// revealed verbatim.
-func (a *allocator) expandRelevant() []*tree.Node {
+// expandRelevant greedily expands relevant nodes while the cost stays
+// within limit and returns the blocks it revealed verbatim.
+func (a *allocator) expandRelevant(limit int) []*tree.Node {
 	h := &nodeHeap{}
 	push := func(n *tree.Node) {
 		if n.Level == 0 || a.done[key{n.Level, n.Index}] {
@@ -324,9 +337,9 @@ func (a *allocator) expandRelevant() []*tree.Node {
 			newCost += repl[j].Cost
 		}
 		delta := newCost - a.entries[i].Cost
-		if free := a.in.Budget - a.cost; delta > free {
+		if free := limit - a.cost; delta > free {
 			a.collapse(delta-free, it.p, i)
-			if delta > a.in.Budget-a.cost {
+			if delta > limit-a.cost {
 				continue
 			}
 		}

@@ -211,10 +211,10 @@ func (e Extractive) short(text string) string {
 	sort.SliceStable(terms, func(a, b int) bool { return terms[a].score > terms[b].score })
 	var out []string
 	used := 0
-	for _, t := range terms {
+	for i, t := range terms {
 		c := sz.Count(t.w) + 1
-		if used+c > e.ShortTokens {
-			continue
+		if used+c > e.ShortTokens && i > 0 {
+			continue // the top term (a code or an entity, usually) always stays
 		}
 		out = append(out, t.w)
 		used += c
