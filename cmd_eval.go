@@ -118,6 +118,7 @@ an SVG plot of recall against budget (--plot, default next to the data file).`,
 	f.IntVar(&opts.Engine.Fanout, "fanout", 0, "engine gist fan-out F (0: engine default)")
 	f.IntVar(&opts.Engine.GistTokens, "gist-tokens", 0, "engine full gist cap (0: engine default)")
 	f.IntVar(&opts.Engine.ShortTokens, "short-tokens", 0, "engine headline cap (0: engine default)")
+	f.Float64Var(&opts.Engine.MinRelevance, "min-relevance", 0, "engine expansion threshold, share of the best match (0: engine default)")
 	f.IntVar(&opts.Engine.TailPercent, "tail-percent", 40, "engine verbatim tail cap, percent of the budget")
 	cmd.AddCommand(newEvalGenCmd())
 	return cmd

@@ -49,6 +49,10 @@ type Options struct {
 	// Policy tags sensitive spans at ingest and filters them at assembly
 	// for callers not cleared for them; nil disables filtering.
 	Policy *policy.Policy
+	// MinRelevance is the least relevance (share of the best match) that
+	// earns an expansion before hysteresis; 0 uses DefaultMinRelevance, a
+	// negative value expands every match.
+	MinRelevance float64
 	// MaxLoaded bounds the MegaContexts held in memory (LRU).
 	MaxLoaded int
 	// Logger receives diagnostics.
@@ -56,6 +60,9 @@ type Options struct {
 	// Now returns the current time (tests set it).
 	Now func() time.Time
 }
+
+// DefaultMinRelevance is the expansion threshold tuned with `megacontext eval`.
+const DefaultMinRelevance = 0.35
 
 // Engine manages every MegaContext. It is safe for concurrent use.
 type Engine struct {
@@ -88,6 +95,9 @@ func Open(opts Options) (*Engine, error) {
 	}
 	if opts.Counter == nil {
 		opts.Counter = tokens.Estimate{}
+	}
+	if opts.MinRelevance == 0 {
+		opts.MinRelevance = DefaultMinRelevance
 	}
 	if opts.MaxLoaded <= 0 {
 		opts.MaxLoaded = 256

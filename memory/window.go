@@ -24,6 +24,9 @@ type Request struct {
 	TailPercent int
 	// DryRun assembles without storing anything or updating telemetry.
 	DryRun bool
+	// KeepFocus, with DryRun, still records the window's focus for the next
+	// request's hysteresis, as a real request does (evaluation replays).
+	KeepFocus bool
 	// Scopes are the caller's clearances for the policy's rules.
 	Scopes []string
 }
@@ -259,12 +262,15 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		Overhead: entryOverhead,
 		Sticky:   func(n *tree.Node) bool { return c.sticky[[2]int{n.Level, n.Index}] },
 		Rounds:   2,
+		// Tuned with `megacontext eval` (see README).
+		MinRelevance: e.opts.MinRelevance,
 		Refocus: func(revealed []*tree.Node) map[int]float64 {
 			extra := e.refocusTerms(c, query, revealed)
 			if len(extra) == 0 {
 				return nil
 			}
-			return score(lens.Merge(query, extra))
+			// The next round follows only what the revealed text points to.
+			return score(extra)
 		},
 	}
 	res := focus.Allocate(in)
@@ -275,7 +281,7 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		w.MemoryTokens = res.Cost + memFixed
 		w.Tokens += w.MemoryTokens
 	}
-	if !r.DryRun {
+	if !r.DryRun || r.KeepFocus {
 		clear(c.sticky)
 		for _, en := range res.Entries {
 			if !en.Tail {

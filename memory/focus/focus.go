@@ -75,6 +75,10 @@ type Input struct {
 	Refocus func(revealed []*tree.Node) map[int]float64
 	// Rounds is the number of relevance rounds (at least 1).
 	Rounds int
+	// MinRelevance is the least relevance, as a share of the best block's,
+	// that earns an expansion in a relevance round; weaker matches only get
+	// what budget is left after hysteresis.
+	MinRelevance float64
 	// RoundShare is the share of the free budget each round but the last
 	// may spend, so that later rounds have room for what refocusing finds;
 	// 0 uses 0.6.
@@ -140,6 +144,7 @@ func Allocate(in Input) Result {
 		}
 		a.setScores(scores)
 	}
+	a.restoreSticky()
 	a.fillByRecency()
 	a.result.Entries = a.entries
 	a.result.Cost = a.cost
@@ -241,8 +246,7 @@ func (a *allocator) fit() {
 	a.entries = append([]Entry(nil), a.entries[drop:]...)
 }
 
-// collapse turns Full gists into headlines, least relevant and oldest
-// first, until need tokens are freed or nothing below relevance ceiling
+// collapse turns Full gists into headlines until need tokens are freed or nothing below relevance ceiling
 // remains (ceiling < 0: no ceiling). skip is an entry index to leave alone.
 // It returns the tokens freed.
 func (a *allocator) collapse(need int, ceiling float64, skip int) int {
@@ -265,8 +269,11 @@ func (a *allocator) collapse(need int, ceiling float64, skip int) int {
 			cands = append(cands, cand{i, r, save})
 		}
 	}
+	// Fitting the base cover collapses oldest first, whatever the query, so
+	// that the cover is the same from one request to the next; making room
+	// for an expansion collapses the least relevant first.
 	sort.SliceStable(cands, func(x, y int) bool {
-		if cands[x].rel != cands[y].rel {
+		if ceiling >= 0 && cands[x].rel != cands[y].rel {
 			return cands[x].rel < cands[y].rel
 		}
 		return cands[x].i < cands[y].i
@@ -300,11 +307,7 @@ func (a *allocator) expandRelevant(limit int) []*tree.Node {
 		if n.Level == 0 || a.done[key{n.Level, n.Index}] {
 			return
 		}
-		p := a.relevance(n)
-		if a.in.Sticky != nil && a.in.Sticky(n) {
-			p += 0.25*a.maxRel + 1e-6
-		}
-		if p > 0 {
+		if p := a.relevance(n); p > 0 && p >= a.in.MinRelevance*a.maxRel {
 			heap.Push(h, item{n: n, p: p})
 		}
 	}
@@ -355,6 +358,42 @@ func (a *allocator) expandRelevant(limit int) []*tree.Node {
 		}
 	}
 	return revealed
+}
+
+// restoreSticky spends what budget relevance left on re-expanding the
+// nodes the previous window had expanded (hysteresis), so that consecutive
+// windows differ only where relevance moved: the upstream's prompt cache
+// and the model's view of old history stay stable.
+func (a *allocator) restoreSticky() {
+	if a.in.Sticky == nil {
+		return
+	}
+	for changed := true; changed; {
+		changed = false
+		for i := 0; i < len(a.entries); i++ {
+			e := a.entries[i]
+			if e.Tail || e.Node.Level == 0 || !a.in.Sticky(e.Node) {
+				continue
+			}
+			children := a.t.Children(e.Node)
+			repl := make([]Entry, len(children))
+			newCost := 0
+			for j, c := range children {
+				d := a.detailFor(c)
+				if d == Full && a.relevance(c) == 0 && !a.in.Sticky(c) {
+					d = Short
+				}
+				repl[j] = a.memoryEntry(c, d, prevSibling(children, j))
+				newCost += repl[j].Cost
+			}
+			if a.cost-e.Cost+newCost > a.in.Budget {
+				continue
+			}
+			a.splice(i, repl)
+			a.result.Expanded++
+			changed = true
+		}
+	}
 }
 
 // fillByRecency spends what budget is left on detail for the newest

@@ -23,11 +23,12 @@ func (megaContext) Name() string { return StrategyMegaContext }
 func (megaContext) Load(c *dataset.Case, env *Env) (Loaded, error) {
 	eo := env.Engine
 	eng, err := memory.Open(memory.Options{
-		Counter:     env.Counter,
-		BlockTokens: eo.BlockTokens,
-		Fanout:      eo.Fanout,
-		GistTokens:  eo.GistTokens,
-		ShortTokens: eo.ShortTokens,
+		Counter:      env.Counter,
+		BlockTokens:  eo.BlockTokens,
+		Fanout:       eo.Fanout,
+		GistTokens:   eo.GistTokens,
+		ShortTokens:  eo.ShortTokens,
+		MinRelevance: eo.MinRelevance,
 	})
 	if err != nil {
 		return nil, err
@@ -83,6 +84,9 @@ func (m *mcLoaded) Assemble(question string, budget int) (Window, error) {
 		PerMessage:  m.env.PerMessage,
 		TailPercent: m.tail,
 		DryRun:      true,
+		// Consecutive questions behave like turns of one conversation: the
+		// focus of one window carries over to the next (hysteresis).
+		KeepFocus: true,
 	})
 	if err != nil {
 		return Window{}, err

@@ -90,9 +90,13 @@ type Result struct {
 	// AssemblyMSP50 and AssemblyMSP99 are assembly latency percentiles.
 	AssemblyMSP50 float64 `json:"assembly_ms_p50"`
 	AssemblyMSP99 float64 `json:"assembly_ms_p99"`
-	// PrefixStability is the mean share of a window's tokens in the
-	// common prefix with the previous question's window (same case).
+	// PrefixStability is the mean share of a window's tokens unchanged from
+	// the previous question's window (same case): the token weight of the
+	// longest common subsequence of their lines over the window's tokens.
 	PrefixStability float64 `json:"prefix_stability"`
+	// CachePrefix is the mean share of a window's tokens in the common
+	// prefix with the previous window: what an upstream prompt cache reuses.
+	CachePrefix float64 `json:"cache_prefix"`
 	// OverBudget counts windows whose tokens exceeded the budget.
 	OverBudget int `json:"over_budget"`
 	// ByType and BySize break recall down by question type and by
@@ -164,6 +168,7 @@ type acc struct {
 	tokens    int64
 	latencies []time.Duration
 	stability float64
+	cachePre  float64
 	pairs     int
 	over      int
 }
@@ -303,7 +308,8 @@ func evalCase(ctx context.Context, c *dataset.Case, size, strategy string, l Loa
 		if qi > 0 {
 			if total := env.Counter.Count(text); total > 0 {
 				p := commonPrefix(prev, text)
-				a.stability += float64(env.Counter.Count(text[:p])) / float64(total)
+				a.cachePre += float64(env.Counter.Count(text[:p])) / float64(total)
+				a.stability += float64(unchangedTokens(env.Counter, prev, text)) / float64(total)
 				a.pairs++
 			}
 		}
@@ -329,6 +335,31 @@ func answerIn(text string, q dataset.Question) bool {
 	return true
 }
 
+// unchangedTokens returns the tokens of cur's lines that the longest
+// common subsequence of lines shares with prev.
+func unchangedTokens(c tokens.Counter, prev, cur string) int {
+	a, b := strings.Split(prev, "\n"), strings.Split(cur, "\n")
+	w := make([]int, len(b))
+	for j, l := range b {
+		w[j] = c.Count(l) + 1
+	}
+	// dp[i][j]: best weight of a common subsequence of a[i:], b[j:].
+	dp := make([][]int, len(a)+1)
+	for i := range dp {
+		dp[i] = make([]int, len(b)+1)
+	}
+	for i := len(a) - 1; i >= 0; i-- {
+		for j := len(b) - 1; j >= 0; j-- {
+			best := max(dp[i+1][j], dp[i][j+1])
+			if a[i] == b[j] {
+				best = max(best, dp[i+1][j+1]+w[j])
+			}
+			dp[i][j] = best
+		}
+	}
+	return min(dp[0][0], c.Count(cur))
+}
+
 // commonPrefix returns the length in bytes of the common prefix of a and
 // b, backed off to a UTF-8 boundary.
 func commonPrefix(a, b string) int {
@@ -352,6 +383,7 @@ func (a *acc) result(strategy string, budget int) Result {
 	}
 	if a.pairs > 0 {
 		r.PrefixStability = a.stability / float64(a.pairs)
+		r.CachePrefix = a.cachePre / float64(a.pairs)
 	}
 	slices.Sort(a.latencies)
 	r.AssemblyMSP50 = ms(percentile(a.latencies, 0.50))

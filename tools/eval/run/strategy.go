@@ -92,6 +92,8 @@ type EngineOptions struct {
 	Fanout      int
 	GistTokens  int
 	ShortTokens int
+	// MinRelevance is the engine's expansion threshold (0: engine default).
+	MinRelevance float64
 	// TailPercent caps the verbatim tail (default 40, as the proxy).
 	TailPercent int
 }

@@ -24,12 +24,12 @@ func WriteTable(w io.Writer, r *Report) error {
 		questions += c.Questions
 	}
 	fmt.Fprintf(bw, "counter %s, %d cases (%s), %d questions\n\n", r.Counter, len(r.Cases), strings.Join(sizes, ", "), questions)
-	fmt.Fprintf(bw, "%-12s %7s %9s %9s %7s %7s %8s %8s %7s %5s\n",
-		"strategy", "budget", "questions", "evidence", "answer", "tokens", "p50 ms", "p99 ms", "prefix", "over")
+	fmt.Fprintf(bw, "%-12s %7s %9s %9s %7s %7s %8s %8s %7s %7s %5s\n",
+		"strategy", "budget", "questions", "evidence", "answer", "tokens", "p50 ms", "p99 ms", "stable", "cache", "over")
 	for _, res := range r.Results {
-		fmt.Fprintf(bw, "%-12s %7d %9d %9s %7s %7.0f %8.2f %8.2f %7s %5d\n",
+		fmt.Fprintf(bw, "%-12s %7d %9d %9s %7s %7.0f %8.2f %8.2f %7s %7s %5d\n",
 			res.Strategy, res.Budget, res.Questions, pct(res.EvidenceRecall), pct(res.AnswerRecall),
-			res.WindowTokens, res.AssemblyMSP50, res.AssemblyMSP99, pct(res.PrefixStability), res.OverBudget)
+			res.WindowTokens, res.AssemblyMSP50, res.AssemblyMSP99, pct(res.PrefixStability), pct(res.CachePrefix), res.OverBudget)
 	}
 	fmt.Fprintln(bw)
 	writeGroups(bw, r, "question type", typeKeys(r), func(res Result) map[string]Group { return res.ByType })
