@@ -73,3 +73,24 @@ func startLocalUpstream(ctx context.Context, cfg configs.Config, logger *slog.Lo
 	logger.Info("local upstream serving", "model", cfg.Native.Model, "url", url, "n_ctx", srv.ContextSize())
 	return url, func() { _ = srv.Shutdown(); _ = model.Close() }, nil
 }
+
+// nativeEmbedder loads native.embeddings when configured. ok is false when
+// none is configured or it cannot load (the lens then stays lexical, which
+// one log line says).
+func nativeEmbedder(cfg configs.Config, logger *slog.Logger) (*native.Embedder, bool) {
+	if cfg.Native.Embeddings == "" {
+		return nil, false
+	}
+	lib, err := native.Open(cfg.Native.Dir)
+	if err != nil {
+		logger.Warn("native libraries unavailable; the lens stays lexical (run `make native`)", "err", err)
+		return nil, false
+	}
+	emb, err := lib.LoadEmbedder(cfg.Native.Embeddings, native.EmbedderOptions{Threads: cfg.Native.Threads})
+	if err != nil {
+		logger.Warn("native.embeddings could not be loaded; the lens stays lexical", "model", cfg.Native.Embeddings, "err", err)
+		return nil, false
+	}
+	logger.Info("semantic lens on", "model", cfg.Native.Embeddings, "dim", emb.Dim())
+	return emb, true
+}

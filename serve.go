@@ -57,7 +57,13 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 		}
 		logger.Warn("no auth.keys configured: the proxy is open (tenant \"default\", no scopes)", "listen", cfg.Listen)
 	}
+	var embedder memory.Embedder
+	if emb, ok := nativeEmbedder(cfg, logger); ok {
+		defer emb.Close()
+		embedder = emb
+	}
 	eng, err := memory.Open(memory.Options{
+		Embedder:    embedder,
 		Dir:         cfg.DataDir,
 		Sync:        store.SyncSecond,
 		BlockTokens: cfg.Memory.BlockTokens,

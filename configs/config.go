@@ -106,6 +106,9 @@ type Native struct {
 	Vocab string `mapstructure:"vocab"`
 	// Model is the GGUF served in-process by `--upstream local`.
 	Model string `mapstructure:"model"`
+	// Embeddings is an embedding GGUF; when set, blocks are embedded in the
+	// background and the lens adds semantic similarity.
+	Embeddings string `mapstructure:"embeddings"`
 	// Threads is the CPU threads of local generation (0: half the cores).
 	Threads int `mapstructure:"threads"`
 	// GPULayers > 0 lets a GPU backend (CUDA build) take the model's layers.
@@ -228,6 +231,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("auth.pass_through", d.Auth.PassThrough)
 	v.SetDefault("native.vocab", d.Native.Vocab)
 	v.SetDefault("native.model", d.Native.Model)
+	v.SetDefault("native.embeddings", d.Native.Embeddings)
 	v.SetDefault("native.threads", d.Native.Threads)
 	v.SetDefault("native.gpu_layers", d.Native.GPULayers)
 }

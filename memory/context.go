@@ -16,6 +16,7 @@ import (
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/memory/tokens"
 	"github.com/megacontext/megacontext/memory/tree"
+	"github.com/megacontext/megacontext/native/qvec"
 )
 
 // Message is one chat message as the engine sees it.
@@ -89,6 +90,8 @@ type mctx struct {
 	tree    *tree.Tree
 	index   *lens.Index
 	sticky  map[[2]int]bool
+	// vecs are the blocks' embeddings, contiguous from block 0 (background).
+	vecs    []qvec.Vector
 	used    uint64
 	deleted bool
 }
@@ -202,6 +205,12 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("memory: load nodes of %q: %w", k.Context, err)
+	}
+	if e.opts.Embedder != nil {
+		if err := e.loadVectors(c); err != nil {
+			return nil, false, fmt.Errorf("memory: load vectors of %q: %w", k.Context, err)
+		}
+		defer e.pokeEmbedder(k)
 	}
 	return c, true, nil
 }
@@ -391,6 +400,7 @@ func (e *Engine) ingest(c *mctx, k Key, msgs []Message) ([]int64, int, error) {
 		c.deleted = true
 		return nil, 0, fmt.Errorf("memory: store messages: %w", err)
 	}
+	e.pokeEmbedder(k)
 	return append(seqs, newSeqs...), len(rest), nil
 }
 
@@ -437,6 +447,7 @@ func (e *Engine) AppendResponse(k Key, parent, since int64, m Message, partial b
 		c.deleted = true
 		return fmt.Errorf("memory: store response: %w", err)
 	}
+	e.pokeEmbedder(k)
 	return nil
 }
 
@@ -469,5 +480,6 @@ func (e *Engine) Import(k Key, msgs []Message, at time.Time) (int, error) {
 		c.deleted = true
 		return 0, fmt.Errorf("memory: import: %w", err)
 	}
+	e.pokeEmbedder(k)
 	return len(rest), nil
 }

@@ -53,6 +53,9 @@ type Options struct {
 	// earns an expansion before hysteresis; 0 uses DefaultMinRelevance, a
 	// negative value expands every match.
 	MinRelevance float64
+	// Embedder, when set, embeds blocks in the background and adds semantic
+	// similarity to the lens.
+	Embedder Embedder
 	// MaxLoaded bounds the MegaContexts held in memory (LRU).
 	MaxLoaded int
 	// Logger receives diagnostics.
@@ -77,6 +80,8 @@ type Engine struct {
 
 	costMu    sync.Mutex
 	costCache map[string]int
+
+	embed *embedWorker
 }
 
 // Open opens the engine's store.
@@ -112,18 +117,25 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{
+	e := &Engine{
 		opts:      opts,
 		st:        st,
 		gists:     gist.Extractive{Counter: opts.Counter, MaxTokens: opts.GistTokens, ShortTokens: opts.ShortTokens},
 		log:       opts.Logger,
 		loaded:    map[string]*mctx{},
 		costCache: map[string]int{},
-	}, nil
+	}
+	if opts.Embedder != nil {
+		e.startEmbedding()
+	}
+	return e, nil
 }
 
-// Close closes the store.
-func (e *Engine) Close() error { return e.st.Close() }
+// Close stops background work and closes the store.
+func (e *Engine) Close() error {
+	e.stopEmbedding()
+	return e.st.Close()
+}
 
 // Counter returns the engine's token counter.
 func (e *Engine) Counter() tokens.Counter { return e.opts.Counter }
@@ -291,6 +303,8 @@ type Stats struct {
 	Threads    int `json:"threads"`
 	Superseded int `json:"superseded_messages"`
 	Partial    int `json:"partial_messages"`
+	// Embedded counts blocks with a vector (semantic lens).
+	Embedded int `json:"embedded_blocks"`
 }
 
 // Stats returns the statistics of a MegaContext.
@@ -301,7 +315,7 @@ func (e *Engine) Stats(k Key) (Stats, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := Stats{ContextInfo: c.rec.info(k.Tenant), Blocks: c.tree.Len()}
+	st := Stats{ContextInfo: c.rec.info(k.Tenant), Blocks: c.tree.Len(), Embedded: len(c.vecs)}
 	st.ID = k.Context
 	for l := 0; l < c.tree.Height(); l++ {
 		st.NodesPerLevel = append(st.NodesPerLevel, c.tree.LevelLen(l))

@@ -254,11 +254,17 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		return false
 	}
 	score := func(q []lens.Term) map[int]float64 { return e.scoreBlocks(c, q, inTail) }
+	scores := score(query)
+	// Semantic similarity (when an embedder is configured) finds what shares
+	// no words with the question.
+	for b, s := range e.semanticScores(c, lastUserText(r.Messages), inTail) {
+		scores[b] += s
+	}
 	in := focus.Input{
 		Tree:     c.tree,
 		Tail:     tailRanges,
 		Budget:   memBudget,
-		Scores:   score(query),
+		Scores:   scores,
 		Overhead: entryOverhead,
 		Sticky:   func(n *tree.Node) bool { return c.sticky[[2]int{n.Level, n.Index}] },
 		Rounds:   2,
@@ -299,6 +305,16 @@ func sortRanges(rs []focus.Range) {
 			rs[j], rs[j-1] = rs[j-1], rs[j]
 		}
 	}
+}
+
+// lastUserText returns the text of the last user message, or "".
+func lastUserText(msgs []Message) string {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role == "user" {
+			return msgs[i].Text
+		}
+	}
+	return ""
 }
 
 // query builds the lens query: the latest user message, plus the rest of

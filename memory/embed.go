@@ -1,0 +1,235 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/megacontext/megacontext/memory/store"
+	"github.com/megacontext/megacontext/native/qvec"
+)
+
+// Embedder computes L2-normalized embeddings of texts (*native.Embedder
+// is one). The engine calls it from one goroutine at a time.
+type Embedder interface {
+	Embed(ctx context.Context, texts []string) ([][]float32, error)
+	Dim() int
+}
+
+// Semantic lens parameters, tuned with `megacontext eval`.
+const (
+	// embedBatch is how many blocks one background call embeds: small, so
+	// that a question waits little for the embedder.
+	embedBatch = 8
+	// queryEmbedTimeout bounds embedding the question on the request path;
+	// past it the window is assembled lexically.
+	queryEmbedTimeout = 100 * time.Millisecond
+	// semanticMin is the cosine below which similarity says nothing.
+	semanticMin = 0.3
+	// semanticTop is how many most similar blocks get a semantic score.
+	semanticTop = 16
+	// semanticScale puts a perfect match on the scale of a strong BM25 hit.
+	semanticScale = 8.0
+)
+
+// embedWorker embeds new blocks in the background, never on the request
+// path: each ingest pokes it with the context, and it embeds every block
+// the context lacks a vector for.
+type embedWorker struct {
+	jobs chan Key
+	// busy serializes calls to the Embedder (a one-slot semaphore that a
+	// question can give up waiting on).
+	busy   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (e *Engine) startEmbedding() {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &embedWorker{jobs: make(chan Key, 1024), busy: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	e.embed = w
+	go func() {
+		defer close(w.done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case k := <-w.jobs:
+				if err := e.embedPending(ctx, k); err != nil && ctx.Err() == nil {
+					e.log.Warn("embedding blocks failed; the lens stays lexical for them", "context", k.Context, "err", err)
+				}
+			}
+		}
+	}()
+}
+
+func (e *Engine) stopEmbedding() {
+	if e.embed == nil {
+		return
+	}
+	e.embed.cancel()
+	<-e.embed.done
+}
+
+// pokeEmbedder schedules embedding of a context's new blocks; a full queue
+// drops the poke (the next one embeds everything still missing).
+func (e *Engine) pokeEmbedder(k Key) {
+	if e.embed == nil {
+		return
+	}
+	select {
+	case e.embed.jobs <- Key{Tenant: k.Tenant, Context: k.Context}:
+	default:
+	}
+}
+
+// WaitEmbedded blocks until every block of the context has a vector or ctx
+// ends (tests and evaluation use it; requests never wait).
+func (e *Engine) WaitEmbedded(ctx context.Context, k Key) error {
+	if e.embed == nil {
+		return nil
+	}
+	for {
+		c, err := e.get(k, false)
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		missing := len(c.vecs) < c.tree.Len()
+		c.mu.Unlock()
+		if !missing {
+			return nil
+		}
+		e.pokeEmbedder(k)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func vecKey(k Key, block int) string {
+	return store.Key("v", k.Tenant, k.Context, fmt.Sprintf("%010d", block))
+}
+
+// embedPending embeds, batch by batch, the blocks of k that have no vector.
+func (e *Engine) embedPending(ctx context.Context, k Key) error {
+	for {
+		c, err := e.get(k, false)
+		if err != nil {
+			return nil // deleted meanwhile
+		}
+		c.mu.Lock()
+		from := len(c.vecs)
+		to := min(c.tree.Len(), from+embedBatch)
+		texts := make([]string, 0, to-from)
+		for b := from; b < to; b++ {
+			texts = append(texts, c.tree.Block(b).Text)
+		}
+		c.mu.Unlock()
+		if len(texts) == 0 {
+			return nil
+		}
+		vecs, err := e.embedWith(ctx, texts)
+		if err != nil {
+			return err
+		}
+		kvs := make([]store.KV, 0, len(vecs))
+		q := make([]qvec.Vector, len(vecs))
+		for i, v := range vecs {
+			q[i] = qvec.Quantize(v)
+			kvs = append(kvs, store.KV{Key: vecKey(k, from+i), Value: string(q[i].Encode())})
+		}
+		c.mu.Lock()
+		if c.deleted || len(c.vecs) != from {
+			c.mu.Unlock()
+			continue // reloaded or raced: start over from the new state
+		}
+		c.vecs = append(c.vecs, q...)
+		c.mu.Unlock()
+		if err := e.st.Put(kvs...); err != nil {
+			return err
+		}
+	}
+}
+
+// loadVectors restores a context's stored vectors (contiguous from block 0).
+func (e *Engine) loadVectors(c *mctx) error {
+	var decodeErr error
+	err := e.st.Scan(store.Prefix("v", c.key.Tenant, c.key.Context), func(key, val string) bool {
+		v, err := qvec.Decode([]byte(val))
+		if err != nil {
+			decodeErr = fmt.Errorf("decode %s: %w", key, err)
+			return false
+		}
+		c.vecs = append(c.vecs, v)
+		return true
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	if len(c.vecs) > c.tree.Len() {
+		c.vecs = c.vecs[:c.tree.Len()]
+	}
+	return err
+}
+
+// semanticScores embeds the question (bounded by queryEmbedTimeout) and
+// returns a score for the blocks most similar to it. It scans the
+// context's int8 vectors: 1M tokens of history are about 31K vectors.
+func (e *Engine) semanticScores(c *mctx, question string, inTail func(int) bool) map[int]float64 {
+	if e.opts.Embedder == nil || len(c.vecs) == 0 || question == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), queryEmbedTimeout)
+	defer cancel()
+	vs, err := e.embedWith(ctx, []string{question})
+	if err != nil || len(vs) != 1 {
+		return nil
+	}
+	q := qvec.Quantize(vs[0])
+	type hit struct {
+		b   int
+		cos float32
+	}
+	var hits []hit
+	for b, v := range c.vecs {
+		if len(v.Data) != len(q.Data) || inTail(b) {
+			continue
+		}
+		if cos := qvec.Cosine(q, v); cos > semanticMin {
+			hits = append(hits, hit{b, cos})
+		}
+	}
+	sort.Slice(hits, func(i, j int) bool {
+		if hits[i].cos != hits[j].cos {
+			return hits[i].cos > hits[j].cos
+		}
+		return hits[i].b > hits[j].b
+	})
+	out := map[int]float64{}
+	for i, h := range hits {
+		if i == semanticTop {
+			break
+		}
+		out[h.b] = semanticScale * float64(h.cos-semanticMin) / (1 - semanticMin)
+	}
+	return out
+}
+
+// embedWith calls the Embedder when it is free, or gives up with ctx.
+func (e *Engine) embedWith(ctx context.Context, texts []string) ([][]float32, error) {
+	select {
+	case e.embed.busy <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-e.embed.busy }()
+	vs, err := e.opts.Embedder.Embed(ctx, texts)
+	if err == nil && len(vs) != len(texts) {
+		err = fmt.Errorf("embedder returned %d vectors for %d texts", len(vs), len(texts))
+	}
+	return vs, err
+}
