@@ -81,15 +81,15 @@ func unmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
 
 // mctx is one loaded MegaContext.
 type mctx struct {
-	mu      sync.Mutex
-	key     Key
-	rec     ctxRecord
-	msgs    []*msgRecord
-	byHash  map[string]int64
-	kids    map[int64][]int64
-	tree    *tree.Tree
-	index   *lens.Index
-	sticky  map[[2]int]bool
+	mu     sync.Mutex
+	key    Key
+	rec    ctxRecord
+	msgs   []*msgRecord
+	byHash map[string]int64
+	kids   map[int64][]int64
+	tree   *tree.Tree
+	index  *lens.Index
+	sticky map[[2]int]bool
 	// vecs are the blocks' embeddings, contiguous from block 0 (background).
 	vecs    []qvec.Vector
 	used    uint64
