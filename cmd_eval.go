@@ -24,9 +24,9 @@ func init() { extraCommands = append(extraCommands, newEvalCmd) }
 // `megacontext eval gen` to generate a dataset.
 func newEvalCmd() *cobra.Command {
 	var (
-		data, budgets, strategies, vocab, nativeDir, plot, dumpDir string
-		asJSON, quiet                                              bool
-		opts                                                       run.Options
+		data, budgets, strategies, vocab, nativeDir, plot, dumpDir, embeddings string
+		asJSON, quiet                                                          bool
+		opts                                                                   run.Options
 	)
 	cmd := &cobra.Command{
 		Use:   "eval --data FILE.jsonl[.gz] [--budgets 2048,4096,8192] [--strategies megacontext,rag,truncate] [--vocab FILE.gguf] [--json]",
@@ -63,6 +63,18 @@ an SVG plot of recall against budget (--plot, default next to the data file).`,
 				}
 				defer tok.Close()
 				opts.Counter = tok
+			}
+			if embeddings != "" {
+				lib, err := native.Open(nativeDir)
+				if err != nil {
+					return fmt.Errorf("eval: %w", err)
+				}
+				emb, err := lib.LoadEmbedder(embeddings, native.EmbedderOptions{})
+				if err != nil {
+					return fmt.Errorf("eval: %w", err)
+				}
+				defer emb.Close()
+				opts.Engine.Embedder = emb
 			}
 			if !quiet {
 				opts.Log = cmd.ErrOrStderr()
@@ -107,6 +119,7 @@ an SVG plot of recall against budget (--plot, default next to the data file).`,
 	f.StringVar(&budgets, "budgets", "2048,4096,8192", "comma-separated window budgets in tokens")
 	f.StringVar(&strategies, "strategies", strings.Join(run.Strategies(), ","), "comma-separated strategies: "+strings.Join(run.Strategies(), ", "))
 	f.StringVar(&vocab, "vocab", "", "GGUF file whose tokenizer counts tokens (default: the pure-Go estimate)")
+	f.StringVar(&embeddings, "embeddings", "", "embedding GGUF for the megacontext strategy's semantic lens (default: lexical only)")
 	f.StringVar(&nativeDir, "native-dir", "", "folder of the llama.cpp libraries (default: $"+native.EnvDir+", ./"+native.DefaultDir+", or next to the executable)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of tables (no plot)")
 	f.StringVar(&plot, "plot", "", `SVG file for the recall plot (default: next to the data file; "-" for none)`)

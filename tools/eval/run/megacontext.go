@@ -1,6 +1,7 @@
 package run
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/megacontext/megacontext/memory"
@@ -29,6 +30,7 @@ func (megaContext) Load(c *dataset.Case, env *Env) (Loaded, error) {
 		GistTokens:   eo.GistTokens,
 		ShortTokens:  eo.ShortTokens,
 		MinRelevance: eo.MinRelevance,
+		Embedder:     eo.Embedder,
 	})
 	if err != nil {
 		return nil, err
@@ -46,6 +48,14 @@ func (megaContext) Load(c *dataset.Case, env *Env) (Loaded, error) {
 		if _, err := eng.Import(k, msgs, s.Time); err != nil {
 			eng.Close()
 			return nil, fmt.Errorf("import session %s: %w", s.ID, err)
+		}
+	}
+	if eo.Embedder != nil {
+		// Requests never wait for embeddings; the evaluation measures the
+		// steady state, when the background worker has caught up.
+		if err := eng.WaitEmbedded(context.Background(), memory.Key{Tenant: evalTenant, Context: m.ctx}); err != nil {
+			eng.Close()
+			return nil, fmt.Errorf("embed history: %w", err)
 		}
 	}
 	return m, nil

@@ -2,6 +2,7 @@ package run
 
 import (
 	"fmt"
+	"github.com/megacontext/megacontext/memory"
 	"strings"
 	"time"
 
@@ -94,6 +95,8 @@ type EngineOptions struct {
 	ShortTokens int
 	// MinRelevance is the engine's expansion threshold (0: engine default).
 	MinRelevance float64
+	// Embedder turns on the engine's semantic lens.
+	Embedder memory.Embedder
 	// TailPercent caps the verbatim tail (default 40, as the proxy).
 	TailPercent int
 }
