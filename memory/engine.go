@@ -65,7 +65,7 @@ type Options struct {
 }
 
 // DefaultMinRelevance is the expansion threshold tuned with `megacontext eval`.
-const DefaultMinRelevance = 0.35
+const DefaultMinRelevance = 0.2
 
 // Engine manages every MegaContext. It is safe for concurrent use.
 type Engine struct {
