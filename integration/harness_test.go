@@ -91,6 +91,10 @@ type proxyOptions struct {
 	Config string
 	// Args are extra serve flags.
 	Args []string
+	// Env are extra KEY=VALUE environment variables of the process, added
+	// after the MEGACONTEXT_* variables of the test's own environment are
+	// removed.
+	Env []string
 }
 
 // proxy is a running megacontext process.
@@ -184,7 +188,7 @@ func (p *proxy) launch() error {
 	cmd := exec.Command(binPath, args...)
 	cmd.Dir = p.workDir // no ./megacontext.yaml is picked up by accident
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), p.opts.Env...)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return err

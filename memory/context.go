@@ -313,11 +313,22 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 			head := blockHeader(ms, m.Role)
 			counts := tokens.CountAll(e.opts.Counter, pieces)
 			headCost := e.countCached(head)
+			// An exclude rule withholds the whole message, not just the block
+			// its span falls in: every block carries a whole-block span of it.
+			var excludes []string
+			for _, sp := range spans {
+				if e.opts.Policy.Excludes(sp.Rule) && !slices.Contains(excludes, sp.Rule) {
+					excludes = append(excludes, sp.Rule)
+				}
+			}
 			rec.First = c.tree.Len()
 			off := 0
 			for j, text := range pieces {
 				b := &tree.Node{Text: text, Tokens: counts[j], Cost: counts[j], Msg: seq, Part: j, Role: m.Role, Time: ms, Head: headCost}
 				b.Spans = blockSpans(spans, off, off+len(text))
+				for _, r := range excludes {
+					b.Spans = append([]tree.Span{{Start: 0, End: len(text), Rule: r}}, b.Spans...)
+				}
 				for _, sp := range b.Spans {
 					if !slices.Contains(b.Tags, sp.Rule) {
 						b.Tags = append(b.Tags, sp.Rule)

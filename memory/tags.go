@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/memory/tree"
 )
@@ -24,8 +25,9 @@ type MessageInfo struct {
 }
 
 // Messages returns up to limit stored messages from seq from on, in
-// arrival order. It shows stored text as is (admin inspection).
-func (e *Engine) Messages(k Key, from int64, limit int) ([]MessageInfo, error) {
+// arrival order, their text filtered by the policy for a caller holding
+// scopes (admin inspection sees no more than the model would).
+func (e *Engine) Messages(k Key, from int64, limit int, scopes []string) ([]MessageInfo, error) {
 	c, err := e.get(k, false)
 	if err != nil {
 		return nil, err
@@ -35,10 +37,38 @@ func (e *Engine) Messages(k Key, from int64, limit int) ([]MessageInfo, error) {
 	var out []MessageInfo
 	for s := max(from, 0); s < int64(len(c.msgs)) && len(out) < limit; s++ {
 		m := c.msgs[s]
+		text := m.Text
+		if len(m.Tags) > 0 {
+			var excluded bool
+			text, excluded, _ = e.opts.Policy.Filter(text, scopes)
+			// Whole-message tags (Tag, exclude rules) live on the blocks.
+			if excluded || e.taggedWhole(c, m, scopes) {
+				text = WithheldText
+			}
+		}
 		out = append(out, MessageInfo{Seq: m.Seq, Parent: m.Parent, Role: m.Role, Name: m.Name, Time: time.UnixMilli(m.Time).UTC(),
-			Text: m.Text, Tokens: m.Tokens, Tags: m.Tags, Partial: m.Partial, Superseded: m.Superseded})
+			Text: text, Tokens: m.Tokens, Tags: m.Tags, Partial: m.Partial, Superseded: m.Superseded})
 	}
 	return out, nil
+}
+
+// WithheldText replaces a message the caller is not cleared to see.
+const WithheldText = "[message withheld by policy]"
+
+// taggedWhole reports whether a block of m carries a whole-block span the
+// caller is not cleared for (a tag or an exclude rule).
+func (e *Engine) taggedWhole(c *mctx, m *msgRecord, scopes []string) bool {
+	for b := m.First; b >= 0 && b <= m.Last; b++ {
+		n := c.tree.Block(b)
+		for _, s := range n.Spans {
+			if s.Start == 0 && s.End == len(n.Text) {
+				if _, _, hits := e.opts.Policy.Apply(n.Text, []policy.Span{{Start: s.Start, End: s.End, Rule: s.Rule}}, scopes); len(hits) > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // Tag adds and removes policy tags on a whole stored message: a tag names a

@@ -68,7 +68,7 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, p auth.Principal, rest string) 
 			if limit <= 0 || limit > 1000 {
 				limit = 100
 			}
-			msgs, err := s.eng.Messages(k, from, limit)
+			msgs, err := s.eng.Messages(k, from, limit, p.Scopes)
 			if err != nil {
 				s.adminError(ctx, err)
 				return

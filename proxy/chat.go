@@ -260,14 +260,39 @@ func renderBody(r *chatRequest, w *memory.Window, pol *policy.Policy, scopes []s
 
 // withheld replaces the content of a live message that an exclude rule
 // keeps from the model.
-const withheld = "[message withheld by policy]"
+const withheld = memory.WithheldText
 
 // filterMessage applies the policy to a message's text content (a string
-// or text parts) for the caller's scopes.
+// or text parts) and its tool-call arguments for the caller's scopes.
 func filterMessage(raw []byte, pol *policy.Policy, scopes []string) ([]byte, []policy.Hit, error) {
 	if pol == nil {
 		return raw, nil, nil
 	}
+	var callHits []policy.Hit
+	for i, call := range gjson.GetBytes(raw, "tool_calls").Array() {
+		args := call.Get("function.arguments")
+		if args.Type != gjson.String {
+			continue
+		}
+		out, excluded, hits := pol.Filter(args.Str, scopes)
+		if len(hits) == 0 {
+			continue
+		}
+		if excluded {
+			out = "{}"
+		}
+		callHits = append(callHits, hits...)
+		var err error
+		if raw, err = sjson.SetBytes(raw, fmt.Sprintf("tool_calls.%d.function.arguments", i), out); err != nil {
+			return nil, nil, err
+		}
+	}
+	raw, hits, err := filterContent(raw, pol, scopes)
+	return raw, append(callHits, hits...), err
+}
+
+// filterContent filters a message's content.
+func filterContent(raw []byte, pol *policy.Policy, scopes []string) ([]byte, []policy.Hit, error) {
 	c := gjson.GetBytes(raw, "content")
 	switch {
 	case c.Type == gjson.String:

@@ -201,7 +201,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			writeError(ctx, &apiError{status: 403, message: "the admin API needs a key with the \"admin\" scope", typ: "permission_error", code: "insufficient_scope"})
 			break
 		}
-		s.admin(ctx, p, strings.TrimPrefix(path, "/megacontext/v1/"))
+		// Route on the raw path so that an escaped '/' in a context id stays
+		// inside its segment (admin unescapes each segment).
+		s.admin(ctx, p, strings.TrimPrefix(string(ctx.URI().PathOriginal()), "/megacontext/v1/"))
 	default:
 		route = "other"
 		writeError(ctx, &apiError{status: 404, message: fmt.Sprintf("unknown route %s %s", ctx.Method(), path), typ: "invalid_request_error", code: "not_found"})

@@ -163,6 +163,15 @@ func compileRule(r Rule) (compiledRule, error) {
 	return cr, nil
 }
 
+// Excludes reports whether the named rule's action is exclude.
+func (p *Policy) Excludes(rule string) bool {
+	if p == nil {
+		return false
+	}
+	i, ok := p.byName[rule]
+	return ok && p.rules[i].action == ActionExclude
+}
+
 // Rules returns the names of the compiled rules in configuration order.
 func (p *Policy) Rules() []string {
 	if p == nil {
