@@ -329,16 +329,7 @@ func (a *allocator) expandRelevant(limit int) []*tree.Node {
 			continue
 		}
 		children := a.t.Children(n)
-		repl := make([]Entry, len(children))
-		newCost := 0
-		for j, c := range children {
-			d := a.detailFor(c)
-			if d == Full && a.relevance(c) == 0 {
-				d = Short
-			}
-			repl[j] = a.memoryEntry(c, d, prevSibling(children, j))
-			newCost += repl[j].Cost
-		}
+		repl, newCost := a.childEntries(n, func(c *tree.Node) bool { return a.relevance(c) > 0 })
 		delta := newCost - a.entries[i].Cost
 		if free := limit - a.cost; delta > free {
 			a.collapse(delta-free, it.p, i)
@@ -375,17 +366,7 @@ func (a *allocator) restoreSticky() {
 			if e.Tail || e.Node.Level == 0 || !a.in.Sticky(e.Node) {
 				continue
 			}
-			children := a.t.Children(e.Node)
-			repl := make([]Entry, len(children))
-			newCost := 0
-			for j, c := range children {
-				d := a.detailFor(c)
-				if d == Full && a.relevance(c) == 0 && !a.in.Sticky(c) {
-					d = Short
-				}
-				repl[j] = a.memoryEntry(c, d, prevSibling(children, j))
-				newCost += repl[j].Cost
-			}
+			repl, newCost := a.childEntries(e.Node, func(c *tree.Node) bool { return a.relevance(c) > 0 || a.in.Sticky(c) })
 			if a.cost-e.Cost+newCost > a.in.Budget {
 				continue
 			}
@@ -416,13 +397,7 @@ func (a *allocator) fillByRecency() {
 		if e.Tail || e.Node.Level == 0 {
 			continue
 		}
-		children := a.t.Children(e.Node)
-		repl := make([]Entry, len(children))
-		newCost := 0
-		for j, c := range children {
-			repl[j] = a.memoryEntry(c, a.detailFor(c), prevSibling(children, j))
-			newCost += repl[j].Cost
-		}
+		repl, newCost := a.childEntries(e.Node, func(*tree.Node) bool { return true })
 		if a.cost-e.Cost+newCost > a.in.Budget {
 			break // keep the window contiguous in detail: stop at the first miss
 		}
@@ -430,6 +405,24 @@ func (a *allocator) fillByRecency() {
 		a.result.Expanded++
 		i += len(repl) // revisit the new children, newest first
 	}
+}
+
+// childEntries returns the entries that replace n when it is expanded, and
+// their cost: blocks verbatim, gists in full when full(child) holds, else
+// as headlines.
+func (a *allocator) childEntries(n *tree.Node, full func(*tree.Node) bool) ([]Entry, int) {
+	children := a.t.Children(n)
+	repl := make([]Entry, len(children))
+	cost := 0
+	for j, c := range children {
+		d := a.detailFor(c)
+		if d == Full && !full(c) {
+			d = Short
+		}
+		repl[j] = a.memoryEntry(c, d, prevSibling(children, j))
+		cost += repl[j].Cost
+	}
+	return repl, cost
 }
 
 func prevSibling(children []*tree.Node, j int) *tree.Node {
