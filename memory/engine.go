@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/megacontext/megacontext/memory/gist"
+	"github.com/megacontext/megacontext/memory/lens"
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/memory/tokens"
@@ -56,12 +57,20 @@ type Options struct {
 	// Embedder, when set, embeds blocks in the background and adds semantic
 	// similarity to the lens.
 	Embedder Embedder
+	// Expander, when set, adds related terms (synonyms, a thesaurus) to
+	// the question's lens query.
+	Expander Expander
 	// MaxLoaded bounds the MegaContexts held in memory (LRU).
 	MaxLoaded int
 	// Logger receives diagnostics.
 	Logger *slog.Logger
 	// Now returns the current time (tests set it).
 	Now func() time.Time
+}
+
+// Expander adds weighted related terms to a question.
+type Expander interface {
+	Expand(question string) []lens.Term
 }
 
 // DefaultMinRelevance is the expansion threshold tuned with `megacontext eval`.

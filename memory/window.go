@@ -330,6 +330,9 @@ func (e *Engine) query(r Request, tailFrom int) []lens.Term {
 	}
 	if last >= 0 {
 		lists = append(lists, lens.Query(r.Messages[last].Text, 1))
+		if e.opts.Expander != nil {
+			lists = append(lists, e.opts.Expander.Expand(r.Messages[last].Text))
+		}
 	}
 	for i := len(r.Messages) - 1; i >= tailFrom && i >= len(r.Messages)-4; i-- {
 		if i != last && !isLeadingRole(r.Messages[i].Role) {
