@@ -93,7 +93,7 @@ type mctx struct {
 	// vecs are the blocks' embeddings, contiguous from block 0 (background).
 	vecs    []qvec.Vector
 	used    uint64
-	deleted bool
+	stale   bool
 }
 
 func (e *Engine) newTree() *tree.Tree {
@@ -408,7 +408,7 @@ func (e *Engine) ingest(c *mctx, k Key, msgs []Message) ([]int64, int, error) {
 	if err := e.st.Put(p.kvs...); err != nil {
 		// Memory and store disagree now: reload from the store next time.
 		e.forget(k)
-		c.deleted = true
+		c.stale = true
 		return nil, 0, fmt.Errorf("memory: store messages: %w", err)
 	}
 	e.pokeEmbedder(k)
@@ -436,15 +436,11 @@ func leadingFlags(msgs []Message, from int) []bool {
 // (the client's next turn raced ahead with its own copy of the reply) is
 // kept but marked superseded rather than superseding the live thread.
 func (e *Engine) AppendResponse(k Key, parent, since int64, m Message, partial bool) error {
-	c, err := e.get(k, true)
+	c, err := e.acquire(k, true)
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.deleted {
-		return ErrNotFound
-	}
 	if parent < 0 || parent >= int64(len(c.msgs)) {
 		return fmt.Errorf("memory: response parent %d out of range", parent)
 	}
@@ -455,7 +451,7 @@ func (e *Engine) AppendResponse(k Key, parent, since int64, m Message, partial b
 	p, _ := e.appendMessages(c, parent, prevHash, []Message{m}, []bool{false}, partial, e.opts.Now(), since)
 	if err := e.st.Put(p.kvs...); err != nil {
 		e.forget(k)
-		c.deleted = true
+		c.stale = true
 		return fmt.Errorf("memory: store response: %w", err)
 	}
 	e.pokeEmbedder(k)
@@ -467,15 +463,11 @@ func (e *Engine) AppendResponse(k Key, parent, since int64, m Message, partial b
 // decide). Messages already stored are skipped, so an import can be resumed.
 // It returns how many messages were added.
 func (e *Engine) Import(k Key, msgs []Message, at time.Time) (int, error) {
-	c, err := e.get(k, true)
+	c, err := e.acquire(k, true)
 	if err != nil {
 		return 0, err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.deleted {
-		return 0, ErrNotFound
-	}
 	seqs, prevHash := c.match(k, msgs)
 	if len(seqs) == len(msgs) {
 		return 0, nil
@@ -488,7 +480,7 @@ func (e *Engine) Import(k Key, msgs []Message, at time.Time) (int, error) {
 	p, _ := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, at, math.MaxInt64)
 	if err := e.st.Put(p.kvs...); err != nil {
 		e.forget(k)
-		c.deleted = true
+		c.stale = true
 		return 0, fmt.Errorf("memory: import: %w", err)
 	}
 	e.pokeEmbedder(k)

@@ -143,7 +143,7 @@ func (e *Engine) embedPending(ctx context.Context, k Key) error {
 			kvs = append(kvs, store.KV{Key: vecKey(k, from+i), Value: string(q[i].Encode())})
 		}
 		c.mu.Lock()
-		if c.deleted || len(c.vecs) != from {
+		if c.stale || len(c.vecs) != from {
 			c.mu.Unlock()
 			continue // reloaded or raced: start over from the new state
 		}

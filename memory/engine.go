@@ -203,17 +203,43 @@ func (e *Engine) get(k Key, create bool) (*mctx, error) {
 	return c, nil
 }
 
-// evictLocked drops the least recently used context from memory.
+// evictLocked drops the least recently used idle context from memory. A
+// context in use is never evicted: two live copies of one context would
+// hand out the same sequence numbers.
 func (e *Engine) evictLocked() {
-	var oldest *mctx
-	var oldestID string
-	for id, c := range e.loaded {
-		if oldest == nil || c.used < oldest.used {
-			oldest, oldestID = c, id
-		}
+	type cand struct {
+		id string
+		c  *mctx
 	}
-	if oldest != nil {
-		delete(e.loaded, oldestID)
+	cands := make([]cand, 0, len(e.loaded))
+	for id, c := range e.loaded {
+		cands = append(cands, cand{id, c})
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].c.used < cands[j].c.used })
+	for _, cd := range cands {
+		if !cd.c.mu.TryLock() {
+			continue
+		}
+		cd.c.stale = true
+		cd.c.mu.Unlock()
+		delete(e.loaded, cd.id)
+		return
+	}
+}
+
+// acquire returns the live context of k, locked; the caller unlocks it. A
+// context evicted or replaced between lookup and lock is looked up again.
+func (e *Engine) acquire(k Key, create bool) (*mctx, error) {
+	for {
+		c, err := e.get(k, create)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		if !c.stale {
+			return c, nil
+		}
+		c.mu.Unlock()
 	}
 }
 
@@ -283,18 +309,17 @@ func (e *Engine) List(tenant string) ([]ContextInfo, error) {
 
 // Delete removes a MegaContext and everything in it.
 func (e *Engine) Delete(k Key) error {
-	c, err := e.get(k, false)
+	c, err := e.acquire(k, false)
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, err = e.st.Delete(
 		[]string{store.Key("c", k.Tenant, k.Context)},
 		[]string{store.Prefix("m", k.Tenant, k.Context), store.Prefix("n", k.Tenant, k.Context)},
 	)
 	e.forget(k)
-	c.deleted = true
+	c.stale = true
 	return err
 }
 
@@ -318,11 +343,10 @@ type Stats struct {
 
 // Stats returns the statistics of a MegaContext.
 func (e *Engine) Stats(k Key) (Stats, error) {
-	c, err := e.get(k, false)
+	c, err := e.acquire(k, false)
 	if err != nil {
 		return Stats{}, err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := Stats{ContextInfo: c.rec.info(k.Tenant), Blocks: c.tree.Len(), Embedded: len(c.vecs)}
 	st.ID = k.Context

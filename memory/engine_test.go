@@ -315,3 +315,52 @@ func TestLateResponseDoesNotSupersedeLiveThread(t *testing.T) {
 		t.Fatalf("regeneration did not supersede: %+v %+v", *c.msgs[1], *c.msgs[4])
 	}
 }
+
+// TestEvictionUnderLoadLosesNothing runs many contexts through an engine
+// that holds only two in memory, concurrently, and checks every message.
+func TestEvictionUnderLoadLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	e, err := Open(Options{Dir: dir, Now: fixedClock(), MaxLoaded: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			k := Key{Tenant: "t", Context: fmt.Sprintf("ctx%d", g%3)}
+			msgs := []Message{msg("user", fmt.Sprintf("worker %d opens", g))}
+			for turn := 0; turn < 15; turn++ {
+				w, err := e.Prepare(Request{Key: k, Messages: msgs, Budget: 2000, PerMessage: 4, TailPercent: 40})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				reply := msg("assistant", fmt.Sprintf("reply %d/%d", g, turn))
+				if err := e.AppendResponse(k, w.LastSeq, w.NextSeq, reply, false); err != nil {
+					t.Error(err)
+					return
+				}
+				msgs = append(msgs, reply, msg("user", fmt.Sprintf("worker %d turn %d", g, turn)))
+			}
+		}(g)
+	}
+	wg.Wait()
+	e.Close()
+	e2, err := Open(Options{Dir: dir, Now: fixedClock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	for i := 0; i < 3; i++ {
+		st, err := e2.Stats(Key{Tenant: "t", Context: fmt.Sprintf("ctx%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two workers per context, each: 1 opening + 15 replies + 14 follow-ups.
+		if st.Messages != 2*30 {
+			t.Fatalf("ctx%d stored %d messages, want 60", i, st.Messages)
+		}
+	}
+}

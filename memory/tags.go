@@ -28,11 +28,10 @@ type MessageInfo struct {
 // arrival order, their text filtered by the policy for a caller holding
 // scopes (admin inspection sees no more than the model would).
 func (e *Engine) Messages(k Key, from int64, limit int, scopes []string) ([]MessageInfo, error) {
-	c, err := e.get(k, false)
+	c, err := e.acquire(k, false)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []MessageInfo
 	for s := max(from, 0); s < int64(len(c.msgs)) && len(out) < limit; s++ {
@@ -82,11 +81,10 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string) ([]string, error) {
 			return nil, fmt.Errorf("%w: tag %q names no policy rule (have %v)", ErrBadTag, t, rules)
 		}
 	}
-	c, err := e.get(k, false)
+	c, err := e.acquire(k, false)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
 	if seq < 0 || seq >= int64(len(c.msgs)) {
 		return nil, fmt.Errorf("%w: message %d", ErrNotFound, seq)
@@ -157,7 +155,7 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string) ([]string, error) {
 	kvs = append(kvs, store.KV{Key: msgKey(k, seq), Value: mustJSON(m)})
 	if err := e.st.Put(kvs...); err != nil {
 		e.forget(k)
-		c.deleted = true
+		c.stale = true
 		return nil, fmt.Errorf("memory: store tags: %w", err)
 	}
 	return tags, nil

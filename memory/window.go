@@ -1,7 +1,6 @@
 package memory
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
@@ -125,15 +124,11 @@ func continues(prev, n *tree.Node) bool {
 // Prepare reconciles the request's messages with memory (storing new ones
 // durably, unless DryRun) and assembles the working window.
 func (e *Engine) Prepare(r Request) (*Window, error) {
-	c, err := e.get(r.Key, !r.DryRun)
+	c, err := e.acquire(r.Key, !r.DryRun)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.deleted {
-		return nil, fmt.Errorf("memory: context %q was deleted or reloaded concurrently; retry", r.Key.Context)
-	}
 	var seqs []int64
 	w := &Window{LastSeq: -1}
 	if r.DryRun {
