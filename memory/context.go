@@ -91,9 +91,9 @@ type mctx struct {
 	index  *lens.Index
 	sticky map[[2]int]bool
 	// vecs are the blocks' embeddings, contiguous from block 0 (background).
-	vecs    []qvec.Vector
-	used    uint64
-	stale   bool
+	vecs  []qvec.Vector
+	used  uint64
+	stale bool
 }
 
 func (e *Engine) newTree() *tree.Tree {
