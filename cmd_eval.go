@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/megacontext/megacontext/memory/thesaurus"
 	"github.com/megacontext/megacontext/memory/tokens"
 	"github.com/megacontext/megacontext/native"
 	"github.com/megacontext/megacontext/tools/eval/dataset"
@@ -24,9 +25,9 @@ func init() { extraCommands = append(extraCommands, newEvalCmd) }
 // `megacontext eval gen` to generate a dataset.
 func newEvalCmd() *cobra.Command {
 	var (
-		data, budgets, strategies, vocab, nativeDir, plot, dumpDir, embeddings string
-		asJSON, quiet                                                          bool
-		opts                                                                   run.Options
+		data, budgets, strategies, vocab, nativeDir, plot, dumpDir, embeddings, wordnet string
+		asJSON, quiet                                                                   bool
+		opts                                                                            run.Options
 	)
 	cmd := &cobra.Command{
 		Use:   "eval --data FILE.jsonl[.gz] [--budgets 2048,4096,8192] [--strategies megacontext,rag,truncate] [--vocab FILE.gguf] [--json]",
@@ -76,6 +77,19 @@ an SVG plot of recall against budget (--plot, default next to the data file).`,
 				defer emb.Close()
 				opts.Engine.Embedder = emb
 			}
+			if wordnet != "off" {
+				dir := wordnet
+				if dir == "auto" {
+					dir = ""
+				}
+				th, err := thesaurus.Open(dir)
+				switch {
+				case err == nil:
+					opts.Engine.Expander = th
+				case wordnet != "auto":
+					return fmt.Errorf("eval: %w", err)
+				}
+			}
 			if !quiet {
 				opts.Log = cmd.ErrOrStderr()
 			}
@@ -119,6 +133,7 @@ an SVG plot of recall against budget (--plot, default next to the data file).`,
 	f.StringVar(&budgets, "budgets", "2048,4096,8192", "comma-separated window budgets in tokens")
 	f.StringVar(&strategies, "strategies", strings.Join(run.Strategies(), ","), "comma-separated strategies: "+strings.Join(run.Strategies(), ", "))
 	f.StringVar(&vocab, "vocab", "", "GGUF file whose tokenizer counts tokens (default: the pure-Go estimate)")
+	f.StringVar(&wordnet, "thesaurus", "auto", "WordNet folder for the megacontext strategy's query expansion: auto (./.wordnet when `make wordnet` ran), off, or a folder")
 	f.StringVar(&embeddings, "embeddings", "", "embedding GGUF for the megacontext strategy's semantic lens (default: lexical only)")
 	f.StringVar(&nativeDir, "native-dir", "", "folder of the llama.cpp libraries (default: $"+native.EnvDir+", ./"+native.DefaultDir+", or next to the executable)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of tables (no plot)")

@@ -11,6 +11,7 @@ import (
 	"github.com/megacontext/megacontext/memory"
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
+	"github.com/megacontext/megacontext/memory/thesaurus"
 	"github.com/megacontext/megacontext/memory/tokens"
 	"github.com/megacontext/megacontext/proxy"
 	"github.com/megacontext/megacontext/proxy/auth"
@@ -64,6 +65,7 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 	}
 	eng, err := memory.Open(memory.Options{
 		Embedder:    embedder,
+		Expander:    openThesaurus(cfg.Memory.Thesaurus, logger),
 		Dir:         cfg.DataDir,
 		Sync:        store.SyncSecond,
 		BlockTokens: cfg.Memory.BlockTokens,
@@ -119,6 +121,29 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// openThesaurus loads WordNet for query expansion; nil (lexical lens only)
+// when off, or when auto finds none.
+func openThesaurus(setting string, logger *slog.Logger) memory.Expander {
+	if setting == "off" {
+		return nil
+	}
+	dir := setting
+	if dir == "auto" {
+		dir = ""
+	}
+	th, err := thesaurus.Open(dir)
+	if err != nil {
+		level := slog.LevelWarn
+		if setting == "auto" {
+			level = slog.LevelInfo
+		}
+		logger.Log(context.Background(), level, "no thesaurus: questions are not expanded with synonyms (run `make wordnet`)", "err", err)
+		return nil
+	}
+	logger.Info("thesaurus on: questions expanded with WordNet synonyms")
+	return th
 }
 
 // isLoopback reports whether addr (host:port) listens on loopback only.

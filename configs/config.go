@@ -87,6 +87,9 @@ type Memory struct {
 	DefaultNCtx int `mapstructure:"default_n_ctx"`
 	// TailTokens caps the verbatim recent tail as a share of the budget (percent).
 	TailPercent int `mapstructure:"tail_percent"`
+	// Thesaurus expands questions with WordNet synonyms: "auto" (./.wordnet
+	// or $MEGACONTEXT_WORDNET_DIR when present), "off", or a folder.
+	Thesaurus string `mapstructure:"thesaurus"`
 }
 
 // Headers maps client headers to MegaContext selection.
@@ -136,6 +139,7 @@ func Defaults() Config {
 			SafetyMargin:     32,
 			DefaultNCtx:      4096,
 			TailPercent:      40,
+			Thesaurus:        "auto",
 		},
 		Headers: Headers{ContextID: []string{"X-MegaContext-Id"}, ThreadID: []string{"X-MegaContext-Thread"}},
 	}
@@ -224,6 +228,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("memory.safety_margin", d.Memory.SafetyMargin)
 	v.SetDefault("memory.default_n_ctx", d.Memory.DefaultNCtx)
 	v.SetDefault("memory.tail_percent", d.Memory.TailPercent)
+	v.SetDefault("memory.thesaurus", d.Memory.Thesaurus)
 	v.SetDefault("headers.context_id", d.Headers.ContextID)
 	v.SetDefault("headers.thread_id", d.Headers.ThreadID)
 	v.SetDefault("native.dir", d.Native.Dir)

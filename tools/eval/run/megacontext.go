@@ -31,6 +31,7 @@ func (megaContext) Load(c *dataset.Case, env *Env) (Loaded, error) {
 		ShortTokens:  eo.ShortTokens,
 		MinRelevance: eo.MinRelevance,
 		Embedder:     eo.Embedder,
+		Expander:     eo.Expander,
 	})
 	if err != nil {
 		return nil, err

@@ -109,7 +109,13 @@ func (r *ragLoaded) retrieve(question string, tailFrom, room int) (string, int) 
 	for limit > 0 && r.chunks[limit-1].msg >= tailFrom {
 		limit--
 	}
-	scores := r.index.Score(lens.Query(question, 1), limit, ragMaxDF)
+	q := lens.Query(question, 1)
+	if x := r.env.Engine.Expander; x != nil {
+		// The same thesaurus as the engine's, so that the comparison
+		// measures retrieval structure, not vocabulary.
+		q = lens.Merge(q, x.Expand(question))
+	}
+	scores := r.index.Score(q, limit, ragMaxDF)
 	ids := make([]int, 0, len(scores))
 	for id, s := range scores {
 		if s > 0 {

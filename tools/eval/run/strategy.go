@@ -97,6 +97,8 @@ type EngineOptions struct {
 	MinRelevance float64
 	// Embedder turns on the engine's semantic lens.
 	Embedder memory.Embedder
+	// Expander adds thesaurus terms to the engine's lens queries.
+	Expander memory.Expander
 	// TailPercent caps the verbatim tail (default 40, as the proxy).
 	TailPercent int
 }
