@@ -239,7 +239,7 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		}
 	}
 	sortRanges(tailRanges)
-	query := e.query(r, w.TailFrom)
+	query := e.query(c, r, w.TailFrom)
 	inTail := func(b int) bool {
 		for _, tr := range tailRanges {
 			if b >= tr.First && b <= tr.Last {
@@ -314,7 +314,7 @@ func lastUserText(msgs []Message) string {
 
 // query builds the lens query: the latest user message, plus the rest of
 // the tail at a lower weight.
-func (e *Engine) query(r Request, tailFrom int) []lens.Term {
+func (e *Engine) query(c *mctx, r Request, tailFrom int) []lens.Term {
 	var lists [][]lens.Term
 	last := -1
 	for i := len(r.Messages) - 1; i >= 0; i-- {
@@ -326,7 +326,7 @@ func (e *Engine) query(r Request, tailFrom int) []lens.Term {
 	if last >= 0 {
 		lists = append(lists, lens.Query(r.Messages[last].Text, 1))
 		if e.opts.Expander != nil {
-			lists = append(lists, e.opts.Expander.Expand(r.Messages[last].Text))
+			lists = append(lists, e.expand(c, r.Messages[last].Text))
 		}
 	}
 	for i := len(r.Messages) - 1; i >= tailFrom && i >= len(r.Messages)-4; i-- {
@@ -335,6 +335,26 @@ func (e *Engine) query(r Request, tailFrom int) []lens.Term {
 		}
 	}
 	return lens.Merge(lists...)
+}
+
+// expand adds the thesaurus's related terms. When a word of the question
+// never occurs in the history, the related terms stand in for it rather
+// than merely widen the search: they get full weight.
+func (e *Engine) expand(c *mctx, question string) []lens.Term {
+	extra := e.opts.Expander.Expand(question)
+	missing := false
+	for _, t := range lens.Query(question, 1) {
+		if c.index.DF(t.Text) == 0 {
+			missing = true
+			break
+		}
+	}
+	if missing {
+		for i := range extra {
+			extra[i].Weight = min(1, 2*extra[i].Weight)
+		}
+	}
+	return extra
 }
 
 // scoreBlocks scores blocks outside the tail: BM25, a mild recency boost

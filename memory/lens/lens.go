@@ -102,6 +102,9 @@ func Merge(lists ...[]Term) []Term {
 	return out
 }
 
+// DF returns the number of blocks that contain term.
+func (x *Index) DF(term string) int { return len(x.postings[term]) }
+
 // IDF returns the inverse document frequency of a term.
 func (x *Index) IDF(term string) float64 {
 	n := float64(len(x.docLen))

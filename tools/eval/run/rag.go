@@ -111,9 +111,18 @@ func (r *ragLoaded) retrieve(question string, tailFrom, room int) (string, int) 
 	}
 	q := lens.Query(question, 1)
 	if x := r.env.Engine.Expander; x != nil {
-		// The same thesaurus as the engine's, so that the comparison
-		// measures retrieval structure, not vocabulary.
-		q = lens.Merge(q, x.Expand(question))
+		// The same thesaurus, weighted as the engine weights it, so that
+		// the comparison measures retrieval structure, not vocabulary.
+		extra := x.Expand(question)
+		for _, t := range q {
+			if r.index.DF(t.Text) == 0 {
+				for i := range extra {
+					extra[i].Weight = min(1, 2*extra[i].Weight)
+				}
+				break
+			}
+		}
+		q = lens.Merge(q, extra)
 	}
 	scores := r.index.Score(q, limit, ragMaxDF)
 	ids := make([]int, 0, len(scores))
