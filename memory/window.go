@@ -3,6 +3,8 @@ package memory
 import (
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/megacontext/megacontext/memory/focus"
 	"github.com/megacontext/megacontext/memory/lens"
@@ -399,21 +401,49 @@ func (e *Engine) refocusTerms(c *mctx, query []lens.Term, revealed []*tree.Node)
 		if i == refocusBlocks {
 			break
 		}
+		names := entityTerms(b.Text)
 		for _, t := range lens.Terms(b.Text) {
-			if !have[t] && c.index.IDF(t) > refocusMinIDF {
-				have[t] = true
-				out = append(out, lens.Term{Text: t, Weight: refocusWeight})
+			if have[t] || c.index.IDF(t) <= refocusMinIDF {
+				continue
+			}
+			have[t] = true
+			// A hop hinges on a name: names the first hop revealed lead the
+			// second round; other rare words only help.
+			w := refocusWeight
+			if names[t] {
+				w = refocusNameWeight
+			}
+			out = append(out, lens.Term{Text: t, Weight: w})
+		}
+	}
+	return out
+}
+
+// entityTerms returns the index terms of capitalized words that do not
+// start a sentence: names, mostly.
+func entityTerms(text string) map[string]bool {
+	out := map[string]bool{}
+	start := true
+	for _, w := range strings.Fields(text) {
+		core := strings.TrimFunc(w, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+		if core != "" && !start {
+			if r, _ := utf8.DecodeRuneInString(core); unicode.IsUpper(r) {
+				for _, t := range lens.Terms(core) {
+					out[t] = true
+				}
 			}
 		}
+		start = strings.HasSuffix(w, ".") || strings.HasSuffix(w, "!") || strings.HasSuffix(w, "?") || strings.HasSuffix(w, ":")
 	}
 	return out
 }
 
 // Refocus parameters, tuned with `megacontext eval` (see README).
 const (
-	refocusBlocks = 2
-	refocusMinIDF = 4
-	refocusWeight = 0.6
+	refocusBlocks     = 2
+	refocusMinIDF     = 4
+	refocusWeight     = 0.3
+	refocusNameWeight = 0.8
 )
 
 // render writes the memory text of the entries, filtering verbatim blocks
