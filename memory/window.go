@@ -257,6 +257,7 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 	for b, s := range e.semanticScores(c, lastUserText(r.Messages), inTail) {
 		scores[b] += s
 	}
+	e.focusOnDays(c, lastUserText(r.Messages), scores, inTail)
 	in := focus.Input{
 		Tree:     c.tree,
 		Tail:     tailRanges,
@@ -337,6 +338,37 @@ func (e *Engine) query(c *mctx, r Request, tailFrom int) []lens.Term {
 		}
 	}
 	return lens.Merge(lists...)
+}
+
+// focusOnDays favours what was said on the days a question names ("on
+// December 12, 2024"): blocks of those days that match the question weigh
+// three times as much, and the rest of those days' blocks get a little
+// relevance of their own.
+func (e *Engine) focusOnDays(c *mctx, question string, scores map[int]float64, inTail func(int) bool) {
+	days := questionDays(question, e.opts.Now())
+	if len(days) == 0 {
+		return
+	}
+	best := 0.0
+	for _, s := range scores {
+		best = max(best, s)
+	}
+	if best == 0 {
+		best = 1
+	}
+	for _, d := range days {
+		first, last := c.dayBlocks(d)
+		for b := first; b < last; b++ {
+			if inTail(b) {
+				continue
+			}
+			if s, ok := scores[b]; ok && s > 0 {
+				scores[b] = 3 * s
+			} else {
+				scores[b] = 0.1 * best
+			}
+		}
+	}
 }
 
 // expand adds the thesaurus's related terms. When a word of the question
