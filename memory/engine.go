@@ -74,7 +74,7 @@ type Expander interface {
 }
 
 // DefaultMinRelevance is the expansion threshold tuned with `megacontext eval`.
-const DefaultMinRelevance = 0.2
+const DefaultMinRelevance = 0.35
 
 // Engine manages every MegaContext. It is safe for concurrent use.
 type Engine struct {
