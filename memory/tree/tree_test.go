@@ -1,0 +1,81 @@
+package tree
+
+import (
+	"fmt"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+func summarize(level int, children []*Node) Gist {
+	return Gist{Text: fmt.Sprintf("g%d:%d", level, len(children)), Cost: 3, Short: "s", ShortCost: 1}
+}
+
+func TestAppendBuildsGistsWhenSpansFill(t *testing.T) {
+	tr := New(32, 4, summarize)
+	var created int
+	for i := 0; i < 16; i++ {
+		created += len(tr.Append(&Node{Text: fmt.Sprint(i), Tokens: 10, Cost: 10, Msg: int64(i)}))
+	}
+	// 16 blocks, 4 level-1 gists, 1 level-2 gist.
+	if tr.LevelLen(0) != 16 || tr.LevelLen(1) != 4 || tr.LevelLen(2) != 1 || created != 21 {
+		t.Fatalf("levels %d/%d/%d, created %d", tr.LevelLen(0), tr.LevelLen(1), tr.LevelLen(2), created)
+	}
+	root := tr.Node(2, 0)
+	if root.First != 0 || root.Last != 15 || root.Tokens != 160 {
+		t.Fatalf("root %+v", root)
+	}
+	if got := tr.Children(root); len(got) != 4 || got[3] != tr.Node(1, 3) {
+		t.Fatalf("children %v", got)
+	}
+}
+
+func TestMerkleHashTracksContent(t *testing.T) {
+	build := func(last string) *Tree {
+		tr := New(32, 2, summarize)
+		for i, s := range []string{"a", "b", "c", last} {
+			tr.Append(&Node{Text: s, Msg: int64(i)})
+		}
+		return tr
+	}
+	a, b := build("d"), build("D")
+	if a.Node(2, 0).Hash == b.Node(2, 0).Hash {
+		t.Fatal("root hash ignores a changed block")
+	}
+	if a.Node(1, 0).Hash != b.Node(1, 0).Hash {
+		t.Fatal("an unchanged subtree changed hash")
+	}
+}
+
+func TestCoverTilesProperty(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		f := rapid.IntRange(2, 6).Draw(t, "f")
+		n := rapid.IntRange(0, 300).Draw(t, "n")
+		tr := New(32, f, summarize)
+		for i := 0; i < n; i++ {
+			tr.Append(&Node{Text: "x", Msg: int64(i)})
+		}
+		from := rapid.IntRange(0, n).Draw(t, "from")
+		to := rapid.IntRange(from, n).Draw(t, "to")
+		pos := from
+		for _, nd := range tr.Cover(from, to) {
+			if nd.First != pos || nd.Last >= to || tr.Node(nd.Level, nd.Index) != nd {
+				t.Fatalf("cover breaks at %d: node %d/%d [%d,%d]", pos, nd.Level, nd.Index, nd.First, nd.Last)
+			}
+			pos = nd.Last + 1
+		}
+		if pos != to {
+			t.Fatalf("cover ends at %d, want %d", pos, to)
+		}
+	})
+}
+
+func TestRestoreRejectsOutOfOrder(t *testing.T) {
+	tr := New(32, 2, summarize)
+	if err := tr.Restore(&Node{Level: 0, Index: 1}); err == nil {
+		t.Fatal("out-of-order restore accepted")
+	}
+	if err := tr.Restore(&Node{Level: 0, Index: 0}); err != nil {
+		t.Fatal(err)
+	}
+}
