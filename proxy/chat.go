@@ -167,9 +167,9 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx, start time.Time, p auth.Principa
 		}
 		// Store the reply off the response path. If the client's next turn
 		// arrives first, it stores the same message and this becomes a no-op.
-		s.ingesting.Add(1)
+		s.ingesting.RLock()
 		go func() {
-			defer s.ingesting.Done()
+			defer s.ingesting.RUnlock()
 			if err := s.eng.AppendResponse(key, parent, since, m, !complete); err != nil {
 				s.log.Error("store response", "context", key.Context, "err", err)
 				return

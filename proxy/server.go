@@ -69,8 +69,10 @@ type Server struct {
 	info   upstream.Info
 	known  bool
 
-	// ingesting tracks responses being stored after their reply was sent.
-	ingesting sync.WaitGroup
+	// ingesting is held shared by every response still being stored after
+	// its reply was sent; taking it exclusively waits for them all (a
+	// WaitGroup may not be waited on while new work is added).
+	ingesting sync.RWMutex
 }
 
 // New returns a server; call Discover (optional) then Serve.
@@ -149,7 +151,7 @@ func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
 // and for their responses to be stored.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.ShutdownWithContext(ctx)
-	s.ingesting.Wait()
+	s.settle()
 	return err
 }
 
@@ -196,7 +198,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			break
 		}
 		// Read-your-writes: responses still being stored land first.
-		s.ingesting.Wait()
+		s.settle()
 		if !s.opts.Keyring.Open() && !p.Has(AdminScope) {
 			writeError(ctx, &apiError{status: 403, message: "the admin API needs a key with the \"admin\" scope", typ: "permission_error", code: "insufficient_scope"})
 			break
@@ -210,6 +212,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	s.m.requests.WithLabelValues(route, fmt.Sprint(ctx.Response.StatusCode())).Inc()
 	s.m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+// settle waits until the responses being stored have landed.
+func (s *Server) settle() {
+	s.ingesting.Lock()
+	s.ingesting.Unlock()
 }
 
 // AdminScope opens the admin API when keys are configured.
