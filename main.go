@@ -66,7 +66,7 @@ var serveFlagKeys = map[string]string{
 	"data":      "data_dir",
 	"n-ctx":     "upstream.n_ctx",
 	"log-level": "log_level",
-	"vocab":     "native.vocab",
+	"vocab":     "tokenizer.vocab",
 	"model":     "native.model",
 }
 

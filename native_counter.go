@@ -13,25 +13,25 @@ import (
 	"github.com/megacontext/megacontext/native/localserver"
 )
 
-// nativeCounter returns an exact tokenizer from native.vocab when one is
+// nativeCounter returns an exact tokenizer from tokenizer.vocab when one is
 // configured and loads. ok is false when none is configured or the native
 // libraries are unavailable (the proxy then runs on its pure-Go fallbacks,
 // which one log line says).
 func nativeCounter(cfg configs.Config, logger *slog.Logger) (tokens.Counter, bool, error) {
-	if cfg.Native.Vocab == "" {
+	if cfg.Tokenizer.Vocab == "" {
 		return nil, false, nil
 	}
 	lib, err := native.Open(cfg.Native.Dir)
 	if err != nil {
-		logger.Warn("native libraries unavailable; counting tokens without native.vocab (run `make native`)", "err", err)
+		logger.Warn("native libraries unavailable; counting tokens without tokenizer.vocab (run `make native`)", "err", err)
 		return nil, false, nil
 	}
-	tok, err := lib.LoadVocab(cfg.Native.Vocab)
+	tok, err := lib.LoadVocab(cfg.Tokenizer.Vocab)
 	if err != nil {
-		logger.Warn("native.vocab could not be loaded; counting tokens without it", "vocab", cfg.Native.Vocab, "err", err)
+		logger.Warn("tokenizer.vocab could not be loaded; counting tokens without it", "vocab", cfg.Tokenizer.Vocab, "err", err)
 		return nil, false, nil
 	}
-	logger.Info("exact token counts from native vocabulary", "vocab", cfg.Native.Vocab, "tokenizer", tok.Name())
+	logger.Info("exact token counts from native vocabulary", "vocab", cfg.Tokenizer.Vocab, "tokenizer", tok.Name())
 	return tok, true, nil
 }
 
@@ -74,11 +74,11 @@ func startLocalUpstream(ctx context.Context, cfg configs.Config, logger *slog.Lo
 	return url, func() { _ = srv.Shutdown(); _ = model.Close() }, nil
 }
 
-// nativeEmbedder loads native.embeddings when configured. ok is false when
+// nativeEmbedder loads embeddings.model when configured. ok is false when
 // none is configured or it cannot load (the lens then stays lexical, which
 // one log line says).
 func nativeEmbedder(cfg configs.Config, logger *slog.Logger) (*native.Embedder, bool) {
-	if cfg.Native.Embeddings == "" {
+	if cfg.Embeddings.Model == "" {
 		return nil, false
 	}
 	lib, err := native.Open(cfg.Native.Dir)
@@ -86,11 +86,11 @@ func nativeEmbedder(cfg configs.Config, logger *slog.Logger) (*native.Embedder, 
 		logger.Warn("native libraries unavailable; the lens stays lexical (run `make native`)", "err", err)
 		return nil, false
 	}
-	emb, err := lib.LoadEmbedder(cfg.Native.Embeddings, native.EmbedderOptions{Threads: cfg.Native.Threads})
+	emb, err := lib.LoadEmbedder(cfg.Embeddings.Model, native.EmbedderOptions{Threads: cfg.Native.Threads})
 	if err != nil {
-		logger.Warn("native.embeddings could not be loaded; the lens stays lexical", "model", cfg.Native.Embeddings, "err", err)
+		logger.Warn("embeddings.model could not be loaded; the lens stays lexical", "model", cfg.Embeddings.Model, "err", err)
 		return nil, false
 	}
-	logger.Info("semantic lens on", "model", cfg.Native.Embeddings, "dim", emb.Dim())
+	logger.Info("semantic lens on", "model", cfg.Embeddings.Model, "dim", emb.Dim())
 	return emb, true
 }

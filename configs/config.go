@@ -26,16 +26,32 @@ var DefaultYAML []byte
 
 // Config is the whole configuration of a megacontext process.
 type Config struct {
-	Listen   string   `mapstructure:"listen"`
-	DataDir  string   `mapstructure:"data_dir"`
-	LogLevel string   `mapstructure:"log_level"`
-	Upstream Upstream `mapstructure:"upstream"`
-	Limits   Limits   `mapstructure:"limits"`
-	Memory   Memory   `mapstructure:"memory"`
-	Headers  Headers  `mapstructure:"headers"`
-	Native   Native   `mapstructure:"native"`
-	Auth     Auth     `mapstructure:"auth"`
-	Policy   Policy   `mapstructure:"policy"`
+	Listen     string     `mapstructure:"listen"`
+	DataDir    string     `mapstructure:"data_dir"`
+	LogLevel   string     `mapstructure:"log_level"`
+	Upstream   Upstream   `mapstructure:"upstream"`
+	Limits     Limits     `mapstructure:"limits"`
+	Memory     Memory     `mapstructure:"memory"`
+	Headers    Headers    `mapstructure:"headers"`
+	Native     Native     `mapstructure:"native"`
+	Tokenizer  Tokenizer  `mapstructure:"tokenizer"`
+	Embeddings Embeddings `mapstructure:"embeddings"`
+	Auth       Auth       `mapstructure:"auth"`
+	Policy     Policy     `mapstructure:"policy"`
+}
+
+// Tokenizer configures exact token counting with a model's own vocabulary.
+type Tokenizer struct {
+	// Vocab is a GGUF whose vocabulary counts tokens exactly (vocab-only
+	// load through the native layer), e.g. the served model.
+	Vocab string `mapstructure:"vocab"`
+}
+
+// Embeddings configures the lens's semantic similarity.
+type Embeddings struct {
+	// Model is an embedding GGUF; when set, blocks are embedded in the
+	// background and the lens adds semantic similarity.
+	Model string `mapstructure:"model"`
 }
 
 // Auth maps API keys to tenants and scopes.
@@ -105,13 +121,8 @@ type Headers struct {
 type Native struct {
 	// Dir holds the llama.cpp shared libraries (default ./.native).
 	Dir string `mapstructure:"dir"`
-	// Vocab is a GGUF whose vocabulary counts tokens exactly.
-	Vocab string `mapstructure:"vocab"`
 	// Model is the GGUF served in-process by `--upstream local`.
 	Model string `mapstructure:"model"`
-	// Embeddings is an embedding GGUF; when set, blocks are embedded in the
-	// background and the lens adds semantic similarity.
-	Embeddings string `mapstructure:"embeddings"`
 	// Threads is the CPU threads of local generation (0: half the cores).
 	Threads int `mapstructure:"threads"`
 	// GPULayers > 0 lets a GPU backend (CUDA build) take the model's layers.
@@ -234,9 +245,9 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("native.dir", d.Native.Dir)
 	v.SetDefault("auth.allow_open", d.Auth.AllowOpen)
 	v.SetDefault("auth.pass_through", d.Auth.PassThrough)
-	v.SetDefault("native.vocab", d.Native.Vocab)
+	v.SetDefault("tokenizer.vocab", d.Tokenizer.Vocab)
+	v.SetDefault("embeddings.model", d.Embeddings.Model)
 	v.SetDefault("native.model", d.Native.Model)
-	v.SetDefault("native.embeddings", d.Native.Embeddings)
 	v.SetDefault("native.threads", d.Native.Threads)
 	v.SetDefault("native.gpu_layers", d.Native.GPULayers)
 }
