@@ -121,7 +121,8 @@ func run(history, turns, nctx int, stream, jsonOut, estimate bool) error {
 	for t := 0; t < turns+5; t++ {
 		msgs = append(msgs, map[string]string{"role": "user", "content": sentence(r, 50)})
 		body, _ := json.Marshal(map[string]any{"model": "m", "messages": msgs, "max_tokens": 256, "stream": stream})
-		d, _, err := post(client, fake.URL()+"/v1/chat/completions", body)
+		directBody, _ := json.Marshal(map[string]any{"model": "m", "messages": msgs, "max_tokens": 256, "stream": stream, "bench_direct": true})
+		d, _, err := post(client, fake.URL()+"/v1/chat/completions", directBody)
 		if err != nil {
 			return fmt.Errorf("direct: %w", err)
 		}
@@ -140,8 +141,31 @@ func run(history, turns, nctx int, stream, jsonOut, estimate bool) error {
 			msgs = msgs[:1]
 		}
 	}
+	// Prompt-cache reuse: the share of each forwarded prompt that repeats
+	// the previous turn's prompt from its first token (what llama.cpp's
+	// cache_prompt and vLLM's prefix caching skip recomputing).
+	var cache []float64
+	prev := ""
+	for _, rq := range fake.Requests() {
+		if bytes.Contains(rq.Body, []byte(`"bench_direct"`)) || rq.Prompt == "" {
+			continue
+		}
+		if prev != "" {
+			p := 0
+			for p < len(prev) && p < len(rq.Prompt) && prev[p] == rq.Prompt[p] {
+				p++
+			}
+			cache = append(cache, float64(fakellama.CountTokens(rq.Prompt[:p]))/float64(max(1, fakellama.CountTokens(rq.Prompt))))
+			if os.Getenv("BENCH_DIFF") != "" && len(cache)%20 == 0 {
+				lo := max(0, p-80)
+				fmt.Printf("--- diff at %d/%d\nprev: %q\ncur:  %q\n", p, len(rq.Prompt), prev[lo:min(len(prev), p+120)], rq.Prompt[lo:min(len(rq.Prompt), p+120)])
+			}
+		}
+		prev = rq.Prompt
+	}
 	st, _ := eng.Stats(key)
 	res := map[string]any{
+		"prompt_cache_reuse_p50": pct(cache, 50),
 		"history_tokens": st.Tokens, "turns": turns, "stream": stream, "preload_s": preload.Seconds(),
 		"direct_ms_p50": pct(direct, 50), "direct_ms_p99": pct(direct, 99),
 		"proxy_ms_p50": pct(via, 50), "proxy_ms_p99": pct(via, 99),
@@ -155,6 +179,7 @@ func run(history, turns, nctx int, stream, jsonOut, estimate bool) error {
 	fmt.Printf("direct to upstream   p50 %6.2f ms  p99 %6.2f ms\n", pct(direct, 50), pct(direct, 99))
 	fmt.Printf("through megacontext  p50 %6.2f ms  p99 %6.2f ms\n", pct(via, 50), pct(via, 99))
 	fmt.Printf("added per request    p50 %6.2f ms  p99 %6.2f ms  (ratio p50 %.2fx)\n", pct(overhead, 50), pct(overhead, 99), pct(via, 50)/pct(direct, 50))
+	fmt.Printf("prompt shared with the previous turn's prompt (prefix): p50 %.0f%%, p10 %.0f%%\n", 100*pct(cache, 50), 100*pct(cache, 10))
 	return nil
 }
 
