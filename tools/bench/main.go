@@ -39,8 +39,9 @@ func main() {
 	stream := flag.Bool("stream", false, "stream responses")
 	jsonOut := flag.Bool("json", false, "print one JSON object")
 	estimate := flag.Bool("estimate", false, "count tokens with the pure-Go estimate instead of the upstream's /tokenize")
+	diffs := flag.Bool("diffs", false, "print where every 20th prompt first differs from the previous one")
 	flag.Parse()
-	if err := run(*history, *turns, *nctx, *stream, *jsonOut, *estimate); err != nil {
+	if err := run(*history, *turns, *nctx, *stream, *jsonOut, *estimate, *diffs); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -57,7 +58,7 @@ func sentence(r *rand.Rand, n int) string {
 	return strings.Join(w, " ") + "."
 }
 
-func run(history, turns, nctx int, stream, jsonOut, estimate bool) error {
+func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool) error {
 	fake, err := fakellama.Start(fakellama.Options{NCtx: nctx})
 	if err != nil {
 		return err
@@ -127,9 +128,6 @@ func run(history, turns, nctx int, stream, jsonOut, estimate bool) error {
 			return fmt.Errorf("direct: %w", err)
 		}
 		v, reply, err := post(client, proxyURL+"/v1/chat/completions", body)
-		if os.Getenv("BENCH_DEBUG") != "" {
-			fmt.Println(lastOverhead)
-		}
 		if err != nil {
 			return fmt.Errorf("proxy: %w", err)
 		}
@@ -156,7 +154,7 @@ func run(history, turns, nctx int, stream, jsonOut, estimate bool) error {
 				p++
 			}
 			cache = append(cache, float64(fakellama.CountTokens(rq.Prompt[:p]))/float64(max(1, fakellama.CountTokens(rq.Prompt))))
-			if os.Getenv("BENCH_DIFF") != "" && len(cache)%20 == 0 {
+			if showDiffs && len(cache)%20 == 0 {
 				lo := max(0, p-80)
 				fmt.Printf("--- diff at %d/%d\nprev: %q\ncur:  %q\n", p, len(rq.Prompt), prev[lo:min(len(prev), p+120)], rq.Prompt[lo:min(len(rq.Prompt), p+120)])
 			}
@@ -196,7 +194,6 @@ func post(c *http.Client, url string, body []byte) (float64, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	lastOverhead = resp.Header.Get("X-MegaContext-Overhead-Ms")
 	if resp.StatusCode != 200 {
 		return 0, "", fmt.Errorf("status %d: %s", resp.StatusCode, data)
 	}
@@ -225,8 +222,6 @@ func post(c *http.Client, url string, body []byte) (float64, string, error) {
 	}
 	return ms, reply, nil
 }
-
-var lastOverhead string
 
 func pct(xs []float64, p float64) float64 {
 	if len(xs) == 0 {
