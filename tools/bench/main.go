@@ -164,7 +164,7 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool) er
 	st, _ := eng.Stats(key)
 	res := map[string]any{
 		"prompt_cache_reuse_p50": pct(cache, 50),
-		"history_tokens": st.Tokens, "turns": turns, "stream": stream, "preload_s": preload.Seconds(),
+		"history_tokens":         st.Tokens, "turns": turns, "stream": stream, "preload_s": preload.Seconds(),
 		"direct_ms_p50": pct(direct, 50), "direct_ms_p99": pct(direct, 99),
 		"proxy_ms_p50": pct(via, 50), "proxy_ms_p99": pct(via, 99),
 		"overhead_ms_p50": pct(overhead, 50), "overhead_ms_p99": pct(overhead, 99),
