@@ -66,6 +66,7 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 	eng, err := memory.Open(memory.Options{
 		Embedder:    embedder,
 		Expander:    openThesaurus(cfg.Memory.Thesaurus, logger),
+		Render:      cfg.Memory.Render,
 		Dir:         cfg.DataDir,
 		Sync:        store.SyncSecond,
 		BlockTokens: cfg.Memory.BlockTokens,

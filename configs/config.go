@@ -103,6 +103,10 @@ type Memory struct {
 	DefaultNCtx int `mapstructure:"default_n_ctx"`
 	// TailTokens caps the verbatim recent tail as a share of the budget (percent).
 	TailPercent int `mapstructure:"tail_percent"`
+	// Render lays out the memory text: "chronological" (expansions in
+	// place) or "outline" (a query-independent outline, then the question's
+	// details: steadier prompts, less room for details).
+	Render string `mapstructure:"render"`
 	// Thesaurus expands questions with WordNet synonyms: "auto" (./.wordnet
 	// or $MEGACONTEXT_WORDNET_DIR when present), "off", or a folder.
 	Thesaurus string `mapstructure:"thesaurus"`
@@ -151,6 +155,7 @@ func Defaults() Config {
 			DefaultNCtx:      4096,
 			TailPercent:      40,
 			Thesaurus:        "auto",
+			Render:           "chronological",
 		},
 		Headers: Headers{ContextID: []string{"X-MegaContext-Id"}, ThreadID: []string{"X-MegaContext-Thread"}},
 	}
@@ -240,6 +245,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("memory.default_n_ctx", d.Memory.DefaultNCtx)
 	v.SetDefault("memory.tail_percent", d.Memory.TailPercent)
 	v.SetDefault("memory.thesaurus", d.Memory.Thesaurus)
+	v.SetDefault("memory.render", d.Memory.Render)
 	v.SetDefault("headers.context_id", d.Headers.ContextID)
 	v.SetDefault("headers.thread_id", d.Headers.ThreadID)
 	v.SetDefault("native.dir", d.Native.Dir)
@@ -282,6 +288,8 @@ func (c *Config) normalize() error {
 		return fmt.Errorf("memory.safety_margin %d: want >= 0", m.SafetyMargin)
 	case m.DefaultNCtx < 256:
 		return fmt.Errorf("memory.default_n_ctx %d: want >= 256", m.DefaultNCtx)
+	case m.Render != "outline" && m.Render != "chronological":
+		return fmt.Errorf("memory.render %q: want outline or chronological", m.Render)
 	case m.TailPercent < 5 || m.TailPercent > 95:
 		return fmt.Errorf("memory.tail_percent %d: want 5..95", m.TailPercent)
 	case c.Limits.MaxBodyBytes < 1024:

@@ -66,7 +66,25 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time (tests set it).
 	Now func() time.Time
+	// Render is how the memory text is laid out: RenderChronological (the
+	// default: one chronological outline, expansions in place) or
+	// RenderOutline (a query-independent outline, then the question's
+	// details: steadier prompts, less room for details).
+	Render string
+	// OutlineShare is RenderOutline's share for the outline of the memory
+	// budget that is left when the verbatim tail takes its cap; 0 uses
+	// DefaultOutlineShare.
+	OutlineShare float64
 }
+
+// Render modes.
+const (
+	RenderChronological = "chronological"
+	RenderOutline       = "outline"
+)
+
+// DefaultOutlineShare is RenderOutline's default OutlineShare.
+const DefaultOutlineShare = 0.9
 
 // Expander adds weighted related terms to a question.
 type Expander interface {
@@ -115,6 +133,16 @@ func Open(opts Options) (*Engine, error) {
 	}
 	if opts.MaxLoaded <= 0 {
 		opts.MaxLoaded = 256
+	}
+	switch opts.Render {
+	case "":
+		opts.Render = RenderChronological
+	case RenderChronological, RenderOutline:
+	default:
+		return nil, fmt.Errorf("memory: unknown render mode %q", opts.Render)
+	}
+	if opts.OutlineShare <= 0 || opts.OutlineShare > 1 {
+		opts.OutlineShare = DefaultOutlineShare
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

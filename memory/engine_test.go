@@ -171,9 +171,14 @@ func promptTokens(c tokens.Counter, r Request, w *Window) int {
 	return n
 }
 
-func TestWindowInvariantsProperty(t *testing.T) {
+func TestWindowInvariantsProperty(t *testing.T) { windowInvariants(t, RenderChronological) }
+
+func TestOutlineWindowInvariantsProperty(t *testing.T) { windowInvariants(t, RenderOutline) }
+
+func windowInvariants(t *testing.T, render string) {
 	rapid.Check(t, func(t *rapid.T) {
-		e, err := Open(Options{Now: fixedClock(), BlockTokens: rapid.IntRange(8, 64).Draw(t, "k"), Fanout: rapid.IntRange(2, 10).Draw(t, "f")})
+		e, err := Open(Options{Now: fixedClock(), BlockTokens: rapid.IntRange(8, 64).Draw(t, "k"), Fanout: rapid.IntRange(2, 10).Draw(t, "f"),
+			Render: render, OutlineShare: rapid.Float64Range(0.05, 1).Draw(t, "share")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -362,5 +367,49 @@ func TestEvictionUnderLoadLosesNothing(t *testing.T) {
 		if st.Messages != 2*30 {
 			t.Fatalf("ctx%d stored %d messages, want 60", i, st.Messages)
 		}
+	}
+}
+
+// TestOutlineRenderIsQueryIndependent: in RenderOutline mode two unrelated
+// questions get the same outline, byte for byte (the upstream's prompt cache
+// reuses it), and the fact a question needs appears in the details after it.
+func TestOutlineRenderIsQueryIndependent(t *testing.T) {
+	e, err := Open(Options{Now: fixedClock(), BlockTokens: 32, Fanout: 8, Render: RenderOutline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	k := Key{Tenant: "t1", Context: "bob"}
+	conv := conversation(300, 1)
+	if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: "old"}, conv[1:], time.Date(2025, 1, 6, 9, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	prepare := func(q string) *Window {
+		r := Request{Key: k, Messages: []Message{msg("user", q)}, Budget: 2048, PerMessage: 5, TailPercent: 40, DryRun: true, KeepFocus: true}
+		w, err := e.Prepare(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := promptTokens(e.Counter(), r, w); got > r.Budget {
+			t.Fatalf("prompt %d tokens over budget %d", got, r.Budget)
+		}
+		return w
+	}
+	outline := func(m string) string {
+		if i := strings.Index(m, "\nDetails of ["); i >= 0 {
+			return m[:i]
+		}
+		return strings.TrimSuffix(m, "\n"+Closing)
+	}
+	a := prepare("What is my locker combination?")
+	b := prepare("Which castle had the thunder lantern?")
+	if !strings.Contains(a.Memory, "4471-QK-93") {
+		t.Fatalf("fact missing from the details:\n%s", a.Memory)
+	}
+	if !strings.Contains(a.Memory, "\nDetails of [") {
+		t.Fatalf("no details zone:\n%s", a.Memory)
+	}
+	if oa, ob := outline(a.Memory), outline(b.Memory); oa != ob || len(oa) < len(a.Memory)/3 {
+		t.Fatalf("outlines differ or are short (%d, %d of %d bytes)", len(oa), len(ob), len(a.Memory))
 	}
 }

@@ -80,6 +80,14 @@ type EntryInfo struct {
 // Preamble opens the memory text.
 const Preamble = "<memory>\nEarlier conversation from your long-term memory, oldest first, times in UTC. Lines with ~ summarize a span; other lines quote messages verbatim.\n"
 
+// OutlinePreamble opens the memory text in RenderOutline mode.
+const OutlinePreamble = "<memory>\nEarlier conversation from your long-term memory, times in UTC: an outline, oldest first, then details of some of its spans. Lines with ~ summarize a span; other lines quote messages verbatim.\n"
+
+// outlineStep is how many of the outline's oldest gists collapse to
+// headlines at a time, so that the outline's start changes in steps as
+// history grows.
+const outlineStep = 4
+
 // Closing ends the memory text.
 const Closing = "</memory>"
 
@@ -89,16 +97,30 @@ func blockHeader(ms int64, role string) string {
 	return "[" + time.UnixMilli(ms).UTC().Format(timeLayout) + "] " + role + ": "
 }
 
-func gistHeader(from, to int64) string {
+func gistHeader(from, to int64) string { return spanLabel(from, to) + " ~ " }
+
+// spanLabel names a time span: "[2025-01-06 09:00 – 11:30]".
+func spanLabel(from, to int64) string {
 	a, b := time.UnixMilli(from).UTC(), time.UnixMilli(to).UTC()
 	start, end := a.Format(timeLayout), b.Format(timeLayout)
 	switch {
 	case start == end:
-		return "[" + start + "] ~ "
+		return "[" + start + "]"
 	case a.Format("2006-01-02") == b.Format("2006-01-02"):
 		end = b.Format("15:04")
 	}
-	return "[" + start + " – " + end + "] ~ "
+	return "[" + start + " – " + end + "]"
+}
+
+// detailsHeader introduces the focus zone's details of an outline entry.
+func detailsHeader(n *tree.Node) string { return "Details of " + spanLabel(n.Time, n.TimeEnd) + ":" }
+
+// preamble opens the memory text.
+func (e *Engine) preamble() string {
+	if e.opts.Render == RenderOutline {
+		return OutlinePreamble
+	}
+	return Preamble
 }
 
 // entryOverhead is what rendering adds to an entry: its header, a line
@@ -172,6 +194,7 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 	for i := 0; i < w.Leading; i++ {
 		used += e.messageCost(c, r, seqs, i)
 	}
+	lead := used
 	// The mandatory tail: the last user message and everything after it.
 	must := n - 1
 	for i := n - 1; i >= w.Leading; i-- {
@@ -187,7 +210,7 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 	for i := must; i < n; i++ {
 		tail += e.messageCost(c, r, seqs, i)
 	}
-	memFixed := e.countCached(Preamble) + e.countCached(Closing) + r.PerMessage + 2
+	memFixed := e.countCached(e.preamble()) + e.countCached(Closing) + r.PerMessage + 2
 	if used+tail > r.Budget {
 		w.TailFrom = -1
 		return
@@ -277,10 +300,20 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 			return score(extra)
 		},
 	}
+	if e.opts.Render == RenderOutline {
+		in.OutlineBudget = e.outlineBudget(r, lead+memFixed, memBudget)
+		in.OutlineStep = outlineStep
+		// The header's line break is the +1.
+		in.Details = func(n *tree.Node) int { return e.countCached(detailsHeader(n)) + 1 }
+	}
 	res := focus.Allocate(in)
 	w.Expanded = res.Expanded
 	w.Omitted = res.Cut
-	w.Memory, w.Entries, w.Hits = e.render(c, res.Entries, r.Scopes)
+	if res.Outline != nil {
+		w.Memory, w.Entries, w.Hits = e.renderZones(c, res, r.Scopes)
+	} else {
+		w.Memory, w.Entries, w.Hits = e.render(c, res.Entries, r.Scopes)
+	}
 	if w.Memory != "" {
 		w.MemoryTokens = res.Cost + memFixed
 		w.Tokens += w.MemoryTokens
@@ -288,14 +321,41 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 	if !r.DryRun || r.KeepFocus {
 		clear(c.sticky)
 		for _, en := range res.Entries {
-			if !en.Tail {
+			// An elided entry is not shown: expanding its parent again
+			// would gain nothing.
+			if !en.Tail && en.Detail != focus.Elided {
 				for p := c.tree.Parent(en.Node); p != nil; p = c.tree.Parent(p) {
 					c.sticky[[2]int{p.Level, p.Index}] = true
+				}
+				// The focus zone shows only some blocks of an expansion:
+				// remember which, so that hysteresis shows them again.
+				if en.Refines != nil && en.Detail == focus.Verbatim {
+					c.sticky[[2]int{0, en.Node.Index}] = true
 				}
 			}
 		}
 	}
 }
+
+// outlineBudget is RenderOutline's budget for the outline. It depends on
+// the request's budget, not on how much of it the tail takes now, so that
+// the outline stays put while a conversation grows: OutlineShare of the
+// memory budget left when the tail takes its cap (TailPercent). Only when
+// the tail takes more (a whole conversation that fits in three quarters)
+// is it capped, at maxOutlineShare of the memory budget rounded down to
+// 1/16 of the budget, so that it shrinks in steps.
+func (e *Engine) outlineBudget(r Request, fixed, memBudget int) int {
+	base := r.Budget*(100-r.TailPercent)/100 - fixed
+	ob := int(e.opts.OutlineShare * float64(base))
+	q := max(16, r.Budget/16)
+	if cap := int(maxOutlineShare * float64(memBudget/q*q)); ob > cap {
+		ob = cap
+	}
+	return max(1, ob)
+}
+
+// maxOutlineShare is the most of the memory budget the outline may take.
+const maxOutlineShare = 0.8
 
 func sortRanges(rs []focus.Range) {
 	for i := 1; i < len(rs); i++ {
@@ -482,58 +542,109 @@ const (
 // by the policy for a caller holding scopes (gists are built from redacted
 // text and need no filtering).
 func (e *Engine) render(c *mctx, entries []focus.Entry, scopes []string) (string, []EntryInfo, []policy.Hit) {
-	var sb strings.Builder
-	var infos []EntryInfo
-	var hits []policy.Hit
-	var prev *tree.Node // the last block written, for continuations
+	mw := memoryWriter{e: e, scopes: scopes}
 	for _, en := range entries {
-		if en.Tail {
-			prev = nil
+		mw.entry(en)
+	}
+	return mw.finish()
+}
+
+// renderZones writes the memory text of an outline-mode window: the
+// outline, then the focus zone's entries, each outline entry's details
+// introduced by a header naming its span; elided entries are skipped.
+func (e *Engine) renderZones(c *mctx, res focus.Result, scopes []string) (string, []EntryInfo, []policy.Hit) {
+	mw := memoryWriter{e: e, scopes: scopes}
+	for _, en := range res.Outline {
+		mw.entry(en)
+	}
+	var group *tree.Node
+	for _, en := range res.Entries {
+		if en.Tail || en.Refines == nil || en.Detail == focus.Elided {
 			continue
 		}
-		n := en.Node
-		infos = append(infos, EntryInfo{Level: n.Level, Index: n.Index, First: n.First, Last: n.Last, Detail: en.Detail.String(), Tokens: en.Cost})
-		text := n.Text
-		if en.Detail == focus.Verbatim && len(n.Spans) > 0 {
-			out, excluded, h := e.opts.Policy.Apply(n.Text, toPolicySpans(n.Spans), scopes)
-			hits = append(hits, h...)
-			if excluded {
-				prev = nil // the block is left out; what follows restarts with a header
-				continue
-			}
-			text = out
+		if en.Refines != group {
+			group = en.Refines
+			mw.line(detailsHeader(group))
 		}
-		if sb.Len() == 0 {
-			sb.WriteString(Preamble)
-		} else if !(en.Detail == focus.Verbatim && continues(prev, n)) {
-			sb.WriteByte('\n')
-		}
-		switch en.Detail {
-		case focus.Verbatim:
-			if continues(prev, n) {
-				sb.WriteString(text)
-			} else {
-				sb.WriteString(blockHeader(n.Time, n.Role))
-				if n.Part > 0 {
-					sb.WriteString("…")
-				}
-				sb.WriteString(strings.TrimLeft(text, " "))
-			}
-			prev = n
-		case focus.Full:
-			sb.WriteString(gistHeader(n.Time, n.TimeEnd))
-			sb.WriteString(n.Text)
-			prev = nil
-		case focus.Short:
-			sb.WriteString("~ ")
-			sb.WriteString(n.Short)
-			prev = nil
-		}
+		mw.entry(en)
 	}
-	if sb.Len() == 0 {
-		return "", nil, hits
+	return mw.finish()
+}
+
+// memoryWriter writes memory text entry by entry.
+type memoryWriter struct {
+	e      *Engine
+	scopes []string
+	sb     strings.Builder
+	infos  []EntryInfo
+	hits   []policy.Hit
+	prev   *tree.Node // the last block written, for continuations
+}
+
+// start opens the text or the next line; cont continues the current line.
+func (w *memoryWriter) start(cont bool) {
+	if w.sb.Len() == 0 {
+		w.sb.WriteString(w.e.preamble())
+	} else if !cont {
+		w.sb.WriteByte('\n')
 	}
-	sb.WriteByte('\n')
-	sb.WriteString(Closing)
-	return sb.String(), infos, hits
+}
+
+// line writes a line of its own.
+func (w *memoryWriter) line(s string) {
+	w.start(false)
+	w.sb.WriteString(s)
+	w.prev = nil
+}
+
+func (w *memoryWriter) entry(en focus.Entry) {
+	if en.Tail {
+		w.prev = nil
+		return
+	}
+	n := en.Node
+	w.infos = append(w.infos, EntryInfo{Level: n.Level, Index: n.Index, First: n.First, Last: n.Last, Detail: en.Detail.String(), Tokens: en.Cost})
+	text := n.Text
+	if en.Detail == focus.Verbatim && len(n.Spans) > 0 {
+		out, excluded, h := w.e.opts.Policy.Apply(n.Text, toPolicySpans(n.Spans), w.scopes)
+		w.hits = append(w.hits, h...)
+		if excluded {
+			w.prev = nil // the block is left out; what follows restarts with a header
+			return
+		}
+		text = out
+	}
+	cont := en.Detail == focus.Verbatim && continues(w.prev, n)
+	w.start(cont)
+	sb := &w.sb
+	switch en.Detail {
+	case focus.Verbatim:
+		if cont {
+			sb.WriteString(text)
+		} else {
+			sb.WriteString(blockHeader(n.Time, n.Role))
+			if n.Part > 0 {
+				sb.WriteString("…")
+			}
+			sb.WriteString(strings.TrimLeft(text, " "))
+		}
+		w.prev = n
+	case focus.Full:
+		sb.WriteString(gistHeader(n.Time, n.TimeEnd))
+		sb.WriteString(n.Text)
+		w.prev = nil
+	case focus.Short:
+		sb.WriteString("~ ")
+		sb.WriteString(n.Short)
+		w.prev = nil
+	}
+}
+
+func (w *memoryWriter) finish() (string, []EntryInfo, []policy.Hit) {
+	if w.sb.Len() == 0 {
+		return "", nil, w.hits
+	}
+	w.sb.WriteByte('\n')
+	w.sb.WriteString(Closing)
+	return w.sb.String(), w.infos, w.hits
 }

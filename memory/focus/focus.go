@@ -7,6 +7,7 @@ package focus
 
 import (
 	"container/heap"
+	"slices"
 	"sort"
 
 	"github.com/megacontext/megacontext/memory/tree"
@@ -23,6 +24,9 @@ const (
 	Full
 	// Short renders a gist node's headline.
 	Short
+	// Elided renders nothing: in outline mode's focus zone, an entry that
+	// the outline line of the entry it refines already summarizes.
+	Elided
 )
 
 func (d Detail) String() string {
@@ -31,6 +35,8 @@ func (d Detail) String() string {
 		return "verbatim"
 	case Full:
 		return "gist"
+	case Elided:
+		return "elided"
 	default:
 		return "headline"
 	}
@@ -50,7 +56,11 @@ type Entry struct {
 	First, Last int
 	// Cost is the entry's token cost including render overhead (0 for tail).
 	Cost int
-	prev *tree.Node
+	// Refines is set in outline mode (Input.OutlineBudget > 0) on the
+	// entries of the focus zone: the node of the outline entry they detail.
+	// Only focus entries are Elided.
+	Refines *tree.Node
+	prev    *tree.Node
 }
 
 // Input is what the allocator works from.
@@ -83,6 +93,21 @@ type Input struct {
 	// may spend, so that later rounds have room for what refocusing finds;
 	// 0 uses 0.6.
 	RoundShare float64
+	// OutlineBudget, when positive, selects outline mode: the window is a
+	// query-independent outline of the timeline (the coarsest cover fitted
+	// to OutlineBudget, then the newest history detailed, no relevance and
+	// no hysteresis) followed by a focus zone that details some outline
+	// entries for the query. Refining an outline entry keeps its line and
+	// adds Details(n) plus its children's cost; expanding a focus entry
+	// replaces it by its children. Budget bounds both zones together.
+	OutlineBudget int
+	// OutlineStep quantizes the outline's fitting: the number of oldest
+	// gists collapsed to headlines is a multiple of it, so that the collapse
+	// point moves in steps as history grows (0 or 1: no quantization).
+	OutlineStep int
+	// Details returns the tokens of the header that introduces the focus
+	// zone's refinement of outline entry n (outline mode).
+	Details func(n *tree.Node) int
 }
 
 // Result is the allocator's window.
@@ -97,6 +122,15 @@ type Result struct {
 	Expanded int
 	// Collapsed counts gists rendered as headlines.
 	Collapsed int
+	// Outline, in outline mode, is the outline as rendered: it tiles
+	// [Cut, Len) like Entries. Entries are then the effective window, the
+	// outline with the focus zone's refinements applied: entries whose
+	// Refines is nil are outline entries, the others render in the focus
+	// zone. Cost counts the whole outline, every focus entry and one Details
+	// header per refined outline entry.
+	Outline []Entry
+	// OutlineCost is the outline's share of Cost.
+	OutlineCost int
 }
 
 type key struct{ level, index int }
@@ -110,6 +144,11 @@ type allocator struct {
 	cost    int
 	done    map[key]bool
 	result  Result
+	// zoned: outline mode's focus allocation (entries with Refines == nil
+	// are outline entries, refined additively and never collapsed).
+	zoned bool
+	// step quantizes fit's collapses (outline building).
+	step int
 }
 
 // Allocate computes the window. It is deterministic for equal inputs.
@@ -123,16 +162,39 @@ func Allocate(in Input) Result {
 	if in.RoundShare <= 0 || in.RoundShare > 1 {
 		in.RoundShare = 0.6
 	}
+	if in.OutlineBudget > 0 {
+		return allocateZoned(in)
+	}
 	a := &allocator{in: in, t: in.Tree, done: map[key]bool{}}
 	a.setScores(in.Scores)
 	a.initialCover()
 	a.fit()
+	a.relevanceRounds()
+	a.restoreSticky()
+	a.fillByRecency()
+	return a.finish()
+}
+
+// relevanceRounds runs the relevance expansion rounds with refocusing.
+func (a *allocator) relevanceRounds() {
+	in := a.in
 	for round := 0; round < in.Rounds; round++ {
 		limit := in.Budget
 		if round+1 < in.Rounds && in.Refocus != nil {
 			limit = a.cost + int(float64(in.Budget-a.cost)*in.RoundShare)
 		}
 		revealed := a.expandRelevant(limit)
+		if a.zoned && round == 0 {
+			// The outline may already show a relevant block verbatim (its
+			// newest history): it counts as revealed for refocusing.
+			for _, e := range a.entries {
+				if a.outlineEntry(e) && e.Node.Level == 0 {
+					if p := a.relevance(e.Node); p > 0 && p >= in.MinRelevance*a.maxRel {
+						revealed = append(revealed, e.Node)
+					}
+				}
+			}
+		}
 		if round+1 == in.Rounds || in.Refocus == nil || len(revealed) == 0 {
 			break
 		}
@@ -144,16 +206,91 @@ func Allocate(in Input) Result {
 		}
 		a.setScores(scores)
 	}
-	a.restoreSticky()
-	a.fillByRecency()
+}
+
+func (a *allocator) finish() Result {
 	a.result.Entries = a.entries
 	a.result.Cost = a.cost
 	for _, e := range a.entries {
-		if !e.Tail && e.Detail == Short {
+		if !e.Tail && e.Refines == nil && e.Detail == Short {
 			a.result.Collapsed++
 		}
 	}
 	return a.result
+}
+
+// allocateZoned is Allocate in outline mode.
+func allocateZoned(in Input) Result {
+	if in.Details == nil {
+		in.Details = func(*tree.Node) int { return 0 }
+	}
+	// The outline: no relevance, no hysteresis, its own budget.
+	oin := in
+	oin.Budget = min(in.OutlineBudget, in.Budget)
+	oin.Scores, oin.Sticky, oin.Refocus = nil, nil, nil
+	o := &allocator{in: oin, t: in.Tree, done: map[key]bool{}, step: max(1, in.OutlineStep)}
+	o.initialCover()
+	o.fit()
+	o.expandRecent()
+	a := &allocator{in: in, t: in.Tree, done: map[key]bool{}, zoned: true}
+	a.result.Cut = o.result.Cut
+	a.result.Outline = o.entries
+	a.result.OutlineCost = o.cost
+	a.result.Expanded = o.result.Expanded
+	a.entries = append([]Entry(nil), o.entries...)
+	a.cost = o.cost
+	a.setScores(in.Scores)
+	a.relevanceRounds()
+	a.restoreSticky()
+	a.prune()
+	return a.finish()
+}
+
+// prune undoes the focus zone's expansions that show nothing: children all
+// elided become their elided parent again, and an outline entry whose
+// details are all elided is no longer refined (its header is refunded).
+func (a *allocator) prune() {
+	for changed := true; changed; {
+		changed = false
+		out := a.entries[:0:0]
+		for i := 0; i < len(a.entries); i++ {
+			e := a.entries[i]
+			if e.Tail || e.Detail != Elided {
+				out = append(out, e)
+				continue
+			}
+			p := a.t.Parent(e.Node)
+			if p == nil || e.First != p.First {
+				out = append(out, e)
+				continue
+			}
+			j := i
+			for j < len(a.entries) && a.entries[j].Detail == Elided && !a.entries[j].Tail && a.entries[j].Last <= p.Last {
+				j++
+			}
+			if a.entries[j-1].Last != p.Last {
+				out = append(out, e)
+				continue
+			}
+			if p == e.Refines {
+				a.cost -= a.in.Details(p)
+				out = append(out, a.outlineEntryOf(p))
+			} else {
+				out = append(out, Entry{Node: p, Detail: Elided, First: p.First, Last: p.Last, Refines: e.Refines})
+			}
+			a.result.Expanded--
+			i = j - 1
+			changed = true
+		}
+		a.entries = out
+	}
+}
+
+// outlineEntryOf returns the outline's entry for node n.
+func (a *allocator) outlineEntryOf(n *tree.Node) Entry {
+	o := a.result.Outline
+	i := sort.Search(len(o), func(i int) bool { return o[i].Last >= n.First })
+	return o[i]
 }
 
 // setScores computes node relevance: the maximum block score in its span.
@@ -189,6 +326,36 @@ func (a *allocator) entryCost(n *tree.Node, d Detail, prev *tree.Node) int {
 
 func (a *allocator) memoryEntry(n *tree.Node, d Detail, prev *tree.Node) Entry {
 	return Entry{Node: n, Detail: d, First: n.First, Last: n.Last, Cost: a.entryCost(n, d, prev), prev: prev}
+}
+
+// costAt is entry e's cost at detail d: nothing when elided.
+func (a *allocator) costAt(e Entry, d Detail) int {
+	if d == Elided {
+		return 0
+	}
+	return a.entryCost(e.Node, d, e.prev)
+}
+
+// collapsed is the detail a Full entry collapses to: a headline, or in
+// the focus zone nothing.
+func collapsed(e Entry) Detail {
+	if e.Refines != nil {
+		return Elided
+	}
+	return Short
+}
+
+// outlineEntry reports whether e is an outline entry of outline mode.
+func (a *allocator) outlineEntry(e Entry) bool { return a.zoned && !e.Tail && e.Refines == nil }
+
+// replaceDelta is the cost change of replacing entry e by entries costing
+// newCost: an outline entry stays rendered, and its refinement adds a
+// Details header.
+func (a *allocator) replaceDelta(e Entry, newCost int) int {
+	if a.outlineEntry(e) {
+		return newCost + a.in.Details(e.Node)
+	}
+	return newCost - e.Cost
 }
 
 func (a *allocator) detailFor(n *tree.Node) Detail {
@@ -257,14 +424,14 @@ func (a *allocator) collapse(need int, ceiling float64, skip int) int {
 	}
 	var cands []cand
 	for i, e := range a.entries {
-		if i == skip || e.Tail || e.Detail != Full {
+		if i == skip || e.Tail || e.Detail != Full || a.outlineEntry(e) {
 			continue
 		}
 		r := a.relevance(e.Node)
 		if ceiling >= 0 && r >= ceiling {
 			continue
 		}
-		save := e.Cost - a.entryCost(e.Node, Short, e.prev)
+		save := e.Cost - a.costAt(e, collapsed(e))
 		if save > 0 {
 			cands = append(cands, cand{i, r, save})
 		}
@@ -286,13 +453,15 @@ func (a *allocator) collapse(need int, ceiling float64, skip int) int {
 		return 0 // not enough to make the expansion fit: change nothing
 	}
 	freed := 0
-	for _, c := range cands {
-		if freed >= need {
+	for k, c := range cands {
+		// Fitting the outline collapses a multiple of step gists, so that
+		// the collapse point moves in steps as history grows.
+		if freed >= need && (ceiling >= 0 || a.step <= 1 || k%a.step == 0) {
 			break
 		}
 		e := &a.entries[c.i]
-		e.Detail = Short
-		e.Cost = a.entryCost(e.Node, Short, e.prev)
+		e.Detail = collapsed(*e)
+		e.Cost = a.costAt(*e, e.Detail)
 		a.cost -= c.save
 		freed += c.save
 	}
@@ -329,8 +498,8 @@ func (a *allocator) expandRelevant(limit int) []*tree.Node {
 			continue
 		}
 		children := a.t.Children(n)
-		repl, newCost := a.childEntries(n, func(c *tree.Node) bool { return a.relevance(c) > 0 })
-		delta := newCost - a.entries[i].Cost
+		repl, newCost := a.childEntries(a.entries[i], func(c *tree.Node) bool { return a.relevance(c) > 0 })
+		delta := a.replaceDelta(a.entries[i], newCost)
 		if free := limit - a.cost; delta > free {
 			a.collapse(delta-free, it.p, i)
 			if delta > limit-a.cost {
@@ -366,8 +535,8 @@ func (a *allocator) restoreSticky() {
 			if e.Tail || e.Node.Level == 0 || !a.in.Sticky(e.Node) {
 				continue
 			}
-			repl, newCost := a.childEntries(e.Node, func(c *tree.Node) bool { return a.relevance(c) > 0 || a.in.Sticky(c) })
-			if a.cost-e.Cost+newCost > a.in.Budget {
+			repl, newCost := a.childEntries(e, func(c *tree.Node) bool { return a.relevance(c) > 0 || a.in.Sticky(c) })
+			if a.cost+a.replaceDelta(e, newCost) > a.in.Budget {
 				continue
 			}
 			a.splice(i, repl)
@@ -397,8 +566,8 @@ func (a *allocator) fillByRecency() {
 		if e.Tail || e.Node.Level == 0 {
 			continue
 		}
-		repl, newCost := a.childEntries(e.Node, func(*tree.Node) bool { return true })
-		if a.cost-e.Cost+newCost > a.in.Budget {
+		repl, newCost := a.childEntries(e, func(*tree.Node) bool { return true })
+		if a.cost+a.replaceDelta(e, newCost) > a.in.Budget {
 			break // keep the window contiguous in detail: stop at the first miss
 		}
 		a.splice(i, repl)
@@ -407,19 +576,52 @@ func (a *allocator) fillByRecency() {
 	}
 }
 
-// childEntries returns the entries that replace n when it is expanded, and
+// expandRecent is fillByRecency without its first pass: the headlines fit
+// left stay headlines (so that a quantized collapse point stays put), and
+// what is left details the newest history.
+func (a *allocator) expandRecent() {
+	for i := len(a.entries) - 1; i >= 0; i-- {
+		e := a.entries[i]
+		if e.Tail || e.Node.Level == 0 {
+			continue
+		}
+		repl, newCost := a.childEntries(e, func(*tree.Node) bool { return true })
+		if a.cost+a.replaceDelta(e, newCost) > a.in.Budget {
+			break
+		}
+		a.splice(i, repl)
+		a.result.Expanded++
+		i += len(repl)
+	}
+}
+
+// childEntries returns the entries that replace e when it is expanded, and
 // their cost: blocks verbatim, gists in full when full(child) holds, else
-// as headlines.
-func (a *allocator) childEntries(n *tree.Node, full func(*tree.Node) bool) ([]Entry, int) {
-	children := a.t.Children(n)
+// as headlines. In outline mode they refine e's outline entry, and in that
+// focus zone a gist adds little to the outline line above it: gists are
+// elided (until expanded in turn), and so are blocks full rejects.
+func (a *allocator) childEntries(e Entry, full func(*tree.Node) bool) ([]Entry, int) {
+	children := a.t.Children(e.Node)
+	refines := e.Refines
+	if a.outlineEntry(e) {
+		refines = e.Node
+	}
 	repl := make([]Entry, len(children))
 	cost := 0
 	for j, c := range children {
 		d := a.detailFor(c)
-		if d == Full && !full(c) {
+		switch {
+		case refines != nil && (d == Full || !full(c)):
+			d = Elided
+		case d == Full && !full(c):
 			d = Short
 		}
-		repl[j] = a.memoryEntry(c, d, prevSibling(children, j))
+		prev := prevSibling(children, j)
+		if j > 0 && repl[j-1].Detail == Elided {
+			prev = nil // the renderer restarts after what it skipped
+		}
+		repl[j] = Entry{Node: c, Detail: d, First: c.First, Last: c.Last, Refines: refines, prev: prev}
+		repl[j].Cost = a.costAt(repl[j], d)
 		cost += repl[j].Cost
 	}
 	return repl, cost
@@ -435,15 +637,12 @@ func prevSibling(children []*tree.Node, j int) *tree.Node {
 // splice replaces entry i by repl and updates the cost.
 func (a *allocator) splice(i int, repl []Entry) {
 	old := a.entries[i]
-	a.cost -= old.Cost
+	sum := 0
 	for _, e := range repl {
-		a.cost += e.Cost
+		sum += e.Cost
 	}
-	out := make([]Entry, 0, len(a.entries)+len(repl)-1)
-	out = append(out, a.entries[:i]...)
-	out = append(out, repl...)
-	out = append(out, a.entries[i+1:]...)
-	a.entries = out
+	a.cost += a.replaceDelta(old, sum)
+	a.entries = slices.Replace(a.entries, i, i+1, repl...)
 }
 
 // find returns the index of the memory entry holding n, or -1.

@@ -24,12 +24,12 @@ func buildTree(k, f int, costs []int, gistCost, shortCost int) *tree.Tree {
 
 func checkInvariants(t *rapid.T, in Input, r Result) {
 	n := in.Tree.Len()
-	// Budget.
+	// Budget (outline mode: see checkOutline).
 	sum := 0
 	for _, e := range r.Entries {
 		sum += e.Cost
 	}
-	if sum != r.Cost {
+	if sum != r.Cost && in.OutlineBudget <= 0 {
 		t.Fatalf("cost %d != sum of entries %d", r.Cost, sum)
 	}
 	if r.Cost > in.Budget && r.Cost > 0 {
@@ -67,7 +67,11 @@ func checkInvariants(t *rapid.T, in Input, r Result) {
 		if in.Tree.Node(e.Node.Level, e.Node.Index) != e.Node {
 			t.Fatalf("entry node not in tree")
 		}
-		if (e.Node.Level == 0) != (e.Detail == Verbatim) {
+		if e.Detail == Elided {
+			if e.Refines == nil || e.Cost != 0 {
+				t.Fatalf("elided entry %d-%d outside the focus zone or with a cost", e.First, e.Last)
+			}
+		} else if (e.Node.Level == 0) != (e.Detail == Verbatim) {
 			t.Fatalf("detail %v at level %d", e.Detail, e.Node.Level)
 		}
 		// Memory entries never cover tail blocks.
@@ -195,5 +199,172 @@ func BenchmarkAllocate(b *testing.B) {
 				Allocate(Input{Tree: tr, Budget: 3000, Scores: scores, Tail: []Range{{blocks - 20, blocks - 1}}})
 			}
 		})
+	}
+}
+
+// checkOutline checks an outline-mode result: the outline tiles the
+// retained timeline and fits its budget; the effective entries tile it too,
+// each outline entry either kept or tiled by focus entries that refine it;
+// the cost counts the whole outline, the focus entries and one header per
+// refined outline entry, within the budget.
+func checkOutline(t *rapid.T, in Input, r Result, details func(*tree.Node) int) {
+	n := in.Tree.Len()
+	if r.Outline == nil && n > 0 && r.Cut < n {
+		t.Fatalf("outline mode without an outline")
+	}
+	pos, ocost := r.Cut, 0
+	outline := map[*tree.Node]bool{}
+	for _, e := range r.Outline {
+		if e.First != pos {
+			t.Fatalf("outline gap/overlap at %d: entry starts at %d", pos, e.First)
+		}
+		pos = e.Last + 1
+		if e.Refines != nil || e.Detail == Elided {
+			t.Fatalf("outline entry %+v refines or is elided", e)
+		}
+		if !e.Tail {
+			outline[e.Node] = true
+			ocost += e.Cost
+		}
+	}
+	if len(r.Outline) > 0 && pos != n {
+		t.Fatalf("outline ends at %d, timeline has %d blocks", pos, n)
+	}
+	if ocost != r.OutlineCost {
+		t.Fatalf("outline cost %d != sum %d", r.OutlineCost, ocost)
+	}
+	if ocost > min(in.OutlineBudget, in.Budget) && ocost > 0 {
+		t.Fatalf("outline cost %d over its budget %d", ocost, in.OutlineBudget)
+	}
+	sum := ocost
+	refined := map[*tree.Node]bool{}
+	for _, e := range r.Entries {
+		if e.Tail {
+			continue
+		}
+		if e.Refines == nil {
+			if !outline[e.Node] {
+				t.Fatalf("effective entry %d-%d is neither an outline entry nor refines one", e.First, e.Last)
+			}
+			if e.Detail == Elided {
+				t.Fatalf("elided outline entry")
+			}
+			continue
+		}
+		if !outline[e.Refines] {
+			t.Fatalf("entry %d-%d refines a node that is not an outline entry", e.First, e.Last)
+		}
+		if e.First < e.Refines.First || e.Last > e.Refines.Last || e.Node == e.Refines {
+			t.Fatalf("entry %d-%d outside the entry %d-%d it refines", e.First, e.Last, e.Refines.First, e.Refines.Last)
+		}
+		if !refined[e.Refines] {
+			refined[e.Refines] = true
+			sum += details(e.Refines)
+		}
+		sum += e.Cost
+		if e.Detail == Elided && e.Cost != 0 {
+			t.Fatalf("elided entry costs %d", e.Cost)
+		}
+	}
+	for _, e := range r.Entries {
+		if !e.Tail && e.Refines == nil && refined[e.Node] {
+			t.Fatalf("outline entry %d-%d both kept and refined", e.First, e.Last)
+		}
+	}
+	if sum != r.Cost {
+		t.Fatalf("cost %d != outline + focus + headers %d", r.Cost, sum)
+	}
+	if r.Cost > in.Budget && r.Cost > 0 {
+		t.Fatalf("cost %d over budget %d", r.Cost, in.Budget)
+	}
+}
+
+func genOutlineInput(t *rapid.T) (Input, func(*tree.Node) int) {
+	in := genInput(t)
+	in.OutlineBudget = rapid.IntRange(1, max(1, in.Budget)).Draw(t, "outlineBudget")
+	in.OutlineStep = rapid.IntRange(0, 5).Draw(t, "step")
+	hd := rapid.IntRange(0, 12).Draw(t, "details")
+	details := func(*tree.Node) int { return hd }
+	in.Details = details
+	sticky := map[int]bool{}
+	for i := rapid.IntRange(0, 6).Draw(t, "nsticky"); i > 0 && in.Tree.Len() > 0; i-- {
+		sticky[rapid.IntRange(0, in.Tree.Len()-1).Draw(t, "sticky")] = true
+	}
+	in.Sticky = func(n *tree.Node) bool { return sticky[n.First] }
+	return in, details
+}
+
+func TestAllocateOutlineInvariants(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		in, details := genOutlineInput(t)
+		r := Allocate(in)
+		checkInvariants(t, in, r)
+		checkOutline(t, in, r, details)
+		if r2 := Allocate(in); !reflect.DeepEqual(r, r2) {
+			t.Fatalf("not deterministic")
+		}
+		// The outline does not depend on the query or the previous window.
+		in.Scores, in.Sticky, in.Refocus = nil, nil, nil
+		if r3 := Allocate(in); !reflect.DeepEqual(r.Outline, r3.Outline) || r.OutlineCost != r3.OutlineCost || r.Cut != r3.Cut {
+			t.Fatalf("outline depends on the query")
+		}
+	})
+}
+
+// TestOutlineStableAsHistoryGrows: as blocks are appended, the outline's
+// first half changes only when its collapse point moves a step (or the
+// tree forms a new top node): quantized steps change it less often.
+func TestOutlineStableAsHistoryGrows(t *testing.T) {
+	costs := make([]int, 600)
+	for i := range costs {
+		costs[i] = 30
+	}
+	changes := func(step int) int {
+		var prev []Entry
+		n := 0
+		for blocks := 500; blocks <= 600; blocks++ {
+			tr := buildTree(32, 8, costs[:blocks], 40, 6)
+			r := Allocate(Input{Tree: tr, Budget: 1200, OutlineBudget: 500, OutlineStep: step, Scores: map[int]float64{blocks / 3: 5}})
+			if prev != nil {
+				same := 0
+				for same < len(prev) && same < len(r.Outline) && prev[same].First == r.Outline[same].First &&
+					prev[same].Last == r.Outline[same].Last && prev[same].Detail == r.Outline[same].Detail {
+					same++
+				}
+				if same < len(prev)/2 {
+					n++
+				}
+			}
+			prev = r.Outline
+		}
+		return n
+	}
+	one, four := changes(1), changes(4)
+	t.Logf("outline start changed %d times with step 1, %d with step 4, over 100 appended blocks", one, four)
+	if four >= one || four > 20 {
+		t.Fatalf("quantized steps: %d changes, unquantized %d", four, one)
+	}
+}
+
+func TestOutlineRefinementShowsRelevantBlock(t *testing.T) {
+	costs := make([]int, 512)
+	for i := range costs {
+		costs[i] = 30
+	}
+	tr := buildTree(32, 8, costs, 40, 6)
+	in := Input{Tree: tr, Budget: 900, OutlineBudget: 600, OutlineStep: 4, Scores: map[int]float64{137: 5}, Tail: []Range{{500, 511}},
+		Details: func(*tree.Node) int { return 10 }}
+	r := Allocate(in)
+	found := false
+	for _, e := range r.Entries {
+		if !e.Tail && e.Node.Level == 0 && e.Node.Index == 137 {
+			found = e.Refines != nil && e.Detail == Verbatim
+		}
+	}
+	if !found {
+		t.Fatalf("block 137 not detailed in the focus zone")
+	}
+	if r.Cost > in.Budget || r.OutlineCost > in.OutlineBudget {
+		t.Fatalf("over budget: %d (outline %d)", r.Cost, r.OutlineCost)
 	}
 }

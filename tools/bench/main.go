@@ -40,8 +40,9 @@ func main() {
 	jsonOut := flag.Bool("json", false, "print one JSON object")
 	estimate := flag.Bool("estimate", false, "count tokens with the pure-Go estimate instead of the upstream's /tokenize")
 	diffs := flag.Bool("diffs", false, "print where every 20th prompt first differs from the previous one")
+	render := flag.String("render", memory.RenderChronological, "engine memory layout: chronological or outline")
 	flag.Parse()
-	if err := run(*history, *turns, *nctx, *stream, *jsonOut, *estimate, *diffs); err != nil {
+	if err := run(*history, *turns, *nctx, *stream, *jsonOut, *estimate, *diffs, *render); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -58,7 +59,7 @@ func sentence(r *rand.Rand, n int) string {
 	return strings.Join(w, " ") + "."
 }
 
-func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool) error {
+func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, render string) error {
 	fake, err := fakellama.Start(fakellama.Options{NCtx: nctx})
 	if err != nil {
 		return err
@@ -81,7 +82,7 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool) er
 	if estimate {
 		counter = tokens.Estimate{}
 	}
-	eng, err := memory.Open(memory.Options{Dir: dir, Counter: counter})
+	eng, err := memory.Open(memory.Options{Dir: dir, Counter: counter, Render: render})
 	if err != nil {
 		return err
 	}
@@ -123,11 +124,12 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool) er
 		msgs = append(msgs, map[string]string{"role": "user", "content": sentence(r, 50)})
 		body, _ := json.Marshal(map[string]any{"model": "m", "messages": msgs, "max_tokens": 256, "stream": stream})
 		directBody, _ := json.Marshal(map[string]any{"model": "m", "messages": msgs, "max_tokens": 256, "stream": stream, "bench_direct": true})
-		d, _, err := post(client, fake.URL()+"/v1/chat/completions", directBody)
+		d, _, err := post(client, fake.URL()+"/v1/chat/completions", directBody, nil)
 		if err != nil {
 			return fmt.Errorf("direct: %w", err)
 		}
-		v, reply, err := post(client, proxyURL+"/v1/chat/completions", body)
+		// The preloaded history lives in MegaContext "bench".
+		v, reply, err := post(client, proxyURL+"/v1/chat/completions", body, map[string]string{"X-MegaContext-Id": key.Context})
 		if err != nil {
 			return fmt.Errorf("proxy: %w", err)
 		}
@@ -182,9 +184,17 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool) er
 }
 
 // post sends a chat request and returns its latency in ms and the reply text.
-func post(c *http.Client, url string, body []byte) (float64, string, error) {
+func post(c *http.Client, url string, body []byte, hdr map[string]string) (float64, string, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
 	t0 := time.Now()
-	resp, err := c.Post(url, "application/json", bytes.NewReader(body))
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, "", err
 	}

@@ -32,6 +32,8 @@ func (megaContext) Load(c *dataset.Case, env *Env) (Loaded, error) {
 		MinRelevance: eo.MinRelevance,
 		Embedder:     eo.Embedder,
 		Expander:     eo.Expander,
+		Render:       eo.Render,
+		OutlineShare: eo.OutlineShare,
 	})
 	if err != nil {
 		return nil, err

@@ -101,6 +101,12 @@ type EngineOptions struct {
 	Expander memory.Expander
 	// TailPercent caps the verbatim tail (default 40, as the proxy).
 	TailPercent int
+	// Render is the engine's memory layout (memory.RenderChronological,
+	// the default, or memory.RenderOutline).
+	Render string
+	// OutlineShare is the outline's share of the memory budget in
+	// RenderOutline mode (0: engine default).
+	OutlineShare float64
 }
 
 // Strategy assembles windows over one case's history.
