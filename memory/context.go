@@ -394,7 +394,7 @@ func mustJSON(v any) string {
 
 // ingest reconciles msgs with the stored threads and durably stores the new
 // suffix. It returns the sequence number of every message.
-func (e *Engine) ingest(c *mctx, k Key, msgs []Message) ([]int64, int, error) {
+func (e *Engine) ingest(c *mctx, k Key, msgs []Message, at time.Time) ([]int64, int, error) {
 	seqs, prevHash := c.match(k, msgs)
 	if len(seqs) == len(msgs) {
 		return seqs, 0, nil
@@ -404,7 +404,7 @@ func (e *Engine) ingest(c *mctx, k Key, msgs []Message) ([]int64, int, error) {
 		parent = seqs[len(seqs)-1]
 	}
 	rest := msgs[len(seqs):]
-	p, newSeqs := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, e.opts.Now(), math.MaxInt64)
+	p, newSeqs := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, at, math.MaxInt64)
 	if err := e.st.Put(p.kvs...); err != nil {
 		// Memory and store disagree now: reload from the store next time.
 		e.forget(k)
@@ -468,21 +468,6 @@ func (e *Engine) Import(k Key, msgs []Message, at time.Time) (int, error) {
 		return 0, err
 	}
 	defer c.mu.Unlock()
-	seqs, prevHash := c.match(k, msgs)
-	if len(seqs) == len(msgs) {
-		return 0, nil
-	}
-	parent := int64(-1)
-	if len(seqs) > 0 {
-		parent = seqs[len(seqs)-1]
-	}
-	rest := msgs[len(seqs):]
-	p, _ := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, at, math.MaxInt64)
-	if err := e.st.Put(p.kvs...); err != nil {
-		e.forget(k)
-		c.stale = true
-		return 0, fmt.Errorf("memory: import: %w", err)
-	}
-	e.pokeEmbedder(k)
-	return len(rest), nil
+	_, added, err := e.ingest(c, k, msgs, at)
+	return added, err
 }

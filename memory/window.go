@@ -158,7 +158,7 @@ func (e *Engine) Prepare(r Request) (*Window, error) {
 	if r.DryRun {
 		seqs, _ = c.match(r.Key, r.Messages)
 	} else {
-		seqs, w.NewMessages, err = e.ingest(c, r.Key, r.Messages)
+		seqs, w.NewMessages, err = e.ingest(c, r.Key, r.Messages, e.opts.Now())
 		if err != nil {
 			return nil, err
 		}
