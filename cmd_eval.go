@@ -148,7 +148,7 @@ an SVG plot of recall against budget (--plot, default next to the data file).`,
 	f.IntVar(&opts.Engine.ShortTokens, "short-tokens", 0, "engine headline cap (0: engine default)")
 	f.Float64Var(&opts.Engine.MinRelevance, "min-relevance", 0, "engine expansion threshold, share of the best match (0: engine default)")
 	f.IntVar(&opts.Engine.TailPercent, "tail-percent", 40, "engine verbatim tail cap, percent of the budget")
-	f.StringVar(&opts.Engine.Render, "render", "chronological", "engine memory layout: chronological, or outline (a query-independent outline, then the question's details)")
+	f.StringVar(&opts.Engine.Render, "render", "outline", "engine memory layout: chronological, or outline (a query-independent outline, then the question's details)")
 	f.Float64Var(&opts.Engine.OutlineShare, "outline-share", 0, "with --render outline, the outline's share of the memory budget (0: engine default)")
 	cmd.AddCommand(newEvalGenCmd())
 	return cmd

@@ -103,9 +103,10 @@ type Memory struct {
 	DefaultNCtx int `mapstructure:"default_n_ctx"`
 	// TailTokens caps the verbatim recent tail as a share of the budget (percent).
 	TailPercent int `mapstructure:"tail_percent"`
-	// Render lays out the memory text: "chronological" (expansions in
-	// place) or "outline" (a query-independent outline, then the question's
-	// details: steadier prompts, less room for details).
+	// Render lays out the memory text: "outline" (the default: a
+	// query-independent outline, then the question's details, so that
+	// consecutive prompts share a long prefix) or "chronological"
+	// (expansions in place).
 	Render string `mapstructure:"render"`
 	// Thesaurus expands questions with WordNet synonyms: "auto" (./.wordnet
 	// or $MEGACONTEXT_WORDNET_DIR when present), "off", or a folder.
@@ -155,7 +156,7 @@ func Defaults() Config {
 			DefaultNCtx:      4096,
 			TailPercent:      40,
 			Thesaurus:        "auto",
-			Render:           "chronological",
+			Render:           "outline",
 		},
 		Headers: Headers{ContextID: []string{"X-MegaContext-Id"}, ThreadID: []string{"X-MegaContext-Thread"}},
 	}

@@ -66,10 +66,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time (tests set it).
 	Now func() time.Time
-	// Render is how the memory text is laid out: RenderChronological (the
-	// default: one chronological outline, expansions in place) or
-	// RenderOutline (a query-independent outline, then the question's
-	// details: steadier prompts, less room for details).
+	// Render is how the memory text is laid out: RenderOutline (the
+	// default: a query-independent outline, then the question's details,
+	// so that consecutive prompts share a long prefix) or
+	// RenderChronological (one outline with the expansions in place).
 	Render string
 	// OutlineShare is RenderOutline's share for the outline of the memory
 	// budget that is left when the verbatim tail takes its cap; 0 uses
@@ -136,7 +136,7 @@ func Open(opts Options) (*Engine, error) {
 	}
 	switch opts.Render {
 	case "":
-		opts.Render = RenderChronological
+		opts.Render = RenderOutline
 	case RenderChronological, RenderOutline:
 	default:
 		return nil, fmt.Errorf("memory: unknown render mode %q", opts.Render)

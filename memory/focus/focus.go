@@ -316,6 +316,16 @@ func (a *allocator) setScores(scores map[int]float64) {
 
 func (a *allocator) relevance(n *tree.Node) float64 { return a.rel[key{n.Level, n.Index}] }
 
+// matches reports whether n matches the query at all.
+func (a *allocator) matches(n *tree.Node) bool { return a.relevance(n) > 0 }
+
+// strong reports whether n is a strong match: at least MinRelevance of the
+// best.
+func (a *allocator) strong(n *tree.Node) bool {
+	p := a.relevance(n)
+	return p > 0 && p >= a.in.MinRelevance*a.maxRel
+}
+
 func (a *allocator) entryCost(n *tree.Node, d Detail, prev *tree.Node) int {
 	c := n.Cost
 	if d == Short {
@@ -498,8 +508,15 @@ func (a *allocator) expandRelevant(limit int) []*tree.Node {
 			continue
 		}
 		children := a.t.Children(n)
-		repl, newCost := a.childEntries(a.entries[i], func(c *tree.Node) bool { return a.relevance(c) > 0 })
+		repl, newCost := a.childEntries(a.entries[i], a.matches)
 		delta := a.replaceDelta(a.entries[i], newCost)
+		if a.zoned && delta > limit-a.cost {
+			// In the focus zone a shown block costs its whole text and an
+			// unshown one nothing: when every match does not fit, show
+			// only the strong ones.
+			repl, newCost = a.childEntries(a.entries[i], a.strong)
+			delta = a.replaceDelta(a.entries[i], newCost)
+		}
 		if free := limit - a.cost; delta > free {
 			a.collapse(delta-free, it.p, i)
 			if delta > limit-a.cost {
@@ -535,7 +552,7 @@ func (a *allocator) restoreSticky() {
 			if e.Tail || e.Node.Level == 0 || !a.in.Sticky(e.Node) {
 				continue
 			}
-			repl, newCost := a.childEntries(e, func(c *tree.Node) bool { return a.relevance(c) > 0 || a.in.Sticky(c) })
+			repl, newCost := a.childEntries(e, func(c *tree.Node) bool { return a.matches(c) || a.in.Sticky(c) })
 			if a.cost+a.replaceDelta(e, newCost) > a.in.Budget {
 				continue
 			}

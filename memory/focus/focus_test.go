@@ -368,3 +368,47 @@ func TestOutlineRefinementShowsRelevantBlock(t *testing.T) {
 		t.Fatalf("over budget: %d (outline %d)", r.Cost, r.OutlineCost)
 	}
 }
+
+// In the focus zone a shown block costs its whole text: when the weak
+// matches around a strong one do not fit, the strong one is still shown,
+// and when they fit they are shown too.
+func TestOutlineShowsStrongMatchWhenWeakOnesDoNotFit(t *testing.T) {
+	costs := make([]int, 512)
+	for i := range costs {
+		costs[i] = 30
+	}
+	tr := buildTree(32, 8, costs, 40, 6)
+	scores := map[int]float64{137: 5}
+	for b := 136; b <= 143; b++ {
+		if b != 137 {
+			scores[b] = 1 // under MinRelevance of the best
+		}
+	}
+	shown := func(budget int) (strong bool, weak int, r Result) {
+		in := Input{Tree: tr, Budget: budget, OutlineBudget: 600, OutlineStep: 4, Scores: scores, Tail: []Range{{500, 511}},
+			MinRelevance: 0.35, Details: func(*tree.Node) int { return 10 }}
+		r = Allocate(in)
+		if r.Cost > in.Budget {
+			t.Fatalf("budget %d: cost %d over it", budget, r.Cost)
+		}
+		for _, e := range r.Entries {
+			if e.Tail || e.Node.Level != 0 || e.Refines == nil || e.Detail != Verbatim {
+				continue
+			}
+			if e.Node.Index == 137 {
+				strong = true
+			} else if scores[e.Node.Index] > 0 {
+				weak++
+			}
+		}
+		return strong, weak, r
+	}
+	_, _, base := shown(600)
+	tight := base.OutlineCost + 120 // room for the strong block, not for all eight
+	if strong, weak, _ := shown(tight); !strong || weak == 7 {
+		t.Fatalf("budget %d (outline %d): strong match shown %v, weak matches shown %d", tight, base.OutlineCost, strong, weak)
+	}
+	if strong, weak, _ := shown(base.OutlineCost + 2000); !strong || weak != 7 {
+		t.Fatalf("ample budget: strong match shown %v, weak matches shown %d of 7", strong, weak)
+	}
+}

@@ -40,7 +40,7 @@ func main() {
 	jsonOut := flag.Bool("json", false, "print one JSON object")
 	estimate := flag.Bool("estimate", false, "count tokens with the pure-Go estimate instead of the upstream's /tokenize")
 	diffs := flag.Bool("diffs", false, "print where every 20th prompt first differs from the previous one")
-	render := flag.String("render", memory.RenderChronological, "engine memory layout: chronological or outline")
+	render := flag.String("render", memory.RenderOutline, "engine memory layout: chronological or outline")
 	flag.Parse()
 	if err := run(*history, *turns, *nctx, *stream, *jsonOut, *estimate, *diffs, *render); err != nil {
 		log.Fatal(err)
