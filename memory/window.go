@@ -1,6 +1,8 @@
 package memory
 
 import (
+	"slices"
+	"sort"
 	"strings"
 	"time"
 	"unicode"
@@ -488,10 +490,34 @@ func (e *Engine) refocusTerms(c *mctx, query []lens.Term, revealed []*tree.Node)
 	for _, t := range query {
 		have[t.Text] = true
 	}
+	// The first hop is the block that covers the question's most specific
+	// terms, not the one that repeats a common one most: rank by the
+	// weighted IDF of the distinct question terms each block holds.
+	weight := map[string]float64{}
+	for _, t := range query {
+		weight[t.Text] = max(weight[t.Text], t.Weight)
+	}
+	coverage := func(b *tree.Node) float64 {
+		sum := 0.0
+		seen := map[string]bool{}
+		for _, t := range lens.Terms(b.Text) {
+			if w := weight[t]; w > 0 && !seen[t] {
+				seen[t] = true
+				sum += w * c.index.IDF(t)
+			}
+		}
+		return sum
+	}
+	ranked := slices.Clone(revealed)
+	cov := make(map[*tree.Node]float64, len(ranked))
+	for _, b := range ranked {
+		cov[b] = coverage(b)
+	}
+	sort.SliceStable(ranked, func(i, j int) bool { return cov[ranked[i]] > cov[ranked[j]] })
 	var out []lens.Term
-	for i, b := range revealed {
-		if i == refocusBlocks {
-			break
+	for i, b := range ranked {
+		if i == refocusBlocks || cov[b] == 0 {
+			break // a block with no question term is only a hit's neighbour
 		}
 		names := entityTerms(b.Text)
 		for _, t := range lens.Terms(b.Text) {
@@ -558,13 +584,21 @@ func (e *Engine) renderZones(c *mctx, res focus.Result, scopes []string) (string
 		mw.entry(en)
 	}
 	var group *tree.Node
+	pending := false // group's header is not written yet
 	for _, en := range res.Entries {
 		if en.Tail || en.Refines == nil || en.Detail == focus.Elided {
 			continue
 		}
 		if en.Refines != group {
 			group = en.Refines
+			pending = true
+		}
+		// A block that goes on with the message the previous group ended
+		// with is written on its line, so that a message split across two
+		// spans still reads as one; its group's header comes after it.
+		if pending && !continues(mw.prev, en.Node) {
 			mw.line(detailsHeader(group))
+			pending = false
 		}
 		mw.entry(en)
 	}

@@ -1,6 +1,7 @@
 package thesaurus
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -23,7 +24,9 @@ const (
 	maxSenses   = 20 // words with more senses than this are too vague to expand
 	maxHypo     = 60 // hypernyms with more hyponyms than this are too general
 	maxPostings = 3000
-	lexTops     = 3 // noun.Tops: entity, object, ...
+	lexTops     = 3  // noun.Tops: entity, object, ...
+	lexField    = 9  // noun.cognition: fields of study, among others
+	lexPerson   = 18 // noun.person
 )
 
 // generic words carry little topic of their own: they are not expanded.
@@ -474,14 +477,33 @@ func (t *Thesaurus) glossMatch(c *cands, a, b string) bool {
 		}
 	}
 	const minScore = 0.25
+	// A person head ("kidney specialist") is also matched through a field
+	// of study that the modifier itself names ("nephrology: the branch of
+	// medicine concerned with the kidney"), by the field's agent noun, which
+	// WordNet may lack ("nephrologist"). Such a match is closer than one
+	// through the modifier's relatives only.
+	var agents []string
+	if lexes[0] == lexPerson {
+		agents = t.fieldAgents(a)
+	}
+	best := 1.0 * fieldWeight[fieldOwn]
 	var ids []int
 	for i, s := range score {
-		if s >= minScore {
+		if s >= minScore && (len(agents) == 0 || s >= best) {
 			ids = append(ids, i)
 		}
 	}
+	for k, ag := range agents {
+		if k == 2 {
+			break
+		}
+		c.addLemma(ag, WeightGloss)
+		for _, term := range lens.Terms(ag) {
+			c.addTerm(term, WeightGloss)
+		}
+	}
 	if len(ids) == 0 {
-		return false
+		return len(agents) > 0
 	}
 	sort.Slice(ids, func(x, y int) bool {
 		if score[ids[x]] != score[ids[y]] {
@@ -509,4 +531,36 @@ func (t *Thesaurus) glossMatch(c *cands, a, b string) bool {
 		c.addSynset(&t.syn[noun][i], true, wt, self)
 	}
 	return true
+}
+
+// agentSuffixes derive the agent noun of a field of study: the one who
+// practises nephrology is a nephrologist.
+var agentSuffixes = [][2]string{{"ology", "ologist"}, {"iatry", "iatrist"}, {"iatrics", "iatrician"}}
+
+// fieldAgents returns the agent nouns of the fields of study whose own
+// description names word itself, when WordNet lacks them (those it has are
+// nouns the bag already reaches), in synset order.
+func (t *Thesaurus) fieldAgents(word string) []string {
+	var out []string
+	for _, p := range t.bag[t.norm(word)] {
+		if p&3 != fieldOwn {
+			continue
+		}
+		s := &t.syn[noun][p>>2]
+		if s.lex != lexField {
+			continue
+		}
+		for _, l := range s.words {
+			for _, suf := range agentSuffixes {
+				if !strings.HasSuffix(l, suf[0]) || strings.ContainsAny(l, "_-") {
+					continue
+				}
+				ag := strings.TrimSuffix(l, suf[0]) + suf[1]
+				if _, ok := t.index[noun][ag]; !ok && !slices.Contains(out, ag) {
+					out = append(out, ag)
+				}
+			}
+		}
+	}
+	return out
 }

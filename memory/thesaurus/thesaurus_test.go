@@ -80,6 +80,7 @@ func TestExpandPairs(t *testing.T) {
 		{"hormone doctor", "endocrinologist"},
 		{"stomach specialist", "gastroenterologist"},
 		{"joint specialist", "rheumatologist"},
+		{"kidney specialist", "nephrologist"}, // not in WordNet: the agent of nephrology
 		{"sneakers", "shoe"},
 		{"Which shade is the couch I bought recently?", "sofa"},
 		{"Which shade is the couch I bought recently?", "purchased"},
@@ -100,6 +101,7 @@ func TestRelated(t *testing.T) {
 		{"heart specialist", "cardiologist"},
 		{"fridge", "electric refrigerator"},
 		{"mobile phone", "cellular telephone"},
+		{"kidney specialist", "nephrologist"},
 	} {
 		if got := th.Related(tc.word); !slices.Contains(got, tc.want) {
 			t.Errorf("Related(%q) = %v, lacks %q", tc.word, got, tc.want)
@@ -197,5 +199,18 @@ func BenchmarkExpand(b *testing.B) {
 	for b.Loop() {
 		th.Expand(qs[i%len(qs)])
 		i++
+	}
+}
+
+// A derived agent noun replaces the weaker matches through the modifier's
+// relatives ("kidney" is part of the urinary system: urologist), and is
+// derived only from fields whose own description names the modifier.
+func TestFieldAgentsOnlyFromOwnField(t *testing.T) {
+	th := open(t)
+	if got := th.Related("kidney specialist"); slices.Contains(got, "urologist") {
+		t.Errorf("Related(kidney specialist) = %v: a relatives-only match survived the field's agent", got)
+	}
+	if got := th.fieldAgents("heart"); len(got) != 0 {
+		t.Errorf("fieldAgents(heart) = %v: WordNet has cardiologist, nothing to derive", got)
 	}
 }
