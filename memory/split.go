@@ -7,8 +7,9 @@ import (
 )
 
 // splitBlocks cuts text into consecutive pieces of at most k estimated
-// tokens, at the end of a sentence when one falls in the latter part of
-// the piece (so that a statement and its value stay together), else at
+// tokens, at the end of a sentence when one falls past the first fifth of
+// the piece (so that a statement and its value stay together: a short
+// opening sentence is better alone than the next one cut in two), else at
 // whitespace, else inside a word. The pieces concatenate back to text
 // exactly. The estimate overcounts real tokenizers, so pieces hold at most
 // k real tokens in practice.
@@ -42,7 +43,7 @@ func splitBlocks(text string, k int) []string {
 				}
 				end += size
 			}
-		case sentence > start && sentence-start >= (end-start)*2/5:
+		case sentence > start && sentence-start >= (end-start)/5:
 			end = sentence
 		}
 		out = append(out, text[start:end])

@@ -37,3 +37,20 @@ func TestSplitKeepsSentenceTogether(t *testing.T) {
 		}
 	}
 }
+
+// A short opening sentence becomes a block of its own rather than leave
+// the statement after it cut in two.
+func TestSplitShortSentenceLeavesNextWhole(t *testing.T) {
+	const fact = "I also picked up a leather journal as a present for Arjun Eriksen."
+	text := "Unrelated, but worth remembering. " + fact + " Today I had lunch at Hanami Kitchen. I'm reading about the runtime package."
+	pieces := splitBlocks(text, 32)
+	for _, p := range pieces {
+		if strings.Contains(p, "leather") {
+			if !strings.Contains(p, fact) {
+				t.Fatalf("statement cut in two: %q", pieces)
+			}
+			return
+		}
+	}
+	t.Fatalf("no piece holds the statement: %q", pieces)
+}

@@ -149,6 +149,14 @@ type allocator struct {
 	zoned bool
 	// step quantizes fit's collapses (outline building).
 	step int
+	// weak lists the focus zone's weakly matching elided blocks.
+	weak []weakMatch
+}
+
+// weakMatch is a block an expansion matched too weakly to show at once.
+type weakMatch struct {
+	n     *tree.Node
+	share float64
 }
 
 // Allocate computes the window. It is deterministic for equal inputs.
@@ -242,6 +250,7 @@ func allocateZoned(in Input) Result {
 	a.setScores(in.Scores)
 	a.relevanceRounds()
 	a.restoreSticky()
+	a.fillWeak()
 	a.prune()
 	return a.finish()
 }
@@ -316,8 +325,49 @@ func (a *allocator) setScores(scores map[int]float64) {
 
 func (a *allocator) relevance(n *tree.Node) float64 { return a.rel[key{n.Level, n.Index}] }
 
-// matches reports whether n matches the query at all.
-func (a *allocator) matches(n *tree.Node) bool { return a.relevance(n) > 0 }
+// shows reports whether an expansion shows child c: any match earns a gist
+// its full text, but in outline mode's focus zone, where a shown block
+// costs its whole text and an unshown one nothing, only strong matches are
+// shown at once; weaker ones wait for what budget is left (fillWeak).
+func (a *allocator) shows(c *tree.Node) bool {
+	if a.zoned && c.Level == 0 {
+		return a.strong(c)
+	}
+	return a.relevance(c) > 0
+}
+
+// noteWeak records the elided blocks of an expansion that match the query
+// weakly, with their relevance as a share of the round's best.
+func (a *allocator) noteWeak(repl []Entry) {
+	if !a.zoned {
+		return
+	}
+	for _, e := range repl {
+		if e.Detail == Elided && e.Node.Level == 0 && a.relevance(e.Node) > 0 {
+			a.weak = append(a.weak, weakMatch{e.Node, a.relevance(e.Node) / a.maxRel})
+		}
+	}
+}
+
+// fillWeak spends what budget is left on the weak matches of the focus
+// zone's expansions, best first.
+func (a *allocator) fillWeak() {
+	sort.SliceStable(a.weak, func(i, j int) bool { return a.weak[i].share > a.weak[j].share })
+	for _, w := range a.weak {
+		i := a.find(w.n)
+		if i < 0 || a.entries[i].Detail != Elided {
+			continue
+		}
+		// Priced without joining its predecessor: an upper bound.
+		e := a.memoryEntry(w.n, Verbatim, nil)
+		if a.cost+e.Cost > a.in.Budget {
+			continue
+		}
+		e.Refines = a.entries[i].Refines
+		a.entries[i] = e
+		a.cost += e.Cost
+	}
+}
 
 // strong reports whether n is a strong match: at least MinRelevance of the
 // best.
@@ -508,15 +558,8 @@ func (a *allocator) expandRelevant(limit int) []*tree.Node {
 			continue
 		}
 		children := a.t.Children(n)
-		repl, newCost := a.childEntries(a.entries[i], a.matches)
+		repl, newCost := a.childEntries(a.entries[i], a.shows)
 		delta := a.replaceDelta(a.entries[i], newCost)
-		if a.zoned && delta > limit-a.cost {
-			// In the focus zone a shown block costs its whole text and an
-			// unshown one nothing: when every match does not fit, show
-			// only the strong ones.
-			repl, newCost = a.childEntries(a.entries[i], a.strong)
-			delta = a.replaceDelta(a.entries[i], newCost)
-		}
 		if free := limit - a.cost; delta > free {
 			a.collapse(delta-free, it.p, i)
 			if delta > limit-a.cost {
@@ -526,6 +569,7 @@ func (a *allocator) expandRelevant(limit int) []*tree.Node {
 		a.done[k] = true
 		a.splice(i, repl)
 		a.result.Expanded++
+		a.noteWeak(repl)
 		for _, c := range children {
 			if c.Level == 0 {
 				revealed = append(revealed, c)
@@ -552,11 +596,12 @@ func (a *allocator) restoreSticky() {
 			if e.Tail || e.Node.Level == 0 || !a.in.Sticky(e.Node) {
 				continue
 			}
-			repl, newCost := a.childEntries(e, func(c *tree.Node) bool { return a.matches(c) || a.in.Sticky(c) })
+			repl, newCost := a.childEntries(e, func(c *tree.Node) bool { return a.shows(c) || a.in.Sticky(c) })
 			if a.cost+a.replaceDelta(e, newCost) > a.in.Budget {
 				continue
 			}
 			a.splice(i, repl)
+			a.noteWeak(repl)
 			a.result.Expanded++
 			changed = true
 		}

@@ -369,9 +369,10 @@ func TestOutlineRefinementShowsRelevantBlock(t *testing.T) {
 	}
 }
 
-// In the focus zone a shown block costs its whole text: when the weak
-// matches around a strong one do not fit, the strong one is still shown,
-// and when they fit they are shown too.
+// In the focus zone a shown block costs its whole text: strong matches are
+// shown first, and the weak matches around them only with what budget is
+// left, so that a tight budget still shows the strong one and an ample one
+// shows them all.
 func TestOutlineShowsStrongMatchWhenWeakOnesDoNotFit(t *testing.T) {
 	costs := make([]int, 512)
 	for i := range costs {
