@@ -1,12 +1,14 @@
 package configs
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
 )
 
 func TestDefaultYAMLEqualsDefaults(t *testing.T) {
@@ -100,4 +102,20 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("invalid config accepted: %+v", c)
 		}
 	})
+}
+
+// The default file documents every key: each built-in default appears in it.
+func TestDefaultYAMLHasEveryKey(t *testing.T) {
+	v := viper.New()
+	setDefaults(v, Defaults())
+	f := viper.New()
+	f.SetConfigType("yaml")
+	if err := f.ReadConfig(bytes.NewReader(DefaultYAML)); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range v.AllKeys() {
+		if !f.InConfig(k) {
+			t.Errorf("key %q has a default but is not in configs/megacontext.yaml", k)
+		}
+	}
 }
