@@ -314,12 +314,20 @@ func (s *Server) applyTemplate(ctx *fasthttp.RequestCtx) {
 	if !decodeBody(ctx, &req) {
 		return
 	}
-	msgs, err := chatMessages(req.Messages)
+	if prompt, ok := s.chatPrompt(ctx, req.Messages); ok {
+		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"prompt": prompt})
+	}
+}
+
+// chatPrompt renders msgs with the model's chat template, or answers 400
+// and reports false when they are invalid.
+func (s *Server) chatPrompt(ctx *fasthttp.RequestCtx, msgs []message) (string, bool) {
+	cm, err := chatMessages(msgs)
 	if err != nil {
 		writeError(ctx, fasthttp.StatusBadRequest, "invalid_request_error", err.Error())
-		return
+		return "", false
 	}
-	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"prompt": s.model.ApplyChatTemplate(msgs, true)})
+	return s.model.ApplyChatTemplate(cm, true), true
 }
 
 // genRequest holds the generation fields shared by both completion APIs.
@@ -402,9 +410,8 @@ func (s *Server) chatCompletions(ctx *fasthttp.RequestCtx) {
 	if !decodeBody(ctx, &req) {
 		return
 	}
-	msgs, err := chatMessages(req.Messages)
-	if err != nil {
-		writeError(ctx, fasthttp.StatusBadRequest, "invalid_request_error", err.Error())
+	prompt, ok := s.chatPrompt(ctx, req.Messages)
+	if !ok {
 		return
 	}
 	opts, err := req.options()
@@ -412,7 +419,6 @@ func (s *Server) chatCompletions(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, "invalid_request_error", err.Error())
 		return
 	}
-	prompt := s.model.ApplyChatTemplate(msgs, true)
 	s.generate(ctx, prompt, &req.genRequest, opts, true)
 }
 
