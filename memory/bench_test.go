@@ -9,9 +9,9 @@ import (
 
 // buildHistory imports about n tokens of conversation into a fresh engine
 // (in memory) and returns it with the key.
-func buildHistory(b *testing.B, n int) (*Engine, Key) {
+func buildHistory(b *testing.B, n int, render string) (*Engine, Key) {
 	b.Helper()
-	e, err := Open(Options{Now: fixedClock()})
+	e, err := Open(Options{Now: fixedClock(), Render: render})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -41,20 +41,23 @@ var benchSizes = []int{10_000, 100_000, 1_000_000}
 
 // BenchmarkAssemble measures one window assembly (lens, allocator, render)
 // for a question at a 4096-token budget, over histories of 10K, 100K and 1M
-// tokens.
+// tokens, in both layouts. The question's filler words occur in nearly
+// every block: the worst case for the lens and the allocator.
 func BenchmarkAssemble(b *testing.B) {
-	for _, n := range benchSizes {
-		b.Run(fmt.Sprintf("history=%dk", n/1000), func(b *testing.B) {
-			e, k := buildHistory(b, n)
-			defer e.Close()
-			req := Request{Key: k, Messages: []Message{msg("system", "You are helpful."), msg("user", "What was the code for project 7 again? Something with garden and river.")}, Budget: 4096 - 512, PerMessage: 5, TailPercent: 40, DryRun: true}
-			b.ResetTimer()
-			for b.Loop() {
-				if _, err := e.Prepare(req); err != nil {
-					b.Fatal(err)
+	for _, render := range []string{RenderOutline, RenderChronological} {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("render=%s/history=%dk", render, n/1000), func(b *testing.B) {
+				e, k := buildHistory(b, n, render)
+				defer e.Close()
+				req := Request{Key: k, Messages: []Message{msg("system", "You are helpful."), msg("user", "What was the code for project 7 again? Something with garden and river.")}, Budget: 4096 - 512, PerMessage: 5, TailPercent: 40, DryRun: true}
+				b.ResetTimer()
+				for b.Loop() {
+					if _, err := e.Prepare(req); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -64,7 +67,7 @@ func BenchmarkAssemble(b *testing.B) {
 func BenchmarkIngest(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("history=%dk", n/1000), func(b *testing.B) {
-			e, k := buildHistory(b, n)
+			e, k := buildHistory(b, n, RenderOutline)
 			defer e.Close()
 			r := rand.New(rand.NewPCG(9, 9))
 			conv := []Message{msg("system", "You are helpful.")}

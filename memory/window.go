@@ -508,7 +508,10 @@ func (e *Engine) refocusTerms(c *mctx, query []lens.Term, revealed []*tree.Node)
 		}
 		return sum
 	}
-	ranked := slices.Clone(revealed)
+	// The most relevant few are enough to find it among, and tokenizing
+	// every revealed block of a vague question would cost more than the
+	// rest of the assembly.
+	ranked := slices.Clone(revealed[:min(len(revealed), refocusCandidates)])
 	cov := make(map[*tree.Node]float64, len(ranked))
 	for _, b := range ranked {
 		cov[b] = coverage(b)
@@ -559,6 +562,7 @@ func entityTerms(text string) map[string]bool {
 // Refocus parameters, tuned with `megacontext eval` (see README).
 const (
 	refocusBlocks     = 2
+	refocusCandidates = 16
 	refocusMinIDF     = 4
 	refocusWeight     = 0.3
 	refocusNameWeight = 0.8

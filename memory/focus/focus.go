@@ -561,7 +561,11 @@ func (a *allocator) expandRelevant(limit int) []*tree.Node {
 		repl, newCost := a.childEntries(a.entries[i], a.shows)
 		delta := a.replaceDelta(a.entries[i], newCost)
 		if free := limit - a.cost; delta > free {
-			a.collapse(delta-free, it.p, i)
+			// Outline mode has nothing to collapse: outline entries stay,
+			// and the focus zone holds no gists.
+			if !a.zoned {
+				a.collapse(delta-free, it.p, i)
+			}
 			if delta > limit-a.cost {
 				continue
 			}
