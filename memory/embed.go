@@ -190,25 +190,34 @@ func (e *Engine) semanticScores(c *mctx, question string, inTail func(int) bool)
 		return nil
 	}
 	q := qvec.Quantize(vs[0])
+	// The semanticTop most similar blocks, kept sorted (most similar, then
+	// newest, first) while scanning: a weak embedder finds most blocks above
+	// semanticMin, and sorting them all would cost more than the scan.
 	type hit struct {
 		b   int
 		cos float32
 	}
-	var hits []hit
+	better := func(x, y hit) bool { return x.cos > y.cos || (x.cos == y.cos && x.b > y.b) }
+	hits := make([]hit, 0, semanticTop)
 	for b, v := range c.vecs {
 		if len(v.Data) != len(q.Data) || inTail(b) {
 			continue
 		}
-		if cos := qvec.Cosine(q, v); cos > semanticMin {
-			hits = append(hits, hit{b, cos})
+		cos := qvec.Cosine(q, v)
+		if cos <= semanticMin {
+			continue
 		}
+		h := hit{b, cos}
+		if len(hits) == semanticTop && !better(h, hits[semanticTop-1]) {
+			continue
+		}
+		i := sort.Search(len(hits), func(i int) bool { return better(h, hits[i]) })
+		if len(hits) < semanticTop {
+			hits = append(hits, hit{})
+		}
+		copy(hits[i+1:], hits[i:])
+		hits[i] = h
 	}
-	sort.Slice(hits, func(i, j int) bool {
-		if hits[i].cos != hits[j].cos {
-			return hits[i].cos > hits[j].cos
-		}
-		return hits[i].b > hits[j].b
-	})
 	out := map[int]float64{}
 	for i, h := range hits {
 		if i == semanticTop {
