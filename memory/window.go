@@ -1,6 +1,8 @@
 package memory
 
 import (
+	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -283,6 +285,21 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		scores[b] += s
 	}
 	e.focusOnDays(c, lastUserText(r.Messages), scores, inTail)
+	if q := os.Getenv("ZZQ"); q != "" && strings.Contains(lastUserText(r.Messages), q) {
+		type bs struct {
+			b int
+			s float64
+		}
+		var all []bs
+		for b, s := range scores {
+			all = append(all, bs{b, s})
+		}
+		sort.Slice(all, func(i, j int) bool { return all[i].s > all[j].s })
+		fmt.Fprintf(os.Stderr, "Q %q terms %v\n", lastUserText(r.Messages), query)
+		for i := 0; i < len(all) && i < 15; i++ {
+			fmt.Fprintf(os.Stderr, "  %d %.2f %q\n", all[i].b, all[i].s, c.tree.Block(all[i].b).Text)
+		}
+	}
 	in := focus.Input{
 		Tree:     c.tree,
 		Tail:     tailRanges,

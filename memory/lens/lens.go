@@ -210,7 +210,10 @@ func hasDigit(s string) bool {
 }
 
 // Stem strips common English inflections so that "meetings" matches
-// "meeting" and "moved" matches "move". It is deliberately light.
+// "meeting" and "moved" matches "move". It is deliberately light. A final
+// "e" goes, except after a short consonant-vowel-consonant stem, where it is
+// kept, and put back after "-ed" and "-ing" (Porter's rule): "cared" and
+// "care" stay apart from "car", and "moved" still meets "move".
 func Stem(w string) string {
 	if hasDigit(w) || len(w) <= 3 {
 		return w
@@ -226,16 +229,54 @@ func Stem(w string) string {
 	case strings.HasSuffix(w, "s"):
 		w = w[:len(w)-1]
 	}
+	cut := ""
 	switch {
 	case strings.HasSuffix(w, "ing") && len(w) > 5:
-		w = undouble(w[:len(w)-3])
+		cut = w[:len(w)-3]
 	case strings.HasSuffix(w, "ed") && len(w) > 4:
-		w = undouble(w[:len(w)-2])
+		cut = w[:len(w)-2]
 	}
-	if strings.HasSuffix(w, "e") && len(w) > 3 {
+	if cut != "" {
+		if u := undouble(cut); u != cut {
+			return u // hopped -> hop
+		}
+		if shortStem(cut) {
+			return cut + "e" // hoped -> hope
+		}
+		return cut
+	}
+	if strings.HasSuffix(w, "e") && len(w) > 3 && !shortStem(w[:len(w)-1]) {
 		w = w[:len(w)-1]
 	}
 	return w
+}
+
+// shortStem reports whether w has one vowel group followed by a final
+// consonant-vowel-consonant (not w, x or y): "car", "hop", "shad".
+func shortStem(w string) bool {
+	n := len(w)
+	if n < 3 || !consonant(w, n-3) || consonant(w, n-2) || !consonant(w, n-1) || strings.IndexByte("wxy", w[n-1]) >= 0 {
+		return false
+	}
+	// One vowel group: everything before the final vowel is consonants.
+	for i := 0; i < n-2; i++ {
+		if !consonant(w, i) {
+			return false
+		}
+	}
+	return true
+}
+
+// consonant reports whether byte i of w is a consonant (y after a
+// consonant is a vowel).
+func consonant(w string, i int) bool {
+	switch w[i] {
+	case 'a', 'e', 'i', 'o', 'u':
+		return false
+	case 'y':
+		return i == 0 || !consonant(w, i-1)
+	}
+	return w[i] >= 'a' && w[i] <= 'z'
 }
 
 func undouble(w string) string {

@@ -10,8 +10,8 @@ func TestTerms(t *testing.T) {
 		in   string
 		want []string
 	}{
-		{"The meetings moved to Tuesday.", []string{"meet", "mov", "tuesday"}},
-		{"code ZX-4471-QK please", []string{"cod", "zx-4471-qk", "zx", "4471", "qk"}},
+		{"The meetings moved to Tuesday.", []string{"meet", "move", "tuesday"}},
+		{"code ZX-4471-QK please", []string{"code", "zx-4471-qk", "zx", "4471", "qk"}},
 		{"", nil},
 		{"a an the", nil},
 		{"Lily's cat", []string{"lily", "cat"}},
@@ -66,4 +66,21 @@ func FuzzTerms(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestStem(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"meetings", "meet"},
+		{"moved", "move"}, {"moving", "move"}, {"move", "move"},
+		{"care", "care"}, {"cared", "care"}, {"caring", "care"}, {"cars", "car"},
+		{"hoped", "hope"}, {"hopped", "hop"}, {"hopping", "hop"},
+		{"created", "creat"}, {"create", "creat"},
+		{"purchased", "purchas"}, {"purchase", "purchas"},
+		{"policies", "policy"}, {"classes", "class"}, {"status", "status"},
+		{"ZX-4471", "ZX-4471"}, {"bus", "bus"},
+	} {
+		if got := Stem(tc.in); got != tc.want {
+			t.Errorf("Stem(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
 }
