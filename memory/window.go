@@ -1,8 +1,6 @@
 package memory
 
 import (
-	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -127,22 +125,25 @@ func (e *Engine) preamble() string {
 	return Preamble
 }
 
-// entryOverhead is what rendering adds to an entry: its header, a line
-// break and an ellipsis for a block that starts mid-message; nothing for
-// a block that continues its predecessor's message; a marker for a headline.
+// entryOverhead is what rendering adds to an entry: its header (counted
+// alone, which is at least what it costs joined to the text), a line break,
+// and an ellipsis for a block that starts mid-message; nothing for a block
+// that continues its predecessor's message; a marker for a headline.
 func entryOverhead(n *tree.Node, d focus.Detail, prev *tree.Node) int {
 	switch {
 	case d == focus.Short:
 		return shortOverhead
 	case n.Level == 0 && continues(prev, n):
 		return 0
+	case n.Level == 0 && n.Part > 0:
+		return n.Head + 2
 	default:
-		return n.Head + 3
+		return n.Head + 1
 	}
 }
 
 // shortOverhead is the cost of a headline's line break and "~ " marker.
-const shortOverhead = 3
+const shortOverhead = 2
 
 // continues reports whether block n directly follows block prev in one message.
 func continues(prev, n *tree.Node) bool {
@@ -285,21 +286,6 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		scores[b] += s
 	}
 	e.focusOnDays(c, lastUserText(r.Messages), scores, inTail)
-	if q := os.Getenv("ZZQ"); q != "" && strings.Contains(lastUserText(r.Messages), q) {
-		type bs struct {
-			b int
-			s float64
-		}
-		var all []bs
-		for b, s := range scores {
-			all = append(all, bs{b, s})
-		}
-		sort.Slice(all, func(i, j int) bool { return all[i].s > all[j].s })
-		fmt.Fprintf(os.Stderr, "Q %q terms %v\n", lastUserText(r.Messages), query)
-		for i := 0; i < len(all) && i < 15; i++ {
-			fmt.Fprintf(os.Stderr, "  %d %.2f %q\n", all[i].b, all[i].s, c.tree.Block(all[i].b).Text)
-		}
-	}
 	in := focus.Input{
 		Tree:     c.tree,
 		Tail:     tailRanges,
