@@ -219,10 +219,7 @@ func (e *Engine) semanticScores(c *mctx, question string, inTail func(int) bool)
 		hits[i] = h
 	}
 	out := map[int]float64{}
-	for i, h := range hits {
-		if i == semanticTop {
-			break
-		}
+	for _, h := range hits {
 		out[h.b] = semanticScale * float64(h.cos-semanticMin) / (1 - semanticMin)
 	}
 	return out

@@ -490,16 +490,14 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool) map[
 // found by, such as the name the first hop revealed.
 func (e *Engine) refocusTerms(c *mctx, query []lens.Term, revealed []*tree.Node) []lens.Term {
 	have := map[string]bool{}
+	weight := map[string]float64{}
 	for _, t := range query {
 		have[t.Text] = true
+		weight[t.Text] = max(weight[t.Text], t.Weight)
 	}
 	// The first hop is the block that covers the question's most specific
 	// terms, not the one that repeats a common one most: rank by the
 	// weighted IDF of the distinct question terms each block holds.
-	weight := map[string]float64{}
-	for _, t := range query {
-		weight[t.Text] = max(weight[t.Text], t.Weight)
-	}
 	coverage := func(b *tree.Node) float64 {
 		sum := 0.0
 		seen := map[string]bool{}

@@ -80,6 +80,18 @@ func (c *cands) addLemma(lemma string, w float64) {
 	}
 }
 
+// addWord adds a one-word lemma and its terms.
+func (c *cands) addWord(l string, w float64) {
+	c.addLemma(l, w)
+	for _, term := range lens.Terms(l) {
+		// Stemming a rare word can land on a common one (rede -> red,
+		// tone -> ton): keep short stems exact.
+		if len(term) > 3 || term == l {
+			c.addTerm(term, w)
+		}
+	}
+}
+
 // addSynset adds the lemmas of s other than the words in self. One-word
 // lemmas become terms; multiword lemmas add their head word (the last) only
 // when the synset has no other one-word lemma, so that "fridge" still
@@ -96,16 +108,12 @@ func (c *cands) addSynset(s *synset, isNoun bool, w float64, self map[string]boo
 		if self[l] {
 			continue
 		}
-		c.addLemma(l, w)
 		if !strings.ContainsAny(l, "_-") {
-			for _, term := range lens.Terms(l) {
-				// Stemming a rare word can land on a common one
-				// (rede -> red, tone -> ton): keep short stems exact.
-				if len(term) > 3 || term == l {
-					c.addTerm(term, w)
-				}
-			}
-		} else if single == 0 && isNoun {
+			c.addWord(l, w)
+			continue
+		}
+		c.addLemma(l, w)
+		if single == 0 && isNoun {
 			parts := lens.Terms(strings.NewReplacer("_", " ", "-", " ").Replace(l))
 			if len(parts) > 0 {
 				c.addTerm(parts[len(parts)-1], w*0.8)
@@ -486,21 +494,16 @@ func (t *Thesaurus) glossMatch(c *cands, a, b string) bool {
 	if lexes[0] == lexPerson {
 		agents = t.fieldAgents(a)
 	}
-	best := 1.0 * fieldWeight[fieldOwn]
+	// With an agent, only a person the modifier itself describes (the
+	// top score, 1) still counts.
 	var ids []int
 	for i, s := range score {
-		if s >= minScore && (len(agents) == 0 || s >= best) {
+		if s >= minScore && (len(agents) == 0 || s >= fieldWeight[fieldOwn]) {
 			ids = append(ids, i)
 		}
 	}
-	for k, ag := range agents {
-		if k == 2 {
-			break
-		}
-		c.addLemma(ag, WeightGloss)
-		for _, term := range lens.Terms(ag) {
-			c.addTerm(term, WeightGloss)
-		}
+	for _, ag := range agents[:min(len(agents), 2)] {
+		c.addWord(ag, WeightGloss)
 	}
 	if len(ids) == 0 {
 		return len(agents) > 0
