@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/megacontext/megacontext/memory/thesaurus"
-	"github.com/megacontext/megacontext/memory/tokens"
 	"github.com/megacontext/megacontext/native"
+	"github.com/megacontext/megacontext/tokens"
 	"github.com/megacontext/megacontext/tools/eval/dataset"
 	"github.com/megacontext/megacontext/tools/eval/gen"
 	"github.com/megacontext/megacontext/tools/eval/run"

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 
 	"github.com/megacontext/megacontext/configs"
-	"github.com/megacontext/megacontext/memory/tokens"
 	"github.com/megacontext/megacontext/native"
 	"github.com/megacontext/megacontext/native/localserver"
+	"github.com/megacontext/megacontext/tokens"
 )
 
 // nativeCounter returns an exact tokenizer from tokenizer.vocab when one is

@@ -12,10 +12,10 @@ import (
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/memory/thesaurus"
-	"github.com/megacontext/megacontext/memory/tokens"
 	"github.com/megacontext/megacontext/proxy"
 	"github.com/megacontext/megacontext/proxy/auth"
 	"github.com/megacontext/megacontext/proxy/upstream"
+	"github.com/megacontext/megacontext/tokens"
 )
 
 // serve runs the proxy until ctx ends.

@@ -13,10 +13,10 @@ import (
 
 	"github.com/megacontext/megacontext/memory/lens"
 	"github.com/megacontext/megacontext/memory/policy"
+	"github.com/megacontext/megacontext/memory/qvec"
 	"github.com/megacontext/megacontext/memory/store"
-	"github.com/megacontext/megacontext/memory/tokens"
 	"github.com/megacontext/megacontext/memory/tree"
-	"github.com/megacontext/megacontext/native/qvec"
+	"github.com/megacontext/megacontext/tokens"
 )
 
 // Message is one chat message as the engine sees it.
@@ -155,7 +155,7 @@ func blockSpans(spans []policy.Span, start, end int) []tree.Span {
 // load reads a context from the store.
 func (e *Engine) load(k Key) (*mctx, bool, error) {
 	c := &mctx{key: k, byHash: map[string]int64{}, kids: map[int64][]int64{}, tree: e.newTree(), index: lens.NewIndex(), sticky: map[[2]int]bool{}}
-	v, found, err := e.st.Get(store.Key("c", k.Tenant, k.Context))
+	v, found, err := e.st.Get(headerKey(k))
 	if err != nil {
 		return nil, false, err
 	}
@@ -166,7 +166,7 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 		return nil, false, fmt.Errorf("memory: decode context %q: %w", k.Context, err)
 	}
 	var decodeErr error
-	err = e.st.Scan(store.Prefix("m", k.Tenant, k.Context), func(key, val string) bool {
+	err = e.st.Scan(recordPrefix(kindMessage, k), func(key, val string) bool {
 		m := &msgRecord{}
 		if err := unmarshal(val, m); err != nil {
 			decodeErr = fmt.Errorf("decode %s: %w", key, err)
@@ -185,7 +185,7 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("memory: load messages of %q: %w", k.Context, err)
 	}
-	err = e.st.Scan(store.Prefix("n", k.Tenant, k.Context), func(key, val string) bool {
+	err = e.st.Scan(recordPrefix(kindNode, k), func(key, val string) bool {
 		n := &tree.Node{}
 		if err := unmarshal(val, n); err != nil {
 			decodeErr = fmt.Errorf("decode %s: %w", key, err)
@@ -219,14 +219,6 @@ func (c *mctx) addMsg(m *msgRecord) {
 	c.msgs = append(c.msgs, m)
 	c.byHash[m.Hash] = m.Seq
 	c.kids[m.Parent] = append(c.kids[m.Parent], m.Seq)
-}
-
-func msgKey(k Key, seq int64) string {
-	return store.Key("m", k.Tenant, k.Context, fmt.Sprintf("%012d", seq))
-}
-
-func nodeKey(k Key, level, index int) string {
-	return store.Key("n", k.Tenant, k.Context, fmt.Sprintf("%02d", level), fmt.Sprintf("%010d", index))
 }
 
 // chainHash links a message to its predecessor's hash.
@@ -363,7 +355,7 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 		c.rec.Created = ms
 	}
 	c.rec.Updated = ms
-	p.kvs = append(p.kvs, store.KV{Key: store.Key("c", c.key.Tenant, c.key.Context), Value: mustJSON(c.rec)})
+	p.kvs = append(p.kvs, store.KV{Key: headerKey(c.key), Value: mustJSON(c.rec)})
 	return p, seqs
 }
 

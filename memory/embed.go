@@ -6,8 +6,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/megacontext/megacontext/memory/qvec"
 	"github.com/megacontext/megacontext/memory/store"
-	"github.com/megacontext/megacontext/native/qvec"
 )
 
 // Embedder computes L2-normalized embeddings of texts (*native.Embedder
@@ -110,10 +110,6 @@ func (e *Engine) WaitEmbedded(ctx context.Context, k Key) error {
 	}
 }
 
-func vecKey(k Key, block int) string {
-	return store.Key("v", k.Tenant, k.Context, fmt.Sprintf("%010d", block))
-}
-
 // embedPending embeds, batch by batch, the blocks of k that have no vector.
 func (e *Engine) embedPending(ctx context.Context, k Key) error {
 	for {
@@ -158,7 +154,7 @@ func (e *Engine) embedPending(ctx context.Context, k Key) error {
 // loadVectors restores a context's stored vectors (contiguous from block 0).
 func (e *Engine) loadVectors(c *mctx) error {
 	var decodeErr error
-	err := e.st.Scan(store.Prefix("v", c.key.Tenant, c.key.Context), func(key, val string) bool {
+	err := e.st.Scan(recordPrefix(kindVector, c.key), func(key, val string) bool {
 		v, err := qvec.Decode([]byte(val))
 		if err != nil {
 			decodeErr = fmt.Errorf("decode %s: %w", key, err)

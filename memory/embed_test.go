@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/megacontext/megacontext/memory/lens"
-	"github.com/megacontext/megacontext/native/qvec"
+	"github.com/megacontext/megacontext/memory/qvec"
 )
 
 // conceptEmbedder is a test embedder that knows a few synonyms: words of a

@@ -18,7 +18,7 @@ import (
 	"github.com/megacontext/megacontext/memory/lens"
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
-	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/tokens"
 )
 
 // Errors returned by the engine.
@@ -315,14 +315,15 @@ func (e *Engine) List(tenant string) ([]ContextInfo, error) {
 	}
 	var out []ContextInfo
 	var decodeErr error
-	err := e.st.Scan(store.Prefix("c", tenant), func(k, v string) bool {
+	prefix := headerPrefix(tenant)
+	err := e.st.Scan(prefix, func(k, v string) bool {
 		var rec ctxRecord
 		if err := unmarshal(v, &rec); err != nil {
 			decodeErr = fmt.Errorf("decode %s: %w", k, err)
 			return false
 		}
 		info := rec.info(tenant)
-		if id, err := url.QueryUnescape(k[len(store.Prefix("c", tenant)):]); err == nil {
+		if id, err := url.QueryUnescape(k[len(prefix):]); err == nil {
 			info.ID = id
 		}
 		out = append(out, info)
@@ -342,10 +343,7 @@ func (e *Engine) Delete(k Key) error {
 		return err
 	}
 	defer c.mu.Unlock()
-	_, err = e.st.Delete(
-		[]string{store.Key("c", k.Tenant, k.Context)},
-		[]string{store.Prefix("m", k.Tenant, k.Context), store.Prefix("n", k.Tenant, k.Context)},
-	)
+	err = e.deleteContext(k)
 	e.forget(k)
 	c.stale = true
 	return err

@@ -3,7 +3,7 @@ package memory
 import (
 	"unicode/utf8"
 
-	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/tokens"
 )
 
 // splitBlocks cuts text into consecutive pieces of at most k estimated

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/tokens"
 )
 
 // ModelOptions configures LoadModel.

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/tokens"
 )
 
 // Tokenizer tokenizes text exactly as llama.cpp does with one GGUF

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/tokens"
 )
 
 // vocabCase is one llama.cpp tokenizer test vector.
@@ -195,7 +195,7 @@ func main() { fmt.Println("hello, world") } // code appears in conversations too
 // TestEstimateOvercounts checks that tokens.Estimate does not undercount
 // the exact tokenizers. It fails on prose (the budget case); undercounts of
 // llama.cpp's short edge-case vectors are logged with an UNDERCOUNT marker,
-// since memory/tokens is owned elsewhere.
+// since the tokens package is owned elsewhere.
 func TestEstimateOvercounts(t *testing.T) {
 	files := vocabFiles(t)
 	lib := openTestLib(t)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/megacontext/megacontext/memory"
-	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/tokens"
 )
 
 // The engine prices a window as the sum of its pieces, each counted alone;

@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/megacontext/megacontext/memory/tokens"
 	"github.com/megacontext/megacontext/proxy/upstream"
+	"github.com/megacontext/megacontext/tokens"
 )
 
 // UpstreamCounter counts tokens exactly with the upstream's own tokenizer

@@ -10,8 +10,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/megacontext/megacontext/memory/tokens"
 	"github.com/megacontext/megacontext/memory/tree"
+	"github.com/megacontext/megacontext/tokens"
 )
 
 // Separator joins the pieces of a gist; gists of gists split on it.

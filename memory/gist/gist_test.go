@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/megacontext/megacontext/memory/tokens"
 	"github.com/megacontext/megacontext/memory/tree"
+	"github.com/megacontext/megacontext/tokens"
 )
 
 func TestSplitSentences(t *testing.T) {

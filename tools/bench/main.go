@@ -27,9 +27,9 @@ import (
 
 	"github.com/megacontext/megacontext/integration/fakellama"
 	"github.com/megacontext/megacontext/memory"
-	"github.com/megacontext/megacontext/memory/tokens"
 	"github.com/megacontext/megacontext/proxy"
 	"github.com/megacontext/megacontext/proxy/upstream"
+	"github.com/megacontext/megacontext/tokens"
 )
 
 func main() {

@@ -23,7 +23,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/tokens"
 	"github.com/megacontext/megacontext/tools/eval/dataset"
 	"github.com/megacontext/megacontext/tools/eval/gen"
 )

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/tokens"
 	"github.com/megacontext/megacontext/tools/eval/dataset"
 )
 

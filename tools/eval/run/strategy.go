@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/megacontext/megacontext/memory/tokens"
+	"github.com/megacontext/megacontext/tokens"
 	"github.com/megacontext/megacontext/tools/eval/dataset"
 )
 

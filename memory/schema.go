@@ -1,0 +1,60 @@
+package memory
+
+import (
+	"fmt"
+
+	"github.com/megacontext/megacontext/memory/store"
+)
+
+// The record schema: every key the engine writes is built here and nowhere
+// else, so that a new kind of record cannot be forgotten by Delete.
+//
+//	c:TENANT:CONTEXT                 the context header (ctxRecord)
+//	m:TENANT:CONTEXT:SEQ             a message (msgRecord), SEQ zero-padded to 12 digits
+//	n:TENANT:CONTEXT:LEVEL:INDEX     a tree node (tree.Node), 2 and 10 digits
+//	v:TENANT:CONTEXT:BLOCK           a block's embedding (qvec), 10 digits
+//
+// Parts are escaped by store.Key, so no id can forge another's boundary, and
+// the zero padding makes key order the records' natural order for scans.
+const (
+	kindContext = "c"
+	kindMessage = "m"
+	kindNode    = "n"
+	kindVector  = "v"
+)
+
+// recordKinds lists every kind of record stored under a context besides its
+// header. Delete removes each; a new kind goes here.
+var recordKinds = []string{kindMessage, kindNode, kindVector}
+
+// headerKey is the key of a context's header record.
+func headerKey(k Key) string { return store.Key(kindContext, k.Tenant, k.Context) }
+
+// headerPrefix is the prefix of every context header of a tenant.
+func headerPrefix(tenant string) string { return store.Prefix(kindContext, tenant) }
+
+// recordPrefix is the prefix of a context's records of one kind.
+func recordPrefix(kind string, k Key) string { return store.Prefix(kind, k.Tenant, k.Context) }
+
+func msgKey(k Key, seq int64) string {
+	return store.Key(kindMessage, k.Tenant, k.Context, fmt.Sprintf("%012d", seq))
+}
+
+func nodeKey(k Key, level, index int) string {
+	return store.Key(kindNode, k.Tenant, k.Context, fmt.Sprintf("%02d", level), fmt.Sprintf("%010d", index))
+}
+
+func vecKey(k Key, block int) string {
+	return store.Key(kindVector, k.Tenant, k.Context, fmt.Sprintf("%010d", block))
+}
+
+// deleteContext removes a context's header and every record of every kind,
+// in one transaction.
+func (e *Engine) deleteContext(k Key) error {
+	prefixes := make([]string, len(recordKinds))
+	for i, kind := range recordKinds {
+		prefixes[i] = recordPrefix(kind, k)
+	}
+	_, err := e.st.Delete([]string{headerKey(k)}, prefixes)
+	return err
+}

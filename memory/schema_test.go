@@ -1,0 +1,63 @@
+package memory
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Delete must leave no record of the context behind, of any kind (a context
+// re-created with the same id once loaded the old one's vectors), and the
+// neighbouring context whose id extends it keeps everything.
+func TestDeleteRemovesEveryRecordKind(t *testing.T) {
+	e, err := Open(Options{Dir: t.TempDir(), Now: fixedClock(), Embedder: &conceptEmbedder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	k := Key{Tenant: "t", Context: "c"}
+	other := Key{Tenant: "t", Context: "c2"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, key := range []Key{k, other} {
+		if _, err := e.Prepare(Request{Key: key, Messages: conversation(40, 3), Budget: 3000, PerMessage: 4, TailPercent: 30}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.WaitEmbedded(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(key Key) map[string]int {
+		n := map[string]int{}
+		if _, found, _ := e.st.Get(headerKey(key)); found {
+			n[kindContext]++
+		}
+		for _, kind := range recordKinds {
+			e.st.Scan(recordPrefix(kind, key), func(string, string) bool { n[kind]++; return true })
+		}
+		return n
+	}
+	before := count(other)
+	for _, kind := range append([]string{kindContext}, recordKinds...) {
+		if count(k)[kind] == 0 {
+			t.Fatalf("setup: no %q records", kind)
+		}
+	}
+	if err := e.Delete(k); err != nil {
+		t.Fatal(err)
+	}
+	if left := count(k); len(left) != 0 {
+		t.Fatalf("records left after Delete: %v", left)
+	}
+	// Nothing else in the store names the deleted context.
+	e.st.Scan("", func(key, _ string) bool {
+		if strings.Contains(key, ":c:") {
+			t.Errorf("stray record %q", key)
+		}
+		return true
+	})
+	if after := count(other); len(after) != len(before) || after[kindVector] != before[kindVector] || after[kindMessage] != before[kindMessage] {
+		t.Fatalf("neighbour lost records: %v -> %v", before, after)
+	}
+}
