@@ -33,21 +33,40 @@ const FileName = "megacontext.db"
 type Store struct {
 	db   *buntdb.DB
 	path string
+	// lock is the data directory's exclusive lock (nil in memory).
+	lock *dirLock
 }
 
 // KV is one record.
 type KV struct{ Key, Value string }
 
-// Open opens (creating when missing) the store in dir. An empty dir keeps
-// everything in memory only.
+// Open opens (creating when missing) the store in dir and locks dir for
+// this process until Close: while another process holds it, Open fails
+// with ErrLocked. An empty dir keeps everything in memory only.
 func Open(dir string, sync Sync) (*Store, error) {
 	path := ":memory:"
+	var lock *dirLock
 	if dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("store: create data dir: %w", err)
 		}
+		var err error
+		if lock, err = lockDir(dir); err != nil {
+			return nil, err
+		}
 		path = filepath.Join(dir, FileName)
 	}
+	s, err := openDB(path, sync)
+	if err != nil {
+		_ = lock.release()
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+// openDB opens the buntdb file at path with the sync policy.
+func openDB(path string, sync Sync) (*Store, error) {
 	db, err := buntdb.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -73,8 +92,14 @@ func Open(dir string, sync Sync) (*Store, error) {
 	return &Store{db: db, path: path}, nil
 }
 
-// Close flushes and closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+// Close flushes and closes the store, then releases the data directory.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if lerr := s.lock.release(); err == nil {
+		err = lerr
+	}
+	return err
+}
 
 // Put writes records atomically: all or none.
 func (s *Store) Put(kvs ...KV) error {
