@@ -117,7 +117,7 @@ func (s *Server) dryRun(ctx *fasthttp.RequestCtx, k memory.Key, scopes []string)
 		writeError(ctx, badRequest("query", "body must be {\"query\": \"...\", \"budget\": N}"))
 		return
 	}
-	b := s.budgetFor(ctx, &chatRequest{})
+	b := s.budgetFor(ctx, 0, "")
 	if in.Budget > 0 {
 		b.total = in.Budget
 	}

@@ -33,6 +33,8 @@ type apiError struct {
 	typ     string
 	param   string
 	code    string
+	// raw, when set, is the whole error body (already OpenAI error JSON).
+	raw []byte
 }
 
 func (e *apiError) Error() string { return e.message }

@@ -53,6 +53,10 @@ type Options struct {
 	Policy *policy.Policy
 	// PassThrough forwards the client's Authorization header upstream.
 	PassThrough bool
+	// RequireID refuses memory requests that name no MegaContext (no
+	// context header, no user field) instead of using "default"; off by
+	// default.
+	RequireID bool
 }
 
 // Server is the proxy.
@@ -259,6 +263,10 @@ func writeError(ctx *fasthttp.RequestCtx, e *apiError) {
 	ctx.Response.Reset()
 	ctx.SetStatusCode(e.status)
 	ctx.SetContentType("application/json")
+	if e.raw != nil {
+		ctx.SetBody(e.raw)
+		return
+	}
 	var code any
 	if e.code != "" {
 		code = e.code
@@ -323,11 +331,14 @@ func (s *Server) passthrough(ctx *fasthttp.RequestCtx, path string) {
 }
 
 func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	writeError(ctx, s.upstreamFailure(err))
+}
+
+// upstreamFailure counts and logs a transport error talking to the
+// upstream and returns the answer for the client.
+func (s *Server) upstreamFailure(err error) *apiError {
 	status, body := upstream.FromTransportError(err)
 	s.m.upstreamErrors.WithLabelValues("transport").Inc()
 	s.log.Warn("upstream request failed", "err", err)
-	ctx.Response.Reset()
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(body)
+	return &apiError{status: status, raw: body}
 }

@@ -1,0 +1,245 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/valyala/fasthttp"
+
+	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/memory/policy"
+	"github.com/megacontext/megacontext/proxy/upstream"
+)
+
+// Template costs assumed when the upstream cannot measure its template.
+const (
+	defaultPerMessage    = 8
+	defaultTemplateFixed = 16
+	// maxBufferedBody bounds a non-streamed upstream body.
+	maxBufferedBody = 64 << 20
+)
+
+// exchange is one client request on its way through memory to the
+// upstream: what the chat and responses endpoints hand to forward, which
+// does the rest the same way for both.
+type exchange struct {
+	// key is the MegaContext (and thread hint) of the request.
+	key memory.Key
+	// scopes are the caller's policy clearances.
+	scopes []string
+	// messages is the whole conversation as memory sees it.
+	messages []memory.Message
+	// maxTokens is the client's output limit; 0 when it set none.
+	maxTokens int
+	// tools is the JSON text of the tool schemas, charged to the budget.
+	tools string
+	// path is the upstream path the rendered body is posted to.
+	path string
+	// render builds the upstream body from an assembled window; it also
+	// returns the policy actions taken on the live turn.
+	render func(w *memory.Window) ([]byte, []policy.Hit, error)
+}
+
+// resolveKey picks the MegaContext: the first configured header with a
+// value, else the request's user field, else "default". explicit is false
+// for the default.
+func (s *Server) resolveKey(ctx *fasthttp.RequestCtx, tenant, user string) (k memory.Key, explicit bool) {
+	k = memory.Key{Tenant: tenant, Context: "default"}
+	for _, h := range s.opts.ContextHeaders {
+		if v := strings.TrimSpace(string(ctx.Request.Header.Peek(h))); v != "" {
+			k.Context, explicit = v, true
+			break
+		}
+	}
+	if !explicit && user != "" {
+		k.Context, explicit = user, true
+	}
+	for _, h := range s.opts.ThreadHeaders {
+		if v := strings.TrimSpace(string(ctx.Request.Header.Peek(h))); v != "" {
+			k.Thread = v
+			break
+		}
+	}
+	return k, explicit
+}
+
+// errNoContextID answers a request that names no MegaContext while
+// memory.require_id is on.
+var errNoContextID = &apiError{status: 400, message: "no MegaContext id: send the X-MegaContext-Id header or the request's user field (this proxy sets memory.require_id, so requests do not share the default memory)", typ: "invalid_request_error", param: "X-MegaContext-Id", code: "missing_context_id"}
+
+// budget is the token budget of one request.
+type budget struct {
+	nctx, reserve, tools, fixed, perMessage, total int
+}
+
+// budgetFor computes the prompt budget of a request that reserves
+// maxTokens for output (0: the default) and sends the given tool schemas.
+func (s *Server) budgetFor(ctx context.Context, maxTokens int, tools string) budget {
+	info := s.upstreamInfo(ctx)
+	b := budget{nctx: s.opts.NCtx, reserve: maxTokens, perMessage: info.TemplateOverhead.PerMessage, fixed: info.TemplateOverhead.Fixed}
+	if b.nctx <= 0 {
+		b.nctx = info.NCtx
+	}
+	if b.nctx <= 0 {
+		b.nctx = s.opts.DefaultNCtx
+	}
+	if b.reserve <= 0 {
+		b.reserve = min(s.opts.DefaultMaxTokens, b.nctx/4)
+	}
+	if b.perMessage <= 0 {
+		b.perMessage = defaultPerMessage
+	}
+	if b.fixed <= 0 {
+		b.fixed = defaultTemplateFixed
+	}
+	if tools != "" {
+		b.tools = s.eng.Counter().Count(tools) + 16
+	}
+	b.total = b.nctx - b.reserve - b.tools - b.fixed - s.opts.SafetyMargin
+	return b
+}
+
+// forward assembles the exchange's window and posts the rendered body
+// upstream, once more with a smaller window when the upstream answers
+// that the prompt did not fit. It returns the upstream response (any
+// status) and the window it was given; on failure it has answered the
+// client itself and returns a nil response.
+func (s *Server) forward(ctx *fasthttp.RequestCtx, cctx context.Context, start time.Time, x *exchange) (*upstream.Response, *memory.Window) {
+	b := s.budgetFor(cctx, x.maxTokens, x.tools)
+	if b.total < 64 {
+		writeError(ctx, &apiError{status: 400, message: fmt.Sprintf("max_tokens (%d) leaves no room for the prompt in the model's context of %d tokens", b.reserve, b.nctx), typ: "invalid_request_error", param: "max_tokens", code: "context_length_exceeded"})
+		return nil, nil
+	}
+	for first := true; ; first = false {
+		resp, w, overshoot, aerr := s.attempt(ctx, cctx, start, x, b, first)
+		if aerr != nil {
+			writeError(ctx, aerr)
+			return nil, nil
+		}
+		if resp != nil {
+			s.m.windowTokens.Observe(float64(w.Tokens))
+			s.m.historyTokens.Observe(float64(w.HistoryTokens))
+			s.m.expansions.Add(float64(w.Expanded))
+			return resp, w
+		}
+		// The upstream counted more than we did: shrink by the overshoot it
+		// reports, at least a quarter.
+		s.m.retries.Inc()
+		b.total -= max(b.total/4, overshoot)
+		s.log.Info("upstream context exceeded; retrying with a smaller window", "context", x.key.Context, "budget", b.total)
+		if b.total < 64 {
+			writeError(ctx, &apiError{status: 400, message: "the conversation does not fit the model's context even after shrinking the window", typ: "invalid_request_error", param: "messages", code: "context_length_exceeded"})
+			return nil, nil
+		}
+	}
+}
+
+// attempt is one try of forward: assemble the window within b, render,
+// post. It returns the response to relay, or (nil response, nil error)
+// with the overshoot in tokens when the upstream refused the prompt as too
+// long (first attempts only: a retry's refusal is relayed), or the error
+// to answer. Whatever it does not return it has closed.
+func (s *Server) attempt(ctx *fasthttp.RequestCtx, cctx context.Context, start time.Time, x *exchange, b budget, first bool) (*upstream.Response, *memory.Window, int, *apiError) {
+	w, err := s.eng.Prepare(memory.Request{Key: x.key, Messages: x.messages, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent, Scopes: x.scopes})
+	if err != nil {
+		return nil, nil, 0, s.memoryError(err, b)
+	}
+	if first {
+		s.m.ingested.Add(float64(w.NewMessages))
+	}
+	body, liveHits, err := x.render(w)
+	if err != nil {
+		var aerr *apiError
+		if errors.As(err, &aerr) {
+			return nil, nil, 0, aerr
+		}
+		return nil, nil, 0, &apiError{status: 500, message: "rewrite request: " + err.Error(), typ: "server_error", code: "internal_error"}
+	}
+	if first {
+		s.audit(x.key, append(liveHits, w.Hits...))
+		s.m.overhead.Observe(time.Since(start).Seconds())
+	}
+	setWindowHeaders(ctx, x.key, w, b, time.Since(start))
+	resp, err := s.up.Do(cctx, "POST", x.path, s.forwardHeaders(ctx), body)
+	if err != nil {
+		return nil, nil, 0, s.upstreamFailure(err)
+	}
+	if !first || resp.Status < 400 || resp.IsEventStream() {
+		return resp, w, 0, nil
+	}
+	errBody, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if !upstream.IsContextLengthError(resp.Status, errBody) {
+		return &upstream.Response{Status: resp.Status, Header: resp.Header, Body: io.NopCloser(strings.NewReader(string(errBody)))}, w, 0, nil
+	}
+	// llama.cpp reports n_prompt_tokens and n_ctx.
+	overshoot := 0
+	if np, nc := gjson.GetBytes(errBody, "error.n_prompt_tokens").Int(), gjson.GetBytes(errBody, "error.n_ctx").Int(); np > 0 && nc > 0 {
+		overshoot = int(np-nc) + b.reserve + s.opts.SafetyMargin
+	}
+	return nil, w, overshoot, nil
+}
+
+// storeReply returns the callback that stores an upstream reply to the
+// window's last message in memory.
+func (s *Server) storeReply(key memory.Key, w *memory.Window) func(msg upstream.Message, complete bool) {
+	parent, since := w.LastSeq, w.NextSeq
+	return func(msg upstream.Message, complete bool) {
+		if parent < 0 || (msg.Content == "" && len(msg.ToolCalls) == 0) {
+			return
+		}
+		m, err := responseMessage(msg)
+		if err != nil {
+			s.log.Warn("response not stored", "err", err)
+			return
+		}
+		// Store the reply off the response path. If the client's next turn
+		// arrives first, it stores the same message and this becomes a no-op.
+		s.ingesting.RLock()
+		go func() {
+			defer s.ingesting.RUnlock()
+			if err := s.eng.AppendResponse(key, parent, since, m, !complete); err != nil {
+				s.log.Error("store response", "context", key.Context, "err", err)
+				return
+			}
+			s.m.ingested.Inc()
+		}()
+	}
+}
+
+func (s *Server) memoryError(err error, b budget) *apiError {
+	switch {
+	case errors.Is(err, memory.ErrTooLong):
+		return &apiError{status: 400, message: fmt.Sprintf("the latest message is too long for the model's context: %d tokens available for the prompt (context %d, reserved output %d)", b.total, b.nctx, b.reserve), typ: "invalid_request_error", param: "messages", code: "context_length_exceeded"}
+	case errors.Is(err, memory.ErrBadKey):
+		return &apiError{status: 400, message: err.Error(), typ: "invalid_request_error", param: "X-MegaContext-Id", code: "invalid_value"}
+	default:
+		s.log.Error("memory", "err", err)
+		return &apiError{status: 500, message: "memory error: " + err.Error(), typ: "server_error", code: "internal_error"}
+	}
+}
+
+func setWindowHeaders(ctx *fasthttp.RequestCtx, k memory.Key, w *memory.Window, b budget, overhead time.Duration) {
+	h := &ctx.Response.Header
+	h.Set("X-MegaContext-Id", k.Context)
+	h.Set("X-MegaContext-History-Tokens", strconv.Itoa(w.HistoryTokens))
+	h.Set("X-MegaContext-Window-Tokens", strconv.Itoa(w.Tokens+b.fixed))
+	h.Set("X-MegaContext-Budget-Tokens", strconv.Itoa(b.total+b.fixed))
+	h.Set("X-MegaContext-Memory-Tokens", strconv.Itoa(w.MemoryTokens))
+	h.Set("X-MegaContext-Expanded", strconv.Itoa(w.Expanded))
+	h.Set("X-MegaContext-Omitted-Blocks", strconv.Itoa(w.Omitted))
+	h.Set("X-MegaContext-New-Messages", strconv.Itoa(w.NewMessages))
+	h.Set("X-MegaContext-Overhead-Ms", strconv.FormatFloat(float64(overhead.Microseconds())/1000, 'f', 3, 64))
+}
+
+// windowHeaders names the response headers setWindowHeaders sets, for
+// CORS to expose.
+var windowHeaders = []string{"X-MegaContext-Id", "X-MegaContext-History-Tokens", "X-MegaContext-Window-Tokens",
+	"X-MegaContext-Budget-Tokens", "X-MegaContext-Memory-Tokens", "X-MegaContext-Expanded",
+	"X-MegaContext-Omitted-Blocks", "X-MegaContext-New-Messages", "X-MegaContext-Overhead-Ms"}
