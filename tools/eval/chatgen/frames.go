@@ -65,7 +65,9 @@ var facts = []fact{
 		[]string{"Our seats for the Florence and the Machine gig are %s.", "Booked the Florence and the Machine gig, we're in %s."},
 		[]string{"Where are our seats for the Florence and the Machine gig?", "which seats did we get for Florence and the Machine?"},
 		[]string{"{friend}'s seats for the ballet are %s.", "Our seats for the comedy night are %s."}},
-	{func(b *builder) string { return b.unique(func() string { return fmt.Sprintf("%d", 9+b.rng.IntN(5)) + pick(b.rng, []string{"", " and a half"}) }) },
+	{func(b *builder) string {
+		return b.unique(func() string { return fmt.Sprintf("%d", 9+b.rng.IntN(5)) + pick(b.rng, []string{"", " and a half"}) })
+	},
 		[]string{"{kid} is a size %s shoe now, again.", "Measured {kid}'s feet today, size %s shoe."},
 		[]string{"What shoe size is {kid}?", "what size shoe does {kid} take?"},
 		[]string{"{sister}'s boy is a size %s shoe.", "The school shoes in the sale only went up to size %s."}},
