@@ -178,7 +178,7 @@ func (f *filler) session(budget int, plants []*plant) []dataset.Message {
 			b := f.prose.Books[bk]
 			e = exchange{
 				join(f.talk.opening(), fmt.Sprintf(pick(rng, quoteAsks), theme), f.talk.closing()),
-				fmt.Sprintf("How about this, from %s by %s:\n\n\"%s\"", b.Title, b.Author, para),
+				fmt.Sprintf("How about this, from %s by %s:\n\n%s", b.Title, b.Author, quoted(para)),
 			}
 		}
 		if len(turns) > 1 && size+(len(e.user)+len(e.assistant))/2 > budget {
@@ -216,4 +216,12 @@ func (f *filler) session(budget int, plants []*plant) []dataset.Message {
 			dataset.Message{Role: dataset.RoleAssistant, Content: e.assistant})
 	}
 	return msgs
+}
+
+// quoted puts a paragraph in double quotes unless it already opens with one.
+func quoted(p string) string {
+	if strings.HasPrefix(p, "\"") || strings.HasPrefix(p, "'") {
+		return p
+	}
+	return "\"" + p + "\""
 }

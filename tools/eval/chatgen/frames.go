@@ -117,12 +117,12 @@ func pad(b *builder, q string) string {
 // distractors name two other roles.
 func roleFrame(b *builder, typ string) {
 	says := []string{"My %s is %s.", "Finally found a %s I trust: %s.", "Our %s is %s now."}
-	r := draw(b, "roles", roles)
+	r := drawSplit(b, "roles", roles)
 	who := b.fullName()
 	e := b.say(b.session(0, 1), pick(b.rng, says), r.word, who)
 	b.ask(typ, sentenceCase(fmt.Sprintf(pick(b.rng, []string{"%s?", "remind me: %s?"}), r.desc)), who, e)
 	for range 2 {
-		o := draw(b, "roles", roles)
+		o := drawSplit(b, "roles", roles)
 		b.say(b.session(0, 1), pick(b.rng, says), o.word, b.fullName())
 	}
 }
@@ -130,11 +130,11 @@ func roleFrame(b *builder, typ string) {
 // relationFrame: "my nephew Otis", asked as "my sister's little boy".
 func relationFrame(b *builder, typ string) {
 	says := []string{"%[2]s, my %[1]s, is obsessed with dinosaurs at the moment.", "My %[1]s %[2]s stayed over and ate all the cereal.", "Posted a parcel to my %[1]s %[2]s."}
-	r := draw(b, "relations", relations)
+	r := drawSplit(b, "relations", relations)
 	who := b.name()
 	e := b.say(b.session(0, 1), pick(b.rng, says), r.word, who)
 	b.ask(typ, sentenceCase(fmt.Sprintf(pick(b.rng, []string{"what's %s called?", "what is %s called again?"}), r.desc)), who, e)
-	o := draw(b, "relations", relations)
+	o := drawSplit(b, "relations", relations)
 	b.say(b.session(0, 1), pick(b.rng, says), o.word, b.name())
 }
 
@@ -142,12 +142,12 @@ func relationFrame(b *builder, typ string) {
 // machine that pulls moisture out of the air".
 func thingFrame(b *builder, typ string) {
 	says := []string{"Finally bought a %s, the %s one.", "Our new %s is a %s, very pleased so far."}
-	t := draw(b, "things", things)
+	t := drawSplit(b, "things", things)
 	brands := strings.Split(t.brands, "|")
 	brand := brands[b.rng.IntN(len(brands))]
 	e := b.say(b.session(0, 1), pick(b.rng, says), t.word, brand)
 	b.ask(typ, sentenceCase(fmt.Sprintf(pick(b.rng, []string{"what make is the %s?", "which make did we pick for the %s?"}), t.desc)), brand, e)
-	o := draw(b, "things", things)
+	o := drawSplit(b, "things", things)
 	ob := strings.Split(o.brands, "|")
 	b.say(b.session(0, 1), pick(b.rng, says), o.word, ob[b.rng.IntN(len(ob))])
 }
@@ -255,7 +255,7 @@ func codeFrame(b *builder, typ string) {
 // saidFrame: the user asks for a suggestion and the assistant answers; a
 // later user statement says what they did instead.
 func saidFrame(b *builder, typ string) {
-	t := draw(b, "said", saidTopics)
+	t := drawSplit(b, "said", saidTopics)
 	perm := b.rng.Perm(len(t.values))
 	v, other := t.values[perm[0]], t.values[perm[1]]
 	s := b.session(0, 0.8)
@@ -435,7 +435,7 @@ func dateFrame(b *builder, typ string) {
 // dayAfterFrame: what the user did the day after a one-off event; the day
 // of the event and a later day hold other activities.
 func dayAfterFrame(b *builder, typ string) {
-	an := draw(b, "anchors", anchors)
+	an := drawSplit(b, "anchors", anchors)
 	s, ok := 0, false
 	for range 200 {
 		s = b.session(0.05, 0.9)

@@ -101,7 +101,7 @@ const (
 var (
 	// DevSeeds are the seeds of the dev split.
 	DevSeeds = []int64{1, 2, 3}
-	// HeldOutSeeds are the seeds of the held-out split.
+	// HeldOutSeeds are the seeds of the held-out split (see IsHeldOut).
 	HeldOutSeeds = []int64{101, 102, 103}
 )
 
@@ -157,7 +157,7 @@ func generate(opts Options) ([]dataset.Case, []map[string]*built, error) {
 	for i, size := range opts.Sizes {
 		id := fmt.Sprintf("chat-%d-%d-%s", opts.Seed, i+1, gen.FormatSize(size))
 		rng := rand.New(rand.NewPCG(uint64(opts.Seed), uint64(i)<<8|seedSalt))
-		c, meta, err := generateCase(rng, prose, id, size, qpt)
+		c, meta, err := generateCase(rng, prose, id, size, qpt, IsHeldOut(opts.Seed))
 		if err != nil {
 			return nil, nil, fmt.Errorf("chatgen: case %s: %w", id, err)
 		}
@@ -197,6 +197,7 @@ type builder struct {
 	dayAfter  map[int]bool // sessions that must fall exactly one day after the previous one
 	dated     map[int]bool // sessions holding a dated activity statement
 	talk      *talker
+	heldOut   bool // the case belongs to the held-out split (see drawSplit)
 }
 
 // fail records the first error.
@@ -220,6 +221,22 @@ func draw[T any](b *builder, name string, table []T) T {
 	b.pools[name] = pool[1:]
 	return table[pool[0]]
 }
+
+// drawSplit is draw over the half of a table that belongs to the case's
+// split: even entries for dev seeds, odd ones for held-out seeds.
+func drawSplit[T any](b *builder, name string, table []T) T {
+	var half []T
+	for i := range table {
+		if i%2 == 1 == b.heldOut {
+			half = append(half, table[i])
+		}
+	}
+	return draw(b, name, half)
+}
+
+// IsHeldOut reports whether a seed belongs to the held-out split: seeds
+// from 100 up (HeldOutSeeds), which draw the other half of the split tables.
+func IsHeldOut(seed int64) bool { return seed >= 100 }
 
 // name returns an unused first name.
 func (b *builder) name() string { return draw(b, "given", givenNames) }
@@ -332,12 +349,12 @@ func (b *builder) ask(typ, question, answer string, evidence ...*plant) *built {
 }
 
 // generateCase builds one case.
-func generateCase(rng *rand.Rand, prose *Prose, id string, size, qpt int) (dataset.Case, map[string]*built, error) {
+func generateCase(rng *rand.Rand, prose *Prose, id string, size, qpt int, heldOut bool) (dataset.Case, map[string]*built, error) {
 	target := size * bytesPerToken
 	nSess := max(minSessions, target/sessionBytes)
 	b := &builder{
 		rng: rng, sessions: nSess, pools: map[string][]int{}, used: map[string]bool{},
-		dayAfter: map[int]bool{}, dated: map[int]bool{},
+		dayAfter: map[int]bool{}, dated: map[int]bool{}, heldOut: heldOut,
 	}
 	b.talk = newTalker(rng)
 	for _, k := range []string{"{sister}", "{brother}", "{partner}", "{kid}", "{friend}", "{pet}"} {

@@ -2,6 +2,7 @@ package chatgen
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -357,7 +358,7 @@ func TestMultiEvidenceInDistinctSessionsInTimeOrder(t *testing.T) {
 
 func TestSizesNearTarget(t *testing.T) {
 	p := testProse(t)
-	for _, size := range []int{MinSize, 16384, 32768, 131072, 524288} {
+	for _, size := range []int{MinSize, 16384, 32768, 131072} {
 		cases, err := Generate(Options{Seed: 7, Sizes: []int{size}, Prose: p})
 		if err != nil {
 			t.Fatal(err)
@@ -408,6 +409,51 @@ func TestSplitsAreDisjoint(t *testing.T) {
 	for _, s := range DevSeeds {
 		if slices.Contains(HeldOutSeeds, s) {
 			t.Fatalf("seed %d is in both splits", s)
+		}
+	}
+}
+
+// TestSplitsDrawDisjointEntries: dev and held-out cases name different
+// roles, relations, things, events and suggestion topics.
+func TestSplitsDrawDisjointEntries(t *testing.T) {
+	var words []string
+	for _, r := range roles {
+		words = append(words, r.word)
+	}
+	for _, r := range relations {
+		words = append(words, r.word)
+	}
+	for _, th := range things {
+		words = append(words, th.word)
+	}
+	for _, a := range anchors {
+		words = append(words, a.named)
+	}
+	for _, s := range saidTopics {
+		words = append(words, s.request)
+	}
+	seen := map[bool]map[string]bool{false: {}, true: {}}
+	for _, g := range testCases(t) {
+		var seed int64
+		if _, err := fmt.Sscanf(g.c.ID, "chat-%d-", &seed); err != nil {
+			t.Fatal(err)
+		}
+		var all strings.Builder
+		for _, q := range g.c.Questions {
+			all.WriteString(q.Question + " " + strings.Join(q.Evidence, " ") + " ")
+		}
+		for _, w := range words {
+			if strings.Contains(all.String(), w) {
+				seen[IsHeldOut(seed)][w] = true
+			}
+		}
+	}
+	if len(seen[true]) == 0 || len(seen[false]) == 0 {
+		t.Fatalf("dev used %d entries, held-out %d", len(seen[false]), len(seen[true]))
+	}
+	for w := range seen[true] {
+		if seen[false][w] {
+			t.Errorf("%q is used by both splits", w)
 		}
 	}
 }

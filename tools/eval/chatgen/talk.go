@@ -165,10 +165,11 @@ const habitCount = 8
 
 // talker writes the small talk of one case.
 type talker struct {
-	rng    *rand.Rand
-	fill   map[string]string // placeholder -> name
-	habits []string          // the pleasantries this user says most (habitCount of them)
-	turn   int               // habits are said in turn, so that each recurs
+	rng      *rand.Rand
+	fill     map[string]string // placeholder -> name
+	habits   []string          // the pleasantries this user says most (habitCount of them)
+	turn     int               // habits are said in turn, so that each recurs
+	lastChat int               // index of the chatter said last
 }
 
 // newTalker draws a user's habits.
@@ -238,8 +239,16 @@ func (t *talker) closing() string {
 	return ""
 }
 
-// chatter returns one sentence about the user's day.
-func (t *talker) chatter() string { return t.fillIn(pick(t.rng, chatter)) }
+// chatter returns one sentence about the user's day, never the one said
+// just before.
+func (t *talker) chatter() string {
+	i := t.rng.IntN(len(chatter) - 1)
+	if i >= t.lastChat {
+		i++
+	}
+	t.lastChat = i
+	return t.fillIn(chatter[i])
+}
 
 // reply returns the assistant's short answer to chatter.
 func (t *talker) reply() string { return pick(t.rng, replies) }

@@ -2,7 +2,10 @@ package chatgen
 
 // Value tables of the user's world. They are this generator's own: none is
 // shared with package gen. Each case draws without replacement, so every
-// person and value is distinct within a case.
+// person and value is distinct within a case. The tables that drawSplit
+// draws from are split in two: dev seeds use the even entries, held-out
+// seeds the odd ones, so that nothing learnt about one named entry of the
+// dev split carries over to the held-out one.
 
 // givenNames are first names of the people in the user's life.
 var givenNames = []string{
@@ -80,6 +83,9 @@ var relations = []struct{ word, desc string }{
 	{"stepson", "my husband's boy from his first marriage"},
 	{"grandma", "my mum's mother"},
 	{"godson", "the baby I stood up for at his christening"},
+	{"stepdaughter", "my wife's girl from her first marriage"},
+	{"granddad", "my father's father"},
+	{"cousin", "my aunt's son"},
 }
 
 // things are objects named by one word in the history and described by
@@ -90,6 +96,9 @@ var things = []struct{ word, desc, brands string }{
 	{"kettle", "thing I boil water in", "Smeg|Bosch Sky|Russell Hobbs Luna"},
 	{"bassinet", "cot the baby sleeps in next to our bed", "Chicco Next2Me|SnuzPod|Halo"},
 	{"mandoline", "gadget for cutting vegetables really thin", "OXO|Benriner|Zyliss"},
+	{"thermostat", "gadget that controls the heating", "Nest|Hive|Tado"},
+	{"projector", "gadget that throws films onto the living room wall", "Epson|BenQ|Optoma"},
+	{"blender", "machine that whizzes my morning smoothies", "Ninja|Vitamix|Nutribullet"},
 }
 
 // pets are pet names.
@@ -201,4 +210,7 @@ var saidTopics = []struct {
 	{"We need a name for our pub quiz team, something a bit silly.", "You could go with %s.",
 		"what did you propose we call our trivia team?", "The team overruled me and picked %s.",
 		[]string{"Quizteama Aguilera", "Les Quizerables", "The Universally Challenged", "Agatha Quiztie"}},
+	{"Can you think of a fun name for my new sourdough starter?", "Call it %s, every starter deserves a pun.",
+		"what did you say I should christen the jar of fermenting flour?", "My partner insisted on %s for the starter.",
+		[]string{"Clint Yeastwood", "Bread Pitt", "Doughbi-Wan", "Yeast Side Story"}},
 }
