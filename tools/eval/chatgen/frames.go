@@ -234,7 +234,7 @@ func slotFrames() []frame {
 // codeFrame: an opaque code noted for later; distractors are a near-miss
 // code and a fresh one for other things.
 func codeFrame(b *builder, typ string) {
-	says := []string{"{What} is %s, writing it here so I don't lose it.", "For future me: {what} is %s.", "Note to self, {what}: %s"}
+	says := []string{"{What} is %s, writing it here so I don't lose it.", "For future me: {what} is %s.", "Note to self, {what}: %s."}
 	note := func(what, code string) string {
 		s := pick(b.rng, says)
 		s = strings.ReplaceAll(strings.ReplaceAll(s, "{What}", sentenceCase(what)), "{what}", what)
@@ -276,8 +276,8 @@ type list struct {
 // lists are the multi-evidence questions.
 var lists = []list{
 	{cityTrips, "cities",
-		[]string{"Back from %s, the conference was fine but the hotel was grim.", "Flying to %s on Tuesday for the client visit.", "Spent three nights in %s for work, ate far too much.", "Work is sending me to %s next month, so that's exciting."},
-		[]string{"Which cities have I travelled to for my job this year?", "list every place work has sent me this year"},
+		[]string{"Back from %s, the conference was fine but the hotel was grim.", "Flying to %s on Tuesday for the client visit.", "Spent three nights in %s for work, ate far too much.", "The work trip to %s was a blur of meetings."},
+		[]string{"Which cities have I travelled to for my job?", "list every place work has sent me"},
 		[]string{"{partner} is off to %s with her sister for a long weekend.", "I'd love to visit %s someday."}},
 	{flatItems, "flat",
 		[]string{"Got %s for the living room.", "Ordered %s for the new flat, arriving Thursday.", "Picked up %s at the charity shop for a tenner.", "Treated myself to %s for the flat."},

@@ -417,7 +417,11 @@ func generateCase(rng *rand.Rand, prose *Prose, id string, size, qpt int, heldOu
 		c.Sessions = append(c.Sessions, dataset.Session{ID: fmt.Sprintf("s%0*d", width, s+1), Time: at, Messages: msgs})
 	}
 
-	// Questions, numbered per type, with dates and list order filled in.
+	// Questions in Types order, numbered per type, with dates and list
+	// order filled in.
+	slices.SortStableFunc(b.questions, func(x, y *built) int {
+		return cmp.Compare(slices.Index(Types(), x.q.Type), slices.Index(Types(), y.q.Type))
+	})
 	meta := map[string]*built{}
 	perType := map[string]int{}
 	for _, bq := range b.questions {
