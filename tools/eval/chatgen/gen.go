@@ -433,18 +433,21 @@ func generateCase(rng *rand.Rand, prose *Prose, id string, size, qpt int, heldOu
 		}
 		ev := slices.Clone(bq.evidence)
 		if bq.parts != nil {
-			idx := make([]int, len(ev))
-			for i := range idx {
-				idx[i] = i
+			// A list is answered in the order its items were said.
+			type item struct {
+				said *plant
+				part string
 			}
-			slices.SortStableFunc(idx, func(i, j int) int { return cmp.Compare(ev[i].session, ev[j].session) })
-			parts := make([]string, len(idx))
-			sorted := make([]*plant, len(idx))
-			for k, i := range idx {
-				parts[k], sorted[k] = bq.parts[i], ev[i]
+			items := make([]item, len(ev))
+			for i := range ev {
+				items[i] = item{ev[i], bq.parts[i]}
+			}
+			slices.SortStableFunc(items, func(x, y item) int { return cmp.Compare(x.said.session, y.said.session) })
+			parts := make([]string, len(items))
+			for i, it := range items {
+				ev[i], parts[i] = it.said, it.part
 			}
 			q.Answer = strings.Join(parts, dataset.AnswerSeparator)
-			ev = sorted
 		}
 		for _, e := range ev {
 			q.Evidence = append(q.Evidence, e.text)
@@ -453,7 +456,7 @@ func generateCase(rng *rand.Rand, prose *Prose, id string, size, qpt int, heldOu
 		bq.q = q
 		meta[q.ID] = bq
 	}
-	if err := check(&c); err != nil {
+	if err := c.CheckPlanted(); err != nil {
 		return dataset.Case{}, nil, err
 	}
 	return c, meta, nil
@@ -488,26 +491,4 @@ func ordinal(n int) string {
 		}
 	}
 	return strconv.Itoa(n) + suffix
-}
-
-// check asserts what every generated case guarantees: it validates, each
-// evidence string occurs exactly once in the history, each answer part
-// occurs in it, and multi-evidence evidence lies in different sessions.
-func check(c *dataset.Case) error {
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("generated case is invalid: %w", err)
-	}
-	for _, q := range c.Questions {
-		for _, e := range q.Evidence {
-			if n := c.CountInHistory(e); n != 1 {
-				return fmt.Errorf("question %s: evidence %q occurs %d times, want exactly once", q.ID, e, n)
-			}
-		}
-		for _, part := range q.AnswerParts() {
-			if c.CountInHistory(part) == 0 {
-				return fmt.Errorf("question %s: answer %q does not occur in the history", q.ID, part)
-			}
-		}
-	}
-	return nil
 }

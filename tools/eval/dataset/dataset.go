@@ -163,6 +163,29 @@ func (c *Case) CountInHistory(s string) int {
 	return n
 }
 
+// CheckPlanted checks what a generator guarantees beyond Validate: every
+// evidence string occurs exactly once in the history (so that recall of it
+// is unambiguous), and every part of every answer occurs in it. It returns
+// the first problem found.
+func (c *Case) CheckPlanted() error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("generated case is invalid: %w", err)
+	}
+	for _, q := range c.Questions {
+		for _, e := range q.Evidence {
+			if n := c.CountInHistory(e); n != 1 {
+				return fmt.Errorf("question %s: evidence %q occurs %d times, want exactly once", q.ID, e, n)
+			}
+		}
+		for _, part := range q.AnswerParts() {
+			if c.CountInHistory(part) == 0 {
+				return fmt.Errorf("question %s: answer %q does not occur in the history", q.ID, part)
+			}
+		}
+	}
+	return nil
+}
+
 // maxProblems caps how many problems Validate reports for one case.
 const maxProblems = 20
 

@@ -3,6 +3,7 @@ package dataset
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -254,4 +255,31 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("write is not stable:\n%s\n%s", b1.Bytes(), b2.Bytes())
 		}
 	})
+}
+
+func TestCheckPlanted(t *testing.T) {
+	for _, tc := range []struct {
+		name, old, new, want string
+	}{
+		{"valid", "", "", ""},
+		{"evidence twice", `"content":"I moved to Lisbon."`, `"content":"I moved to Lisbon. ZX-4471-QK"`, "occurs 2 times"},
+		{"answer absent", `"answer":"ZX-4471-QK; Lisbon"`, `"answer":"ZX-4471-QK; Porto"`, `answer "Porto" does not occur`},
+		{"invalid", `"type":"exact-quote"`, `"type":""`, "empty type"},
+	} {
+		line := validLine
+		if tc.old != "" {
+			line = withLine(t, tc.old, tc.new)
+		}
+		var c Case
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			t.Fatal(err)
+		}
+		err := c.CheckPlanted()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
 }

@@ -540,20 +540,10 @@ func renderTurn(rng *rand.Rand, t turn) (user, assistant string) {
 // evidence string occurs exactly once in the history, each answer part
 // occurs in it, and multi-evidence evidence lies in different sessions.
 func check(c *dataset.Case) error {
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("generated case is invalid: %w", err)
+	if err := c.CheckPlanted(); err != nil {
+		return err
 	}
 	for _, q := range c.Questions {
-		for _, e := range q.Evidence {
-			if n := c.CountInHistory(e); n != 1 {
-				return fmt.Errorf("question %s: evidence %q occurs %d times, want exactly once", q.ID, e, n)
-			}
-		}
-		for _, part := range q.AnswerParts() {
-			if c.CountInHistory(part) == 0 {
-				return fmt.Errorf("question %s: answer %q does not occur in the history", q.ID, part)
-			}
-		}
 		if q.Type == dataset.TypeMultiEvidence {
 			seen := map[string]bool{}
 			for _, e := range q.Evidence {
