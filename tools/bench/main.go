@@ -7,6 +7,7 @@
 // rewriting, relaying and storing the reply.
 //
 //	go run ./tools/bench --history 100000 --turns 200
+//	go run ./tools/bench --resend --history 1000000 --turns 30
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -41,7 +43,25 @@ func main() {
 	estimate := flag.Bool("estimate", false, "count tokens with the pure-Go estimate instead of the upstream's /tokenize")
 	diffs := flag.Bool("diffs", false, "print where every 20th prompt first differs from the previous one")
 	render := flag.String("render", memory.RenderOutline, "engine memory layout: chronological or outline")
+	resendMode := flag.Bool("resend", false, "a chat UI's pattern: one conversation of --history tokens resent whole every turn; reports the proxy's own time against a short conversation's")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *resendMode {
+		if err := resend(*history, *turns, *nctx, *jsonOut, *estimate, *render); err != nil {
+			log.Print(err)
+		}
+		return
+	}
 	if err := run(*history, *turns, *nctx, *stream, *jsonOut, *estimate, *diffs, *render); err != nil {
 		log.Fatal(err)
 	}
