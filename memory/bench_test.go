@@ -3,6 +3,7 @@ package memory
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -87,6 +88,51 @@ func BenchmarkIngest(b *testing.B) {
 					conv = []Message{msg("system", "You are helpful.")} // a new chat keeps resends short
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkResend measures what a chat UI costs the engine: the whole
+// conversation, of 10K or 1M tokens (about 12,000 messages), resent every
+// turn with the reply to the last turn (stored by the proxy in its own
+// JSON, resent in the client's) and a new user message, undecoded (raw
+// JSON, as the proxy hands it over). Run with -benchtime 50x; compare the
+// two sizes (same run) rather than absolute times.
+func BenchmarkResend(b *testing.B) {
+	for _, n := range []int{10_000, 1_000_000} {
+		b.Run(fmt.Sprintf("history=%dk", n/1000), func(b *testing.B) {
+			e, err := Open(Options{Now: fixedClock()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			k := Key{Tenant: "bench", Context: "resend"}
+			r := rand.New(rand.NewPCG(5, 5))
+			conv := []Message{msg("system", "You are helpful.")}
+			for tokens := 0; tokens < n; {
+				conv = append(conv, msg("user", filler(r, 20)), msg("assistant", filler(r, 60)))
+				tokens += 110 // about what the estimate charges the two
+			}
+			dec := &countingDecoder{}
+			wires := undecoded(conv, plain)
+			turn := func() {
+				wires = append(wires, Message{Raw: encodeWire(msg("user", filler(r, 20)), 0)})
+				w, err := e.Prepare(Request{Key: k, Messages: slices.Clone(wires), Decode: dec.decode, Budget: 4096 - 512, PerMessage: 5, TailPercent: 40})
+				if err != nil {
+					b.Fatal(err)
+				}
+				reply := msg("assistant", filler(r, 30))
+				if err := e.AppendResponse(k, w.LastSeq, w.NextSeq, Message{Role: "assistant", Text: reply.Text, Raw: []byte(`{"proxy":1}`)}, false); err != nil {
+					b.Fatal(err)
+				}
+				wires = append(wires, Message{Raw: encodeWire(reply, 0)})
+			}
+			turn()
+			b.ResetTimer()
+			for b.Loop() {
+				turn()
+			}
+			b.ReportMetric(float64(len(wires)), "messages")
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,18 +36,26 @@ type Message struct {
 	Extra int
 }
 
-// msgRecord is a stored message.
+// msgRecord is a stored message as memory holds it: everything of the
+// message record but the client's raw JSON, which only the store keeps
+// (msgDisk).
 type msgRecord struct {
-	Seq        int64           `json:"seq"`
-	Parent     int64           `json:"parent"`
-	Hash       string          `json:"hash"`
-	Role       string          `json:"role"`
-	Name       string          `json:"name,omitempty"`
-	Text       string          `json:"text"`
-	Raw        json.RawMessage `json:"raw,omitempty"`
-	Time       int64           `json:"time"`
-	Partial    bool            `json:"partial,omitempty"`
-	Superseded bool            `json:"superseded,omitempty"`
+	Seq    int64 `json:"seq"`
+	Parent int64 `json:"parent"`
+	// Hash is the chain hash (chainHash) of the message and its thread.
+	Hash string `json:"hash"`
+	// RawKey is the raw key (rawKey) of the client's bytes for the message;
+	// zero when unknown (replies until the client resends them, records
+	// written before raw keys).
+	RawKey rawKey `json:"rk,omitzero"`
+	// Extra is Message.Extra, known when RawKey is set.
+	Extra      int    `json:"extra,omitempty"`
+	Role       string `json:"role"`
+	Name       string `json:"name,omitempty"`
+	Text       string `json:"text"`
+	Time       int64  `json:"time"`
+	Partial    bool   `json:"partial,omitempty"`
+	Superseded bool   `json:"superseded,omitempty"`
 	// Tags are the policy rules whose spans the message holds.
 	Tags []string `json:"tags,omitempty"`
 	// First and Last are the message's block range; First = -1 when it has
@@ -55,6 +64,34 @@ type msgRecord struct {
 	Last  int `json:"last"`
 	// Tokens is the token count of Text.
 	Tokens int `json:"tokens"`
+	// rawSaved reports that the stored record has a raw key (not stored).
+	rawSaved bool
+}
+
+// msgDisk is a message record as stored: msgRecord plus the raw JSON of
+// the message as the client sent it, kept byte for byte.
+type msgDisk struct {
+	*msgRecord
+	Raw json.RawMessage `json:"raw,omitempty"`
+}
+
+// msgRecordKV returns the store record of an updated message, with the
+// raw JSON the store holds for it.
+func (e *Engine) msgRecordKV(c *mctx, m *msgRecord) (store.KV, error) {
+	key := msgKey(c.key, m.Seq)
+	v, _, err := e.st.Get(key)
+	if err != nil {
+		return store.KV{}, err
+	}
+	var old struct {
+		Raw json.RawMessage `json:"raw"`
+	}
+	if v != "" {
+		if err := unmarshal(v, &old); err != nil {
+			return store.KV{}, fmt.Errorf("memory: decode %s: %w", key, err)
+		}
+	}
+	return store.KV{Key: key, Value: mustJSON(msgDisk{m, old.Raw})}, nil
 }
 
 // ctxRecord is a stored MegaContext header.
@@ -86,6 +123,11 @@ type mctx struct {
 	rec    ctxRecord
 	msgs   []*msgRecord
 	byHash map[string]int64
+	// byRaw finds messages by raw key.
+	byRaw map[rawKey]int64
+	// marks are the message lists that reconciled whole lately, oldest
+	// first (not stored).
+	marks  []prefixMark
 	kids   map[int64][]int64
 	tree   *tree.Tree
 	index  *lens.Index
@@ -154,7 +196,7 @@ func blockSpans(spans []policy.Span, start, end int) []tree.Span {
 
 // load reads a context from the store.
 func (e *Engine) load(k Key) (*mctx, bool, error) {
-	c := &mctx{key: k, byHash: map[string]int64{}, kids: map[int64][]int64{}, tree: e.newTree(), index: lens.NewIndex(), sticky: map[[2]int]bool{}}
+	c := &mctx{key: k, byHash: map[string]int64{}, byRaw: map[rawKey]int64{}, kids: map[int64][]int64{}, tree: e.newTree(), index: lens.NewIndex(), sticky: map[[2]int]bool{}}
 	v, found, err := e.st.Get(headerKey(k))
 	if err != nil {
 		return nil, false, err
@@ -172,6 +214,7 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 			decodeErr = fmt.Errorf("decode %s: %w", key, err)
 			return false
 		}
+		m.rawSaved = !m.RawKey.IsZero()
 		if m.Seq != int64(len(c.msgs)) {
 			decodeErr = fmt.Errorf("message %d out of order (have %d)", m.Seq, len(c.msgs))
 			return false
@@ -218,6 +261,9 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 func (c *mctx) addMsg(m *msgRecord) {
 	c.msgs = append(c.msgs, m)
 	c.byHash[m.Hash] = m.Seq
+	if !m.RawKey.IsZero() {
+		c.byRaw[m.RawKey] = m.Seq
+	}
 	c.kids[m.Parent] = append(c.kids[m.Parent], m.Seq)
 }
 
@@ -245,22 +291,6 @@ func threadSeed(thread string) string {
 // system prompt rather than conversation.
 func isLeadingRole(role string) bool { return role == "system" || role == "developer" }
 
-// match finds how many leading messages of msgs are already stored.
-// It returns their sequence numbers and the hash to chain new ones from.
-func (c *mctx) match(k Key, msgs []Message) (seqs []int64, prevHash string) {
-	prevHash = threadSeed(k.Thread)
-	for _, m := range msgs {
-		h := chainHash(prevHash, m)
-		seq, ok := c.byHash[h]
-		if !ok {
-			break
-		}
-		seqs = append(seqs, seq)
-		prevHash = h
-	}
-	return seqs, prevHash
-}
-
 // pending is the in-memory result of an ingest, to persist.
 type pending struct {
 	kvs []store.KV
@@ -276,7 +306,12 @@ type pending struct {
 // one. A branch stored since then won a race (the client continued with its
 // own copy of a reply before the reply was stored): the new messages are
 // the superseded ones.
-func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []Message, leading []bool, partial bool, now time.Time, since int64) (*pending, []int64) {
+//
+// clientRaw says that each message's Raw is the client's own JSON of it,
+// whose raw key is then recorded (not so for a reply, which the client will
+// write its own way). Nothing of msgs is retained: the strings kept are
+// copies, so that msgs may alias a request buffer.
+func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []Message, leading []bool, partial bool, now time.Time, since int64, clientRaw bool) (*pending, []int64, error) {
 	p := &pending{}
 	var seqs []int64
 	lost := false
@@ -286,23 +321,34 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 				lost = true
 				continue
 			}
-			p.kvs = append(p.kvs, e.supersede(c, sib)...)
+			kvs, err := e.supersede(c, sib)
+			if err != nil {
+				return nil, nil, err
+			}
+			p.kvs = append(p.kvs, kvs...)
 		}
 	}
 	ms := now.UnixMilli()
+	var rh *rawHasher
 	for i, m := range msgs {
 		h := chainHash(prevHash, m)
 		seq := int64(len(c.msgs))
-		rec := &msgRecord{Seq: seq, Parent: parent, Hash: h, Role: m.Role, Name: m.Name, Text: m.Text, Raw: m.Raw, Time: ms, Partial: partial, Superseded: lost, First: -1, Last: -1}
-		if !leading[i] && m.Text != "" {
-			spans := e.opts.Policy.Scan(m.Text)
+		rec := &msgRecord{Seq: seq, Parent: parent, Hash: h, Role: internRole(m.Role), Name: strings.Clone(m.Name), Text: strings.Clone(m.Text), Extra: m.Extra, Time: ms, Partial: partial, Superseded: lost, First: -1, Last: -1}
+		if clientRaw && len(m.Raw) > 0 {
+			if rh == nil {
+				rh = newRawHasher()
+			}
+			rec.RawKey, rec.rawSaved = rh.key(prevHash, m.Raw), true
+		}
+		if !leading[i] && rec.Text != "" {
+			spans := e.opts.Policy.Scan(rec.Text)
 			ranges := make([][2]int, len(spans))
 			for j, sp := range spans {
 				ranges[j] = [2]int{sp.Start, sp.End}
 			}
 			rec.Tags = policy.Tags(spans)
-			pieces := keepSpansWhole(splitBlocks(m.Text, e.opts.BlockTokens), ranges)
-			head := blockHeader(ms, m.Role)
+			pieces := keepSpansWhole(splitBlocks(rec.Text, e.opts.BlockTokens), ranges)
+			head := blockHeader(ms, rec.Role)
 			counts := tokens.CountAll(e.opts.Counter, pieces)
 			headCost := e.countCached(head)
 			// An exclude rule withholds the whole message, not just the block
@@ -316,7 +362,7 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 			rec.First = c.tree.Len()
 			off := 0
 			for j, text := range pieces {
-				b := &tree.Node{Text: text, Tokens: counts[j], Cost: counts[j], Msg: seq, Part: j, Role: m.Role, Time: ms, Head: headCost}
+				b := &tree.Node{Text: text, Tokens: counts[j], Cost: counts[j], Msg: seq, Part: j, Role: rec.Role, Time: ms, Head: headCost}
 				b.Spans = blockSpans(spans, off, off+len(text))
 				for _, r := range excludes {
 					b.Spans = append([]tree.Span{{Start: 0, End: len(text), Rule: r}}, b.Spans...)
@@ -339,13 +385,13 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 				rec.Tokens += counts[j]
 			}
 			rec.Last = c.tree.Len() - 1
-		} else if m.Text != "" {
-			rec.Tokens = e.countCached(m.Text)
+		} else if rec.Text != "" {
+			rec.Tokens = e.countCached(rec.Text)
 		}
 		c.addMsg(rec)
 		c.rec.Messages++
 		c.rec.Tokens += rec.Tokens
-		val := mustJSON(rec)
+		val := mustJSON(msgDisk{rec, m.Raw})
 		c.rec.Bytes += int64(len(val))
 		p.kvs = append(p.kvs, store.KV{Key: msgKey(c.key, seq), Value: val})
 		seqs = append(seqs, seq)
@@ -356,11 +402,21 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 	}
 	c.rec.Updated = ms
 	p.kvs = append(p.kvs, store.KV{Key: headerKey(c.key), Value: mustJSON(c.rec)})
-	return p, seqs
+	return p, seqs, nil
+}
+
+// internRole returns the engine's own copy of a role name.
+func internRole(role string) string {
+	for _, r := range [...]string{"user", "assistant", "system", "developer", "tool", "function"} {
+		if role == r {
+			return r
+		}
+	}
+	return strings.Clone(role)
 }
 
 // supersede marks a message and its descendants superseded.
-func (e *Engine) supersede(c *mctx, seq int64) []store.KV {
+func (e *Engine) supersede(c *mctx, seq int64) ([]store.KV, error) {
 	var kvs []store.KV
 	stack := []int64{seq}
 	for len(stack) > 0 {
@@ -369,11 +425,15 @@ func (e *Engine) supersede(c *mctx, seq int64) []store.KV {
 		m := c.msgs[s]
 		if !m.Superseded {
 			m.Superseded = true
-			kvs = append(kvs, store.KV{Key: msgKey(c.key, s), Value: mustJSON(m)})
+			kv, err := e.msgRecordKV(c, m)
+			if err != nil {
+				return nil, err
+			}
+			kvs = append(kvs, kv)
 		}
 		stack = append(stack, c.kids[s]...)
 	}
-	return kvs
+	return kvs, nil
 }
 
 func mustJSON(v any) string {
@@ -384,11 +444,21 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-// ingest reconciles msgs with the stored threads and durably stores the new
+// ingest reconciles msgs with the stored threads (decoding with decode the
+// messages that arrive undecoded, see reconcile) and durably stores the new
 // suffix. It returns the sequence number of every message.
-func (e *Engine) ingest(c *mctx, k Key, msgs []Message, at time.Time) ([]int64, int, error) {
-	seqs, prevHash := c.match(k, msgs)
+func (e *Engine) ingest(c *mctx, k Key, msgs []Message, decode Decoder, at time.Time) ([]int64, int, error) {
+	seqs, prevHash, learned, whole, err := e.reconcile(c, k, msgs, decode, true)
+	if err != nil {
+		return nil, 0, err
+	}
 	if len(seqs) == len(msgs) {
+		if err := e.st.Put(learned...); err != nil {
+			e.forget(k)
+			c.stale = true
+			return nil, 0, fmt.Errorf("memory: store messages: %w", err)
+		}
+		c.remember(whole, seqs)
 		return seqs, 0, nil
 	}
 	parent := int64(-1)
@@ -396,15 +466,22 @@ func (e *Engine) ingest(c *mctx, k Key, msgs []Message, at time.Time) ([]int64, 
 		parent = seqs[len(seqs)-1]
 	}
 	rest := msgs[len(seqs):]
-	p, newSeqs := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, at, math.MaxInt64)
-	if err := e.st.Put(p.kvs...); err != nil {
+	p, newSeqs, err := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, at, math.MaxInt64, true)
+	if err != nil {
+		e.forget(k)
+		c.stale = true
+		return nil, 0, err
+	}
+	if err := e.st.Put(append(learned, p.kvs...)...); err != nil {
 		// Memory and store disagree now: reload from the store next time.
 		e.forget(k)
 		c.stale = true
 		return nil, 0, fmt.Errorf("memory: store messages: %w", err)
 	}
 	e.pokeEmbedder(k)
-	return append(seqs, newSeqs...), len(rest), nil
+	seqs = append(seqs, newSeqs...)
+	c.remember(whole, seqs)
+	return seqs, len(rest), nil
 }
 
 // leadingFlags marks, for msgs[from:], the client system prompts at the
@@ -440,7 +517,12 @@ func (e *Engine) AppendResponse(k Key, parent, since int64, m Message, partial b
 	if _, dup := c.byHash[chainHash(prevHash, m)]; dup {
 		return nil
 	}
-	p, _ := e.appendMessages(c, parent, prevHash, []Message{m}, []bool{false}, partial, e.opts.Now(), since)
+	p, _, err := e.appendMessages(c, parent, prevHash, []Message{m}, []bool{false}, partial, e.opts.Now(), since, false)
+	if err != nil {
+		e.forget(k)
+		c.stale = true
+		return fmt.Errorf("memory: store response: %w", err)
+	}
 	if err := e.st.Put(p.kvs...); err != nil {
 		e.forget(k)
 		c.stale = true
@@ -460,6 +542,6 @@ func (e *Engine) Import(k Key, msgs []Message, at time.Time) (int, error) {
 		return 0, err
 	}
 	defer c.mu.Unlock()
-	_, added, err := e.ingest(c, k, msgs, at)
+	_, added, err := e.ingest(c, k, msgs, nil, at)
 	return added, err
 }

@@ -292,7 +292,8 @@ func (e *Engine) countCached(text string) int {
 	if len(e.costCache) > 4096 {
 		clear(e.costCache)
 	}
-	e.costCache[text] = n
+	// A copy: text may alias a request buffer.
+	e.costCache[strings.Clone(text)] = n
 	e.costMu.Unlock()
 	return n
 }

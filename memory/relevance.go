@@ -21,6 +21,10 @@ func lastUserText(msgs []Message) string {
 	return ""
 }
 
+// queryTail is how many of the request's last messages the lens query
+// reads besides the last user message.
+const queryTail = 4
+
 // query builds the lens query: the latest user message, plus the rest of
 // the tail at a lower weight.
 func (e *Engine) query(c *mctx, r Request, tailFrom int) []lens.Term {
@@ -38,7 +42,7 @@ func (e *Engine) query(c *mctx, r Request, tailFrom int) []lens.Term {
 			lists = append(lists, e.expand(c, r.Messages[last].Text))
 		}
 	}
-	for i := len(r.Messages) - 1; i >= tailFrom && i >= len(r.Messages)-4; i-- {
+	for i := len(r.Messages) - 1; i >= tailFrom && i >= len(r.Messages)-queryTail; i-- {
 		if i != last && !isLeadingRole(r.Messages[i].Role) {
 			lists = append(lists, lens.Query(r.Messages[i].Text, 0.25))
 		}

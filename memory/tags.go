@@ -152,7 +152,11 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string) ([]string, error) {
 		}
 	}
 	m.Tags = tags
-	kvs = append(kvs, store.KV{Key: msgKey(k, seq), Value: mustJSON(m)})
+	kv, err := e.msgRecordKV(c, m)
+	if err != nil {
+		return nil, err
+	}
+	kvs = append(kvs, kv)
 	if err := e.st.Put(kvs...); err != nil {
 		e.forget(k)
 		c.stale = true

@@ -30,6 +30,14 @@ type Request struct {
 	KeepFocus bool
 	// Scopes are the caller's clearances for the policy's rules.
 	Scopes []string
+	// Decode, when set, lets Messages arrive undecoded: only Raw, the
+	// client's JSON of each message, byte for byte. Prepare then finds the
+	// stored ones by a hash of those bytes and decodes only the others (the
+	// new suffix of a resent history), so that a long history resent every
+	// turn is hashed rather than parsed again. Prepare fills in every
+	// message of Messages in place (those found in the store from what it
+	// holds: role, name, extra tokens, and the text of the last turns).
+	Decode Decoder
 }
 
 // Window is an assembled working window.
@@ -93,9 +101,16 @@ func (e *Engine) Prepare(r Request) (*Window, error) {
 	var seqs []int64
 	w := &Window{LastSeq: -1}
 	if r.DryRun {
-		seqs, _ = c.match(r.Key, r.Messages)
+		var whole listSum
+		seqs, _, _, whole, err = e.reconcile(c, r.Key, r.Messages, r.Decode, false)
+		if err != nil {
+			return nil, err
+		}
+		if len(seqs) == len(r.Messages) {
+			c.remember(whole, seqs)
+		}
 	} else {
-		seqs, w.NewMessages, err = e.ingest(c, r.Key, r.Messages, e.opts.Now())
+		seqs, w.NewMessages, err = e.ingest(c, r.Key, r.Messages, r.Decode, e.opts.Now())
 		if err != nil {
 			return nil, err
 		}

@@ -29,7 +29,7 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx, start time.Time, p auth.Principa
 	}
 	cctx, stop := watchClient(ctx.Conn())
 	resp, w := s.forward(ctx, cctx, start, &exchange{
-		key: key, scopes: p.Scopes, messages: req.messages, maxTokens: req.maxTokens, tools: req.tools,
+		key: key, scopes: p.Scopes, messages: req.messages, decode: req.decode, maxTokens: req.maxTokens, tools: req.tools,
 		path: "/v1/chat/completions",
 		render: func(w *memory.Window) ([]byte, []policy.Hit, error) {
 			return renderBody(req, w, s.opts.Policy, p.Scopes)
@@ -92,7 +92,14 @@ func renderBody(r *chatRequest, w *memory.Window, pol *policy.Policy, scopes []s
 			return nil, nil, err
 		}
 	}
-	body, err := sjson.SetRawBytes(r.body, "messages", []byte("["+strings.Join(parts, ",")+"]"))
+	msgs := "[" + strings.Join(parts, ",") + "]"
+	if lay := r.layout; lay != nil {
+		// Where the messages are is known: no search through the body.
+		body := make([]byte, 0, len(r.body)-(lay.end-lay.start)+len(msgs))
+		body = append(append(append(body, r.body[:lay.start]...), msgs...), r.body[lay.end:]...)
+		return body, hits, nil
+	}
+	body, err := sjson.SetRawBytes(r.body, "messages", []byte(msgs))
 	return body, hits, err
 }
 

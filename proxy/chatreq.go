@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -16,8 +17,15 @@ const imageTokens = 1024
 // chatRequest is the part of a chat completion request the proxy reads.
 // Everything else stays in body, untouched.
 type chatRequest struct {
-	body         []byte
-	messages     []memory.Message
+	body []byte
+	// messages are the request's messages; with decode set they arrive
+	// undecoded (only Raw) and the engine decodes those it does not find
+	// stored by their bytes (see memory.Request.Decode).
+	messages []memory.Message
+	decode   memory.Decoder
+	// layout is where body keeps its messages; nil when body took the
+	// whole parse.
+	layout       *bodyLayout
 	stream       bool
 	includeUsage bool
 	maxTokens    int
@@ -45,9 +53,83 @@ func badRequest(param, format string, args ...any) *apiError {
 
 var validRoles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
 
+// maxNesting bounds how deep a request body may nest objects and arrays
+// for the scan that spares a resent history its parse.
+const maxNesting = 128
+
 // parseChatRequest validates a chat completion body and extracts what
 // memory needs. It never modifies body.
+//
+// A chat client resends the whole conversation every turn: the body is
+// scanned once for where its messages are (scanBody), the rest of it is
+// validated and read, and the messages are left undecoded for the engine,
+// which matches most of them with stored messages by their bytes and
+// decodes only the others with decodeMessage. So a resent history of
+// megabytes costs a scan and a hash, not a parse, and every message is
+// still validated: a message the store does not hold byte for byte is
+// decoded, and one it holds was decoded when it was stored.
 func parseChatRequest(body []byte) (*chatRequest, *apiError) {
+	lay, res := scanBody(body, maxNesting)
+	switch res {
+	case scanDuplicate:
+		return nil, badRequest("messages", "'messages' appears more than once in the request body")
+	case scanOther:
+		return parseWholeRequest(body)
+	}
+	// The body without its messages: small, validated and read whole.
+	rest := make([]byte, 0, len(body)-(lay.end-lay.start)+2)
+	rest = append(append(append(rest, body[:lay.start]...), "[]"...), body[lay.end:]...)
+	if !gjson.ValidBytes(rest) {
+		return nil, errInvalidJSON
+	}
+	if len(lay.elems) == 0 {
+		return nil, badRequest("messages", "'messages' must contain at least one message")
+	}
+	r := &chatRequest{body: body, layout: &lay, decode: decodeMessage, messages: make([]memory.Message, len(lay.elems))}
+	for i, el := range lay.elems {
+		r.messages[i].Raw = body[el[0]:el[1]]
+	}
+	if aerr := parseFields(gjson.ParseBytes(rest), r); aerr != nil {
+		return nil, aerr
+	}
+	return r, nil
+}
+
+// errInvalidJSON answers a body that is not JSON.
+var errInvalidJSON = &apiError{status: 400, message: "request body is not valid JSON", typ: "invalid_request_error", code: "invalid_json"}
+
+// decodeMessage validates and decodes one message of a request body: the
+// engine calls it for the messages it does not hold byte for byte.
+func decodeMessage(i int, raw json.RawMessage) (memory.Message, error) {
+	if !gjson.ValidBytes(raw) {
+		return memory.Message{}, errInvalidJSON
+	}
+	m, aerr := parseMessage(i, gjson.ParseBytes(raw))
+	if aerr != nil {
+		return memory.Message{}, aerr
+	}
+	return m, nil
+}
+
+// decodeAll decodes every message still undecoded (what the engine does
+// for a context that holds none of them).
+func (r *chatRequest) decodeAll() *apiError {
+	for i := range r.messages {
+		if r.decode == nil || r.messages[i].Role != "" {
+			continue
+		}
+		m, err := r.decode(i, r.messages[i].Raw)
+		if err != nil {
+			return err.(*apiError)
+		}
+		r.messages[i] = m
+	}
+	return nil
+}
+
+// parseWholeRequest validates and decodes a whole body: the path of the
+// bodies scanBody does not take, which tells what is wrong with them.
+func parseWholeRequest(body []byte) (*chatRequest, *apiError) {
 	if !gjson.ValidBytes(body) {
 		return nil, &apiError{status: 400, message: "request body is not valid JSON", typ: "invalid_request_error", code: "invalid_json"}
 	}
@@ -74,9 +156,17 @@ func parseChatRequest(body []byte) (*chatRequest, *apiError) {
 		}
 		r.messages = append(r.messages, msg)
 	}
+	if aerr := parseFields(root, r); aerr != nil {
+		return nil, aerr
+	}
+	return r, nil
+}
+
+// parseFields reads the top-level fields of a body other than messages.
+func parseFields(root gjson.Result, r *chatRequest) *apiError {
 	if v := root.Get("stream"); v.Exists() && v.Type != gjson.Null {
 		if v.Type != gjson.True && v.Type != gjson.False {
-			return nil, badRequest("stream", "'stream' must be a boolean")
+			return badRequest("stream", "'stream' must be a boolean")
 		}
 		r.stream = v.Bool()
 	}
@@ -87,28 +177,28 @@ func parseChatRequest(body []byte) (*chatRequest, *apiError) {
 			continue
 		}
 		if v.Type != gjson.Number || v.Num != float64(int64(v.Num)) || v.Num < 1 || v.Num > 1<<30 {
-			return nil, badRequest(p, "'%s' must be a positive integer", p)
+			return badRequest(p, "'%s' must be a positive integer", p)
 		}
 		r.maxTokens = int(v.Num)
 		break
 	}
 	if v := root.Get("user"); v.Exists() && v.Type != gjson.Null {
 		if v.Type != gjson.String {
-			return nil, badRequest("user", "'user' must be a string")
+			return badRequest("user", "'user' must be a string")
 		}
 		r.user = v.Str
 	}
 	if v := root.Get("model"); v.Exists() && v.Type != gjson.Null && v.Type != gjson.String {
-		return nil, badRequest("model", "'model' must be a string")
+		return badRequest("model", "'model' must be a string")
 	}
 	r.model = root.Get("model").Str
 	if v := root.Get("tools"); v.Exists() && v.Type != gjson.Null {
 		if !v.IsArray() {
-			return nil, badRequest("tools", "'tools' must be an array")
+			return badRequest("tools", "'tools' must be an array")
 		}
 		r.tools = v.Raw
 	}
-	return r, nil
+	return nil
 }
 
 func parseMessage(i int, m gjson.Result) (memory.Message, *apiError) {

@@ -28,7 +28,7 @@ func TestParseChatRequestTable(t *testing.T) {
 		{"user number", `{"messages":[{"role":"user","content":"x"}],"user":5}`, 400, "user", ""},
 	}
 	for _, c := range cases {
-		r, err := parseChatRequest([]byte(c.body))
+		r, err := parseDecoded([]byte(c.body))
 		if c.status == 0 {
 			if err != nil {
 				t.Errorf("%s: unexpected error %v", c.name, err)
@@ -50,7 +50,7 @@ func TestParseChatRequestTable(t *testing.T) {
 }
 
 func TestParseToolCallsAndMaxTokens(t *testing.T) {
-	r, err := parseChatRequest([]byte(`{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"get","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"42"},{"role":"user","content":"ok"}],"max_completion_tokens":77,"stream":true,"stream_options":{"include_usage":true}}`))
+	r, err := parseDecoded([]byte(`{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"get","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"42"},{"role":"user","content":"ok"}],"max_completion_tokens":77,"stream":true,"stream_options":{"include_usage":true}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,17 +62,65 @@ func TestParseToolCallsAndMaxTokens(t *testing.T) {
 	}
 }
 
+// parseDecoded parses a body and decodes all its messages, as the engine
+// does for a context that holds none of them.
+func parseDecoded(body []byte) (*chatRequest, *apiError) {
+	r, err := parseChatRequest(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.decodeAll(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// FuzzParseChatRequest: no body crashes the parser or gets anything but a
+// 4xx; and the scan that leaves messages undecoded accepts exactly the
+// bodies the whole parse accepts, with the same messages and fields (but
+// for a duplicate "messages" key, which only the scan refuses).
 func FuzzParseChatRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
 	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"max_tokens":3}`))
 	f.Add([]byte(`{"messages":[{"role":"assistant","content":null,"tool_calls":[{}]}]}`))
+	f.Add([]byte(` { "stream" : true , "messages" : [ {"role":"user","content":"a\"]}"} , {"role":"user","content":"b"} ] , "user":"u"} `))
+	f.Add([]byte(`{"messages":[{"role":"user","content":"a"},],"model":"m"}`))
+	f.Add([]byte(`{"messages":[{"role":"user","content":"a"}],"mess\u0061ges":[]}`))
+	f.Add([]byte(`{"messages":[{"role":"user","content":"a"} {"role":"user","content":"b"}]}`))
+	f.Add([]byte(`{"messages":[{"role":"user","content":"a"}]]}`))
+	f.Add([]byte(`{"tools":[{"a":[[[]]]}],"messages":[{"role":"user","name":"n","content":"\\"}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		r, err := parseChatRequest(body)
+		r, err := parseDecoded(body)
 		if err == nil && len(r.messages) == 0 {
 			t.Fatal("accepted a request without messages")
 		}
 		if err != nil && (err.status < 400 || err.status > 499 || err.message == "") {
 			t.Fatalf("bad error %+v", err)
+		}
+		if _, res := scanBody(body, maxNesting); res == scanDuplicate {
+			if err == nil {
+				t.Fatal("accepted a duplicate messages key")
+			}
+			return
+		}
+		whole, werr := parseWholeRequest(body)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("scan: %v, whole parse: %v", err, werr)
+		}
+		if err != nil {
+			return
+		}
+		if len(r.messages) != len(whole.messages) {
+			t.Fatalf("%d messages, whole parse %d", len(r.messages), len(whole.messages))
+		}
+		for i, m := range r.messages {
+			w := whole.messages[i]
+			if m.Role != w.Role || m.Name != w.Name || m.Text != w.Text || m.Extra != w.Extra || string(m.Raw) != string(w.Raw) {
+				t.Fatalf("message %d: %+v, whole parse %+v", i, m, w)
+			}
+		}
+		if r.stream != whole.stream || r.includeUsage != whole.includeUsage || r.maxTokens != whole.maxTokens || r.user != whole.user || r.model != whole.model || r.tools != whole.tools {
+			t.Fatalf("fields %+v, whole parse %+v", r, whole)
 		}
 	})
 }

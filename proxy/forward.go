@@ -35,6 +35,9 @@ type exchange struct {
 	scopes []string
 	// messages is the whole conversation as memory sees it.
 	messages []memory.Message
+	// decode, when set, decodes the messages that arrive undecoded (see
+	// memory.Request.Decode).
+	decode memory.Decoder
 	// maxTokens is the client's output limit; 0 when it set none.
 	maxTokens int
 	// tools is the JSON text of the tool schemas, charged to the budget.
@@ -146,7 +149,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, cctx context.Context, start t
 // long (first attempts only: a retry's refusal is relayed), or the error
 // to answer. Whatever it does not return it has closed.
 func (s *Server) attempt(ctx *fasthttp.RequestCtx, cctx context.Context, start time.Time, x *exchange, b budget, first bool) (*upstream.Response, *memory.Window, int, *apiError) {
-	w, err := s.eng.Prepare(memory.Request{Key: x.key, Messages: x.messages, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent, Scopes: x.scopes})
+	w, err := s.eng.Prepare(memory.Request{Key: x.key, Messages: x.messages, Decode: x.decode, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent, Scopes: x.scopes})
 	if err != nil {
 		return nil, nil, 0, s.memoryError(err, b)
 	}
@@ -214,7 +217,10 @@ func (s *Server) storeReply(key memory.Key, w *memory.Window) func(msg upstream.
 }
 
 func (s *Server) memoryError(err error, b budget) *apiError {
+	var aerr *apiError
 	switch {
+	case errors.As(err, &aerr): // a message that did not decode
+		return aerr
 	case errors.Is(err, memory.ErrTooLong):
 		return &apiError{status: 400, message: fmt.Sprintf("the latest message is too long for the model's context: %d tokens available for the prompt (context %d, reserved output %d)", b.total, b.nctx, b.reserve), typ: "invalid_request_error", param: "messages", code: "context_length_exceeded"}
 	case errors.Is(err, memory.ErrBadKey):

@@ -44,27 +44,37 @@ func main() {
 	diffs := flag.Bool("diffs", false, "print where every 20th prompt first differs from the previous one")
 	render := flag.String("render", memory.RenderOutline, "engine memory layout: chronological or outline")
 	resendMode := flag.Bool("resend", false, "a chat UI's pattern: one conversation of --history tokens resent whole every turn; reports the proxy's own time against a short conversation's")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured turns to this file")
 	flag.Parse()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
+	profile = *cpuProfile
 	if *resendMode {
 		if err := resend(*history, *turns, *nctx, *jsonOut, *estimate, *render); err != nil {
-			log.Print(err)
+			log.Fatal(err)
 		}
 		return
 	}
 	if err := run(*history, *turns, *nctx, *stream, *jsonOut, *estimate, *diffs, *render); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// profile is the --cpuprofile file; startProfile starts it once the
+// measured turns begin and returns what stops it.
+var profile string
+
+func startProfile() (stop func(), err error) {
+	if profile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(profile)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 var words = strings.Fields(`the garden river mountain story window paper music kitchen travel winter summer market
@@ -137,6 +147,11 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 	proxyURL := "http://" + ln.Addr().String()
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	stopProfile, err := startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	var direct, via, overhead []float64
 	var msgs []map[string]string
 	msgs = append(msgs, map[string]string{"role": "system", "content": "You are a helpful assistant."})

@@ -88,6 +88,11 @@ func resend(history, turns, nctx int, jsonOut, estimate bool, render string) err
 	firstWall := time.Since(t0)
 	long = append(long, map[string]string{"role": "assistant", "content": reply})
 
+	stopProfile, err := startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	var viaLong, viaShort, bodyMB []float64
 	for t := 0; t < turns+3; t++ {
 		long = append(long, map[string]string{"role": "user", "content": sentence(r, 30)})
