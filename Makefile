@@ -4,16 +4,19 @@
 GO ?= go
 UPSTREAM ?= http://127.0.0.1:8080
 ARGS ?=
+BIN ?= bin/megacontext
 
 .PHONY: all build run test test-short bench vet fmt native native-cuda wordnet prose clean
 
 all: build
 
 build:
-	$(GO) build -o bin/megacontext .
+	$(GO) build -o $(BIN) .
 
-run:
-	$(GO) run . serve --upstream $(UPSTREAM) $(ARGS)
+# exec: the proxy replaces the recipe's shell, so a SIGTERM (or Ctrl-C) that
+# make passes on reaches it directly (`go run` left its child listening).
+run: build
+	exec $(BIN) serve --upstream $(UPSTREAM) $(ARGS)
 
 test:
 	$(GO) vet ./...

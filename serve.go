@@ -91,6 +91,7 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 		SafetyMargin:     cfg.Memory.SafetyMargin,
 		TailPercent:      cfg.Memory.TailPercent,
 		MaxBodyBytes:     cfg.Limits.MaxBodyBytes,
+		MaxMessages:      cfg.Limits.MaxMessages,
 		ContextHeaders:   cfg.Headers.ContextID,
 		ThreadHeaders:    cfg.Headers.ThreadID,
 		Keyring:          keyring,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -89,7 +90,10 @@ type Upstream struct {
 
 // Limits bounds what the proxy accepts from clients.
 type Limits struct {
+	// MaxBodyBytes bounds a request body (16 MiB).
 	MaxBodyBytes int `mapstructure:"max_body_bytes"`
+	// MaxMessages bounds the messages of one chat request (10,000).
+	MaxMessages int `mapstructure:"max_messages"`
 }
 
 // Memory tunes the gist tree and the working-window assembly.
@@ -146,7 +150,7 @@ func Defaults() Config {
 			DialTimeout: 5 * time.Second,
 			Tokenize:    "auto",
 		},
-		Limits: Limits{MaxBodyBytes: 16 << 20},
+		Limits: Limits{MaxBodyBytes: 16 << 20, MaxMessages: 10000},
 		Memory: Memory{
 			BlockTokens:      32,
 			Fanout:           8,
@@ -176,14 +180,12 @@ func Load(path string, flags *pflag.FlagSet, flagKeys map[string]string) (Config
 		if err := v.ReadInConfig(); err != nil {
 			return Config{}, fmt.Errorf("read config %s: %w", path, err)
 		}
-	} else {
-		v.SetConfigName("megacontext")
-		v.AddConfigPath(".")
+	} else if found := defaultFile(); found != "" {
+		// Named explicitly: viper's own search also tries the bare name
+		// "megacontext", which is the binary after `go build .`.
+		v.SetConfigFile(found)
 		if err := v.ReadInConfig(); err != nil {
-			var nf viper.ConfigFileNotFoundError
-			if !errors.As(err, &nf) {
-				return Config{}, fmt.Errorf("read config: %w", err)
-			}
+			return Config{}, fmt.Errorf("read config %s: %w", found, err)
 		}
 	}
 	v.SetEnvPrefix("MEGACONTEXT")
@@ -215,6 +217,21 @@ func Load(path string, flags *pflag.FlagSet, flagKeys map[string]string) (Config
 	return c, nil
 }
 
+// DefaultFiles are the config files looked for in the working directory
+// when no --config is given, in order.
+var DefaultFiles = []string{"megacontext.yaml", "megacontext.yml"}
+
+// defaultFile returns the first of DefaultFiles that exists as a regular
+// file, or "".
+func defaultFile() string {
+	for _, name := range DefaultFiles {
+		if fi, err := os.Stat(name); err == nil && fi.Mode().IsRegular() {
+			return name
+		}
+	}
+	return ""
+}
+
 func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
@@ -238,6 +255,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("upstream.dial_timeout", d.Upstream.DialTimeout)
 	v.SetDefault("upstream.tokenize", d.Upstream.Tokenize)
 	v.SetDefault("limits.max_body_bytes", d.Limits.MaxBodyBytes)
+	v.SetDefault("limits.max_messages", d.Limits.MaxMessages)
 	v.SetDefault("memory.block_tokens", d.Memory.BlockTokens)
 	v.SetDefault("memory.fanout", d.Memory.Fanout)
 	v.SetDefault("memory.gist_tokens", d.Memory.GistTokens)
@@ -295,6 +313,8 @@ func (c *Config) normalize() error {
 		return fmt.Errorf("memory.tail_percent %d: want 5..95", m.TailPercent)
 	case c.Limits.MaxBodyBytes < 1024:
 		return fmt.Errorf("limits.max_body_bytes %d: want >= 1024", c.Limits.MaxBodyBytes)
+	case c.Limits.MaxMessages < 1:
+		return fmt.Errorf("limits.max_messages %d: want >= 1", c.Limits.MaxMessages)
 	case len(c.Headers.ContextID) == 0:
 		return errors.New("headers.context_id: want at least one header name")
 	}

@@ -119,3 +119,27 @@ func TestDefaultYAMLHasEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// Without --config, only megacontext.yaml (or .yml) in the working
+// directory is read: viper's own search also tried the extension-less
+// "megacontext", which is the binary after `go build .`, and failed with
+// "yaml: control characters are not allowed".
+func TestDefaultFileIgnoresBinary(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile("megacontext", []byte("\x7fELF\x02\x01\x01\x00\x00binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load("", nil, nil)
+	if err != nil {
+		t.Fatalf("with the binary in the working directory: %v", err)
+	}
+	if c.Listen != Defaults().Listen {
+		t.Errorf("listen %q, want the default", c.Listen)
+	}
+	if err := os.WriteFile("megacontext.yml", []byte("listen: 127.0.0.1:9999\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load("", nil, nil); err != nil || c.Listen != "127.0.0.1:9999" {
+		t.Fatalf("megacontext.yml beside the binary: %v, listen %q", err, c.Listen)
+	}
+}

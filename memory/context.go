@@ -56,6 +56,9 @@ type msgRecord struct {
 	Time       int64  `json:"time"`
 	Partial    bool   `json:"partial,omitempty"`
 	Superseded bool   `json:"superseded,omitempty"`
+	// Damaged marks a record that could not be read back (see
+	// decodeMessage): a placeholder, or one whose chain hash was lost.
+	Damaged bool `json:"damaged,omitempty"`
 	// Tags are the policy rules whose spans the message holds.
 	Tags []string `json:"tags,omitempty"`
 	// First and Last are the message's block range; First = -1 when it has
@@ -83,15 +86,7 @@ func (e *Engine) msgRecordKV(c *mctx, m *msgRecord) (store.KV, error) {
 	if err != nil {
 		return store.KV{}, err
 	}
-	var old struct {
-		Raw json.RawMessage `json:"raw"`
-	}
-	if v != "" {
-		if err := unmarshal(v, &old); err != nil {
-			return store.KV{}, fmt.Errorf("memory: decode %s: %w", key, err)
-		}
-	}
-	return store.KV{Key: key, Value: mustJSON(msgDisk{m, old.Raw})}, nil
+	return store.KV{Key: key, Value: mustJSON(msgDisk{m, storedRaw(v)})}, nil
 }
 
 // ctxRecord is a stored MegaContext header.
@@ -204,44 +199,31 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 	if !found {
 		return c, false, nil
 	}
-	if err := unmarshal(v, &c.rec); err != nil {
-		return nil, false, fmt.Errorf("memory: decode context %q: %w", k.Context, err)
-	}
-	var decodeErr error
+	headerOK := decodeHeader(v, &c.rec)
 	err = e.st.Scan(recordPrefix(kindMessage, k), func(key, val string) bool {
-		m := &msgRecord{}
-		if err := unmarshal(val, m); err != nil {
-			decodeErr = fmt.Errorf("decode %s: %w", key, err)
-			return false
-		}
+		m := e.decodeMessage(k, key, val)
 		m.rawSaved = !m.RawKey.IsZero()
-		if m.Seq != int64(len(c.msgs)) {
-			decodeErr = fmt.Errorf("message %d out of order (have %d)", m.Seq, len(c.msgs))
-			return false
+		// A missing record (a damaged file) leaves a placeholder, so that
+		// sequence numbers stay positions.
+		for int64(len(c.msgs)) < m.Seq {
+			c.addMsg(damagedMessage(int64(len(c.msgs))))
 		}
-		c.addMsg(m)
+		if m.Seq == int64(len(c.msgs)) {
+			c.addMsg(m)
+		}
 		return true
 	})
-	if err == nil {
-		err = decodeErr
-	}
 	if err != nil {
 		return nil, false, fmt.Errorf("memory: load messages of %q: %w", k.Context, err)
 	}
+	if !headerOK {
+		e.log.Error("stored context header unreadable; rebuilt from its messages", "tenant", k.Tenant, "context", k.Context)
+		rebuildHeader(c)
+	}
+	var decodeErr error
 	err = e.st.Scan(recordPrefix(kindNode, k), func(key, val string) bool {
-		n := &tree.Node{}
-		if err := unmarshal(val, n); err != nil {
-			decodeErr = fmt.Errorf("decode %s: %w", key, err)
-			return false
-		}
-		if err := c.tree.Restore(n); err != nil {
-			decodeErr = err
-			return false
-		}
-		if n.Level == 0 {
-			c.index.Add(n.Text)
-		}
-		return true
+		decodeErr = e.restoreNode(c, key, val)
+		return decodeErr == nil
 	})
 	if err == nil {
 		err = decodeErr
@@ -436,6 +418,8 @@ func (e *Engine) supersede(c *mctx, seq int64) ([]store.KV, error) {
 	return kvs, nil
 }
 
+// mustJSON encodes a record. It cannot fail: records hold strings, numbers
+// and raw JSON that checkMessages (or storedRaw) verified.
 func mustJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -446,8 +430,10 @@ func mustJSON(v any) string {
 
 // ingest reconciles msgs with the stored threads (decoding with decode the
 // messages that arrive undecoded, see reconcile) and durably stores the new
-// suffix. It returns the sequence number of every message.
-func (e *Engine) ingest(c *mctx, k Key, msgs []Message, decode Decoder, at time.Time) ([]int64, int, error) {
+// suffix. It returns the sequence number of every message. admit, when set,
+// sees the stored messages' sequence numbers before anything new is
+// stored; when it refuses, ingest stores nothing and returns ErrTooLong.
+func (e *Engine) ingest(c *mctx, k Key, msgs []Message, decode Decoder, at time.Time, admit func(seqs []int64) bool) ([]int64, int, error) {
 	seqs, prevHash, learned, whole, err := e.reconcile(c, k, msgs, decode, true)
 	if err != nil {
 		return nil, 0, err
@@ -466,6 +452,12 @@ func (e *Engine) ingest(c *mctx, k Key, msgs []Message, decode Decoder, at time.
 		parent = seqs[len(seqs)-1]
 	}
 	rest := msgs[len(seqs):]
+	if err := checkMessages(rest); err != nil {
+		return nil, 0, err
+	}
+	if admit != nil && !admit(seqs) {
+		return nil, 0, ErrTooLong
+	}
 	p, newSeqs, err := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, at, math.MaxInt64, true)
 	if err != nil {
 		e.forget(k)
@@ -513,6 +505,9 @@ func (e *Engine) AppendResponse(k Key, parent, since int64, m Message, partial b
 	if parent < 0 || parent >= int64(len(c.msgs)) {
 		return fmt.Errorf("memory: response parent %d out of range", parent)
 	}
+	if err := checkMessages([]Message{m}); err != nil {
+		return err
+	}
 	prevHash := c.msgs[parent].Hash
 	if _, dup := c.byHash[chainHash(prevHash, m)]; dup {
 		return nil
@@ -542,6 +537,6 @@ func (e *Engine) Import(k Key, msgs []Message, at time.Time) (int, error) {
 		return 0, err
 	}
 	defer c.mu.Unlock()
-	_, added, err := e.ingest(c, k, msgs, nil, at)
+	_, added, err := e.ingest(c, k, msgs, nil, at, nil)
 	return added, err
 }

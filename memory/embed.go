@@ -153,19 +153,17 @@ func (e *Engine) embedPending(ctx context.Context, k Key) error {
 
 // loadVectors restores a context's stored vectors (contiguous from block 0).
 func (e *Engine) loadVectors(c *mctx) error {
-	var decodeErr error
 	err := e.st.Scan(recordPrefix(kindVector, c.key), func(key, val string) bool {
 		v, err := qvec.Decode([]byte(val))
 		if err != nil {
-			decodeErr = fmt.Errorf("decode %s: %w", key, err)
+			// Vectors are contiguous from block 0: the worker embeds again
+			// from the first unreadable one.
+			e.log.Error("stored vector unreadable; embedding again from it", "tenant", c.key.Tenant, "context", c.key.Context, "key", key, "err", err)
 			return false
 		}
 		c.vecs = append(c.vecs, v)
 		return true
 	})
-	if err == nil {
-		err = decodeErr
-	}
 	if len(c.vecs) > c.tree.Len() {
 		c.vecs = c.vecs[:c.tree.Len()]
 	}

@@ -31,6 +31,9 @@ var (
 	ErrNotFound = errors.New("memory: context not found")
 	// ErrBadTag means a tag names no policy rule.
 	ErrBadTag = errors.New("memory: invalid tag")
+	// ErrBadMessage means a message cannot be stored as given (its raw JSON
+	// is invalid or nests too deeply to be read back).
+	ErrBadMessage = errors.New("memory: invalid message")
 )
 
 // Options configure an Engine.
@@ -315,13 +318,12 @@ func (e *Engine) List(tenant string) ([]ContextInfo, error) {
 		return nil, fmt.Errorf("%w: tenant %q", ErrBadKey, tenant)
 	}
 	var out []ContextInfo
-	var decodeErr error
 	prefix := headerPrefix(tenant)
 	err := e.st.Scan(prefix, func(k, v string) bool {
 		var rec ctxRecord
-		if err := unmarshal(v, &rec); err != nil {
-			decodeErr = fmt.Errorf("decode %s: %w", k, err)
-			return false
+		if !decodeHeader(v, &rec) {
+			// Listed with zero counts; loading the context rebuilds it.
+			e.log.Error("stored context header unreadable", "tenant", tenant, "key", k)
 		}
 		info := rec.info(tenant)
 		if id, err := url.QueryUnescape(k[len(prefix):]); err == nil {
@@ -330,9 +332,6 @@ func (e *Engine) List(tenant string) ([]ContextInfo, error) {
 		out = append(out, info)
 		return true
 	})
-	if err == nil {
-		err = decodeErr
-	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, err
 }
@@ -364,6 +363,8 @@ type Stats struct {
 	Threads    int `json:"threads"`
 	Superseded int `json:"superseded_messages"`
 	Partial    int `json:"partial_messages"`
+	// Damaged counts messages that could not be read back from the store.
+	Damaged int `json:"damaged_messages,omitempty"`
 	// Embedded counts blocks with a vector (semantic lens).
 	Embedded int `json:"embedded_blocks"`
 }
@@ -389,6 +390,9 @@ func (e *Engine) Stats(k Key) (Stats, error) {
 		}
 		if m.Partial {
 			st.Partial++
+		}
+		if m.Damaged {
+			st.Damaged++
 		}
 	}
 	return st, nil

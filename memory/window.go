@@ -110,7 +110,13 @@ func (e *Engine) Prepare(r Request) (*Window, error) {
 			c.remember(whole, seqs)
 		}
 	} else {
-		seqs, w.NewMessages, err = e.ingest(c, r.Key, r.Messages, r.Decode, e.opts.Now())
+		// What cannot be sent is not stored: a turn too long for the budget
+		// is refused before anything is written.
+		fits := func(seqs []int64) bool {
+			_, _, _, ok := e.selectTail(c, r, seqs, &Window{})
+			return ok
+		}
+		seqs, w.NewMessages, err = e.ingest(c, r.Key, r.Messages, r.Decode, e.opts.Now(), fits)
 		if err != nil {
 			return nil, err
 		}

@@ -145,7 +145,8 @@ func (s *Server) adminError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, memory.ErrTooLong):
 		writeError(ctx, badRequest("budget", "budget too small for the query"))
 	default:
-		writeError(ctx, &apiError{status: 500, message: err.Error(), typ: "server_error", code: "internal_error"})
+		s.log.Error("admin", "err", err)
+		writeError(ctx, storeFailure(err))
 	}
 }
 

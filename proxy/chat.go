@@ -22,6 +22,10 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx, start time.Time, p auth.Principa
 		writeError(ctx, aerr)
 		return
 	}
+	if n := len(req.messages); n > s.opts.MaxMessages {
+		writeError(ctx, badRequest("messages", "'messages' holds %d messages; this server accepts at most %d per request (limits.max_messages)", n, s.opts.MaxMessages))
+		return
+	}
 	key, explicit := s.resolveKey(ctx, p.Tenant, req.user)
 	if !explicit && s.opts.RequireID {
 		writeError(ctx, errNoContextID)
@@ -30,7 +34,7 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx, start time.Time, p auth.Principa
 	cctx, stop := watchClient(ctx.Conn())
 	resp, w := s.forward(ctx, cctx, start, &exchange{
 		key: key, scopes: p.Scopes, messages: req.messages, decode: req.decode, maxTokens: req.maxTokens, tools: req.tools,
-		path: "/v1/chat/completions",
+		path: "/v1/chat/completions", maxTokensField: "max_tokens",
 		render: func(w *memory.Window) ([]byte, []policy.Hit, error) {
 			return renderBody(req, w, s.opts.Policy, p.Scopes)
 		},

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/megacontext/megacontext/jsondepth"
 	"github.com/megacontext/megacontext/memory"
 )
 
@@ -53,9 +54,9 @@ func badRequest(param, format string, args ...any) *apiError {
 
 var validRoles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
 
-// maxNesting bounds how deep a request body may nest objects and arrays
-// for the scan that spares a resent history its parse.
-const maxNesting = 128
+// maxNesting bounds how deep a request body may nest objects and arrays:
+// deeper bodies are refused before any parser sees them (see jsondepth).
+const maxNesting = jsondepth.Limit
 
 // parseChatRequest validates a chat completion body and extracts what
 // memory needs. It never modifies body.
@@ -79,7 +80,7 @@ func parseChatRequest(body []byte) (*chatRequest, *apiError) {
 	// The body without its messages: small, validated and read whole.
 	rest := make([]byte, 0, len(body)-(lay.end-lay.start)+2)
 	rest = append(append(append(rest, body[:lay.start]...), "[]"...), body[lay.end:]...)
-	if !gjson.ValidBytes(rest) {
+	if !jsondepth.Valid(rest) {
 		return nil, errInvalidJSON
 	}
 	if len(lay.elems) == 0 {
@@ -101,7 +102,7 @@ var errInvalidJSON = &apiError{status: 400, message: "request body is not valid 
 // decodeMessage validates and decodes one message of a request body: the
 // engine calls it for the messages it does not hold byte for byte.
 func decodeMessage(i int, raw json.RawMessage) (memory.Message, error) {
-	if !gjson.ValidBytes(raw) {
+	if !jsondepth.Valid(raw) {
 		return memory.Message{}, errInvalidJSON
 	}
 	m, aerr := parseMessage(i, gjson.ParseBytes(raw))
@@ -130,7 +131,12 @@ func (r *chatRequest) decodeAll() *apiError {
 // parseWholeRequest validates and decodes a whole body: the path of the
 // bodies scanBody does not take, which tells what is wrong with them.
 func parseWholeRequest(body []byte) (*chatRequest, *apiError) {
-	if !gjson.ValidBytes(body) {
+	// Checked before any parser runs: gjson recurses once per level, and
+	// 16 MiB of '[' overflowed the stack (a fatal error, not a panic).
+	if jsondepth.Exceeds(body, maxNesting) {
+		return nil, &apiError{status: 400, message: fmt.Sprintf("request body nests JSON deeper than %d levels", maxNesting), typ: "invalid_request_error", code: "json_too_deep"}
+	}
+	if !jsondepth.Valid(body) {
 		return nil, &apiError{status: 400, message: "request body is not valid JSON", typ: "invalid_request_error", code: "invalid_json"}
 	}
 	root := gjson.ParseBytes(body)

@@ -7,9 +7,11 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 	"github.com/valyala/fasthttp"
 
 	"github.com/megacontext/megacontext/memory"
@@ -40,6 +42,9 @@ type exchange struct {
 	decode memory.Decoder
 	// maxTokens is the client's output limit; 0 when it set none.
 	maxTokens int
+	// maxTokensField names the body field that limits output; when the
+	// client set no limit, forward sets it to the budget's reservation.
+	maxTokensField string
 	// tools is the JSON text of the tool schemas, charged to the budget.
 	tools string
 	// path is the upstream path the rendered body is posted to.
@@ -157,12 +162,18 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, cctx context.Context, start t
 		s.m.ingested.Add(float64(w.NewMessages))
 	}
 	body, liveHits, err := x.render(w)
+	if err == nil && x.maxTokens == 0 && x.maxTokensField != "" {
+		// The budget reserved this much for the reply: without a limit a
+		// local model may generate until its whole context is full.
+		body, err = sjson.SetBytes(body, x.maxTokensField, b.reserve)
+	}
 	if err != nil {
 		var aerr *apiError
 		if errors.As(err, &aerr) {
 			return nil, nil, 0, aerr
 		}
-		return nil, nil, 0, &apiError{status: 500, message: "rewrite request: " + err.Error(), typ: "server_error", code: "internal_error"}
+		s.log.Error("rewrite request", "err", err)
+		return nil, nil, 0, &apiError{status: 500, message: "internal error rewriting the request (the proxy's log says why)", typ: "server_error", code: "internal_error"}
 	}
 	if first {
 		s.audit(x.key, append(liveHits, w.Hits...))
@@ -190,29 +201,30 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, cctx context.Context, start t
 }
 
 // storeReply returns the callback that stores an upstream reply to the
-// window's last message in memory.
-func (s *Server) storeReply(key memory.Key, w *memory.Window) func(msg upstream.Message, complete bool) {
+// window's last message in memory. relay calls it before the reply's last
+// bytes go out (the plain body, or a stream's [DONE]), so a client that has
+// the whole answer can count on memory having it too; when it fails, the
+// client gets an error instead of those bytes. If the client's next turn
+// already stored the same message, it is a no-op.
+func (s *Server) storeReply(key memory.Key, w *memory.Window) func(msg upstream.Message, complete bool) error {
 	parent, since := w.LastSeq, w.NextSeq
-	return func(msg upstream.Message, complete bool) {
+	return func(msg upstream.Message, complete bool) error {
 		if parent < 0 || (msg.Content == "" && len(msg.ToolCalls) == 0) {
-			return
+			return nil
 		}
 		m, err := responseMessage(msg)
 		if err != nil {
-			s.log.Warn("response not stored", "err", err)
-			return
+			s.log.Error("response not stored", "context", key.Context, "err", err)
+			return err
 		}
-		// Store the reply off the response path. If the client's next turn
-		// arrives first, it stores the same message and this becomes a no-op.
 		s.ingesting.RLock()
-		go func() {
-			defer s.ingesting.RUnlock()
-			if err := s.eng.AppendResponse(key, parent, since, m, !complete); err != nil {
-				s.log.Error("store response", "context", key.Context, "err", err)
-				return
-			}
-			s.m.ingested.Inc()
-		}()
+		defer s.ingesting.RUnlock()
+		if err := s.eng.AppendResponse(key, parent, since, m, !complete); err != nil {
+			s.log.Error("store response", "context", key.Context, "err", err)
+			return err
+		}
+		s.m.ingested.Inc()
+		return nil
 	}
 }
 
@@ -225,10 +237,22 @@ func (s *Server) memoryError(err error, b budget) *apiError {
 		return &apiError{status: 400, message: fmt.Sprintf("the latest message is too long for the model's context: %d tokens available for the prompt (context %d, reserved output %d)", b.total, b.nctx, b.reserve), typ: "invalid_request_error", param: "messages", code: "context_length_exceeded"}
 	case errors.Is(err, memory.ErrBadKey):
 		return &apiError{status: 400, message: err.Error(), typ: "invalid_request_error", param: "X-MegaContext-Id", code: "invalid_value"}
+	case errors.Is(err, memory.ErrBadMessage):
+		return badRequest("messages", "%s", strings.TrimPrefix(err.Error(), "memory: "))
 	default:
 		s.log.Error("memory", "err", err)
-		return &apiError{status: 500, message: "memory error: " + err.Error(), typ: "server_error", code: "internal_error"}
+		return storeFailure(err)
 	}
+}
+
+// storeFailure is the answer when memory could not be read or written. It
+// names the cause (a full disk) but never the data path or storage keys,
+// which the log has.
+func storeFailure(err error) *apiError {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return &apiError{status: 507, message: "the memory store is out of disk space: this turn was not stored", typ: "server_error", code: "insufficient_storage"}
+	}
+	return &apiError{status: 500, message: "the memory store failed: this turn was not stored (the proxy's log says why)", typ: "server_error", code: "store_error"}
 }
 
 func setWindowHeaders(ctx *fasthttp.RequestCtx, k memory.Key, w *memory.Window, b budget, overhead time.Duration) {

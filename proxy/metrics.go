@@ -18,6 +18,7 @@ type metrics struct {
 	expansions     prometheus.Counter
 	ingested       prometheus.Counter
 	policy         *prometheus.CounterVec
+	panics         prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -56,7 +57,10 @@ func newMetrics() *metrics {
 	m.policy = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "megacontext_policy_actions_total", Help: "Sensitive spans redacted or excluded, by rule and action.",
 	}, []string{"rule", "action"})
-	m.reg.MustRegister(m.policy, m.requests, m.latency, m.overhead, m.windowTokens, m.historyTokens,
+	m.panics = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "megacontext_panics_total", Help: "Requests that hit a bug (a recovered panic); each is logged with its stack.",
+	})
+	m.reg.MustRegister(m.panics, m.policy, m.requests, m.latency, m.overhead, m.windowTokens, m.historyTokens,
 		m.upstreamErrors, m.retries, m.expansions, m.ingested,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -3,20 +3,26 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/megacontext/megacontext/jsondepth"
 	"github.com/megacontext/megacontext/proxy/upstream"
 )
 
 // relay copies an upstream response to the client: event streams chunk by
 // chunk as they arrive, other bodies whole. done, when set, receives the
-// assembled assistant message after the body ends (complete is false for a
-// stream cut before its end). stop releases the client watcher.
-func (s *Server) relay(ctx *fasthttp.RequestCtx, resp *upstream.Response, stop func(), done func(msg upstream.Message, complete bool)) {
+// assembled assistant message before the answer's last bytes go out (the
+// plain body, or a stream's [DONE]); complete is false for a stream cut
+// before its end. When done fails (the reply could not be stored), the
+// client gets an error instead of those last bytes. A stream the upstream
+// cuts ends with an error event that the OpenAI SDKs raise. stop releases
+// the client watcher.
+func (s *Server) relay(ctx *fasthttp.RequestCtx, resp *upstream.Response, stop func(), done func(msg upstream.Message, complete bool) error) {
 	for k, vs := range resp.Header {
 		if strings.EqualFold(k, "Content-Length") || strings.EqualFold(k, "Server") || strings.EqualFold(k, "Date") {
 			continue
@@ -32,42 +38,21 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, resp *upstream.Response, stop f
 		ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
 			defer stop()
 			defer resp.Body.Close()
-			rd := upstream.NewSSEReader(resp.Body)
-			var acc upstream.Accumulator
-			clientGone := false
-			for {
-				ev, err := rd.Next()
-				if len(ev.Raw) > 0 {
-					if _, werr := bw.Write(ev.Raw); werr == nil {
-						werr = bw.Flush()
-						if werr != nil {
-							clientGone = true
-						}
-					} else {
-						clientGone = true
-					}
-					_ = acc.AddEvent(ev)
-				}
-				if err != nil || clientGone {
-					if err != nil && !errors.Is(err, io.EOF) {
-						s.log.Warn("stream from upstream ended with an error", "err", err)
-						s.m.upstreamErrors.WithLabelValues("stream").Inc()
-					}
-					break
-				}
-			}
-			msg := acc.Message()
-			if done != nil {
-				done(msg, !clientGone && (msg.Done || msg.FinishReason != ""))
-			}
+			s.relayStream(bw, resp, done)
 		})
 		return
 	}
 	defer stop()
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBufferedBody))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBufferedBody+1))
 	if err != nil {
 		s.transportError(ctx, err)
+		return
+	}
+	if len(body) > maxBufferedBody {
+		s.m.upstreamErrors.WithLabelValues("too_large").Inc()
+		s.log.Warn("upstream answer too large", "limit_bytes", maxBufferedBody)
+		writeError(ctx, &apiError{status: 502, message: fmt.Sprintf("the upstream model server's answer exceeds %d MiB", maxBufferedBody>>20), typ: "server_error", code: upstream.CodeUpstreamError})
 		return
 	}
 	if resp.Status >= 400 {
@@ -76,10 +61,105 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, resp *upstream.Response, stop f
 		ctx.SetBody(upstream.OpenAIError(resp.Status, body))
 		return
 	}
-	ctx.SetBody(body)
 	if done != nil {
-		if msg, err := upstream.FromCompletion(body); err == nil {
-			done(msg, msg.FinishReason != "")
+		msg, err := upstream.FromCompletion(body)
+		switch {
+		case msg.Error != "":
+			s.m.upstreamErrors.WithLabelValues("error_body").Inc()
+			writeError(ctx, &apiError{status: 502, message: "the upstream model server answered with an error: " + msg.Error, typ: "server_error", code: upstream.CodeUpstreamError})
+			return
+		case err != nil && !jsondepth.Valid(body):
+			s.m.upstreamErrors.WithLabelValues("invalid_json").Inc()
+			s.log.Warn("upstream answer is not JSON", "err", err)
+			writeError(ctx, &apiError{status: 502, message: "the upstream model server's answer is not valid JSON", typ: "server_error", code: upstream.CodeUpstreamError})
+			return
+		case err == nil:
+			if err := done(msg, msg.FinishReason != ""); err != nil {
+				writeError(ctx, storeFailure(err))
+				return
+			}
 		}
 	}
+	ctx.SetBody(body)
+}
+
+// relayStream copies an event stream as it arrives, holding back only its
+// [DONE] until done has stored the reply.
+func (s *Server) relayStream(bw *bufio.Writer, resp *upstream.Response, done func(msg upstream.Message, complete bool) error) {
+	clientGone := false
+	write := func(b []byte) {
+		if clientGone {
+			return
+		}
+		if _, err := bw.Write(b); err != nil || bw.Flush() != nil {
+			clientGone = true
+		}
+	}
+	rd := upstream.NewSSEReader(resp.Body)
+	var (
+		acc     upstream.Accumulator
+		final   []byte // the [DONE] event, sent once the reply is stored
+		readErr error
+	)
+	for !clientGone {
+		ev, err := rd.Next()
+		if len(ev.Raw) > 0 {
+			_ = acc.AddEvent(ev)
+			if acc.Done() {
+				final = append([]byte(nil), ev.Raw...)
+				break
+			}
+			write(ev.Raw)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				readErr = err
+				s.log.Warn("stream from upstream ended with an error", "err", err)
+				s.m.upstreamErrors.WithLabelValues("stream").Inc()
+			}
+			break
+		}
+	}
+	msg := acc.Message()
+	complete := !clientGone && (msg.Done || msg.FinishReason != "")
+	var storeErr error
+	if done != nil {
+		storeErr = done(msg, complete)
+	}
+	switch {
+	case clientGone:
+	case storeErr != nil:
+		write(sseError(storeFailure(storeErr)))
+	case !complete && msg.Error == "":
+		// The upstream went away mid-answer. Without an error event the
+		// client would take the truncated text for the whole reply.
+		if readErr == nil {
+			s.m.upstreamErrors.WithLabelValues("stream").Inc()
+		}
+		write(sseError(streamCut(readErr)))
+	case final != nil:
+		write(final)
+	}
+}
+
+// streamCut is the error event of a stream the upstream did not finish.
+func streamCut(err error) *apiError {
+	e := &apiError{status: 502, message: "the upstream model server's stream ended before the reply was complete", typ: "server_error", code: upstream.CodeUpstreamError}
+	if err != nil {
+		e.message += ": " + err.Error()
+		if status, _ := upstream.FromTransportError(err); status == 504 {
+			e.code = upstream.CodeUpstreamTimeout
+		}
+	}
+	return e
+}
+
+// sseError renders an error as the event OpenAI's SDKs raise mid-stream:
+// data: {"error": {...}}.
+func sseError(e *apiError) []byte {
+	var code any
+	if e.code != "" {
+		code = e.code
+	}
+	return append(append([]byte("data: "), upstream.ErrorJSON(e.message, e.typ, e.param, code)...), '\n', '\n')
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -40,8 +41,11 @@ type Options struct {
 	SafetyMargin int
 	// TailPercent caps the verbatim tail as a share of the budget.
 	TailPercent int
-	// MaxBodyBytes bounds request bodies.
+	// MaxBodyBytes bounds request bodies; default 16 MiB.
 	MaxBodyBytes int
+	// MaxMessages bounds the messages of one chat request; default
+	// DefaultMaxMessages.
+	MaxMessages int
 	// ContextHeaders name headers whose first non-empty value selects the MegaContext.
 	ContextHeaders []string
 	// ThreadHeaders name headers whose value separates threads (chat ids).
@@ -59,6 +63,10 @@ type Options struct {
 	RequireID bool
 }
 
+// DefaultMaxMessages is Options.MaxMessages's default: ten times a very long
+// agent session, a tenth of what made one request take seconds.
+const DefaultMaxMessages = 10000
+
 // Server is the proxy.
 type Server struct {
 	opts Options
@@ -73,9 +81,10 @@ type Server struct {
 	info   upstream.Info
 	known  bool
 
-	// ingesting is held shared by every response still being stored after
-	// its reply was sent; taking it exclusively waits for them all (a
-	// WaitGroup may not be waited on while new work is added).
+	// ingesting is held shared while a reply is being stored (a stream's
+	// writer may still be storing the partial reply of a client that left);
+	// taking it exclusively waits for them all (a WaitGroup may not be
+	// waited on while new work is added).
 	ingesting sync.RWMutex
 }
 
@@ -96,12 +105,17 @@ func New(o Options) *Server {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 16 << 20
 	}
+	if o.MaxMessages <= 0 {
+		o.MaxMessages = DefaultMaxMessages
+	}
 	s := &Server{opts: o, eng: o.Engine, up: o.Upstream, log: o.Logger, m: newMetrics()}
 	s.prom = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
 		Handler:               s.handle,
 		Name:                  "megacontext",
 		MaxRequestBodySize:    o.MaxBodyBytes,
+		ReadBufferSize:        maxHeaderBytes,
+		SecureErrorLogMessage: true,
 		ReadTimeout:           2 * time.Minute,
 		IdleTimeout:           2 * time.Minute,
 		NoDefaultServerHeader: false,
@@ -159,18 +173,37 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// maxHeaderBytes bounds a request's line and headers (fasthttp's read
+// buffer): room for large cookies and tokens.
+const maxHeaderBytes = 16 << 10
+
+// handleServerError answers requests fasthttp could not read. The answer
+// never echoes the request: fasthttp's error text may quote its headers,
+// Authorization included.
 func (s *Server) handleServerError(ctx *fasthttp.RequestCtx, err error) {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) || strings.Contains(err.Error(), "body size exceeds") {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge) || strings.Contains(err.Error(), "body size exceeds"):
 		writeError(ctx, &apiError{status: 413, message: fmt.Sprintf("request body exceeds the limit of %d bytes", s.opts.MaxBodyBytes), typ: "invalid_request_error", code: "request_too_large"})
-		return
+	case errors.As(err, &small):
+		writeError(ctx, &apiError{status: 431, message: fmt.Sprintf("request headers exceed the limit of %d bytes", maxHeaderBytes), typ: "invalid_request_error", code: "request_headers_too_large"})
+	default:
+		writeError(ctx, &apiError{status: 400, message: "malformed HTTP request", typ: "invalid_request_error", code: "bad_request"})
 	}
-	writeError(ctx, &apiError{status: 400, message: "malformed HTTP request: " + err.Error(), typ: "invalid_request_error", code: "bad_request"})
 }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	path := string(ctx.Path())
 	route := path
+	// A bug must cost one request, not the process and every stream in it.
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic serving a request", "route", route, "panic", v, "stack", string(debug.Stack()))
+			s.m.panics.Inc()
+			writeError(ctx, &apiError{status: 500, message: "internal error (the proxy's log says why)", typ: "server_error", code: "internal_error"})
+		}
+	}()
 	switch {
 	case path == "/v1/chat/completions" || path == "/chat/completions":
 		route = "/v1/chat/completions"
@@ -195,7 +228,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.ready(ctx)
 	case path == "/metrics":
 		s.prom(ctx)
-	case strings.HasPrefix(path, "/megacontext/v1/"):
+	case strings.HasPrefix(string(ctx.URI().PathOriginal()), "/megacontext/v1/"):
+		// On the raw path: the normalized one resolves a context id's
+		// escaped "../" segments, which would take it out of its route.
 		route = "/megacontext/v1"
 		p, ok := s.authenticate(ctx)
 		if !ok {

@@ -196,6 +196,19 @@ func (t *Tree) Restore(n *Node) error {
 	return nil
 }
 
+// RestoreGist rebuilds gist node index of level from its children, which
+// must be restored, in place of a stored node that could not be read back.
+func (t *Tree) RestoreGist(level, index int) error {
+	if level < 1 || level > len(t.levels) {
+		return fmt.Errorf("tree: rebuild gist %d/%d: no level below", level, index)
+	}
+	lo, hi := index*t.f, (index+1)*t.f
+	if hi > len(t.levels[level-1]) {
+		return fmt.Errorf("tree: rebuild gist %d/%d: children missing", level, index)
+	}
+	return t.Restore(t.buildGist(level, index, t.levels[level-1][lo:hi]))
+}
+
 func (t *Tree) buildGist(level, index int, children []*Node) *Node {
 	g := &Node{
 		Level:   level,

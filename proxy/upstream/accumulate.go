@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/megacontext/megacontext/jsondepth"
 )
 
 // maxToolCalls bounds the tool calls one message may accumulate, so a
@@ -97,7 +99,7 @@ func (a *Accumulator) Add(data []byte) error {
 		a.msg.Done = true
 		return nil
 	}
-	if !gjson.ValidBytes(d) {
+	if !jsondepth.Valid(d) {
 		return fmt.Errorf("accumulate: chunk is not JSON: %q", snippet(d, 80))
 	}
 	root := gjson.ParseBytes(d)
@@ -199,7 +201,7 @@ func (a *Accumulator) AddEvent(ev Event) error {
 		if len(d) == 0 {
 			return nil
 		}
-		if gjson.ValidBytes(d) {
+		if jsondepth.Valid(d) {
 			r := gjson.ParseBytes(d)
 			if e := errorMessage(r.Get("error")); e != "" {
 				a.msg.Error = e
@@ -213,6 +215,9 @@ func (a *Accumulator) AddEvent(ev Event) error {
 	}
 	return a.Add(ev.Data)
 }
+
+// Done reports whether the stream's "[DONE]" sentinel was seen.
+func (a *Accumulator) Done() bool { return a.msg.Done }
 
 // Chunks returns how many JSON chunks were consumed.
 func (a *Accumulator) Chunks() int { return a.chunks }
@@ -384,7 +389,7 @@ func errorMessage(v gjson.Result) string {
 // error yields a Message with Error set and an error; a body that is not a
 // completion yields an error.
 func FromCompletion(body []byte) (Message, error) {
-	if !gjson.ValidBytes(body) {
+	if !jsondepth.Valid(body) {
 		return Message{}, fmt.Errorf("completion: not JSON: %q", snippet(body, 80))
 	}
 	root := gjson.ParseBytes(body)

@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/megacontext/megacontext/jsondepth"
 )
 
 // Upstream kinds reported in Info.Kind.
@@ -103,7 +105,7 @@ func (c *Client) Discover(ctx context.Context) (Info, error) {
 			return Info{}, fmt.Errorf("discover: %w", err)
 		}
 		firstErr = err
-	} else if propsStatus == http.StatusOK && gjson.ValidBytes(props) && isLlamaProps(props) {
+	} else if propsStatus == http.StatusOK && jsondepth.Valid(props) && isLlamaProps(props) {
 		info.Kind = KindLlamaCpp
 		info.NCtx = llamaNCtx(props)
 		if a := gjson.GetBytes(props, "model_alias"); a.Type == gjson.String && a.String() != "" {
@@ -122,7 +124,7 @@ func (c *Client) Discover(ctx context.Context) (Info, error) {
 		if firstErr == nil {
 			firstErr = err
 		}
-	case modelsStatus == http.StatusOK && gjson.ValidBytes(models):
+	case modelsStatus == http.StatusOK && jsondepth.Valid(models):
 		data := gjson.GetBytes(models, "data")
 		first := data.Get("0")
 		if info.Model == "" {

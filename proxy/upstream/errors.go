@@ -15,6 +15,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
+
+	"github.com/megacontext/megacontext/jsondepth"
 )
 
 // Sentinel errors returned (wrapped) by this package. Test with errors.Is.
@@ -164,7 +166,7 @@ func IsContextLengthError(status int, body []byte) bool {
 	if len(body) == 0 {
 		return false
 	}
-	if gjson.ValidBytes(body) {
+	if jsondepth.Valid(body) {
 		for _, p := range []string{"error.code", "code", "error.type", "type", "error.error.code"} {
 			v := gjson.GetBytes(body, p)
 			if v.Type == gjson.String {
@@ -225,7 +227,7 @@ func extractMessage(body []byte) string {
 // recognize them. The result is always valid JSON.
 func OpenAIError(status int, body []byte) []byte {
 	isCtx := IsContextLengthError(status, body)
-	if len(body) > 0 && gjson.ValidBytes(body) {
+	if len(body) > 0 && jsondepth.Valid(body) {
 		if msg := extractMessage(body); msg != "" {
 			typ := firstString(body, "error.type", "type")
 			if typ == "" || (len(typ) > 0 && typ[0] >= 'A' && typ[0] <= 'Z') {
