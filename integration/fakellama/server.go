@@ -102,6 +102,8 @@ type Request struct {
 	Rejected bool
 	// Injected reports an error injected by FailNext.
 	Injected bool
+	// Fault is the fault injected by FaultNext, if any.
+	Fault Fault
 	// Reply is the generated text sent (after truncation).
 	Reply string
 	// FinishReason is "stop" or "length" for answered requests.
@@ -118,6 +120,37 @@ type failure struct {
 	body   string
 }
 
+// Fault is a way for the upstream to fail a generation request, injected
+// with FaultNext (HTTP error statuses are injected with FailNext).
+type Fault string
+
+// Faults.
+const (
+	// FaultHang accepts the request and never answers: no status, no
+	// headers, until the client goes away or the server closes.
+	FaultHang Fault = "hang"
+	// FaultSilence sends the status and headers (an event stream for a
+	// streamed request), then nothing more.
+	FaultSilence Fault = "silence"
+	// FaultCut dies mid-answer: a stream stops after its role chunk and two
+	// content chunks, a whole answer after half its bytes, and the
+	// connection is closed without ending the body.
+	FaultCut Fault = "cut"
+	// FaultHuge answers 200 with a chat completion of OverLongBytes.
+	FaultHuge Fault = "huge"
+	// FaultInvalidJSON answers 200 application/json with a body that is not
+	// JSON (for a streamed request: an event stream whose chunk is not JSON,
+	// then [DONE]).
+	FaultInvalidJSON Fault = "invalid-json"
+)
+
+// OverLongBytes is the size of a FaultHuge answer: past the 64 MiB a proxy
+// may reasonably buffer.
+const OverLongBytes = 65 << 20
+
+// Faults lists every Fault.
+var Faults = []Fault{FaultHang, FaultSilence, FaultCut, FaultHuge, FaultInvalidJSON}
+
 // Server is a running fixture on a real loopback listener.
 type Server struct {
 	opts    Options
@@ -133,6 +166,7 @@ type Server struct {
 	mu         sync.Mutex
 	reqs       []*Request
 	fails      []failure
+	faults     []Fault
 	rejectNext int
 	reply      func(Request) string
 	pieces     map[int]string
@@ -243,6 +277,14 @@ func (s *Server) FailNext(status int, body string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fails = append(s.fails, failure{status, body})
+}
+
+// FaultNext makes the next generation request fail with f (after any
+// FailNext failures queued before it are used). Calls queue up.
+func (s *Server) FaultNext(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, f)
 }
 
 // RejectNextContext makes the next generation request fail with the
@@ -736,6 +778,9 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, chat boo
 	if len(s.fails) > 0 {
 		fail = &s.fails[0]
 		s.fails = s.fails[1:]
+	} else if len(s.faults) > 0 {
+		req.Fault = s.faults[0]
+		s.faults = s.faults[1:]
 	} else if s.rejectNext > 0 {
 		s.rejectNext--
 		forced = true
@@ -748,6 +793,34 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, chat boo
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(fail.status)
 		_, _ = io.WriteString(w, fail.body)
+		return
+	}
+	switch req.Fault {
+	case FaultHang:
+		select {
+		case <-r.Context().Done():
+		case <-s.closing:
+		}
+		return
+	case FaultInvalidJSON:
+		if req.Stream {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "data: {\"choices\": [{\"delta\": not json\n\ndata: [DONE]\n\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id": "chatcmpl-1", "choices": [{"message": {"content": "half`)
+		return
+	case FaultHuge:
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"chatcmpl-huge","object":"chat.completion","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"`)
+		chunk := bytes.Repeat([]byte("x"), 1<<20)
+		for n := 0; n < OverLongBytes; n += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+		_, _ = io.WriteString(w, `"}}]}`)
 		return
 	}
 	if forced || !s.fits(req.PromptTokens, req.MaxTokens) {
@@ -870,6 +943,26 @@ type answer struct {
 	nCompletion int
 }
 
+// cut ends the answer abruptly: the connection is closed without ending
+// the body, as when the server process dies.
+func (a *answer) cut() {
+	if fl, ok := a.w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	a.s.finish(a.req, func(q *Request) { q.Status = http.StatusOK })
+	panic(http.ErrAbortHandler)
+}
+
+// silence sends the headers and then stalls.
+func (a *answer) silence(contentType string) error {
+	a.w.Header().Set("Content-Type", contentType)
+	a.w.WriteHeader(http.StatusOK)
+	if fl, ok := a.w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	return a.stall()
+}
+
 // wait sleeps d, failing if the client goes away or the server closes.
 func (a *answer) wait(d time.Duration) error {
 	if d <= 0 {
@@ -929,6 +1022,9 @@ func (a *answer) whole() error {
 	if a.s.opts.StallAfterChunks > 0 {
 		return a.stall()
 	}
+	if a.req.Fault == FaultSilence {
+		return a.silence("application/json")
+	}
 	var m map[string]any
 	if a.chat {
 		m = a.envelope("chat.completion")
@@ -949,11 +1045,22 @@ func (a *answer) whole() error {
 	if a.ctx.Err() != nil {
 		return errGone
 	}
+	if a.req.Fault == FaultCut {
+		b, _ := marshal(m)
+		a.w.Header().Set("Content-Type", "application/json")
+		a.w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+		a.w.WriteHeader(http.StatusOK)
+		_, _ = a.w.Write(b[:len(b)/2])
+		a.cut()
+	}
 	writeJSON(a.w, http.StatusOK, m)
 	return nil
 }
 
 func (a *answer) stream() error {
+	if a.req.Fault == FaultSilence {
+		return a.silence("text/event-stream")
+	}
 	fl, _ := a.w.(http.Flusher)
 	h := a.w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -966,6 +1073,9 @@ func (a *answer) stream() error {
 	emit := func(payload string) error {
 		if a.s.opts.StallAfterChunks > 0 && sent >= a.s.opts.StallAfterChunks {
 			return a.stall()
+		}
+		if a.req.Fault == FaultCut && sent >= 3 {
+			a.cut()
 		}
 		if a.ctx.Err() != nil {
 			return errGone
