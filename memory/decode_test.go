@@ -3,6 +3,7 @@ package memory
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -143,4 +144,42 @@ func TestUnreadableRecordsRecovered(t *testing.T) {
 	if err := e.Delete(k); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
+}
+
+// FuzzStoredMessage: whatever raw JSON a message carries, the engine either
+// refuses it (ErrBadMessage) or stores a record that reads back whole.
+func FuzzStoredMessage(f *testing.F) {
+	for _, raw := range []string{`{"role":"user","content":"hi"}`, `{"a":"\"[[["}`, string(nested(128)), string(nested(129)),
+		string(nested(10000)), string(nested(10001)), `{`, `{"role":"user","content":"\ud800"}`, "{\"x\":\"\xff\"}", `[1]`, ``} {
+		f.Add([]byte(raw), "hello")
+	}
+	e, err := Open(Options{Now: fixedClock()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer e.Close()
+	n := 0
+	f.Fuzz(func(t *testing.T, raw []byte, text string) {
+		n++
+		k := Key{Tenant: "t", Context: "fuzz" + strconv.Itoa(n)}
+		_, err := e.Prepare(Request{Key: k, Messages: []Message{{Role: "user", Text: text, Raw: raw}}, Budget: 1 << 20, PerMessage: 4, TailPercent: 40})
+		if err != nil {
+			if !errors.Is(err, ErrBadMessage) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		val, found, err := e.st.Get(msgKey(k, 0))
+		if err != nil || !found {
+			t.Fatalf("record: %v %v", found, err)
+		}
+		// Text reads back as JSON keeps it: invalid UTF-8 becomes U+FFFD.
+		var want string
+		if b, err := json.Marshal(text); err != nil || json.Unmarshal(b, &want) != nil {
+			t.Fatal(err)
+		}
+		if m := e.decodeMessage(k, msgKey(k, 0), val); m.Damaged || m.Text != want {
+			t.Fatalf("stored record does not read back: %+v", m)
+		}
+	})
 }

@@ -1,6 +1,10 @@
 package proxy
 
-import "testing"
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
 
 func TestParseChatRequestTable(t *testing.T) {
 	cases := []struct {
@@ -75,10 +79,14 @@ func parseDecoded(body []byte) (*chatRequest, *apiError) {
 	return r, nil
 }
 
-// FuzzParseChatRequest: no body crashes the parser or gets anything but a
-// 4xx; and the scan that leaves messages undecoded accepts exactly the
-// bodies the whole parse accepts, with the same messages and fields (but
-// for a duplicate "messages" key, which only the scan refuses).
+// FuzzParseChatRequest: no body crashes the parser (a panic, or a stack
+// overflow on deep nesting) or gets anything but a 4xx; the scan that
+// leaves messages undecoded accepts exactly the bodies the whole parse
+// accepts, with the same messages and fields (but for a duplicate
+// "messages" key, which only the scan refuses); and every accepted message
+// can be stored and read back (a message nested 9,999 levels deep was
+// accepted, stored, and made its context unreadable). The seeds, deep
+// nesting included, run in every `go test`.
 func FuzzParseChatRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
 	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"max_tokens":3}`))
@@ -89,6 +97,11 @@ func FuzzParseChatRequest(f *testing.F) {
 	f.Add([]byte(`{"messages":[{"role":"user","content":"a"} {"role":"user","content":"b"}]}`))
 	f.Add([]byte(`{"messages":[{"role":"user","content":"a"}]]}`))
 	f.Add([]byte(`{"tools":[{"a":[[[]]]}],"messages":[{"role":"user","name":"n","content":"\\"}]}`))
+	for _, d := range []int{100, 125, 126, 127, 9998, 9999, 10000} {
+		f.Add([]byte(`{"messages":[{"role":"user","content":"deep","x":` + strings.Repeat("[", d) + strings.Repeat("]", d) + `}]}`))
+	}
+	f.Add([]byte(strings.Repeat("[", 1<<20)))
+	f.Add([]byte(`{"messages":[{"role":"user","content":"\"[[[[","x":"\\"}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := parseDecoded(body)
 		if err == nil && len(r.messages) == 0 {
@@ -121,6 +134,17 @@ func FuzzParseChatRequest(f *testing.F) {
 		}
 		if r.stream != whole.stream || r.includeUsage != whole.includeUsage || r.maxTokens != whole.maxTokens || r.user != whole.user || r.model != whole.model || r.tools != whole.tools {
 			t.Fatalf("fields %+v, whole parse %+v", r, whole)
+		}
+		for i, m := range r.messages {
+			rec, merr := json.Marshal(struct {
+				Raw json.RawMessage `json:"raw"`
+			}{m.Raw})
+			var back struct {
+				Raw json.RawMessage `json:"raw"`
+			}
+			if merr != nil || json.Unmarshal(rec, &back) != nil {
+				t.Fatalf("message %d cannot be stored and read back: %v", i, merr)
+			}
 		}
 	})
 }

@@ -182,10 +182,30 @@ func TestFromCompletion(t *testing.T) {
 	}
 }
 
+// An upstream answer nested millions of levels deep overflowed the
+// goroutine stack in gjson's validator: a fatal error no recover catches,
+// which took the whole proxy down. It is now an error like any other bad
+// body.
+func TestDeepUpstreamJSON(t *testing.T) {
+	deep := []byte(strings.Repeat("[", 64<<20))
+	if _, err := FromCompletion(deep); err == nil {
+		t.Error("FromCompletion accepted 64 MiB of '['")
+	}
+	var acc Accumulator
+	if err := acc.Add(deep[:8<<20]); err == nil {
+		t.Error("Accumulator accepted 8 MiB of '['")
+	}
+	_ = acc.AddEvent(Event{Name: "error", Data: deep[:8<<20]})
+	if out := OpenAIError(500, deep); !json.Valid(out) || IsContextLengthError(400, deep) {
+		t.Errorf("OpenAIError of a deep body: %.200s", out)
+	}
+}
+
 // FuzzAccumulator feeds arbitrary event data; the accumulator must never
 // panic, and the message must stay consistent.
 func FuzzAccumulator(f *testing.F) {
 	for _, s := range []string{
+		strings.Repeat("[", 200), `{"choices":[{"delta":{"content":` + strings.Repeat("[", 5000) + `}}]}`,
 		`{"choices":[{"index":0,"delta":{"content":"x","tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":"{"}}]}}]}`,
 		`{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"}"}}]}}],"usage":{"prompt_tokens":1}}`,
 		`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":99999999999,"id":"z"}]},"finish_reason":"stop"}]}`,

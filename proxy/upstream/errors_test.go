@@ -229,7 +229,8 @@ func (e *netSyscallErr) Unwrap() error { return e.errno }
 func FuzzOpenAIError(f *testing.F) {
 	for _, s := range []string{llamaCtxErr, llamaOldCtx, vllmOldCtx, vllmNewCtx, openaiCtx, openaiRate,
 		ollamaErr, anthropicCtx, fastapiDetail, fastapiList, htmlGarbage, "", "\xff", `{"error":null}`,
-		`{"error":{"code":1e400,"message":"x"}}`, `{"error":{"code":1.5,"message":"x","param":7}}`, `[1,2]`, `"str"`} {
+		`{"error":{"code":1e400,"message":"x"}}`, `{"error":{"code":1.5,"message":"x","param":7}}`, `[1,2]`, `"str"`,
+		strings.Repeat("[", 200), `{"error":{"message":"x","param":` + strings.Repeat("[", 5000) + `}}`} {
 		f.Add(400, []byte(s))
 	}
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
