@@ -68,7 +68,7 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 		Expander:    openThesaurus(cfg.Memory.Thesaurus, logger),
 		Render:      cfg.Memory.Render,
 		Dir:         cfg.DataDir,
-		Sync:        store.SyncSecond,
+		Sync:        store.Sync(cfg.DataSync),
 		BlockTokens: cfg.Memory.BlockTokens,
 		Fanout:      cfg.Memory.Fanout,
 		GistTokens:  cfg.Memory.GistTokens,

@@ -27,8 +27,12 @@ var DefaultYAML []byte
 
 // Config is the whole configuration of a megacontext process.
 type Config struct {
-	Listen     string     `mapstructure:"listen"`
-	DataDir    string     `mapstructure:"data_dir"`
+	Listen  string `mapstructure:"listen"`
+	DataDir string `mapstructure:"data_dir"`
+	// DataSync is when stored records reach the disk: "second" (the
+	// default: written to the OS before every acknowledgement, fsynced once a
+	// second) or "always" (fsynced before every acknowledgement).
+	DataSync   string     `mapstructure:"data_sync"`
 	LogLevel   string     `mapstructure:"log_level"`
 	Upstream   Upstream   `mapstructure:"upstream"`
 	Limits     Limits     `mapstructure:"limits"`
@@ -143,6 +147,7 @@ func Defaults() Config {
 	return Config{
 		Listen:   "127.0.0.1:8787",
 		DataDir:  "./data",
+		DataSync: "second",
 		LogLevel: "info",
 		Upstream: Upstream{
 			URL:         "http://127.0.0.1:8080",
@@ -247,6 +252,7 @@ func splitList(s string) []string {
 func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("listen", d.Listen)
 	v.SetDefault("data_dir", d.DataDir)
+	v.SetDefault("data_sync", d.DataSync)
 	v.SetDefault("log_level", d.LogLevel)
 	v.SetDefault("upstream.url", d.Upstream.URL)
 	v.SetDefault("upstream.api_key", d.Upstream.APIKey)
@@ -288,6 +294,11 @@ func (c *Config) normalize() error {
 		}
 	}
 	c.Upstream.URL = u
+	switch c.DataSync {
+	case "second", "always":
+	default:
+		return fmt.Errorf("data_sync %q: want second or always", c.DataSync)
+	}
 	switch c.Upstream.Tokenize {
 	case "auto", "upstream", "estimate":
 	default:

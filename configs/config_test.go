@@ -76,6 +76,8 @@ func TestInvalidConfigs(t *testing.T) {
 		"policy:\n  rules:\n    - {name: x, detector: nope, action: redact}\n",
 		"policy:\n  rules:\n    - {name: x, pattern: '(', action: redact}\n",
 		"listen: [\n",
+		"data_sync: never\n",
+		"limits:\n  max_messages: 0\n",
 	}
 	for _, y := range cases {
 		path := filepath.Join(t.TempDir(), "c.yaml")

@@ -29,6 +29,7 @@ import (
 
 	"github.com/megacontext/megacontext/integration/fakellama"
 	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/proxy"
 	"github.com/megacontext/megacontext/proxy/upstream"
 	"github.com/megacontext/megacontext/tokens"
@@ -45,6 +46,7 @@ func main() {
 	render := flag.String("render", memory.RenderOutline, "engine memory layout: chronological or outline")
 	resendMode := flag.Bool("resend", false, "a chat UI's pattern: one conversation of --history tokens resent whole every turn; reports the proxy's own time against a short conversation's")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured turns to this file")
+	sync := flag.String("sync", string(store.SyncSecond), "store durability: second (fsync once a second) or always (fsync every write)")
 	flag.Parse()
 	profile = *cpuProfile
 	if *resendMode {
@@ -53,7 +55,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*history, *turns, *nctx, *stream, *jsonOut, *estimate, *diffs, *render); err != nil {
+	if err := run(*history, *turns, *nctx, *stream, *jsonOut, *estimate, *diffs, *render, store.Sync(*sync)); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -89,7 +91,7 @@ func sentence(r *rand.Rand, n int) string {
 	return strings.Join(w, " ") + "."
 }
 
-func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, render string) error {
+func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, render string, sync store.Sync) error {
 	fake, err := fakellama.Start(fakellama.Options{NCtx: nctx})
 	if err != nil {
 		return err
@@ -112,7 +114,7 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 	if estimate {
 		counter = tokens.Estimate{}
 	}
-	eng, err := memory.Open(memory.Options{Dir: dir, Counter: counter, Render: render})
+	eng, err := memory.Open(memory.Options{Dir: dir, Counter: counter, Render: render, Sync: sync})
 	if err != nil {
 		return err
 	}
@@ -201,7 +203,7 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 	st, _ := eng.Stats(key)
 	res := map[string]any{
 		"prompt_cache_reuse_p50": pct(cache, 50),
-		"history_tokens":         st.Tokens, "turns": turns, "stream": stream, "preload_s": preload.Seconds(),
+		"history_tokens":         st.Tokens, "turns": turns, "stream": stream, "sync": sync, "preload_s": preload.Seconds(),
 		"direct_ms_p50": pct(direct, 50), "direct_ms_p99": pct(direct, 99),
 		"proxy_ms_p50": pct(via, 50), "proxy_ms_p99": pct(via, 99),
 		"overhead_ms_p50": pct(overhead, 50), "overhead_ms_p99": pct(overhead, 99),
@@ -210,7 +212,7 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 	if jsonOut {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
-	fmt.Printf("history %d tokens, %d turns (stream=%v, tokens: %s), preload %.1fs\n", st.Tokens, turns, stream, counter.Name(), preload.Seconds())
+	fmt.Printf("history %d tokens, %d turns (stream=%v, tokens: %s, sync: %s), preload %.1fs\n", st.Tokens, turns, stream, counter.Name(), sync, preload.Seconds())
 	fmt.Printf("direct to upstream   p50 %6.2f ms  p99 %6.2f ms\n", pct(direct, 50), pct(direct, 99))
 	fmt.Printf("through megacontext  p50 %6.2f ms  p99 %6.2f ms\n", pct(via, 50), pct(via, 99))
 	fmt.Printf("added per request    p50 %6.2f ms  p99 %6.2f ms  (ratio p50 %.2fx)\n", pct(overhead, 50), pct(overhead, 99), pct(via, 50)/pct(direct, 50))
