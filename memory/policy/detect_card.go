@@ -4,8 +4,8 @@ package policy
 const maxCardGroups = 8
 
 // findCreditCards finds payment card numbers: 13 to 19 digits, either
-// unseparated or grouped by single spaces or dashes the way cards are
-// printed (4-4-4-4, 4-4-4-4-3, Amex 4-6-5, Diners 4-6-4), with a known
+// unseparated or grouped by single spaces, dashes or dots the way cards
+// are printed (4-4-4-4, 4-4-4-4-3, Amex 4-6-5, Diners 4-6-4), with a known
 // issuer prefix valid for that length and a correct Luhn check digit.
 // Numbers glued to words or other numeric structures are rejected.
 func findCreditCards(s string, dst []match) []match {
@@ -17,10 +17,10 @@ func findCreditCards(s string, dst []match) []match {
 		if !isDigit(s[i]) {
 			continue
 		}
-		// Read the run: digit groups joined by single ' ' or '-'.
+		// Read the run: digit groups joined by single ' ', '-' or '.'.
 		n, j := 0, i
 		var sep byte
-		consistent := true
+		consistent := true // one kind of separator throughout
 		for {
 			k := j
 			for k < len(s) && isDigit(s[k]) {
@@ -31,7 +31,7 @@ func findCreditCards(s string, dst []match) []match {
 			}
 			n++
 			j = k
-			if c := byteAt(s, j); (c == ' ' || c == '-') && isDigit(byteAt(s, j+1)) {
+			if c := byteAt(s, j); (c == ' ' || c == '-' || c == '.') && isDigit(byteAt(s, j+1)) {
 				if sep == 0 {
 					sep = c
 				} else if c != sep {
@@ -43,7 +43,10 @@ func findCreditCards(s string, dst []match) []match {
 			break
 		}
 		end := j
-		if !numericLeft(s, i) && consistent && n <= maxCardGroups {
+		if !consistent {
+			sep = 0 // mixed separators: the whole run or nothing
+		}
+		if !numericLeft(s, i) && n <= maxCardGroups {
 			if a, b, ok := findCardInRun(s, groups[:n], sep, digits[:0]); ok {
 				dst = append(dst, match{a, b})
 			}

@@ -3,7 +3,8 @@ package policy
 import "strings"
 
 // findEmails finds e-mail addresses: a dot-atom local part of common
-// characters, '@', and a domain of at least two DNS labels whose last label
+// characters, '@' (with at most one space on either side, "bob @
+// example.org"), and a domain of at least two DNS labels whose last label
 // (the TLD) is 2 to 24 letters. File-name look-alikes such as
 // "icon@2x.png" are rejected.
 func findEmails(s string, dst []match) []match {
@@ -15,6 +16,15 @@ func findEmails(s string, dst []match) []match {
 		}
 		at := from + k
 		from = at + 1
+		spaceBefore := byteAt(s, at-1) == ' ' && at-1 > floor
+		spaceAfter := byteAt(s, at+1) == ' '
+		domainStart := at + 1
+		if spaceAfter {
+			domainStart++
+		}
+		if spaceBefore {
+			at-- // from here on, at is the end of the local part
+		}
 		// Local part: walk left over allowed characters.
 		start := at
 		for start > floor && isEmailLocal(s[start-1]) {
@@ -29,13 +39,26 @@ func findEmails(s string, dst []match) []match {
 		if strings.Contains(s[start:at], "..") {
 			continue
 		}
-		end, ok := emailDomainEnd(s, at+1)
+		if spaceBefore && !spaceAfter && isPlainWord(s[start:at]) {
+			continue // "and @bar.com": a word and a mention
+		}
+		end, ok := emailDomainEnd(s, domainStart)
 		if !ok {
 			continue
 		}
 		dst = append(dst, match{start, end})
 		from, floor = end, end
 	}
+}
+
+// isPlainWord reports whether t is letters only.
+func isPlainWord(t string) bool {
+	for k := 0; k < len(t); k++ {
+		if !isAlpha(t[k]) {
+			return false
+		}
+	}
+	return true
 }
 
 func isEmailLocal(c byte) bool {

@@ -2,17 +2,19 @@ package policy
 
 // findIBANs finds International Bank Account Numbers: a country code of
 // the IBAN registry, two check digits (02 to 98) and the BBAN of the
-// country's exact length, in upper case, written either compactly
+// country's exact length, written either compactly
 // ("DE89370400440532013000") or in groups of four separated by single
-// spaces ("DE89 3704 0044 0532 0130 00"), whose ISO 7064 mod-97 checksum
-// is 1.
+// spaces, dashes or dots ("DE89 3704 0044 0532 0130 00",
+// "GB82-WEST-1234-5698-7654-32"), in upper or lower case (the country code
+// in one case), whose ISO 7064 mod-97 checksum is 1.
 func findIBANs(s string, dst []match) []match {
 	var buf [34]byte
 	for i := 0; i+4 < len(s); i++ {
-		if !isUpper(s[i]) || !isUpper(s[i+1]) || !isDigit(s[i+2]) || !isDigit(s[i+3]) || isWordByte(byteAt(s, i-1)) {
+		a, b := s[i], s[i+1]
+		if !(isUpper(a) && isUpper(b) || isLower(a) && isLower(b)) || !isDigit(s[i+2]) || !isDigit(s[i+3]) || isWordByte(byteAt(s, i-1)) {
 			continue
 		}
-		length := ibanLength(s[i], s[i+1])
+		length := ibanLength(a&^0x20, b&^0x20)
 		if length == 0 {
 			continue
 		}
@@ -25,25 +27,32 @@ func findIBANs(s string, dst []match) []match {
 }
 
 // readIBAN reads an IBAN of the given length starting at s[i] and returns
-// its end if it is well-formed and its checksum verifies.
+// its end if it is well-formed and its checksum verifies. Letters are
+// upper-cased into buf.
 func readIBAN(s string, i, length int, buf []byte) (int, bool) {
-	grouped := byteAt(s, i+4) == ' '
+	var sep byte
+	if c := byteAt(s, i+4); c == ' ' || c == '-' || c == '.' {
+		sep = c
+	}
 	j := i
 	for n := 0; n < length; n++ {
-		if grouped && n > 0 && n%4 == 0 {
-			if byteAt(s, j) != ' ' {
+		if sep != 0 && n > 0 && n%4 == 0 {
+			if byteAt(s, j) != sep {
 				return 0, false
 			}
 			j++
 		}
 		c := byteAt(s, j)
-		if !isUpper(c) && !isDigit(c) {
+		switch {
+		case isLower(c):
+			c &^= 0x20
+		case !isUpper(c) && !isDigit(c):
 			return 0, false
 		}
 		buf = append(buf, c)
 		j++
 	}
-	if isWordByte(byteAt(s, j)) {
+	if isWordByte(byteAt(s, j)) || sep != 0 && byteAt(s, j) == sep && isAlnum(byteAt(s, j+1)) && sep != ' ' {
 		return 0, false
 	}
 	if check := int(buf[2]-'0')*10 + int(buf[3]-'0'); check < 2 || check > 98 {

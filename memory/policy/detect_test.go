@@ -137,10 +137,14 @@ func TestFindIBANs(t *testing.T) {
 		{"DE8937040044053201300", nil},       // too short for DE
 		{"DE890370400440532013000", nil},     // too long for DE
 		{"XX89370400440532013000", nil},      // unknown country
-		{"de89370400440532013000", nil},      // lower case
-		{"DE89 37040044 0532 0130 00", nil},  // bad grouping
-		{"ADE89370400440532013000", nil},     // glued
-		{"DE89370400440532013000X", nil},     // glued
+		{"de89370400440532013000 and nl91 abna 0417 1643 00", []string{"de89370400440532013000", "nl91 abna 0417 1643 00"}},
+		{"GB82-WEST-1234-5698-7654-32 / FR14.2004.1010.0505.0001.3M02.606", []string{"GB82-WEST-1234-5698-7654-32", "FR14.2004.1010.0505.0001.3M02.606"}},
+		{"De89370400440532013000", nil},         // mixed-case country code
+		{"DE89-3704-0044-0532-0130-00-12", nil}, // runs on
+		{"DE89 3704-0044 0532 0130 00", nil},    // mixed separators
+		{"DE89 37040044 0532 0130 00", nil},     // bad grouping
+		{"ADE89370400440532013000", nil},        // glued
+		{"DE89370400440532013000X", nil},        // glued
 		{"US12 3456 7890", nil},
 		{"ISO8601 and RFC3339 and AB12CD34", nil},
 	})

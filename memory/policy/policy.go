@@ -84,6 +84,10 @@ type compiledRule struct {
 	label   string // what goes inside [redacted:...]
 	allow   []string
 	detect  detectFunc
+	// grouped marks detectors of digit groups (cards, phones, IBANs), the
+	// only ones that also read the view where format characters separate
+	// (see newViews).
+	grouped bool
 	pattern *regexp.Regexp
 }
 
@@ -127,6 +131,7 @@ func compileRule(r Rule) (compiledRule, error) {
 			return cr, fmt.Errorf("unknown detector %q (known: %s)", detector, strings.Join(Detectors(), ", "))
 		}
 		cr.detect = d
+		cr.grouped = detector == DetectorCreditCard || detector == DetectorPhone || detector == DetectorIBAN
 		cr.label = detector
 		if cr.name == "" {
 			cr.name = detector
@@ -185,7 +190,10 @@ func (p *Policy) Rules() []string {
 }
 
 // Scan returns the spans of text that the policy's rules match, sorted by
-// Start and non-overlapping. Overlapping matches (of one rule or of several)
+// Start and non-overlapping. Rules run on the text and on its normalized
+// view (see view: compatibility forms, invisible characters, typographic
+// and defanged separators), so that a value written to evade a detector is
+// found too; spans are always offsets into text itself. Overlapping matches (of one rule or of several)
 // are merged into one span covering their union, so that no byte of any
 // match escapes; the merged span is tagged with the most restrictive of the
 // rules involved: an exclude rule wins over a redact rule, and otherwise
@@ -202,18 +210,22 @@ func (p *Policy) Scan(text string) []Span {
 	}
 	var cands []cand
 	var buf []match
+	views := newViews(text)
 	for ri := range p.rules {
 		r := &p.rules[ri]
-		if r.detect != nil {
-			buf = r.detect(text, buf[:0])
-			for _, m := range buf {
-				cands = append(cands, cand{m.start, m.end, ri})
-			}
-			continue
+		buf = r.find(text, buf[:0])
+		for _, m := range buf {
+			cands = append(cands, cand{m.start, m.end, ri})
 		}
-		for _, loc := range r.pattern.FindAllStringIndex(text, -1) {
-			if loc[1] > loc[0] {
-				cands = append(cands, cand{loc[0], loc[1], ri})
+		// What the views reveal, mapped back onto the original.
+		for _, v := range views {
+			if v.formatAsSpace && !r.grouped {
+				continue
+			}
+			buf = r.find(v.text, buf[:0])
+			for _, m := range buf {
+				start, end := v.original(m.start, m.end)
+				cands = append(cands, cand{start, end, ri})
 			}
 		}
 	}
@@ -247,6 +259,19 @@ func (p *Policy) Scan(text string) []Span {
 	}
 	spans = append(spans, Span{cur.start, cur.end, p.rules[cur.rule].name})
 	return spans
+}
+
+// find appends the rule's matches in s to dst.
+func (r *compiledRule) find(s string, dst []match) []match {
+	if r.detect != nil {
+		return r.detect(s, dst)
+	}
+	for _, loc := range r.pattern.FindAllStringIndex(s, -1) {
+		if loc[1] > loc[0] {
+			dst = append(dst, match{loc[0], loc[1]})
+		}
+	}
+	return dst
 }
 
 // stronger reports whether rule a takes precedence over rule b for a merged

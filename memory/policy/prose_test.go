@@ -5,6 +5,7 @@ import (
 	"go/token"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -178,4 +179,57 @@ func compactStrings(s []string) []string {
 		}
 	}
 	return out
+}
+
+// multilingualProse returns the paragraphs of the UTF-8 sample texts of
+// golang.org/x/text (French, Japanese, Korean, simplified and traditional
+// Chinese) from the module cache, or nil when they are not there.
+func multilingualProse(tb testing.TB) []string {
+	tb.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "golang.org/x/text").Output()
+	if err != nil {
+		return nil
+	}
+	files, _ := filepath.Glob(filepath.Join(strings.TrimSpace(string(out)), "encoding", "testdata", "*-utf-8.txt"))
+	var paras []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for p := range strings.SplitSeq(string(b), "\n") {
+			if strings.TrimSpace(p) != "" {
+				paras = append(paras, p)
+			}
+		}
+	}
+	return paras
+}
+
+// TestFalsePositiveRateMultilingual measures how often each detector fires
+// on non-English prose (mostly non-ASCII: fullwidth punctuation,
+// ideographic full stops, accented letters), where the normalized view
+// (NFKC, dots and dashes unified) has the most to rewrite. Every hit is a
+// false positive. Run with -v to see the numbers.
+func TestFalsePositiveRateMultilingual(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reads golang.org/x/text's sample texts")
+	}
+	paras := multilingualProse(t)
+	if len(paras) < 100 {
+		t.Skip("golang.org/x/text's sample texts are not in the module cache")
+	}
+	size := 0
+	for _, p := range paras {
+		size += len(p)
+	}
+	hits, rate, examples := detectorHitRates(paras, 20)
+	kb := float64(size) / 1e3
+	t.Logf("multilingual prose: %d paragraphs, %.0f kB", len(paras), kb)
+	for _, d := range Detectors() {
+		t.Logf("%-12s false positives=%4d  paragraphs with a hit=%.3f%%", d, hits[d], 100*rate[d])
+		if len(examples[d]) > 0 {
+			t.Logf("%s examples: %q", d, examples[d])
+		}
+	}
 }
