@@ -79,11 +79,11 @@ type Policy struct {
 }
 
 type compiledRule struct {
-	name    string
-	action  string
-	label   string // what goes inside [redacted:...]
-	allow   []string
-	detect  detectFunc
+	name   string
+	action string
+	label  string // what goes inside [redacted:...]
+	allow  []string
+	detect detectFunc
 	// grouped marks detectors of digit groups (cards, phones, IBANs), the
 	// only ones that also read the view where format characters separate
 	// (see newViews).
