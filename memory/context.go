@@ -59,8 +59,13 @@ type msgRecord struct {
 	// Damaged marks a record that could not be read back (see
 	// decodeMessage): a placeholder, or one whose chain hash was lost.
 	Damaged bool `json:"damaged,omitempty"`
-	// Tags are the policy rules whose spans the message holds.
+	// Tags are the policy rules whose spans the message holds (its text and
+	// its name), and the rules tagged on the whole message.
 	Tags []string `json:"tags,omitempty"`
+	// Whole are the rules tagged on the whole message through Tag. Blocks
+	// carry them as whole-block spans too; a message without blocks (a
+	// leading system prompt) has only this.
+	Whole []string `json:"whole,omitempty"`
 	// First and Last are the message's block range; First = -1 when it has
 	// no blocks (leading system prompts, empty messages).
 	First int `json:"first"`
@@ -322,13 +327,16 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 			}
 			rec.RawKey, rec.rawSaved = rh.key(prevHash, m.Raw), true
 		}
+		// The name is text the user wrote too: its spans tag the message,
+		// and an exclude rule in it withholds the message.
+		nameSpans := e.opts.Policy.Scan(rec.Name)
 		if !leading[i] && rec.Text != "" {
 			spans := e.opts.Policy.Scan(rec.Text)
 			ranges := make([][2]int, len(spans))
 			for j, sp := range spans {
 				ranges[j] = [2]int{sp.Start, sp.End}
 			}
-			rec.Tags = policy.Tags(spans)
+			rec.Tags = policy.Tags(slices.Concat(spans, nameSpans))
 			pieces := keepSpansWhole(splitBlocks(rec.Text, e.opts.BlockTokens), ranges)
 			head := blockHeader(ms, rec.Role)
 			counts := tokens.CountAll(e.opts.Counter, pieces)
@@ -336,7 +344,7 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 			// An exclude rule withholds the whole message, not just the block
 			// its span falls in: every block carries a whole-block span of it.
 			var excludes []string
-			for _, sp := range spans {
+			for _, sp := range slices.Concat(spans, nameSpans) {
 				if e.opts.Policy.Excludes(sp.Rule) && !slices.Contains(excludes, sp.Rule) {
 					excludes = append(excludes, sp.Rule)
 				}
@@ -367,8 +375,13 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 				rec.Tokens += counts[j]
 			}
 			rec.Last = c.tree.Len() - 1
-		} else if rec.Text != "" {
-			rec.Tokens = e.countCached(rec.Text)
+		} else {
+			// Leading system prompts stay out of the tree, but are tagged
+			// for the admin view.
+			rec.Tags = policy.Tags(slices.Concat(e.opts.Policy.Scan(rec.Text), nameSpans))
+			if rec.Text != "" {
+				rec.Tokens = e.countCached(rec.Text)
+			}
 		}
 		c.addMsg(rec)
 		c.rec.Messages++

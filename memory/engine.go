@@ -34,6 +34,9 @@ var (
 	// ErrBadMessage means a message cannot be stored as given (its raw JSON
 	// is invalid or nests too deeply to be read back).
 	ErrBadMessage = errors.New("memory: invalid message")
+	// ErrForbidden means the caller's scopes do not clear it for a policy
+	// rule it tried to change.
+	ErrForbidden = errors.New("memory: not cleared for the rule")
 )
 
 // Options configure an Engine.

@@ -150,10 +150,10 @@ func TestManualTagWithholdsWholeMessage(t *testing.T) {
 	if !strings.Contains(window(e, nil), "Elm Street") {
 		t.Fatal("untagged message not recalled")
 	}
-	if _, err := e.Tag(k, 3, []string{"nope"}, nil); err == nil {
+	if _, err := e.Tag(k, 3, []string{"nope"}, nil, []string{"private"}); err == nil {
 		t.Fatal("unknown tag accepted")
 	}
-	if _, err := e.Tag(k, 3, []string{"private"}, nil); err != nil {
+	if _, err := e.Tag(k, 3, []string{"private"}, nil, []string{"private"}); err != nil {
 		t.Fatal(err)
 	}
 	if m := window(e, nil); strings.Contains(m, "Elm Street") || strings.Contains(m, "therapist") {
@@ -172,7 +172,7 @@ func TestManualTagWithholdsWholeMessage(t *testing.T) {
 	if strings.Contains(window(e, nil), "Elm Street") {
 		t.Fatal("tag lost on restart")
 	}
-	if _, err := e.Tag(k, 3, nil, []string{"private"}); err != nil {
+	if _, err := e.Tag(k, 3, nil, []string{"private"}, []string{"private"}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(window(e, nil), "Elm Street") {

@@ -25,8 +25,11 @@ type MessageInfo struct {
 }
 
 // Messages returns up to limit stored messages from seq from on, in
-// arrival order, their text filtered by the policy for a caller holding
-// scopes (admin inspection sees no more than the model would).
+// arrival order, filtered by the policy for a caller holding scopes as a
+// window would be: text and name are scanned and redacted (leading system
+// prompts included, which windows never hold but the listing does), and a
+// message an exclude rule or a whole-message tag withholds from the caller
+// is replaced by WithheldText, its name dropped.
 func (e *Engine) Messages(k Key, from int64, limit int, scopes []string) ([]MessageInfo, error) {
 	c, err := e.acquire(k, false)
 	if err != nil {
@@ -36,16 +39,12 @@ func (e *Engine) Messages(k Key, from int64, limit int, scopes []string) ([]Mess
 	var out []MessageInfo
 	for s := max(from, 0); s < int64(len(c.msgs)) && len(out) < limit; s++ {
 		m := c.msgs[s]
-		text := m.Text
-		if len(m.Tags) > 0 {
-			var excluded bool
-			text, excluded, _ = e.opts.Policy.Filter(text, scopes)
-			// Whole-message tags (Tag, exclude rules) live on the blocks.
-			if excluded || e.taggedWhole(c, m, scopes) {
-				text = WithheldText
-			}
+		text, exText, _ := e.opts.Policy.Filter(m.Text, scopes)
+		name, exName, _ := e.opts.Policy.Filter(m.Name, scopes)
+		if exText || exName || e.taggedWhole(c, m, scopes) {
+			text, name = WithheldText, ""
 		}
-		out = append(out, MessageInfo{Seq: m.Seq, Parent: m.Parent, Role: m.Role, Name: m.Name, Time: time.UnixMilli(m.Time).UTC(),
+		out = append(out, MessageInfo{Seq: m.Seq, Parent: m.Parent, Role: m.Role, Name: name, Time: time.UnixMilli(m.Time).UTC(),
 			Text: text, Tokens: m.Tokens, Tags: m.Tags, Partial: m.Partial, Superseded: m.Superseded})
 	}
 	return out, nil
@@ -54,9 +53,16 @@ func (e *Engine) Messages(k Key, from int64, limit int, scopes []string) ([]Mess
 // WithheldText replaces a message the caller is not cleared to see.
 const WithheldText = "[message withheld by policy]"
 
-// taggedWhole reports whether a block of m carries a whole-block span the
-// caller is not cleared for (a tag or an exclude rule).
+// taggedWhole reports whether m is tagged whole with a rule the caller is
+// not cleared for, or a block of m carries a whole-block span the caller
+// is not cleared for (a tag stored before Whole existed, or an exclude
+// rule).
 func (e *Engine) taggedWhole(c *mctx, m *msgRecord, scopes []string) bool {
+	for _, r := range m.Whole {
+		if !e.opts.Policy.Cleared(r, scopes) {
+			return true
+		}
+	}
 	for b := m.First; b >= 0 && b <= m.Last; b++ {
 		n := c.tree.Block(b)
 		for _, s := range n.Spans {
@@ -73,12 +79,19 @@ func (e *Engine) taggedWhole(c *mctx, m *msgRecord, scopes []string) bool {
 // Tag adds and removes policy tags on a whole stored message: a tag names a
 // policy rule whose action then applies to all of the message's text for
 // callers not cleared for it. Gists above the message are rebuilt from the
-// newly redacted text. It returns the message's tags.
-func (e *Engine) Tag(k Key, seq int64, add, remove []string) ([]string, error) {
+// newly redacted text. A caller holding scopes may change only the tags of
+// rules it is cleared for (ErrForbidden otherwise): whoever moves a rule's
+// boundary must be allowed to see both sides of it. Removing a tag lifts
+// only the whole-message tag; the spans the rule's detector found stay
+// filtered. It returns the message's tags.
+func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([]string, error) {
 	rules := e.opts.Policy.Rules()
-	for _, t := range append(slices.Clone(add), remove...) {
+	for _, t := range slices.Concat(add, remove) {
 		if !slices.Contains(rules, t) {
 			return nil, fmt.Errorf("%w: tag %q names no policy rule (have %v)", ErrBadTag, t, rules)
+		}
+		if !e.opts.Policy.Cleared(t, scopes) {
+			return nil, fmt.Errorf("%w: changing tag %q needs one of the rule's allow_scopes", ErrForbidden, t)
 		}
 	}
 	c, err := e.acquire(k, false)
@@ -145,12 +158,18 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string) ([]string, error) {
 		}
 		kvs = append(kvs, store.KV{Key: nodeKey(k, g.Level, g.Index), Value: mustJSON(g)})
 	}
-	tags := slices.DeleteFunc(slices.Clone(m.Tags), func(t string) bool { return slices.Contains(remove, t) })
+	m.Whole = slices.DeleteFunc(m.Whole, func(t string) bool { return slices.Contains(remove, t) })
 	for _, t := range add {
-		if !slices.Contains(tags, t) {
-			tags = append(tags, t)
+		if !slices.Contains(m.Whole, t) {
+			m.Whole = append(m.Whole, t)
 		}
 	}
+	// What the message holds, and what is tagged on it whole.
+	spans := slices.Concat(e.opts.Policy.Scan(m.Text), e.opts.Policy.Scan(m.Name))
+	for _, t := range m.Whole {
+		spans = append(spans, policy.Span{Rule: t})
+	}
+	tags := policy.Tags(spans)
 	m.Tags = tags
 	kv, err := e.msgRecordKV(c, m)
 	if err != nil {

@@ -91,7 +91,7 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, p auth.Principal, rest string) 
 				writeError(ctx, badRequest("", "body must be {\"add\": [...], \"remove\": [...]}"))
 				return
 			}
-			tags, err := s.eng.Tag(k, seq, in.Add, in.Remove)
+			tags, err := s.eng.Tag(k, seq, in.Add, in.Remove, p.Scopes)
 			if err != nil {
 				s.adminError(ctx, err)
 				return
@@ -140,6 +140,8 @@ func (s *Server) adminError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case errors.Is(err, memory.ErrNotFound):
 		writeError(ctx, &apiError{status: 404, message: "no such MegaContext", typ: "invalid_request_error", code: "not_found"})
+	case errors.Is(err, memory.ErrForbidden):
+		writeError(ctx, &apiError{status: 403, message: err.Error(), typ: "permission_error", param: "tags", code: "insufficient_scope"})
 	case errors.Is(err, memory.ErrBadKey), errors.Is(err, memory.ErrBadTag):
 		writeError(ctx, badRequest("id", "%s", err.Error()))
 	case errors.Is(err, memory.ErrTooLong):

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -97,86 +96,19 @@ func renderBody(r *chatRequest, w *memory.Window, pol *policy.Policy, scopes []s
 		}
 	}
 	msgs := "[" + strings.Join(parts, ",") + "]"
+	var body []byte
 	if lay := r.layout; lay != nil {
 		// Where the messages are is known: no search through the body.
-		body := make([]byte, 0, len(r.body)-(lay.end-lay.start)+len(msgs))
+		body = make([]byte, 0, len(r.body)-(lay.end-lay.start)+len(msgs))
 		body = append(append(append(body, r.body[:lay.start]...), msgs...), r.body[lay.end:]...)
-		return body, hits, nil
-	}
-	body, err := sjson.SetRawBytes(r.body, "messages", []byte(msgs))
-	return body, hits, err
-}
-
-// withheld replaces the content of a live message that an exclude rule
-// keeps from the model.
-const withheld = memory.WithheldText
-
-// filterMessage applies the policy to a message's text content (a string
-// or text parts) and its tool-call arguments for the caller's scopes.
-func filterMessage(raw []byte, pol *policy.Policy, scopes []string) ([]byte, []policy.Hit, error) {
-	if pol == nil {
-		return raw, nil, nil
-	}
-	var callHits []policy.Hit
-	for i, call := range gjson.GetBytes(raw, "tool_calls").Array() {
-		args := call.Get("function.arguments")
-		if args.Type != gjson.String {
-			continue
-		}
-		out, excluded, hits := pol.Filter(args.Str, scopes)
-		if len(hits) == 0 {
-			continue
-		}
-		if excluded {
-			out = "{}"
-		}
-		callHits = append(callHits, hits...)
+	} else {
 		var err error
-		if raw, err = sjson.SetBytes(raw, fmt.Sprintf("tool_calls.%d.function.arguments", i), out); err != nil {
+		if body, err = sjson.SetRawBytes(r.body, "messages", []byte(msgs)); err != nil {
 			return nil, nil, err
 		}
 	}
-	raw, hits, err := filterContent(raw, pol, scopes)
-	return raw, append(callHits, hits...), err
-}
-
-// filterContent filters a message's content.
-func filterContent(raw []byte, pol *policy.Policy, scopes []string) ([]byte, []policy.Hit, error) {
-	c := gjson.GetBytes(raw, "content")
-	switch {
-	case c.Type == gjson.String:
-		out, excluded, hits := pol.Filter(c.Str, scopes)
-		if len(hits) == 0 {
-			return raw, nil, nil
-		}
-		if excluded {
-			out = withheld
-		}
-		raw, err := sjson.SetBytes(raw, "content", out)
-		return raw, hits, err
-	case c.IsArray():
-		var all []policy.Hit
-		for i, part := range c.Array() {
-			t := part.Get("text")
-			if t.Type != gjson.String {
-				continue
-			}
-			out, excluded, hits := pol.Filter(t.Str, scopes)
-			if len(hits) == 0 {
-				continue
-			}
-			if excluded {
-				out = withheld
-			}
-			all = append(all, hits...)
-			var err error
-			if raw, err = sjson.SetBytes(raw, fmt.Sprintf("content.%d.text", i), out); err != nil {
-				return nil, nil, err
-			}
-		}
-		return raw, all, nil
-	}
-	return raw, nil, nil
+	body, h, err := filterRequestFields(body, pol, scopes)
+	return body, append(hits, h...), err
 }
 
 // audit counts and logs policy actions: rule and context, never the text.

@@ -271,9 +271,16 @@ func parseMessage(i int, m gjson.Result) (memory.Message, *apiError) {
 			if sb.Len() > 0 {
 				sb.WriteByte('\n')
 			}
-			fmt.Fprintf(&sb, "[tool call %s] %s(%s)", call.Get("id").Str, call.Get("function.name").Str, call.Get("function.arguments").Str)
+			fmt.Fprintf(&sb, "[tool call %s] %s(%s)", call.Get("id").Str, call.Get("function.name").Str, argumentsText(call.Get("function.arguments")))
 			out.Extra += 12
 		}
+	}
+	if fc := m.Get("function_call"); fc.IsObject() {
+		if sb.Len() > 0 {
+			sb.WriteByte('\n')
+		}
+		fmt.Fprintf(&sb, "[function call] %s(%s)", fc.Get("name").Str, argumentsText(fc.Get("arguments")))
+		out.Extra += 12
 	}
 	if id := m.Get("tool_call_id"); id.Type == gjson.String && role.Str == "tool" {
 		out.Text = "[tool result " + id.Str + "] " + sb.String()
@@ -281,4 +288,87 @@ func parseMessage(i int, m gjson.Result) (memory.Message, *apiError) {
 	}
 	out.Text = sb.String()
 	return out, nil
+}
+
+// argumentsText is the text memory keeps of tool-call arguments: the JSON
+// string as sent, or the JSON of arguments sent as an object. Unicode
+// escapes ("\u0040") are decoded, so that the policy scans what the model
+// reads; arguments without them are kept byte for byte.
+func argumentsText(v gjson.Result) string {
+	switch {
+	case v.Type == gjson.String:
+		if strings.Contains(v.Str, `\u`) || strings.Contains(v.Str, `\/`) {
+			if doc := gjson.Parse(v.Str); gjson.Valid(v.Str) && (doc.IsObject() || doc.IsArray()) {
+				return unescapedJSON(doc)
+			}
+		}
+		return v.Str
+	case v.IsObject() || v.IsArray():
+		return unescapedJSON(v)
+	}
+	return ""
+}
+
+// unescapedJSON writes v as compact JSON whose strings escape only what
+// JSON requires: quotes, backslashes and control characters.
+func unescapedJSON(v gjson.Result) string {
+	var sb strings.Builder
+	var write func(v gjson.Result)
+	str := func(s string) {
+		sb.WriteByte('"')
+		for _, r := range s {
+			switch {
+			case r == '"' || r == '\\':
+				sb.WriteByte('\\')
+				sb.WriteRune(r)
+			case r == '\n':
+				sb.WriteString(`\n`)
+			case r == '\t':
+				sb.WriteString(`\t`)
+			case r == '\r':
+				sb.WriteString(`\r`)
+			case r < 0x20:
+				fmt.Fprintf(&sb, `\u%04x`, r)
+			default:
+				sb.WriteRune(r)
+			}
+		}
+		sb.WriteByte('"')
+	}
+	write = func(v gjson.Result) {
+		switch {
+		case v.IsObject():
+			sb.WriteByte('{')
+			n := 0
+			v.ForEach(func(k, x gjson.Result) bool {
+				if n > 0 {
+					sb.WriteByte(',')
+				}
+				n++
+				str(k.Str)
+				sb.WriteByte(':')
+				write(x)
+				return true
+			})
+			sb.WriteByte('}')
+		case v.IsArray():
+			sb.WriteByte('[')
+			n := 0
+			v.ForEach(func(_, x gjson.Result) bool {
+				if n > 0 {
+					sb.WriteByte(',')
+				}
+				n++
+				write(x)
+				return true
+			})
+			sb.WriteByte(']')
+		case v.Type == gjson.String:
+			str(v.Str)
+		default:
+			sb.WriteString(v.Raw)
+		}
+	}
+	write(v)
+	return sb.String()
 }

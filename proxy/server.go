@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
@@ -218,8 +219,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if strings.HasPrefix(path, "/v1/models/") {
 			route = "/v1/models/{id}"
 		}
-		if _, ok := s.authenticate(ctx); ok {
-			s.passthrough(ctx, path)
+		if p, ok := s.authenticate(ctx); ok {
+			s.passthrough(ctx, path, p)
 		}
 	case path == "/healthz":
 		ctx.SetContentType("application/json")
@@ -350,13 +351,27 @@ func watchClient(conn net.Conn) (context.Context, func()) {
 	return cctx, stop
 }
 
-// passthrough relays a request upstream unchanged.
-func (s *Server) passthrough(ctx *fasthttp.RequestCtx, path string) {
+// passthrough relays a request upstream unchanged but for the policy: the
+// text a completions or embeddings body sends ("prompt", "suffix",
+// "input", "user") is filtered for the caller's scopes like a chat
+// message.
+func (s *Server) passthrough(ctx *fasthttp.RequestCtx, path string, p auth.Principal) {
+	body := ctx.PostBody()
+	if len(body) > 0 && gjson.ValidBytes(body) {
+		var hits []policy.Hit
+		var err error
+		body, hits, err = filterFields(body, []string{"prompt", "suffix", "input", "user"}, s.opts.Policy, p.Scopes)
+		if err != nil {
+			writeError(ctx, &apiError{status: 500, message: "filter request: " + err.Error(), typ: "server_error", code: "internal_error"})
+			return
+		}
+		s.audit(memory.Key{Tenant: p.Tenant}, hits)
+	}
 	if q := ctx.URI().QueryString(); len(q) > 0 {
 		path += "?" + string(q)
 	}
 	cctx, stop := watchClient(ctx.Conn())
-	resp, err := s.up.Do(cctx, string(ctx.Method()), path, s.forwardHeaders(ctx), ctx.PostBody())
+	resp, err := s.up.Do(cctx, string(ctx.Method()), path, s.forwardHeaders(ctx), body)
 	if err != nil {
 		stop()
 		s.transportError(ctx, err)

@@ -177,6 +177,17 @@ func (p *Policy) Excludes(rule string) bool {
 	return ok && p.rules[i].action == ActionExclude
 }
 
+// Cleared reports whether a caller holding scopes may see the spans of the
+// named rule unfiltered (and so may change where the rule applies). It is
+// false for a rule the policy does not have.
+func (p *Policy) Cleared(rule string, scopes []string) bool {
+	if p == nil {
+		return false
+	}
+	i, ok := p.byName[rule]
+	return ok && p.rules[i].cleared(scopes)
+}
+
 // Rules returns the names of the compiled rules in configuration order.
 func (p *Policy) Rules() []string {
 	if p == nil {
