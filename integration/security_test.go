@@ -27,11 +27,13 @@ import (
 
 // Keys of the security tests' configuration (see securityConfig).
 const (
-	keyBasic  = "sk-alice-basic"
-	keyPII    = "sk-alice-pii"
-	keyAdmin  = "sk-admin"
-	keyBob    = "sk-bob"
-	keyHashed = "sk-carol-hashed" // configured only as its SHA-256 digest
+	keyBasic = "sk-alice-basic"
+	keyPII   = "sk-alice-pii"
+	keyAdmin = "sk-admin"
+	// keyAdminBasic administers acme without the pii scope.
+	keyAdminBasic = "sk-admin-basic"
+	keyBob        = "sk-bob"
+	keyHashed     = "sk-carol-hashed" // configured only as its SHA-256 digest
 )
 
 // Sensitive values planted by the tests. The card is Luhn-valid (Visa's
@@ -55,6 +57,7 @@ func securityConfig() string {
     - {key: sk-alice-basic, tenant: acme, scopes: [basic]}
     - {key: sk-alice-pii, tenant: acme, scopes: [basic, pii]}
     - {key: sk-admin, tenant: acme, scopes: [basic, pii, admin]}
+    - {key: sk-admin-basic, tenant: acme, scopes: [basic, admin]}
     - {key: sk-bob, tenant: globex, scopes: [basic, pii, admin]}
     - {hash: "sha256:` + hex.EncodeToString(sum[:]) + `", tenant: acme, scopes: [basic]}
 policy:
@@ -819,5 +822,93 @@ func TestToolCallArgumentsFiltered(t *testing.T) {
 	_, req = forwarded(t, p, fake, chatBody(t, []msg{{"user", "Which card did the pay tool use?"}}, nil), as(keyBasic, "alice-tools", "later"))
 	if s, ok := containsAny(req.Prompt, plantCard, plantCardBare, plantEmail); ok {
 		t.Errorf("recall of the tool call holds %q:\n%s", s, req.Prompt)
+	}
+}
+
+// TestAdminViewNoWiderThanModel: an admin key without the pii scope sees
+// through the admin API no more than a window would show a caller with its
+// scopes: leading system prompts and names are redacted, a system prompt
+// an exclude rule covers is withheld, the window dry run is filtered, and
+// it can neither remove nor add a tag of a rule it is not cleared for (the
+// removal it could make before revealed the raw card).
+func TestAdminViewNoWiderThanModel(t *testing.T) {
+	fake := newFake(t, fakellama.Options{})
+	p := startProxy(t, proxyOptions{Upstream: fake.URL(), Config: securityConfig()})
+	const id = "alice-admin-view"
+	body := []byte(`{"model":"fake-model","messages":[
+  {"role":"system","content":"You are a travel assistant. The customer's card is ` + plantCard + `."},
+  {"role":"user","name":"` + plantEmail + `","content":"Please charge my card ` + plantCard + ` for the Hotel ` + plantHotel + `."}]}`)
+	p.mustChat(t, body, as(keyBasic, id, ""))
+	p.mustChat(t, chatBody(t, []msg{{"system", "Project Nightjar operations. The launch code is " + plantNightjar + "."}, {"user", "Status of the launch?"}}, nil), as(keyBasic, id, "ops"))
+
+	messages := func(key string) string {
+		t.Helper()
+		r := p.mustDo(t, "GET", "/megacontext/v1/contexts/"+id+"/messages?limit=100", nil, as(key, "", ""))
+		if r.Status != http.StatusOK {
+			t.Fatalf("messages as %s: %d %s", key, r.Status, r.Body)
+		}
+		return string(r.Body)
+	}
+	view := messages(keyAdminBasic)
+	if s, ok := containsAny(view, plantCard, plantCardBare, plantEmail, plantNightjar, "Nightjar"); ok {
+		t.Errorf("admin without pii lists %q:\n%s", s, view)
+	}
+	if !strings.Contains(view, plantHotel) || !strings.Contains(view, withheldMarker) {
+		t.Errorf("admin without pii: listing lost what it may see:\n%s", view)
+	}
+	r := p.mustDo(t, "POST", "/megacontext/v1/contexts/"+id+"/window", []byte(`{"query":"which card and email did I give for the hotel?"}`), as(keyAdminBasic, "", ""))
+	if s, ok := containsAny(string(r.Body), plantCard, plantCardBare, plantEmail); r.Status != http.StatusOK || ok {
+		t.Errorf("dry run as admin without pii: %d, holds %q: %s", r.Status, s, r.Body)
+	}
+
+	// Find the user message and try to untag its card.
+	seq := gjson.Get(view, `data.#(role=="user").seq`).Int()
+	tagPath := fmt.Sprintf("/megacontext/v1/contexts/%s/messages/%d/tags", id, seq)
+	for _, body := range []string{`{"remove":["cards"]}`, `{"add":["cards"]}`, `{"remove":["internal"]}`} {
+		r := p.mustDo(t, "POST", tagPath, []byte(body), as(keyAdminBasic, "", ""))
+		if r.Status != http.StatusForbidden {
+			t.Errorf("tags %s as admin without pii: %d %s, want 403", body, r.Status, r.Body)
+			continue
+		}
+		checkOpenAIError(t, "tags "+body, r.Body)
+	}
+	if s, ok := containsAny(messages(keyAdminBasic), plantCard, plantCardBare); ok {
+		t.Errorf("after the tag attempts the admin without pii reads %q", s)
+	}
+	// The pii admin may change the cards tag; the card stays redacted for
+	// others, since its detector span is not a tag.
+	if r := p.mustDo(t, "POST", tagPath, []byte(`{"remove":["cards"]}`), as(keyAdmin, "", "")); r.Status != http.StatusOK {
+		t.Errorf("tags remove cards as pii admin: %d %s", r.Status, r.Body)
+	}
+	if s, ok := containsAny(messages(keyAdminBasic), plantCard, plantCardBare); ok {
+		t.Errorf("after the pii admin removed the tag, the admin without pii reads %q", s)
+	}
+	// The pii admin sees the originals, but not what no one is cleared for.
+	full := messages(keyAdmin)
+	if !strings.Contains(full, plantCard) || !strings.Contains(full, plantEmail) || strings.Contains(full, plantNightjar) {
+		t.Errorf("pii admin's listing:\n%s", full)
+	}
+}
+
+// TestCompletionsFiltered: the text of the pass-through completions
+// route reaches the upstream filtered like a chat message (embeddings
+// inputs are filtered the same way: see proxy's TestPassthroughFields).
+func TestCompletionsFiltered(t *testing.T) {
+	fake := newFake(t, fakellama.Options{})
+	p := startProxy(t, proxyOptions{Upstream: fake.URL(), Config: securityConfig()})
+	body := []byte(`{"model":"fake-model","prompt":"Card: ` + plantCard + `, mail ` + plantEmail + `. Summary:","max_tokens":8,"user":"` + plantEmail + `"}`)
+	for _, c := range []struct {
+		key  string
+		leak bool
+	}{{keyBasic, false}, {keyPII, true}} {
+		n := len(fake.Requests())
+		r := p.mustDo(t, "POST", "/v1/completions", body, as(c.key, "", ""))
+		if r.Status != http.StatusOK || len(fake.Requests()) != n+1 {
+			t.Fatalf("completions as %s: %d %s", c.key, r.Status, r.Body)
+		}
+		got := string(fake.Requests()[n].Body)
+		if _, ok := containsAny(got, plantCard, plantEmail); ok != c.leak {
+			t.Errorf("completions as %s forwarded %s", c.key, got)
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package memory
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -177,5 +179,91 @@ func TestManualTagWithholdsWholeMessage(t *testing.T) {
 	}
 	if !strings.Contains(window(e, nil), "Elm Street") {
 		t.Fatal("untagging did not restore the message")
+	}
+}
+
+// TestAdminViewNoWiderThanWindow: the message listing of a caller without
+// clearance shows no more than a window would: leading system prompts and
+// names are redacted like any text, a system prompt an exclude rule covers
+// is withheld, and tags of a rule can be changed only by a caller cleared
+// for it (removing a tag never reveals what the rule's detector found).
+func TestAdminViewNoWiderThanWindow(t *testing.T) {
+	pol, err := policy.Compile([]policy.Rule{
+		{Name: "cards", Detector: "credit_card", AllowScopes: []string{"pii"}},
+		{Name: "emails", Detector: "email", AllowScopes: []string{"pii"}},
+		{Name: "internal", Pattern: `(?i)project\s+nightjar`, Action: "exclude", AllowScopes: []string{"internal"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Open(Options{Now: fixedClock(), Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	k := Key{Tenant: "acme", Context: "alice"}
+	named := msg("user", "Hello, please greet me by my name.")
+	named.Name = "alice.w@example.com"
+	if _, err := e.Prepare(Request{Key: k, Messages: []Message{
+		msg("system", "You are a bank assistant. The customer's card is 4111 1111 1111 1111."),
+		named,
+		msg("user", "Pay with ４１１１ １１１１ １１１１ １１１１ please."),
+	}, Budget: 2000, PerMessage: 4, TailPercent: 40}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Prepare(Request{Key: Key{Tenant: "acme", Context: "alice", Thread: "ops"}, Messages: []Message{
+		msg("system", "Project Nightjar operations. The launch code is OWL-771."),
+		msg("user", "Status?"),
+	}, Budget: 2000, PerMessage: 4, TailPercent: 40}); err != nil {
+		t.Fatal(err)
+	}
+	list := func(scopes []string) string {
+		t.Helper()
+		msgs, err := e.Messages(k, 0, 100, scopes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sb strings.Builder
+		for _, m := range msgs {
+			fmt.Fprintf(&sb, "%d %s name=%q %q tags=%v\n", m.Seq, m.Role, m.Name, m.Text, m.Tags)
+		}
+		return sb.String()
+	}
+	basic := list([]string{"basic"})
+	for _, s := range []string{"4111", "４１１１", "alice.w", "OWL-771", "Nightjar"} {
+		if strings.Contains(basic, s) {
+			t.Errorf("listing without clearance holds %q:\n%s", s, basic)
+		}
+	}
+	if !strings.Contains(basic, WithheldText) || !strings.Contains(basic, "[redacted:credit_card]") || !strings.Contains(basic, "[redacted:email]") {
+		t.Errorf("listing without clearance lacks placeholders:\n%s", basic)
+	}
+	if pii := list([]string{"pii"}); !strings.Contains(pii, "4111 1111 1111 1111") || !strings.Contains(pii, "alice.w@example.com") || strings.Contains(pii, "OWL-771") {
+		t.Errorf("pii listing:\n%s", pii)
+	}
+
+	// Tags: only a caller cleared for the rule may change them.
+	for _, c := range []struct {
+		add, remove []string
+	}{{nil, []string{"cards"}}, {[]string{"cards"}, nil}, {[]string{"internal"}, nil}} {
+		if _, err := e.Tag(k, 2, c.add, c.remove, []string{"basic", "admin"}); !errors.Is(err, ErrForbidden) {
+			t.Errorf("Tag(add %v, remove %v) without clearance: %v, want ErrForbidden", c.add, c.remove, err)
+		}
+	}
+	if _, err := e.Tag(k, 2, nil, []string{"cards"}, []string{"pii"}); err != nil {
+		t.Fatal(err)
+	}
+	if basic := list([]string{"basic"}); strings.Contains(basic, "4111") || strings.Contains(basic, "４１１１") {
+		t.Errorf("removing the cards tag revealed the card:\n%s", basic)
+	}
+	// A whole-message tag on a leading system prompt (no blocks) holds.
+	if _, err := e.Tag(k, 0, []string{"emails"}, nil, []string{"pii"}); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, _ := e.Messages(k, 0, 1, nil); msgs[0].Text != WithheldText || !slices.Contains(msgs[0].Tags, "emails") {
+		t.Errorf("tagged leading prompt listed as %+v", msgs[0])
+	}
+	if msgs, _ := e.Messages(k, 0, 1, []string{"pii"}); msgs[0].Text == WithheldText {
+		t.Errorf("cleared caller lost the tagged leading prompt")
 	}
 }

@@ -351,6 +351,10 @@ func watchClient(conn net.Conn) (context.Context, func()) {
 	return cctx, stop
 }
 
+// passthroughTextFields are the fields of completions and embeddings
+// bodies that carry text to filter.
+var passthroughTextFields = []string{"prompt", "suffix", "input", "user"}
+
 // passthrough relays a request upstream unchanged but for the policy: the
 // text a completions or embeddings body sends ("prompt", "suffix",
 // "input", "user") is filtered for the caller's scopes like a chat
@@ -360,7 +364,7 @@ func (s *Server) passthrough(ctx *fasthttp.RequestCtx, path string, p auth.Princ
 	if len(body) > 0 && gjson.ValidBytes(body) {
 		var hits []policy.Hit
 		var err error
-		body, hits, err = filterFields(body, []string{"prompt", "suffix", "input", "user"}, s.opts.Policy, p.Scopes)
+		body, hits, err = filterFields(body, passthroughTextFields, s.opts.Policy, p.Scopes)
 		if err != nil {
 			writeError(ctx, &apiError{status: 500, message: "filter request: " + err.Error(), typ: "server_error", code: "internal_error"})
 			return
