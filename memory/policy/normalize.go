@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"sort"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -30,13 +32,27 @@ import (
 type view struct {
 	// text is the normalized text.
 	text string
-	// starts[i] is the offset in the original of the character that
-	// produced text[i]; starts[len(text)] is the original's length. It never
-	// decreases.
-	starts []int32
+	// runs map text back to the original, in order, tiling text: most of
+	// a view is the original's ASCII copied byte for byte, so the map is
+	// kept as runs rather than an offset per byte.
+	runs []viewRun
+	// origLen is the original's length.
+	origLen int
 	// formatAsSpace marks the view where format characters read as
 	// spaces.
 	formatAsSpace bool
+}
+
+// viewRun is a stretch of a view's text that came from the original in
+// one way: byte for byte (copied: text[v+k] is the original's byte o+k),
+// or all from the one character (or segment, or defanged token) at o.
+type viewRun struct {
+	// v and o are where the run starts in the view and in the original.
+	v, o int32
+	// n is the run's length in the view.
+	n int32
+	// copied marks a byte-for-byte run.
+	copied bool
 }
 
 // newViews returns the normalized views of s: none when the view is s
@@ -46,130 +62,238 @@ type view struct {
 // nothing: a soft hyphen or a zero-width space between digit groups
 // ("020\u00ad7946\u00ad0958") then separates them as printed numbers
 // need, while the first view joins what they split ("frank\u200b.l@…").
+// Both are built in one pass.
 func newViews(s string) []*view {
 	if !needsView(s) {
 		return nil
 	}
+	joined, spaced := normalize(s)
 	var views []*view
-	first, hadFormat := normalize(s, false)
-	if first.text != s {
-		views = append(views, first)
+	if joined.text != s {
+		views = append(views, joined)
 	}
-	if hadFormat {
-		spaced, _ := normalize(s, true)
+	if spaced != nil {
 		views = append(views, spaced)
 	}
 	return views
 }
 
 // needsView reports whether the view of s may differ from s: a non-ASCII
-// byte, a tab, two spaces in a row, or a bracket that may open a defanged
-// separator.
+// byte, a tab, vertical tab or form feed, two spaces in a row, or a
+// defanged separator. Every Scan asks, so it is built from word-at-a-time
+// and vectorized searches rather than a byte loop.
 func needsView(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= utf8.RuneSelf, c == '\t', c == '\v', c == '\f':
-			return true
-		case c == ' ':
-			if byteAt(s, i+1) == ' ' {
+	if hasNonASCII(s) || strings.Contains(s, "  ") || strings.IndexByte(s, '\t') >= 0 ||
+		strings.IndexByte(s, '\v') >= 0 || strings.IndexByte(s, '\f') >= 0 {
+		return true
+	}
+	for _, open := range []byte{'[', '(', '{'} {
+		for from := 0; ; {
+			k := strings.IndexByte(s[from:], open)
+			if k < 0 {
+				break
+			}
+			if _, _, ok := defangAt(s, from+k); ok {
 				return true
 			}
-		case c == '[' || c == '(' || c == '{':
-			if _, _, ok := defangAt(s, i); ok {
-				return true
-			}
+			from += k + 1
 		}
 	}
 	return false
 }
 
-// normalize builds the view of s. Format characters are dropped, or read
-// as spaces with formatAsSpace; hadFormat reports whether there were any.
-func normalize(s string, formatAsSpace bool) (v *view, hadFormat bool) {
-	v, hadFormat, again := normalizeRunes(s, formatAsSpace)
-	if again {
-		v = rewriteSeparators(v)
+// hasNonASCII reports whether s holds a byte of 0x80 or more, eight bytes
+// at a time.
+func hasNonASCII(s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if w&0x8080808080808080 != 0 {
+			return true
+		}
 	}
-	v.starts = append(v.starts, int32(len(s)))
-	v.formatAsSpace = formatAsSpace
-	return v, hadFormat
+	for ; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
 }
 
-// normalizeRunes applies NFKC segment by segment and rewrites or drops the
-// resulting runes; each output byte records the start of its segment (the
-// final sentinel is left to the caller). ASCII that no combining mark
-// follows is its own segment and is copied without asking NFKC. again
-// reports a space run or a bracket in the output, for rewriteSeparators.
-func normalizeRunes(s string, formatAsSpace bool) (v *view, hadFormat, again bool) {
-	out := make([]byte, 0, len(s))
-	starts := make([]int32, 0, len(s)+1)
+// viewBuilder accumulates a view. Runs of spaces are written as one.
+type viewBuilder struct {
+	// out is the view's text so far.
+	out []byte
+	// runs map out back to the original (see view).
+	runs []viewRun
+}
+
+// copyBytes appends orig[pos:pos+len(b)], which the view keeps as it is.
+func (b *viewBuilder) copyBytes(p string, pos int) {
+	if len(p) == 0 {
+		return
+	}
+	v := int32(len(b.out))
+	b.out = append(b.out, p...)
+	if n := len(b.runs); n > 0 {
+		if last := &b.runs[n-1]; last.copied && last.v+last.n == v && int(last.o+last.n) == pos {
+			last.n += int32(len(p))
+			return
+		}
+	}
+	b.runs = append(b.runs, viewRun{v: v, o: int32(pos), n: int32(len(p)), copied: true})
+}
+
+// space appends a space that the character at pos produced, unless the
+// view already ends with one. An ASCII space, tab or form feed maps byte
+// for byte.
+func (b *viewBuilder) space(pos int, ascii bool) {
+	if n := len(b.out); n > 0 && b.out[n-1] == ' ' {
+		return
+	}
+	if ascii {
+		b.copyBytes(" ", pos)
+		return
+	}
+	b.from(" ", pos)
+}
+
+// from appends text that the character (or segment, or token) at pos
+// produced.
+func (b *viewBuilder) from(p string, pos int) {
+	v := int32(len(b.out))
+	b.out = append(b.out, p...)
+	b.extend(v, pos)
+}
+
+// extend maps out[v:] to the character at pos, extending the last run
+// when it maps to that character too.
+func (b *viewBuilder) extend(v int32, pos int) {
+	if n := len(b.runs); n > 0 {
+		if last := &b.runs[n-1]; !last.copied && last.o == int32(pos) {
+			last.n += int32(len(b.out)) - v
+			return
+		}
+	}
+	b.runs = append(b.runs, viewRun{v: v, o: int32(pos), n: int32(len(b.out)) - v})
+}
+
+// addRune appends a rune that the segment at pos produced.
+func (b *viewBuilder) addRune(r rune, pos int) {
+	if r == ' ' {
+		b.space(pos, false)
+		return
+	}
+	v := int32(len(b.out))
+	b.out = utf8.AppendRune(b.out, r)
+	b.extend(v, pos)
+}
+
+// defanged appends the separator a defanged token at pos stands for; a
+// word token (" [at] ") takes the space before it along.
+func (b *viewBuilder) defanged(plain byte, pos int, word bool) {
+	if n := len(b.out); word && n > 0 && b.out[n-1] == ' ' {
+		last := &b.runs[len(b.runs)-1]
+		pos = int(last.o)
+		if last.copied {
+			pos += int(last.n - 1)
+		}
+		b.out = b.out[:n-1]
+		if last.n--; last.n == 0 {
+			b.runs = b.runs[:len(b.runs)-1]
+		}
+	}
+	b.from(string(plain), pos)
+}
+
+// clone copies the builder.
+func (b *viewBuilder) clone(capacity int) *viewBuilder {
+	c := &viewBuilder{out: make([]byte, len(b.out), capacity), runs: make([]viewRun, len(b.runs), max(len(b.runs), 16))}
+	copy(c.out, b.out)
+	copy(c.runs, b.runs)
+	return c
+}
+
+// normalize builds the views of s in one pass: joined drops format
+// characters; spaced, built only when s has any, reads them as spaces.
+// ASCII that no combining mark follows is its own NFKC segment and is
+// copied without asking NFKC; defanged tokens are read in the original's
+// ASCII.
+func normalize(s string) (joined, spaced *view) {
+	a := &viewBuilder{out: make([]byte, 0, len(s))}
+	var b *viewBuilder // the spaced view, from the first format character on
 	var it norm.Iter
 	for i := 0; i < len(s); {
-		// Plain ASCII, but for its last byte when a non-ASCII rune follows
-		// (a combining mark may compose with it).
-		j := i
-		for j < len(s) && s[j] < utf8.RuneSelf {
-			j++
-		}
-		if j < len(s) && j > i {
-			j--
-		}
-		for ; i < j; i++ {
-			c := s[i]
-			switch c {
-			case '\t', '\v', '\f':
-				c = ' '
+		// Plain ASCII that needs nothing: copied as a whole.
+		if j := plainASCIIEnd(s, i); j > i {
+			a.copyBytes(s[i:j], i)
+			if b != nil {
+				b.copyBytes(s[i:j], i)
 			}
+			i = j
+			continue
+		}
+		if c := s[i]; c < utf8.RuneSelf && byteAt(s, i+1) < utf8.RuneSelf {
 			switch c {
-			case ' ':
-				again = again || len(out) > 0 && out[len(out)-1] == ' '
+			case ' ', '\t', '\v', '\f':
+				a.space(i, true)
+				if b != nil {
+					b.space(i, true)
+				}
+				i++
+				continue
 			case '[', '(', '{':
-				if !again {
-					_, _, again = defangAt(s, i)
+				if plain, end, ok := defangAt(s, i); ok {
+					word := isWordDefang(s, i)
+					if word && byteAt(s, end) == ' ' {
+						end++
+					}
+					a.defanged(plain, i, word)
+					if b != nil {
+						b.defanged(plain, i, word)
+					}
+					i = end
+					continue
 				}
 			}
-			out = append(out, c)
-			starts = append(starts, int32(i))
-		}
-		if i >= len(s) {
-			break
+			a.copyBytes(s[i:i+1], i)
+			if b != nil {
+				b.copyBytes(s[i:i+1], i)
+			}
+			i++
+			continue
 		}
 		// NFKC segments until plain ASCII again.
 		it.InitString(norm.NFKC, s[i:])
 		base := i
 		for !it.Done() {
-			pos := int32(base + it.Pos())
+			pos := base + it.Pos()
 			seg := it.Next()
 			for k := 0; k < len(seg); {
 				r, size := utf8.DecodeRune(seg[k:])
 				if r == utf8.RuneError && size <= 1 {
 					// Invalid UTF-8 passes through byte for byte.
-					out = append(out, seg[k])
-					starts = append(starts, pos)
+					a.from(string(seg[k:k+1]), pos)
+					if b != nil {
+						b.from(string(seg[k:k+1]), pos)
+					}
 					k++
 					continue
 				}
 				k += size
-				if r >= utf8.RuneSelf && unicode.Is(unicode.Cf, r) {
-					hadFormat = true
-					if !formatAsSpace {
-						continue
+				if r >= utf8.RuneSelf && isFormat(r) {
+					if b == nil {
+						b = a.clone(len(s))
 					}
-					r = ' '
-				}
-				if r = foldRune(r); r < 0 {
+					b.space(pos, false)
 					continue
 				}
-				switch r {
-				case ' ':
-					again = again || len(out) > 0 && out[len(out)-1] == ' '
-				case '[', '(', '{':
-					again = true
-				}
-				n := len(out)
-				out = utf8.AppendRune(out, r)
-				for ; n < len(out); n++ {
-					starts = append(starts, pos)
+				if r = foldRune(r); r >= 0 {
+					a.addRune(r, pos)
+					if b != nil {
+						b.addRune(r, pos)
+					}
 				}
 			}
 			i = base + it.Pos()
@@ -178,7 +302,45 @@ func normalizeRunes(s string, formatAsSpace bool) (v *view, hadFormat, again boo
 			}
 		}
 	}
-	return &view{text: string(out), starts: starts}, hadFormat, again
+	joined = &view{text: string(a.out), runs: a.runs, origLen: len(s)}
+	if b != nil {
+		spaced = &view{text: string(b.out), runs: b.runs, origLen: len(s), formatAsSpace: true}
+	}
+	return joined, spaced
+}
+
+// plainASCIIEnd returns the end of the ASCII run from s[i] that the view
+// copies as it is: no tab, no bracket (defanged tokens), no space that
+// starts the run or has a space after it (runs of spaces collapse), and
+// not the last byte before a non-ASCII rune (a combining mark may compose
+// with it).
+func plainASCIIEnd(s string, i int) int {
+	j := i
+	for ; j < len(s); j++ {
+		c := s[j]
+		if c >= utf8.RuneSelf || byteAt(s, j+1) >= utf8.RuneSelf {
+			break
+		}
+		switch c {
+		case '\t', '\v', '\f', '[', '(', '{':
+			return j
+		case ' ':
+			if j == i || byteAt(s, j+1) == ' ' {
+				return j
+			}
+		}
+	}
+	return j
+}
+
+// isFormat reports whether r is a format character (Unicode Cf), with the
+// common non-format ranges answered without a table search.
+func isFormat(r rune) bool {
+	switch {
+	case r < 0xAD, 0x3040 <= r && r <= 0xD7A3:
+		return false
+	}
+	return unicode.Is(unicode.Cf, r)
 }
 
 // foldRune maps a rune of NFKC text (other than a format character) to
@@ -190,6 +352,9 @@ func foldRune(r rune) rune {
 			return ' '
 		}
 		return r
+	}
+	if 0x3041 <= r && r <= 0x3096 || 0x30A1 <= r && r <= 0x30FA || 0x4E00 <= r && r <= 0x9FFF || 0xAC00 <= r && r <= 0xD7A3 {
+		return r // kana, CJK ideographs and Hangul syllables: letters
 	}
 	switch r {
 	case '\u2212', '\u2043', '\u02d7', '\u2796', '\ufe63':
@@ -208,44 +373,6 @@ func foldRune(r rune) rune {
 		return ' '
 	}
 	return r
-}
-
-// rewriteSeparators collapses runs of spaces and reads defanged
-// separators plainly (see view) in a view without its sentinel.
-func rewriteSeparators(in *view) *view {
-	s := in.text
-	out := make([]byte, 0, len(s))
-	starts := make([]int32, 0, len(s)+1)
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c == ' ' && len(out) > 0 && out[len(out)-1] == ' ' {
-			i++ // the run keeps its first space
-			continue
-		}
-		if c == '[' || c == '(' || c == '{' {
-			if plain, end, ok := defangAt(s, i); ok {
-				start := in.starts[i]
-				if isWordDefang(s, i) {
-					// " [at] " reads "@": the spaces around go with it.
-					if len(out) > 0 && out[len(out)-1] == ' ' {
-						start = starts[len(starts)-1]
-						out, starts = out[:len(out)-1], starts[:len(starts)-1]
-					}
-					if byteAt(s, end) == ' ' {
-						end++
-					}
-				}
-				out = append(out, plain)
-				starts = append(starts, start)
-				i = end
-				continue
-			}
-		}
-		out = append(out, c)
-		starts = append(starts, in.starts[i])
-		i++
-	}
-	return &view{text: string(out), starts: starts}
 }
 
 // defangAt reads a defanged separator opening at s[i] and returns the
@@ -299,14 +426,37 @@ func equalFoldASCII(a, b string) bool {
 	return true
 }
 
+// run returns the index of the run holding view byte k.
+func (v *view) run(k int) int {
+	return sort.Search(len(v.runs), func(i int) bool { return int(v.runs[i].v+v.runs[i].n) > k })
+}
+
+// startOf returns where in the original the character that produced view
+// byte k starts.
+func (v *view) startOf(k int) int {
+	r := v.runs[v.run(k)]
+	if r.copied {
+		return int(r.o) + k - int(r.v)
+	}
+	return int(r.o)
+}
+
+// endOf returns where in the original the character that produced view
+// byte k ends, characters the view dropped after it included.
+func (v *view) endOf(k int) int {
+	i := v.run(k)
+	if r := v.runs[i]; r.copied && k < int(r.v+r.n)-1 {
+		return int(r.o) + k - int(r.v) + 1
+	}
+	if i+1 < len(v.runs) {
+		return int(v.runs[i+1].o)
+	}
+	return v.origLen
+}
+
 // original maps the view span [a, b) back to the original's bytes: from
 // the start of the character that produced text[a] to the end of the one
 // that produced text[b-1], with the characters dropped in between.
 func (v *view) original(a, b int) (start, end int) {
-	last := v.starts[b-1]
-	k := b
-	for k < len(v.text) && v.starts[k] == last {
-		k++ // text[b-1] came from a character that produced more bytes
-	}
-	return int(v.starts[a]), int(v.starts[k])
+	return v.startOf(a), v.endOf(b - 1)
 }

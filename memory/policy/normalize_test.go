@@ -109,21 +109,26 @@ func TestScanEvasions(t *testing.T) {
 }
 
 // checkView fails unless v maps every byte of its text to a character
-// boundary of the original, in order, and ends on the original's length.
+// of the original, in order, on UTF-8 boundaries, and its runs tile it.
 func checkView(tb interface{ Fatalf(string, ...any) }, orig string, v *view) {
-	if len(v.starts) != len(v.text)+1 {
-		tb.Fatalf("view of %q: %d starts for %d bytes", orig, len(v.starts), len(v.text))
-	}
-	if int(v.starts[len(v.text)]) != len(orig) {
-		tb.Fatalf("view of %q: sentinel %d, want %d", orig, v.starts[len(v.text)], len(orig))
-	}
 	valid := utf8.ValidString(orig)
-	for i, s := range v.starts {
-		if s < 0 || int(s) > len(orig) || i > 0 && s < v.starts[i-1] {
-			tb.Fatalf("view of %q: starts %v out of order or bounds", orig, v.starts)
+	next := 0
+	for _, r := range v.runs {
+		if int(r.v) != next || r.n <= 0 {
+			tb.Fatalf("view %q of %q: runs %v do not tile it", v.text, orig, v.runs)
 		}
-		if valid && !utf8Boundary(orig, int(s)) {
-			tb.Fatalf("view of %q: start %d splits a UTF-8 sequence", orig, s)
+		next += int(r.n)
+	}
+	if next != len(v.text) || v.origLen != len(orig) {
+		tb.Fatalf("view %q of %q: runs %v cover %d bytes", v.text, orig, v.runs, next)
+	}
+	for k := range len(v.text) {
+		s, e := v.startOf(k), v.endOf(k)
+		if s < 0 || e > len(orig) || s >= e || k > 0 && (s < v.startOf(k-1) || e < v.endOf(k-1)) {
+			tb.Fatalf("view %q of %q: byte %d maps to [%d, %d) out of order or bounds", v.text, orig, k, s, e)
+		}
+		if valid && (!utf8Boundary(orig, s) || !utf8Boundary(orig, e)) {
+			tb.Fatalf("view %q of %q: byte %d maps to [%d, %d), splitting a UTF-8 sequence", v.text, orig, k, s, e)
 		}
 	}
 }
@@ -144,7 +149,7 @@ func checkRedactionHides(tb interface{ Fatalf(string, ...any) }, p *Policy, text
 		checkView(tb, text, v)
 		covered := func(i int) bool {
 			for _, s := range spans {
-				if int(v.starts[i]) >= s.Start && int(v.starts[i]) < s.End {
+				if v.startOf(i) >= s.Start && v.startOf(i) < s.End {
 					return true
 				}
 			}
