@@ -12,7 +12,11 @@ import (
 	"github.com/megacontext/megacontext/memory/policy"
 )
 
-func TestPolicyFiltersMemoryByScope(t *testing.T) {
+// openScopedEngine opens an in-memory engine whose policy redacts cards
+// and e-mail addresses for callers without pii and withholds anything about
+// project Nightjar from callers without internal.
+func openScopedEngine(t *testing.T) *Engine {
+	t.Helper()
 	pol, err := policy.Compile([]policy.Rule{
 		{Name: "cards", Detector: "credit_card", Action: "redact", AllowScopes: []string{"pii"}},
 		{Name: "emails", Detector: "email", Action: "redact", AllowScopes: []string{"pii"}},
@@ -25,7 +29,12 @@ func TestPolicyFiltersMemoryByScope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func TestPolicyFiltersMemoryByScope(t *testing.T) {
+	e := openScopedEngine(t)
 	k := Key{Tenant: "acme", Context: "alice"}
 	secret := "Please charge my card 4111 1111 1111 1111 and mail the receipt to alice@example.com; the hotel is the Grand Budapest."
 	conv := conversation(40, 3)
@@ -188,19 +197,7 @@ func TestManualTagWithholdsWholeMessage(t *testing.T) {
 // is withheld, and tags of a rule can be changed only by a caller cleared
 // for it (removing a tag never reveals what the rule's detector found).
 func TestAdminViewNoWiderThanWindow(t *testing.T) {
-	pol, err := policy.Compile([]policy.Rule{
-		{Name: "cards", Detector: "credit_card", AllowScopes: []string{"pii"}},
-		{Name: "emails", Detector: "email", AllowScopes: []string{"pii"}},
-		{Name: "internal", Pattern: `(?i)project\s+nightjar`, Action: "exclude", AllowScopes: []string{"internal"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := Open(Options{Now: fixedClock(), Policy: pol})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := openScopedEngine(t)
 	k := Key{Tenant: "acme", Context: "alice"}
 	named := msg("user", "Hello, please greet me by my name.")
 	named.Name = "alice.w@example.com"

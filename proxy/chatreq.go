@@ -309,66 +309,16 @@ func argumentsText(v gjson.Result) string {
 	return ""
 }
 
-// unescapedJSON writes v as compact JSON whose strings escape only what
-// JSON requires: quotes, backslashes and control characters.
+// unescapedJSON writes v with its strings (and keys) re-encoded escaping
+// only what JSON requires, so that "\u0040" reads "@".
 func unescapedJSON(v gjson.Result) string {
-	var sb strings.Builder
-	var write func(v gjson.Result)
-	str := func(s string) {
-		sb.WriteByte('"')
-		for _, r := range s {
-			switch {
-			case r == '"' || r == '\\':
-				sb.WriteByte('\\')
-				sb.WriteRune(r)
-			case r == '\n':
-				sb.WriteString(`\n`)
-			case r == '\t':
-				sb.WriteString(`\t`)
-			case r == '\r':
-				sb.WriteString(`\r`)
-			case r < 0x20:
-				fmt.Fprintf(&sb, `\u%04x`, r)
-			default:
-				sb.WriteRune(r)
-			}
+	quote := func(s string) (string, bool) { return quoteJSON(s), true }
+	out, _ := rewriteJSON(v, "", "", func(x gjson.Result, _, _ string) (string, bool, bool) {
+		if x.Type != gjson.String {
+			return "", false, false
 		}
-		sb.WriteByte('"')
-	}
-	write = func(v gjson.Result) {
-		switch {
-		case v.IsObject():
-			sb.WriteByte('{')
-			n := 0
-			v.ForEach(func(k, x gjson.Result) bool {
-				if n > 0 {
-					sb.WriteByte(',')
-				}
-				n++
-				str(k.Str)
-				sb.WriteByte(':')
-				write(x)
-				return true
-			})
-			sb.WriteByte('}')
-		case v.IsArray():
-			sb.WriteByte('[')
-			n := 0
-			v.ForEach(func(_, x gjson.Result) bool {
-				if n > 0 {
-					sb.WriteByte(',')
-				}
-				n++
-				write(x)
-				return true
-			})
-			sb.WriteByte(']')
-		case v.Type == gjson.String:
-			str(v.Str)
-		default:
-			sb.WriteString(v.Raw)
-		}
-	}
-	write(v)
-	return sb.String()
+		out, _ := quote(x.Str)
+		return out, true, true
+	}, quote)
+	return out
 }

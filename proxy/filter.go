@@ -52,100 +52,125 @@ func (f *textFilter) text(s string) (string, bool) {
 	return out, true
 }
 
-// value returns v's JSON with every text-bearing string filtered, and
-// whether anything changed. parent is the key holding v's object (to tell a
-// tool's name from a message's). Inside data (tool-call arguments, which
-// are the model's or the user's own JSON) every key, string and number is
-// text; elsewhere protocolKeys are kept, "url" and binary payloads are
-// handled by url and payload.
-func (f *textFilter) value(v gjson.Result, key, parent string, data bool) (string, bool) {
-	switch {
-	case v.IsObject():
-		return f.object(v, key, data)
-	case v.IsArray():
-		var b strings.Builder
-		changed := false
-		b.WriteByte('[')
-		n := 0
-		v.ForEach(func(_, x gjson.Result) bool {
-			if n > 0 {
-				b.WriteByte(',')
-			}
-			n++
-			out, c := f.value(x, key, parent, data)
-			changed = changed || c
-			b.WriteString(out)
-			return true
-		})
-		b.WriteByte(']')
+// rewriteJSON re-emits the JSON value v with its scalars (and object keys)
+// rewritten, keeping the order of fields; changed reports whether anything
+// was, and v.Raw comes back untouched when nothing was. visit has the
+// first say on every value, with the key holding it and the key holding
+// its object (parent): handled means out replaces the value as a whole,
+// else objects and arrays are walked and scalars kept. key rewrites object
+// keys; nil keeps them.
+func rewriteJSON(v gjson.Result, key, parent string, visit func(v gjson.Result, key, parent string) (out string, changed, handled bool), rekey func(k string) (string, bool)) (string, bool) {
+	if out, changed, handled := visit(v, key, parent); handled {
 		if !changed {
 			return v.Raw, false
 		}
-		return b.String(), true
-	case v.Type == gjson.String:
-		if !data {
-			switch {
-			case protocolKeys[key], key == "name" && (parent == "function" || parent == "function_call"):
-				return v.Raw, false
-			case key == "arguments":
-				return f.arguments(v)
-			case key == "url":
-				return f.url(v)
-			case key == "data" || key == "file_data":
-				return f.payload(v)
-			}
-		}
-		out, changed := f.text(v.Str)
-		if !changed {
-			return v.Raw, false
-		}
-		return quoteJSON(out), true
-	case v.Type == gjson.Number && data:
-		// A card number written as a JSON number is still a card number.
-		out, changed := f.text(v.Raw)
-		if !changed {
-			return v.Raw, false
-		}
-		return quoteJSON(out), true
+		return out, true
 	}
-	return v.Raw, false
-}
-
-// object filters a JSON object field by field, keeping the order.
-func (f *textFilter) object(v gjson.Result, key string, data bool) (string, bool) {
+	if !v.IsObject() && !v.IsArray() {
+		return v.Raw, false
+	}
 	var b strings.Builder
 	changed := false
-	b.WriteByte('{')
+	open, close := byte('['), byte(']')
+	if v.IsObject() {
+		open, close = '{', '}'
+	}
+	b.WriteByte(open)
 	n := 0
 	v.ForEach(func(k, x gjson.Result) bool {
 		if n > 0 {
 			b.WriteByte(',')
 		}
 		n++
-		kraw := k.Raw
-		if data {
-			if out, c := f.text(k.Str); c {
-				kraw, changed = quoteJSON(out), true
+		childKey := key
+		if k.Type == gjson.String {
+			childKey = k.Str
+			kraw := k.Raw
+			if rekey != nil {
+				if out, c := rekey(k.Str); c {
+					kraw, changed = out, true
+				}
 			}
+			b.WriteString(kraw)
+			b.WriteByte(':')
 		}
-		b.WriteString(kraw)
-		b.WriteByte(':')
-		if !data && k.Str == "arguments" && (x.IsObject() || x.IsArray()) {
-			out, c := f.value(x, "", "", true)
-			changed = changed || c
-			b.WriteString(out)
-			return true
+		childParent := parent
+		if v.IsObject() {
+			childParent = key
 		}
-		out, c := f.value(x, k.Str, key, data)
+		out, c := rewriteJSON(x, childKey, childParent, visit, rekey)
 		changed = changed || c
 		b.WriteString(out)
 		return true
 	})
-	b.WriteByte('}')
+	b.WriteByte(close)
 	if !changed {
 		return v.Raw, false
 	}
 	return b.String(), true
+}
+
+// value returns v's JSON with every text-bearing string of a message (or
+// of a part of one) filtered, and whether anything changed; see message.
+func (f *textFilter) value(v gjson.Result, key, parent string) (string, bool) {
+	return rewriteJSON(v, key, parent, f.message, nil)
+}
+
+// data returns v's JSON filtered as data: tool-call arguments and request
+// fields, the model's or the user's own JSON, where every key, string and
+// number is text.
+func (f *textFilter) data(v gjson.Result) (string, bool) {
+	return rewriteJSON(v, "", "", f.datum, f.quotedText)
+}
+
+// message visits a value of a message: protocolKeys and tool names are
+// kept, arguments are data, "url" and binary payloads are handled by url
+// and payload, other strings are text.
+func (f *textFilter) message(v gjson.Result, key, parent string) (string, bool, bool) {
+	if key == "arguments" && (v.IsObject() || v.IsArray()) {
+		out, changed := f.data(v)
+		return out, changed, true
+	}
+	if v.Type != gjson.String {
+		return "", false, false
+	}
+	var out string
+	var changed bool
+	switch {
+	case protocolKeys[key], key == "name" && (parent == "function" || parent == "function_call"):
+	case key == "arguments":
+		out, changed = f.arguments(v)
+	case key == "url":
+		out, changed = f.url(v)
+	case key == "data" || key == "file_data":
+		out, changed = f.payload(v)
+	default:
+		out, changed = f.quotedText(v.Str)
+	}
+	return out, changed, true
+}
+
+// datum visits a value of data: strings and numbers are text (a card
+// number written as a JSON number is still a card number).
+func (f *textFilter) datum(v gjson.Result, _, _ string) (string, bool, bool) {
+	switch v.Type {
+	case gjson.String:
+		out, changed := f.quotedText(v.Str)
+		return out, changed, true
+	case gjson.Number:
+		out, changed := f.quotedText(v.Raw)
+		return out, changed, true
+	}
+	return "", false, false
+}
+
+// quotedText filters s and returns it as a JSON string when it changed.
+func (f *textFilter) quotedText(s string) (string, bool) {
+	out, changed := f.text(s)
+	if !changed {
+		return "", false
+	}
+	return quoteJSON(out), true
 }
 
 // arguments filters tool-call arguments sent as a string: a JSON document
@@ -155,7 +180,7 @@ func (f *textFilter) object(v gjson.Result, key string, data bool) (string, bool
 func (f *textFilter) arguments(v gjson.Result) (string, bool) {
 	if doc := strings.TrimSpace(v.Str); gjson.Valid(doc) {
 		if inner := gjson.Parse(doc); inner.IsObject() || inner.IsArray() || inner.Type == gjson.String {
-			out, changed := f.value(inner, "", "", true)
+			out, changed := f.data(inner)
 			if !changed {
 				return v.Raw, false
 			}
@@ -270,7 +295,7 @@ func filterMessage(raw []byte, pol *policy.Policy, scopes []string) ([]byte, []p
 	if msg.Get("role").Str == "function" {
 		held = "function" // a function result's name is the function's
 	}
-	out, changed := f.object(msg, held, false)
+	out, changed := f.value(msg, held, "")
 	if f.excluded {
 		w, err := withhold(msg)
 		return w, f.hits, err
@@ -341,7 +366,7 @@ func filterFields(body []byte, fields []string, pol *policy.Policy, scopes []str
 			continue
 		}
 		f := &textFilter{pol: pol, scopes: scopes}
-		out, changed := f.value(v, "", "", true)
+		out, changed := f.data(v)
 		hits = append(hits, f.hits...)
 		var err error
 		switch {

@@ -120,12 +120,8 @@ func TestFalsePositiveRateGoDocs(t *testing.T) {
 	if len(paras) < 1000 {
 		t.Skip("Go sources not installed")
 	}
-	size := 0
-	for _, p := range paras {
-		size += len(p)
-	}
 	hits, rate, examples := detectorHitRates(paras, 40)
-	mb := float64(size) / 1e6
+	mb := float64(totalLen(paras)) / 1e6
 	t.Logf("prose: %d paragraphs, %.1f MB", len(paras), mb)
 	for _, d := range Detectors() {
 		if n := hits[d+"(real)"]; n > 0 {
@@ -219,17 +215,21 @@ func TestFalsePositiveRateMultilingual(t *testing.T) {
 	if len(paras) < 100 {
 		t.Skip("golang.org/x/text's sample texts are not in the module cache")
 	}
-	size := 0
-	for _, p := range paras {
-		size += len(p)
-	}
 	hits, rate, examples := detectorHitRates(paras, 20)
-	kb := float64(size) / 1e3
-	t.Logf("multilingual prose: %d paragraphs, %.0f kB", len(paras), kb)
+	t.Logf("multilingual prose: %d paragraphs, %.0f kB", len(paras), float64(totalLen(paras))/1e3)
 	for _, d := range Detectors() {
 		t.Logf("%-12s false positives=%4d  paragraphs with a hit=%.3f%%", d, hits[d], 100*rate[d])
 		if len(examples[d]) > 0 {
 			t.Logf("%s examples: %q", d, examples[d])
 		}
 	}
+}
+
+// totalLen is the summed length of texts.
+func totalLen(texts []string) int {
+	n := 0
+	for _, t := range texts {
+		n += len(t)
+	}
+	return n
 }
