@@ -447,18 +447,47 @@ func mustJSON(v any) string {
 // sees the stored messages' sequence numbers before anything new is
 // stored; when it refuses, ingest stores nothing and returns ErrTooLong.
 func (e *Engine) ingest(c *mctx, k Key, msgs []Message, decode Decoder, at time.Time, admit func(seqs []int64) bool) ([]int64, int, error) {
-	seqs, prevHash, learned, whole, err := e.reconcile(c, k, msgs, decode, true)
+	s, err := e.stage(c, k, msgs, decode, at, admit, true)
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := e.st.Put(s.kvs...); err != nil {
+		// Memory and store disagree now: reload from the store next time.
+		e.forget(k)
+		c.stale = true
+		return nil, 0, fmt.Errorf("memory: store messages: %w", err)
+	}
+	if s.added > 0 {
+		e.pokeEmbedder(k)
+	}
+	c.remember(s.whole, s.seqs)
+	return s.seqs, s.added, nil
+}
+
+// staged is what stage did to a context in memory.
+type staged struct {
+	// seqs are the sequence numbers of every message of the request.
+	seqs []int64
+	// kvs are the records to persist: raw keys learned, new messages, nodes.
+	kvs []store.KV
+	// whole is the hash of the list's raw bytes, for remember.
+	whole listSum
+	// added counts the new messages.
+	added int
+}
+
+// stage is the in-memory half of ingest: it reconciles msgs with the
+// stored threads and appends the new suffix to the context (messages,
+// blocks, gists, lens postings). The caller persists the records, or takes
+// the change back (a dry run, see checkpoint); persist is reconcile's.
+func (e *Engine) stage(c *mctx, k Key, msgs []Message, decode Decoder, at time.Time, admit func(seqs []int64) bool, persist bool) (staged, error) {
+	seqs, prevHash, learned, whole, err := e.reconcile(c, k, msgs, decode, persist)
+	if err != nil {
+		return staged{}, err
+	}
+	s := staged{seqs: seqs, kvs: learned, whole: whole}
 	if len(seqs) == len(msgs) {
-		if err := e.st.Put(learned...); err != nil {
-			e.forget(k)
-			c.stale = true
-			return nil, 0, fmt.Errorf("memory: store messages: %w", err)
-		}
-		c.remember(whole, seqs)
-		return seqs, 0, nil
+		return s, nil
 	}
 	parent := int64(-1)
 	if len(seqs) > 0 {
@@ -466,27 +495,21 @@ func (e *Engine) ingest(c *mctx, k Key, msgs []Message, decode Decoder, at time.
 	}
 	rest := msgs[len(seqs):]
 	if err := checkMessages(rest); err != nil {
-		return nil, 0, err
+		return staged{}, err
 	}
 	if admit != nil && !admit(seqs) {
-		return nil, 0, ErrTooLong
+		return staged{}, ErrTooLong
 	}
 	p, newSeqs, err := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, at, math.MaxInt64, true)
 	if err != nil {
 		e.forget(k)
 		c.stale = true
-		return nil, 0, err
+		return staged{}, err
 	}
-	if err := e.st.Put(append(learned, p.kvs...)...); err != nil {
-		// Memory and store disagree now: reload from the store next time.
-		e.forget(k)
-		c.stale = true
-		return nil, 0, fmt.Errorf("memory: store messages: %w", err)
-	}
-	e.pokeEmbedder(k)
-	seqs = append(seqs, newSeqs...)
-	c.remember(whole, seqs)
-	return seqs, len(rest), nil
+	s.seqs = append(seqs, newSeqs...)
+	s.kvs = append(s.kvs, p.kvs...)
+	s.added = len(rest)
+	return s, nil
 }
 
 // leadingFlags marks, for msgs[from:], the client system prompts at the

@@ -25,6 +25,12 @@ type Request struct {
 	TailPercent int
 	// DryRun assembles without storing anything or updating telemetry.
 	DryRun bool
+	// AsLive, with DryRun, assembles exactly the window a live request with
+	// these messages would get now: its new messages are ingested in
+	// memory only (their blocks count in the lens and may complete gists),
+	// then taken back. Without it a dry run leaves new messages out of
+	// memory altogether (evaluation replays questions this way).
+	AsLive bool
 	// KeepFocus, with DryRun, still records the window's focus for the next
 	// request's hysteresis, as a real request does (evaluation replays).
 	KeepFocus bool
@@ -100,22 +106,25 @@ func (e *Engine) Prepare(r Request) (*Window, error) {
 	defer c.mu.Unlock()
 	var seqs []int64
 	w := &Window{LastSeq: -1}
-	if r.DryRun {
+	// What cannot be sent is not stored: a turn too long for the budget is
+	// refused before anything is written.
+	fits := func(seqs []int64) bool {
+		_, _, _, ok := e.selectTail(c, r, seqs, &Window{})
+		return ok
+	}
+	switch {
+	case r.DryRun && r.AsLive:
+		defer c.rollback(c.checkpoint())
+		var s staged
+		s, err = e.stage(c, r.Key, r.Messages, r.Decode, e.opts.Now(), fits, false)
+		seqs, w.NewMessages = s.seqs, s.added
+	case r.DryRun:
 		var whole listSum
 		seqs, _, _, whole, err = e.reconcile(c, r.Key, r.Messages, r.Decode, false)
-		if err != nil {
-			return nil, err
-		}
-		if len(seqs) == len(r.Messages) {
+		if err == nil && len(seqs) == len(r.Messages) {
 			c.remember(whole, seqs)
 		}
-	} else {
-		// What cannot be sent is not stored: a turn too long for the budget
-		// is refused before anything is written.
-		fits := func(seqs []int64) bool {
-			_, _, _, ok := e.selectTail(c, r, seqs, &Window{})
-			return ok
-		}
+	default:
 		seqs, w.NewMessages, err = e.ingest(c, r.Key, r.Messages, r.Decode, e.opts.Now(), fits)
 		if err != nil {
 			return nil, err

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 	"github.com/valyala/fasthttp"
 
 	"github.com/megacontext/megacontext/memory"
@@ -108,32 +110,87 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, p auth.Principal, rest string) 
 	}
 }
 
+// dryRun answers what a chat request would send upstream now, without
+// storing anything: it takes {"query": "..."} (one user message) or
+// {"messages": [...]} as a chat request would, with "budget" (the prompt
+// budget, as X-MegaContext-Budget-Tokens reports it), or "max_tokens" and
+// "tools" to derive it as a live request does. It goes through the live
+// path's plan: the same question at the same budget gives the same window,
+// and "messages" is byte for byte what the upstream would receive.
 func (s *Server) dryRun(ctx *fasthttp.RequestCtx, k memory.Key, scopes []string) {
-	var in struct {
-		Query  string `json:"query"`
-		Budget int    `json:"budget"`
-	}
-	if err := json.Unmarshal(ctx.PostBody(), &in); err != nil || in.Query == "" {
-		writeError(ctx, badRequest("query", "body must be {\"query\": \"...\", \"budget\": N}"))
+	body := ctx.PostBody()
+	in := gjson.ParseBytes(body)
+	if !gjson.ValidBytes(body) || !in.IsObject() {
+		writeError(ctx, badRequest("", "body must be {\"query\": \"...\", \"budget\": N} or {\"messages\": [...], \"budget\": N}"))
 		return
 	}
-	b := s.budgetFor(ctx, 0, "")
-	if in.Budget > 0 {
-		b.total = in.Budget
+	req := map[string]any{}
+	switch q, msgs := in.Get("query"), in.Get("messages"); {
+	case msgs.Exists():
+		req["messages"] = json.RawMessage(msgs.Raw)
+	case q.Type == gjson.String && q.Str != "":
+		type message struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+		}
+		req["messages"] = []message{{"user", q.Str}}
+	default:
+		writeError(ctx, badRequest("query", "body must be {\"query\": \"...\", \"budget\": N} or {\"messages\": [...], \"budget\": N}"))
+		return
 	}
-	w, err := s.eng.Prepare(memory.Request{Key: k, Messages: []memory.Message{{Role: "user", Text: in.Query}}, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent, DryRun: true, Scopes: scopes})
+	for _, f := range []string{"max_tokens", "max_completion_tokens", "tools"} {
+		if v := in.Get(f); v.Exists() {
+			req[f] = json.RawMessage(v.Raw)
+		}
+	}
+	raw, err := json.Marshal(req)
 	if err != nil {
-		s.adminError(ctx, err)
+		writeError(ctx, badRequest("messages", "%s", err.Error()))
+		return
+	}
+	creq, aerr := parseChatRequest(raw)
+	if aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
+	x := s.chatExchange(creq, k, scopes)
+	b := s.budgetFor(ctx, x.maxTokens, x.tools)
+	if v := in.Get("budget"); v.Exists() {
+		if v.Type != gjson.Number || v.Num != float64(int64(v.Num)) || v.Num < 1 || v.Num > 1<<30 {
+			writeError(ctx, badRequest("budget", "'budget' must be a positive integer"))
+			return
+		}
+		b = b.withPrompt(int(v.Num))
+	}
+	if b.total < minPrompt {
+		writeError(ctx, badRequest("budget", "a budget of %d tokens leaves no room for a window: the least is %d", b.prompt(), minPrompt+b.fixed))
+		return
+	}
+	w, upBody, _, aerr := s.plan(x, b, true)
+	if aerr != nil {
+		writeError(ctx, aerr)
 		return
 	}
 	entries := w.Entries
 	if entries == nil {
 		entries = []memory.EntryInfo{}
 	}
-	writeJSON(ctx, map[string]any{
-		"budget": b.total, "window_tokens": w.Tokens, "memory_tokens": w.MemoryTokens, "history_tokens": w.HistoryTokens,
-		"expanded": w.Expanded, "omitted_blocks": w.Omitted, "entries": entries, "memory": w.Memory,
+	out, err := json.Marshal(map[string]any{
+		"budget": b.prompt(), "window_tokens": w.Tokens + b.fixed, "memory_tokens": w.MemoryTokens, "history_tokens": w.HistoryTokens,
+		"expanded": w.Expanded, "omitted_blocks": w.Omitted, "new_messages": w.NewMessages, "entries": entries, "memory": w.Memory,
 	})
+	if err == nil {
+		// Set raw: byte for byte what the upstream would receive (Marshal
+		// would compact and escape it).
+		out, err = sjson.SetRawBytes(out, "messages", []byte(gjson.GetBytes(upBody, "messages").Raw))
+	}
+	if err != nil {
+		writeError(ctx, &apiError{status: 500, message: err.Error(), typ: "server_error", code: "internal_error"})
+		return
+	}
+	setWindowHeaders(ctx, k, w, b, 0)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
 }
 
 func (s *Server) adminError(ctx *fasthttp.RequestCtx, err error) {

@@ -31,18 +31,24 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx, start time.Time, p auth.Principa
 		return
 	}
 	cctx, stop := watchClient(ctx.Conn())
-	resp, w := s.forward(ctx, cctx, start, &exchange{
-		key: key, scopes: p.Scopes, messages: req.messages, decode: req.decode, maxTokens: req.maxTokens, tools: req.tools,
-		path: "/v1/chat/completions", maxTokensField: "max_tokens",
-		render: func(w *memory.Window) ([]byte, []policy.Hit, error) {
-			return renderBody(req, w, s.opts.Policy, p.Scopes)
-		},
-	})
+	resp, w := s.forward(ctx, cctx, start, s.chatExchange(req, key, p.Scopes))
 	if resp == nil {
 		stop()
 		return
 	}
 	s.relay(ctx, resp, stop, s.storeReply(key, w))
+}
+
+// chatExchange is a chat completion request on its way to the upstream,
+// for the live path and the dry run alike.
+func (s *Server) chatExchange(req *chatRequest, key memory.Key, scopes []string) *exchange {
+	return &exchange{
+		key: key, scopes: scopes, messages: req.messages, decode: req.decode, maxTokens: req.maxTokens, tools: req.tools,
+		path: "/v1/chat/completions", maxTokensField: "max_tokens",
+		render: func(w *memory.Window) ([]byte, []policy.Hit, error) {
+			return renderBody(req, w, s.opts.Policy, scopes)
+		},
+	}
 }
 
 // renderBody rewrites the request's messages into the window: client

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,10 +82,38 @@ func (s *Server) resolveKey(ctx *fasthttp.RequestCtx, tenant, user string) (k me
 // memory.require_id is on.
 var errNoContextID = &apiError{status: 400, message: "no MegaContext id: send the X-MegaContext-Id header or the request's user field (this proxy sets memory.require_id, so requests do not share the default memory)", typ: "invalid_request_error", param: "X-MegaContext-Id", code: "missing_context_id"}
 
-// budget is the token budget of one request.
+// budget is the token budget of one request. Its public figure, prompt(),
+// is the one number a budget means everywhere: the
+// X-MegaContext-Budget-Tokens header, a 400's message and the dry run's
+// {"budget": N}.
 type budget struct {
-	nctx, reserve, tools, fixed, perMessage, total int
+	// nctx is the model's context size.
+	nctx int
+	// reserve is the output reservation (max_tokens or the default).
+	reserve int
+	// tools is the tool schemas' cost.
+	tools int
+	// fixed is the chat template's fixed cost, charged once per prompt.
+	fixed int
+	// perMessage is the template's cost per message.
+	perMessage int
+	// total is what the engine may spend on messages: prompt() - fixed.
+	total int
 }
+
+// prompt is the budget as reported: the tokens the whole prompt may use,
+// the template's fixed cost included (n_ctx - reserve - tools - margin).
+func (b budget) prompt() int { return b.total + b.fixed }
+
+// withPrompt is b with its public figure set to n (a dry run's budget).
+func (b budget) withPrompt(n int) budget {
+	b.total = n - b.fixed
+	return b
+}
+
+// minPrompt is the least budget, as the engine counts it, worth
+// assembling a window for.
+const minPrompt = 64
 
 // budgetFor computes the prompt budget of a request that reserves
 // maxTokens for output (0: the default) and sends the given tool schemas.
@@ -120,17 +149,19 @@ func (s *Server) budgetFor(ctx context.Context, maxTokens int, tools string) bud
 // client itself and returns a nil response.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, cctx context.Context, start time.Time, x *exchange) (*upstream.Response, *memory.Window) {
 	b := s.budgetFor(cctx, x.maxTokens, x.tools)
-	if b.total < 64 {
-		writeError(ctx, &apiError{status: 400, message: fmt.Sprintf("max_tokens (%d) leaves no room for the prompt in the model's context of %d tokens", b.reserve, b.nctx), typ: "invalid_request_error", param: "max_tokens", code: "context_length_exceeded"})
+	if b.total < minPrompt {
+		writeError(ctx, errNoRoom(b))
 		return nil, nil
 	}
 	for first := true; ; first = false {
 		resp, w, overshoot, aerr := s.attempt(ctx, cctx, start, x, b, first)
 		if aerr != nil {
+			s.logWindow(x.key, b, w, start, aerr.status)
 			writeError(ctx, aerr)
 			return nil, nil
 		}
 		if resp != nil {
+			s.logWindow(x.key, b, w, start, resp.Status)
 			s.m.windowTokens.Observe(float64(w.Tokens))
 			s.m.historyTokens.Observe(float64(w.HistoryTokens))
 			s.m.expansions.Add(float64(w.Expanded))
@@ -140,26 +171,42 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, cctx context.Context, start t
 		// reports, at least a quarter.
 		s.m.retries.Inc()
 		b.total -= max(b.total/4, overshoot)
-		s.log.Info("upstream context exceeded; retrying with a smaller window", "context", x.key.Context, "budget", b.total)
-		if b.total < 64 {
-			writeError(ctx, &apiError{status: 400, message: "the conversation does not fit the model's context even after shrinking the window", typ: "invalid_request_error", param: "messages", code: "context_length_exceeded"})
+		s.log.Info("upstream context exceeded; retrying with a smaller window", "context", x.key.Context, "budget", b.prompt())
+		if b.total < minPrompt {
+			writeError(ctx, &apiError{status: 400, message: fmt.Sprintf("the conversation does not fit the model's context even after shrinking the window to a budget of %d tokens", b.prompt()), typ: "invalid_request_error", param: "messages", code: "context_length_exceeded"})
 			return nil, nil
 		}
 	}
 }
 
-// attempt is one try of forward: assemble the window within b, render,
-// post. It returns the response to relay, or (nil response, nil error)
-// with the overshoot in tokens when the upstream refused the prompt as too
-// long (first attempts only: a retry's refusal is relayed), or the error
-// to answer. Whatever it does not return it has closed.
-func (s *Server) attempt(ctx *fasthttp.RequestCtx, cctx context.Context, start time.Time, x *exchange, b budget, first bool) (*upstream.Response, *memory.Window, int, *apiError) {
-	w, err := s.eng.Prepare(memory.Request{Key: x.key, Messages: x.messages, Decode: x.decode, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent, Scopes: x.scopes})
-	if err != nil {
-		return nil, nil, 0, s.memoryError(err, b)
+// errNoRoom answers a request whose output reservation leaves no budget.
+func errNoRoom(b budget) *apiError {
+	return &apiError{status: 400, message: fmt.Sprintf("max_tokens (%d) leaves no room for the prompt in the model's context of %d tokens (budget %d tokens)", b.reserve, b.nctx, b.prompt()), typ: "invalid_request_error", param: "max_tokens", code: "context_length_exceeded"}
+}
+
+// logWindow writes the debug line of one request: what the window held and
+// cost, never text.
+func (s *Server) logWindow(k memory.Key, b budget, w *memory.Window, start time.Time, status int) {
+	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
 	}
-	if first {
-		s.m.ingested.Add(float64(w.NewMessages))
+	attrs := []any{"tenant", k.Tenant, "context", k.Context, "budget", b.prompt()}
+	if w != nil {
+		attrs = append(attrs, "window_tokens", w.Tokens+b.fixed, "memory_tokens", w.MemoryTokens, "history_tokens", w.HistoryTokens,
+			"expanded", w.Expanded, "omitted_blocks", w.Omitted, "new_messages", w.NewMessages)
+	}
+	attrs = append(attrs, "overhead_ms", float64(time.Since(start).Microseconds())/1000, "upstream_status", status)
+	s.log.Debug("window", attrs...)
+}
+
+// plan is the one way from an exchange to what the upstream receives, for
+// live requests and dry runs alike: assemble the window within b, then
+// render the body. A dry run stores nothing (it ingests the exchange's new
+// messages in memory only, exactly as the live request would).
+func (s *Server) plan(x *exchange, b budget, dry bool) (*memory.Window, []byte, []policy.Hit, *apiError) {
+	w, err := s.eng.Prepare(memory.Request{Key: x.key, Messages: x.messages, Decode: x.decode, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent, Scopes: x.scopes, DryRun: dry, AsLive: dry})
+	if err != nil {
+		return nil, nil, nil, s.memoryError(err, b)
 	}
 	body, liveHits, err := x.render(w)
 	if err == nil && x.maxTokens == 0 && x.maxTokensField != "" {
@@ -170,19 +217,34 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, cctx context.Context, start t
 	if err != nil {
 		var aerr *apiError
 		if errors.As(err, &aerr) {
-			return nil, nil, 0, aerr
+			return w, nil, nil, aerr
 		}
 		s.log.Error("rewrite request", "err", err)
-		return nil, nil, 0, &apiError{status: 500, message: "internal error rewriting the request (the proxy's log says why)", typ: "server_error", code: "internal_error"}
+		return w, nil, nil, &apiError{status: 500, message: "internal error rewriting the request (the proxy's log says why)", typ: "server_error", code: "internal_error"}
+	}
+	return w, body, liveHits, nil
+}
+
+// attempt is one try of forward: assemble the window within b, render,
+// post. It returns the response to relay, or (nil response, nil error)
+// with the overshoot in tokens when the upstream refused the prompt as too
+// long (first attempts only: a retry's refusal is relayed), or the error
+// to answer. Whatever it does not return it has closed.
+func (s *Server) attempt(ctx *fasthttp.RequestCtx, cctx context.Context, start time.Time, x *exchange, b budget, first bool) (*upstream.Response, *memory.Window, int, *apiError) {
+	w, body, liveHits, aerr := s.plan(x, b, false)
+	if aerr != nil {
+		return nil, w, 0, aerr
 	}
 	if first {
+		s.m.ingested.Add(float64(w.NewMessages))
 		s.audit(x.key, append(liveHits, w.Hits...))
 		s.m.overhead.Observe(time.Since(start).Seconds())
 	}
 	setWindowHeaders(ctx, x.key, w, b, time.Since(start))
 	resp, err := s.up.Do(cctx, "POST", x.path, s.forwardHeaders(ctx), body)
 	if err != nil {
-		return nil, nil, 0, s.upstreamFailure(err)
+		aerr := s.upstreamFailure(err)
+		return nil, w, 0, aerr
 	}
 	if !first || resp.Status < 400 || resp.IsEventStream() {
 		return resp, w, 0, nil
@@ -234,7 +296,9 @@ func (s *Server) memoryError(err error, b budget) *apiError {
 	case errors.As(err, &aerr): // a message that did not decode
 		return aerr
 	case errors.Is(err, memory.ErrTooLong):
-		return &apiError{status: 400, message: fmt.Sprintf("the latest message is too long for the model's context: %d tokens available for the prompt (context %d, reserved output %d)", b.total, b.nctx, b.reserve), typ: "invalid_request_error", param: "messages", code: "context_length_exceeded"}
+		return &apiError{status: 400, message: fmt.Sprintf("the latest message is too long for the model's context: a budget of %d tokens for the prompt (context %d, reserved output %d)", b.prompt(), b.nctx, b.reserve), typ: "invalid_request_error", param: "messages", code: "context_length_exceeded"}
+	case errors.Is(err, memory.ErrNotFound):
+		return &apiError{status: 404, message: "no such MegaContext", typ: "invalid_request_error", code: "not_found"}
 	case errors.Is(err, memory.ErrBadKey):
 		return &apiError{status: 400, message: err.Error(), typ: "invalid_request_error", param: "X-MegaContext-Id", code: "invalid_value"}
 	case errors.Is(err, memory.ErrBadMessage):
@@ -260,7 +324,7 @@ func setWindowHeaders(ctx *fasthttp.RequestCtx, k memory.Key, w *memory.Window, 
 	h.Set("X-MegaContext-Id", k.Context)
 	h.Set("X-MegaContext-History-Tokens", strconv.Itoa(w.HistoryTokens))
 	h.Set("X-MegaContext-Window-Tokens", strconv.Itoa(w.Tokens+b.fixed))
-	h.Set("X-MegaContext-Budget-Tokens", strconv.Itoa(b.total+b.fixed))
+	h.Set("X-MegaContext-Budget-Tokens", strconv.Itoa(b.prompt()))
 	h.Set("X-MegaContext-Memory-Tokens", strconv.Itoa(w.MemoryTokens))
 	h.Set("X-MegaContext-Expanded", strconv.Itoa(w.Expanded))
 	h.Set("X-MegaContext-Omitted-Blocks", strconv.Itoa(w.Omitted))

@@ -305,3 +305,24 @@ func Top(scores map[int]float64, n int) []int {
 	}
 	return ids
 }
+
+// Truncate takes the index back to its first n blocks, undoing the Adds of
+// the blocks after them; text returns the text each of those blocks was
+// added with. It undoes a speculative ingest (a dry run).
+func (x *Index) Truncate(n int, text func(block int) string) {
+	for blk := len(x.docLen) - 1; blk >= n && blk >= 0; blk-- {
+		for _, t := range Terms(text(blk)) {
+			ps := x.postings[t]
+			// Postings are in block order: the block's entry is the last.
+			if k := len(ps); k > 0 && int(ps[k-1].block) == blk {
+				if k == 1 {
+					delete(x.postings, t)
+				} else {
+					x.postings[t] = ps[:k-1]
+				}
+			}
+		}
+		x.total -= int64(x.docLen[blk])
+		x.docLen = x.docLen[:blk]
+	}
+}

@@ -289,3 +289,20 @@ func (t *Tree) Cover(from, to int) []*Node {
 	}
 	return out
 }
+
+// Truncate takes the tree back to its first n blocks, as it was before the
+// blocks after them were appended: the blocks from n on and every gist
+// whose span reaches them are dropped. It undoes a speculative append (a
+// dry run that ingests in memory only); n beyond Len is a no-op.
+func (t *Tree) Truncate(n int) {
+	if n < 0 || n >= t.Len() {
+		return
+	}
+	t.levels[0] = t.levels[0][:n]
+	for l := 1; l < len(t.levels); l++ {
+		t.levels[l] = t.levels[l][:min(len(t.levels[l]), n/t.width(l))]
+	}
+	for len(t.levels) > 1 && len(t.levels[len(t.levels)-1]) == 0 {
+		t.levels = t.levels[:len(t.levels)-1]
+	}
+}
