@@ -89,7 +89,7 @@ func TestDryRunAsLiveEqualsLive(t *testing.T) {
 					var msgs []Message
 					switch rapid.IntRange(0, 2).Draw(t, "kind") {
 					case 0: // a new chat
-						msgs = []Message{msg("user", conv[rapid.IntRange(1, len(conv)-1).Draw(t, "ask")].Text[:20] + " again?")}
+						msgs = []Message{msg("user", conv[rapid.IntRange(1, len(conv)-1).Draw(t, "ask")].Text[:20]+" again?")}
 					case 1: // the stored chat goes on
 						msgs = append(append([]Message(nil), conv...), msg("user", "and the locker code?"))
 					default: // an edit of a stored turn
