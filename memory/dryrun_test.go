@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -41,6 +42,14 @@ func stateOf(e *Engine, k Key) string {
 		return err.Error()
 	}
 	defer c.mu.Unlock()
+	// Raw keys learned for stored messages are a cache (a plain dry run
+	// learns them too); none may name a message taken back.
+	dangling := 0
+	for _, seq := range c.byRaw {
+		if seq >= int64(len(c.msgs)) {
+			dangling++
+		}
+	}
 	// The lens's statistics: every block's score for every word of memory
 	// and of the questions asked.
 	var text strings.Builder
@@ -48,7 +57,7 @@ func stateOf(e *Engine, k Key) string {
 		text.WriteString(c.tree.Block(b).Text + " ")
 	}
 	scores := c.index.Score(lens.Query(text.String()+" again edited what about the cat locker code", 1), c.index.Len()+10, 0)
-	s := fmt.Sprintf("msgs %d hashes %d rec %+v blocks %d height %d index %d scores %v", len(c.msgs), len(c.byHash), c.rec, c.tree.Len(), c.tree.Height(), c.index.Len(), scores)
+	s := fmt.Sprintf("msgs %d hashes %d dangling raw keys %d marks %v rec %+v blocks %d height %d index %d scores %v", len(c.msgs), len(c.byHash), dangling, c.marks, c.rec, c.tree.Len(), c.tree.Height(), c.index.Len(), scores)
 	for l := 0; l < c.tree.Height(); l++ {
 		s += fmt.Sprintf(" L%d=%d", l, c.tree.LevelLen(l))
 	}
@@ -95,6 +104,10 @@ func TestDryRunAsLiveEqualsLive(t *testing.T) {
 					default: // an edit of a stored turn
 						cut := rapid.IntRange(1, len(conv)-1).Draw(t, "cut")
 						msgs = append(append([]Message(nil), conv[:cut]...), msg("user", "edited: what about the cat?"))
+					}
+					// Clients send raw JSON: raw keys are learned and staged too.
+					for j := range msgs {
+						msgs[j].Raw, _ = json.Marshal(map[string]string{"role": msgs[j].Role, "content": msgs[j].Text})
 					}
 					r := Request{Key: k, Messages: msgs, Budget: rapid.IntRange(128, 5000).Draw(t, "budget"), PerMessage: 4, TailPercent: 40}
 					before := stateOf(e, k)
