@@ -72,6 +72,7 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 		BlockTokens: cfg.Memory.BlockTokens,
 		Fanout:      cfg.Memory.Fanout,
 		GistTokens:  cfg.Memory.GistTokens,
+		CacheBytes:  cfg.Memory.CacheBytes,
 		Counter:     counter,
 		Policy:      pol,
 		Logger:      logger,

@@ -119,6 +119,11 @@ type Memory struct {
 	// Thesaurus expands questions with WordNet synonyms: "auto" (./.wordnet
 	// or $MEGACONTEXT_WORDNET_DIR when present), "off", or a folder.
 	Thesaurus string `mapstructure:"thesaurus"`
+	// CacheBytes bounds the memory of the MegaContexts held loaded, by
+	// their estimated footprint (default 256 MiB, memory.DefaultCacheBytes);
+	// idle ones are evicted least recently used first and read back from
+	// the store when needed. 0 keeps the default; -1 sets no bound.
+	CacheBytes int64 `mapstructure:"cache_bytes"`
 }
 
 // Headers maps client headers to MegaContext selection.
@@ -166,6 +171,7 @@ func Defaults() Config {
 			TailPercent:      40,
 			Thesaurus:        "auto",
 			Render:           "outline",
+			CacheBytes:       256 << 20,
 		},
 		Headers: Headers{ContextID: []string{"X-MegaContext-Id"}, ThreadID: []string{"X-MegaContext-Thread"}},
 	}
@@ -271,6 +277,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("memory.tail_percent", d.Memory.TailPercent)
 	v.SetDefault("memory.thesaurus", d.Memory.Thesaurus)
 	v.SetDefault("memory.render", d.Memory.Render)
+	v.SetDefault("memory.cache_bytes", d.Memory.CacheBytes)
 	v.SetDefault("headers.context_id", d.Headers.ContextID)
 	v.SetDefault("headers.thread_id", d.Headers.ThreadID)
 	v.SetDefault("native.dir", d.Native.Dir)
@@ -320,6 +327,8 @@ func (c *Config) normalize() error {
 		return fmt.Errorf("memory.default_n_ctx %d: want >= 256", m.DefaultNCtx)
 	case m.Render != "outline" && m.Render != "chronological":
 		return fmt.Errorf("memory.render %q: want outline or chronological", m.Render)
+	case m.CacheBytes < -1:
+		return fmt.Errorf("memory.cache_bytes %d: want a byte count, 0 for the default or -1 for no bound", m.CacheBytes)
 	case m.TailPercent < 5 || m.TailPercent > 95:
 		return fmt.Errorf("memory.tail_percent %d: want 5..95", m.TailPercent)
 	case c.Limits.MaxBodyBytes < 1024:

@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/megacontext/megacontext/memory"
 )
 
 func TestDefaultYAMLEqualsDefaults(t *testing.T) {
@@ -143,5 +145,13 @@ func TestDefaultFileIgnoresBinary(t *testing.T) {
 	}
 	if c, err = Load("", nil, nil); err != nil || c.Listen != "127.0.0.1:9999" {
 		t.Fatalf("megacontext.yml beside the binary: %v, listen %q", err, c.Listen)
+	}
+}
+
+// TestCacheBytesDefaultIsTheEngines: the configured default is the
+// engine's own.
+func TestCacheBytesDefaultIsTheEngines(t *testing.T) {
+	if Defaults().Memory.CacheBytes != memory.DefaultCacheBytes {
+		t.Fatalf("memory.cache_bytes default %d, engine default %d", Defaults().Memory.CacheBytes, memory.DefaultCacheBytes)
 	}
 }

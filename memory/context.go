@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/megacontext/megacontext/memory/lens"
 	"github.com/megacontext/megacontext/memory/policy"
@@ -136,6 +137,12 @@ type mctx struct {
 	vecs  []qvec.Vector
 	used  uint64
 	stale bool
+	// bytes is the footprint the engine counts for the context (account);
+	// msgBytes and nodeBytes are the running sums it is made of (cache.go).
+	bytes, msgBytes, nodeBytes int64
+	// loadOff is where the next block starts in its message's text, while
+	// loading (shareText).
+	loadOff int
 }
 
 func (e *Engine) newTree() *tree.Tree {
@@ -208,6 +215,7 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 	err = e.st.Scan(recordPrefix(kindMessage, k), func(key, val string) bool {
 		m := e.decodeMessage(k, key, val)
 		m.rawSaved = !m.RawKey.IsZero()
+		m.Role = internRole(m.Role)
 		// A missing record (a damaged file) leaves a placeholder, so that
 		// sequence numbers stay positions.
 		for int64(len(c.msgs)) < m.Seq {
@@ -242,10 +250,45 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 		}
 		defer e.pokeEmbedder(k)
 	}
+	c.bytes = c.footprint()
 	return c, true, nil
 }
 
+// shareText points a block read back from the store at its part of its
+// message's text, which holds the same bytes, so that memory keeps one copy
+// of the text. Blocks of a message come in order and concatenate to its
+// text; loadOff is where the next one starts.
+func (c *mctx) shareText(b *tree.Node) {
+	if b.Msg < 0 || b.Msg >= int64(len(c.msgs)) {
+		return
+	}
+	if b.Part == 0 {
+		c.loadOff = 0
+	}
+	m := c.msgs[b.Msg]
+	if end := c.loadOff + len(b.Text); end <= len(m.Text) && m.Text[c.loadOff:end] == b.Text {
+		b.Text = m.Text[c.loadOff:end]
+	}
+	c.loadOff += len(b.Text)
+}
+
+// textShared reports whether a block's text lies inside its message's
+// text (shareText, or the split of a message at ingest) rather than being
+// a copy of its own.
+func (c *mctx) textShared(b *tree.Node) bool {
+	if b.Level != 0 || b.Text == "" || b.Msg < 0 || b.Msg >= int64(len(c.msgs)) {
+		return false
+	}
+	m := c.msgs[b.Msg].Text
+	if m == "" {
+		return false
+	}
+	p, lo := uintptr(unsafe.Pointer(unsafe.StringData(b.Text))), uintptr(unsafe.Pointer(unsafe.StringData(m)))
+	return p >= lo && p+uintptr(len(b.Text)) <= lo+uintptr(len(m))
+}
+
 func (c *mctx) addMsg(m *msgRecord) {
+	c.msgBytes += msgFootprint(m)
 	c.msgs = append(c.msgs, m)
 	c.byHash[m.Hash] = m.Seq
 	if !m.RawKey.IsZero() {
@@ -369,6 +412,7 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 				}
 				off += len(text)
 				for _, n := range c.tree.Append(b) {
+					c.nodeBytes += nodeFootprint(n, n.Level == 0) // a block's text is a slice of rec.Text
 					p.kvs = append(p.kvs, store.KV{Key: nodeKey(c.key, n.Level, n.Index), Value: mustJSON(n)})
 				}
 				c.index.Add(text)
@@ -460,6 +504,7 @@ func (e *Engine) ingest(c *mctx, k Key, msgs []Message, decode Decoder, at time.
 	if s.added > 0 {
 		e.pokeEmbedder(k)
 	}
+	e.account(c)
 	c.remember(s.whole, s.seqs)
 	return s.seqs, s.added, nil
 }
@@ -560,6 +605,7 @@ func (e *Engine) AppendResponse(k Key, parent, since int64, m Message, partial b
 		return fmt.Errorf("memory: store response: %w", err)
 	}
 	e.pokeEmbedder(k)
+	e.account(c)
 	return nil
 }
 

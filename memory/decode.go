@@ -119,7 +119,10 @@ func (e *Engine) restoreNode(c *mctx, key, val string) error {
 		}
 		if n.Level == 0 {
 			c.index.Add(n.Text)
+			c.shareText(n)
+			n.Role = internRole(n.Role)
 		}
+		c.nodeBytes += nodeFootprint(n, c.textShared(n))
 		return nil
 	}
 	level, index, ok := nodeOfKey(key)
@@ -128,7 +131,11 @@ func (e *Engine) restoreNode(c *mctx, key, val string) error {
 	}
 	e.log.Error("stored tree node unreadable; rebuilt", "tenant", c.key.Tenant, "context", c.key.Context, "level", level, "index", index, "err", err)
 	if level > 0 {
-		return c.tree.RestoreGist(level, index)
+		if err := c.tree.RestoreGist(level, index); err != nil {
+			return err
+		}
+		c.nodeBytes += nodeFootprint(c.tree.Node(level, index), false)
+		return nil
 	}
 	b := &tree.Node{Level: 0, Index: index, First: index, Last: index}
 	if prev := c.tree.Block(index - 1); prev != nil {
@@ -136,6 +143,7 @@ func (e *Engine) restoreNode(c *mctx, key, val string) error {
 	}
 	b.Hash = tree.BlockHash(b)
 	c.index.Add("")
+	c.nodeBytes += nodeFootprint(b, false)
 	return c.tree.Restore(b)
 }
 

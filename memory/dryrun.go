@@ -16,11 +16,13 @@ type checkpoint struct {
 	// superseded are the messages' superseded flags (a staged edit marks
 	// the branch it replaces).
 	superseded []bool
+	// msgBytes and nodeBytes are the footprint sums (cache.go).
+	msgBytes, nodeBytes int64
 }
 
 // checkpoint records c's state before a staged ingest.
 func (c *mctx) checkpoint() checkpoint {
-	cp := checkpoint{blocks: c.tree.Len(), msgs: len(c.msgs), rec: c.rec, superseded: make([]bool, len(c.msgs))}
+	cp := checkpoint{blocks: c.tree.Len(), msgs: len(c.msgs), rec: c.rec, superseded: make([]bool, len(c.msgs)), msgBytes: c.msgBytes, nodeBytes: c.nodeBytes}
 	for i, m := range c.msgs {
 		cp.superseded[i] = m.Superseded
 	}
@@ -52,4 +54,5 @@ func (c *mctx) rollback(cp checkpoint) {
 	c.index.Truncate(cp.blocks, func(b int) string { return c.tree.Block(b).Text })
 	c.tree.Truncate(cp.blocks)
 	c.rec = cp.rec
+	c.msgBytes, c.nodeBytes = cp.msgBytes, cp.nodeBytes
 }

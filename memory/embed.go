@@ -144,6 +144,7 @@ func (e *Engine) embedPending(ctx context.Context, k Key) error {
 			continue // reloaded or raced: start over from the new state
 		}
 		c.vecs = append(c.vecs, q...)
+		e.account(c)
 		c.mu.Unlock()
 		if err := e.st.Put(kvs...); err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/megacontext/megacontext/memory/gist"
@@ -66,8 +67,14 @@ type Options struct {
 	// Expander, when set, adds related terms (synonyms, a thesaurus) to
 	// the question's lens query.
 	Expander Expander
-	// MaxLoaded bounds the MegaContexts held in memory (LRU).
+	// MaxLoaded bounds how many MegaContexts are held in memory; 0 uses 256.
 	MaxLoaded int
+	// CacheBytes bounds the memory the MegaContexts held in memory take,
+	// by their approximate footprint (see cache.go); 0 uses
+	// DefaultCacheBytes, a negative value sets no bound. Idle contexts are
+	// evicted least recently used first; one in use never is, so a single
+	// context larger than the bound stays loaded while it is in use.
+	CacheBytes int64
 	// Logger receives diagnostics.
 	Logger *slog.Logger
 	// Now returns the current time (tests set it).
@@ -107,9 +114,14 @@ type Engine struct {
 	gists gist.Extractive
 	log   *slog.Logger
 
+	// mu guards loaded and tick. Lock order: a context's mu before mu;
+	// holding mu, a context's lock is only ever tried (TryLock), never
+	// waited for.
 	mu     sync.Mutex
 	loaded map[string]*mctx
 	tick   uint64
+	// cached is the sum of the loaded contexts' footprints (mctx.bytes).
+	cached atomic.Int64
 
 	costMu    sync.Mutex
 	costCache map[string]int
@@ -139,6 +151,9 @@ func Open(opts Options) (*Engine, error) {
 	}
 	if opts.MaxLoaded <= 0 {
 		opts.MaxLoaded = 256
+	}
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = DefaultCacheBytes
 	}
 	switch opts.Render {
 	case "":
@@ -231,34 +246,9 @@ func (e *Engine) get(k Key, create bool) (*mctx, error) {
 	}
 	c.used = e.tick
 	e.loaded[k.id()] = c
-	if len(e.loaded) > e.opts.MaxLoaded {
-		e.evictLocked()
-	}
+	e.cached.Add(c.bytes)
+	e.trimLocked(c)
 	return c, nil
-}
-
-// evictLocked drops the least recently used idle context from memory. A
-// context in use is never evicted: two live copies of one context would
-// hand out the same sequence numbers.
-func (e *Engine) evictLocked() {
-	type cand struct {
-		id string
-		c  *mctx
-	}
-	cands := make([]cand, 0, len(e.loaded))
-	for id, c := range e.loaded {
-		cands = append(cands, cand{id, c})
-	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i].c.used < cands[j].c.used })
-	for _, cd := range cands {
-		if !cd.c.mu.TryLock() {
-			continue
-		}
-		cd.c.stale = true
-		cd.c.mu.Unlock()
-		delete(e.loaded, cd.id)
-		return
-	}
 }
 
 // acquire returns the live context of k, locked; the caller unlocks it. A
@@ -278,9 +268,13 @@ func (e *Engine) acquire(k Key, create bool) (*mctx, error) {
 }
 
 // forget drops a context from memory so that it reloads from the store.
+// The caller holds the context's lock.
 func (e *Engine) forget(k Key) {
 	e.mu.Lock()
-	delete(e.loaded, k.id())
+	if c, ok := e.loaded[k.id()]; ok {
+		delete(e.loaded, k.id())
+		e.cached.Add(-c.bytes)
+	}
 	e.mu.Unlock()
 }
 

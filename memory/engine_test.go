@@ -324,8 +324,15 @@ func TestLateResponseDoesNotSupersedeLiveThread(t *testing.T) {
 // TestEvictionUnderLoadLosesNothing runs many contexts through an engine
 // that holds only two in memory, concurrently, and checks every message.
 func TestEvictionUnderLoadLosesNothing(t *testing.T) {
+	t.Run("count", func(t *testing.T) { evictionUnderLoad(t, Options{MaxLoaded: 2}) })
+	// A budget of 3 KiB holds about one of these contexts.
+	t.Run("bytes", func(t *testing.T) { evictionUnderLoad(t, Options{CacheBytes: 3 << 10}) })
+}
+
+func evictionUnderLoad(t *testing.T, opts Options) {
 	dir := t.TempDir()
-	e, err := Open(Options{Dir: dir, Now: fixedClock(), MaxLoaded: 2})
+	opts.Dir, opts.Now = dir, fixedClock()
+	e, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,6 +107,7 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([
 	dirty := map[[2]int]*tree.Node{}
 	for b := m.First; b >= 0 && b <= m.Last; b++ {
 		n := c.tree.Block(b)
+		c.nodeBytes -= nodeFootprint(n, c.textShared(n))
 		spans := slices.DeleteFunc(slices.Clone(n.Spans), func(s tree.Span) bool {
 			return s.Start == 0 && s.End == len(n.Text) && slices.Contains(remove, s.Rule)
 		})
@@ -126,6 +127,7 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([
 				n.Tags = append(n.Tags, s.Rule)
 			}
 		}
+		c.nodeBytes += nodeFootprint(n, c.textShared(n))
 		kvs = append(kvs, store.KV{Key: nodeKey(k, 0, n.Index), Value: mustJSON(n)})
 		for p := c.tree.Parent(n); p != nil; p = c.tree.Parent(p) {
 			dirty[[2]int{p.Level, p.Index}] = p
@@ -145,6 +147,7 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([
 	summarize := e.newTree() // only its summarizer is used
 	for _, key := range keys {
 		g := dirty[key]
+		c.nodeBytes -= nodeFootprint(g, false)
 		children := c.tree.Children(g)
 		gs := summarize.Summarize(g.Level, children)
 		g.Text, g.Cost, g.Short, g.ShortCost, g.Head = gs.Text, gs.Cost, gs.Short, gs.ShortCost, gs.Head
@@ -156,8 +159,10 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([
 				}
 			}
 		}
+		c.nodeBytes += nodeFootprint(g, false)
 		kvs = append(kvs, store.KV{Key: nodeKey(k, g.Level, g.Index), Value: mustJSON(g)})
 	}
+	c.msgBytes -= msgFootprint(m)
 	m.Whole = slices.DeleteFunc(m.Whole, func(t string) bool { return slices.Contains(remove, t) })
 	for _, t := range add {
 		if !slices.Contains(m.Whole, t) {
@@ -171,6 +176,8 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([
 	}
 	tags := policy.Tags(spans)
 	m.Tags = tags
+	c.msgBytes += msgFootprint(m)
+	defer e.account(c)
 	kv, err := e.msgRecordKV(c, m)
 	if err != nil {
 		return nil, err

@@ -30,7 +30,23 @@ type Index struct {
 	postings map[string][]posting
 	docLen   []uint16
 	total    int64
+	// bytes is the approximate memory the index holds (Bytes).
+	bytes int64
 }
+
+// Approximate memory costs of the index, in bytes (64-bit Go): a posting
+// in its list, with the slack of lists grown by appending; a term's map
+// entry (string and slice headers in a map at its usual load) plus its
+// text; a block's length.
+const (
+	postingBytes = 10
+	termBytes    = 64
+	docBytes     = 2
+)
+
+// Bytes returns the approximate memory the index holds: what a memory
+// budget charges for it.
+func (x *Index) Bytes() int64 { return x.bytes }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index { return &Index{postings: map[string][]posting{}} }
@@ -52,8 +68,13 @@ func (x *Index) Add(text string) {
 		if n > math.MaxUint16 {
 			n = math.MaxUint16
 		}
-		x.postings[t] = append(x.postings[t], posting{block: id, tf: uint16(n)})
+		list, ok := x.postings[t]
+		if !ok {
+			x.bytes += termBytes + int64(len(t))
+		}
+		x.postings[t] = append(list, posting{block: id, tf: uint16(n)})
 	}
+	x.bytes += postingBytes*int64(len(tf)) + docBytes
 	l := len(terms)
 	if l > math.MaxUint16 {
 		l = math.MaxUint16
@@ -315,8 +336,10 @@ func (x *Index) Truncate(n int, text func(block int) string) {
 			ps := x.postings[t]
 			// Postings are in block order: the block's entry is the last.
 			if k := len(ps); k > 0 && int(ps[k-1].block) == blk {
+				x.bytes -= postingBytes
 				if k == 1 {
 					delete(x.postings, t)
+					x.bytes -= termBytes + int64(len(t))
 				} else {
 					x.postings[t] = ps[:k-1]
 				}
@@ -324,5 +347,6 @@ func (x *Index) Truncate(n int, text func(block int) string) {
 		}
 		x.total -= int64(x.docLen[blk])
 		x.docLen = x.docLen[:blk]
+		x.bytes -= docBytes
 	}
 }

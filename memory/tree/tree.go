@@ -6,7 +6,9 @@ package tree
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 )
 
@@ -33,7 +35,7 @@ type Node struct {
 	Head int `json:"hd,omitempty"`
 	// Hash is the content hash: of the block's message identity and text for
 	// blocks, of the children's hashes for gists (a Merkle tree).
-	Hash [32]byte `json:"h"`
+	Hash Hash `json:"h"`
 	// Msg is the sequence number of the message a block belongs to (for a
 	// gist, the message of its first block).
 	Msg int64 `json:"m"`
@@ -50,6 +52,36 @@ type Node struct {
 	// Spans are the sensitive spans of a block's text (byte offsets into
 	// Text), tagged at ingest so that assembly can filter without scanning.
 	Spans []Span `json:"sp,omitempty"`
+}
+
+// Hash is a SHA-256 content hash. It is stored as base64 text (43
+// characters); records written before as a JSON array of 32 numbers (about
+// 110 characters, and slow to decode) still read.
+type Hash [32]byte
+
+// MarshalJSON writes the hash as a base64 string.
+func (h Hash) MarshalJSON() ([]byte, error) {
+	out := make([]byte, 0, 2+base64.RawStdEncoding.EncodedLen(len(h)))
+	out = append(out, '"')
+	out = base64.RawStdEncoding.AppendEncode(out, h[:])
+	return append(out, '"'), nil
+}
+
+// UnmarshalJSON reads a base64 string or, from older records, an array of
+// 32 numbers.
+func (h *Hash) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '[' {
+		return json.Unmarshal(b, (*[32]byte)(h))
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	if len(s) != base64.RawStdEncoding.EncodedLen(len(h)) {
+		return fmt.Errorf("tree: hash of %d characters, want %d", len(s), base64.RawStdEncoding.EncodedLen(len(h)))
+	}
+	_, err := base64.RawStdEncoding.Decode(h[:], []byte(s))
+	return err
 }
 
 // Span is a tagged byte range of a block's text.
@@ -242,7 +274,7 @@ func (t *Tree) buildGist(level, index int, children []*Node) *Node {
 
 // BlockHash is the content hash of a block: its message, position, role,
 // time and text.
-func BlockHash(b *Node) [32]byte {
+func BlockHash(b *Node) Hash {
 	h := sha256.New()
 	var buf [24]byte
 	binary.LittleEndian.PutUint64(buf[0:], uint64(b.Msg))
@@ -252,7 +284,7 @@ func BlockHash(b *Node) [32]byte {
 	h.Write([]byte(b.Role))
 	h.Write([]byte{0})
 	h.Write([]byte(b.Text))
-	var out [32]byte
+	var out Hash
 	copy(out[:], h.Sum(nil))
 	return out
 }

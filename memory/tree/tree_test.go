@@ -1,7 +1,9 @@
 package tree
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -77,5 +79,36 @@ func TestRestoreRejectsOutOfOrder(t *testing.T) {
 	}
 	if err := tr.Restore(&Node{Level: 0, Index: 0}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHashJSON: hashes are written as base64 and read back from it and
+// from the JSON arrays of records written before.
+func TestHashJSON(t *testing.T) {
+	var h Hash
+	for i := range h {
+		h[i] = byte(i * 7)
+	}
+	b, err := json.Marshal(Node{Hash: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"h":"`) {
+		t.Fatalf("hash not written as a string: %s", b)
+	}
+	var n Node
+	if err := json.Unmarshal(b, &n); err != nil || n.Hash != h {
+		t.Fatalf("round trip: %v %x", err, n.Hash)
+	}
+	old, _ := json.Marshal(map[string]any{"h": [32]byte(h)})
+	var o Node
+	if err := json.Unmarshal(old, &o); err != nil || o.Hash != h {
+		t.Fatalf("old array form %s: %v %x", old, err, o.Hash)
+	}
+	for _, bad := range []string{`{"h":"abc"}`, `{"h":3}`, `{"h":"` + strings.Repeat("A", 44) + `"}`} {
+		var x Node
+		if err := json.Unmarshal([]byte(bad), &x); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
 	}
 }

@@ -39,7 +39,7 @@ func main() {
 	tokens := flag.Int("tokens", 1_000_000, "tokens of history per MegaContext")
 	contexts := flag.Int("contexts", 4, "MegaContexts in the store")
 	data := flag.String("data", "", "store folder: reused when it holds a store, else built there (default: a temporary folder)")
-	cacheBytes := flag.String("cache-bytes", "", "memory.cache_bytes of the measuring process, e.g. 64MiB (default: the engine's default)")
+	cacheBytes := flag.String("cache-bytes", "", "memory.cache_bytes of the measuring process, e.g. 64MiB, -1 for no bound (default: the engine's default)")
 	child := flag.Bool("child", false, "internal: measure in this process")
 	jsonOut := flag.Bool("json", false, "print one JSON object")
 	flag.Parse()
@@ -74,7 +74,7 @@ func parseBytes(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n < 0 {
+	if err != nil || n < -1 {
 		return 0, fmt.Errorf("bad size %q", s)
 	}
 	return int64(n * float64(mult)), nil
@@ -124,7 +124,7 @@ func build(dir string, tokens, n int) error {
 			for t := 0; t < 10; t++ {
 				u, a := say(1+r.IntN(3)), say(3+r.IntN(6))
 				have += fakellama.CountTokens(u) + fakellama.CountTokens(a)
-				msgs = append(msgs, memory.Message{Role: "user", Text: u}, memory.Message{Role: "assistant", Text: a})
+				msgs = append(msgs, wire("user", u), wire("assistant", a))
 			}
 			k := key(c)
 			k.Thread = strconv.Itoa(s)
@@ -134,6 +134,12 @@ func build(dir string, tokens, n int) error {
 		}
 	}
 	return nil
+}
+
+// wire is a message as the proxy stores it: with the client's JSON of it.
+func wire(role, text string) memory.Message {
+	raw, _ := json.Marshal(map[string]string{"role": role, "content": text})
+	return memory.Message{Role: role, Text: text, Raw: raw}
 }
 
 // sample is one measurement of the child process.
@@ -147,6 +153,11 @@ type sample struct {
 	RSS float64 `json:"rss_mb"`
 	// Heap is the Go heap in use (MB).
 	Heap float64 `json:"heap_mb"`
+	// Charged is what the engine charges the loaded contexts against its
+	// budget (MB).
+	Charged float64 `json:"charged_mb"`
+	// Peak is the highest RSS so far (MB).
+	Peak float64 `json:"peak_rss_mb"`
 	// Tokens is the history held by the contexts loaded so far.
 	Tokens int `json:"tokens"`
 }
@@ -155,19 +166,25 @@ type sample struct {
 // prints a sample after each step.
 func measure(dir string, n int, budget int64) error {
 	enc := json.NewEncoder(os.Stdout)
+	var eng *memory.Engine
 	emit := func(step string, t0 time.Time, tokens int) error {
 		d := time.Since(t0)
 		runtime.GC()
 		debug.FreeOSMemory()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		return enc.Encode(sample{Step: step, Seconds: d.Seconds(), RSS: float64(rss()) / 1e6, Heap: float64(ms.HeapInuse) / 1e6, Tokens: tokens})
+		s := sample{Step: step, Seconds: d.Seconds(), RSS: float64(procStatus("VmRSS:")) / 1e6, Peak: float64(procStatus("VmHWM:")) / 1e6, Heap: float64(ms.HeapInuse) / 1e6, Tokens: tokens}
+		if eng != nil {
+			s.Charged = float64(charged(eng)) / 1e6
+		}
+		return enc.Encode(s)
 	}
 	if err := emit("start", time.Now(), 0); err != nil {
 		return err
 	}
 	t0 := time.Now()
-	eng, err := memory.Open(cacheOptions(memory.Options{Dir: dir, Counter: fakeCounter{}}, budget))
+	var err error
+	eng, err = memory.Open(cacheOptions(memory.Options{Dir: dir, Counter: fakeCounter{}}, budget))
 	if err != nil {
 		return err
 	}
@@ -190,8 +207,9 @@ func measure(dir string, n int, budget int64) error {
 	return nil
 }
 
-// rss returns the resident set size of this process in bytes.
-func rss() int64 {
+// procStatus returns a size field of /proc/self/status (VmRSS: the
+// resident set size, VmHWM: its peak) in bytes.
+func procStatus(field string) int64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0
@@ -199,7 +217,7 @@ func rss() int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10
 		}
@@ -251,9 +269,15 @@ func run(data string, tokens, n int, cacheFlag string, budget int64, jsonOut boo
 		return fmt.Errorf("measuring process gave %d samples", len(samples))
 	}
 	open, last := samples[1], samples[len(samples)-1]
-	perM := 0.0
-	if last.Tokens > 0 {
-		perM = (last.RSS - open.RSS) / (float64(last.Tokens) / 1e6)
+	// Per 1M tokens of what is still loaded: under a budget some contexts
+	// were evicted, and the loaded history is estimated from the charge,
+	// at the first load's charge per token.
+	perM, loadedTokens := 0.0, float64(last.Tokens)
+	if first := samples[2]; first.Charged > 0 && first.Tokens > 0 {
+		loadedTokens = last.Charged / (first.Charged / float64(first.Tokens))
+	}
+	if loadedTokens > 0 {
+		perM = (last.RSS - open.RSS) / (loadedTokens / 1e6)
 	}
 	res := map[string]any{
 		"store_mb": float64(fi.Size()) / 1e6, "build_s": buildTime.Seconds(), "reopen_s": open.Seconds,
@@ -264,10 +288,14 @@ func run(data string, tokens, n int, cacheFlag string, budget int64, jsonOut boo
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
 	fmt.Printf("store: %d contexts, %.1f MB file (built in %.1f s), reopened in %.2f s\n", n, float64(fi.Size())/1e6, buildTime.Seconds(), open.Seconds)
-	fmt.Printf("%-8s %9s %9s %9s %12s\n", "step", "seconds", "RSS MB", "heap MB", "tokens")
+	fmt.Printf("%-8s %9s %9s %9s %9s %11s %12s\n", "step", "seconds", "RSS MB", "peak MB", "heap MB", "charged MB", "tokens")
 	for _, s := range samples {
-		fmt.Printf("%-8s %9.2f %9.1f %9.1f %12d\n", s.Step, s.Seconds, s.RSS, s.Heap, s.Tokens)
+		fmt.Printf("%-8s %9.2f %9.1f %9.1f %9.1f %11.1f %12d\n", s.Step, s.Seconds, s.RSS, s.Peak, s.Heap, s.Charged, s.Tokens)
 	}
-	fmt.Printf("RSS per 1M tokens of loaded history: %.1f MB (RSS after the last load minus RSS with the store open)\n", perM)
+	fmt.Printf("RSS with the contexts loaded minus RSS with the store open: %.1f MB; charged against the budget: %.1f MB", last.RSS-open.RSS, last.Charged)
+	if budget != 0 {
+		fmt.Printf(" (memory.cache_bytes %.1f MB)", float64(budget)/1e6)
+	}
+	fmt.Printf("\nRSS per 1M tokens of loaded history: %.1f MB\n", perM)
 	return nil
 }
