@@ -55,7 +55,9 @@ func resend(history, turns, nctx int, jsonOut, estimate bool, render string) err
 		return err
 	}
 	defer eng.Close()
-	srv := proxy.New(proxy.Options{Engine: eng, Upstream: up, ContextHeaders: []string{"X-MegaContext-Id"}})
+	// 1M tokens in short messages is more messages than limits.max_messages
+	// lets through by default: lifted here, this measures the worst case.
+	srv := proxy.New(proxy.Options{Engine: eng, Upstream: up, ContextHeaders: []string{"X-MegaContext-Id"}, MaxMessages: 1 << 20})
 	if _, err := srv.Discover(ctx); err != nil {
 		return err
 	}
