@@ -170,3 +170,28 @@ func TestCacheBudgetEvictsIdleLeastRecentlyUsed(t *testing.T) {
 		}
 	}
 }
+
+// TestDryRunLeavesFootprint: a dry run that stages new messages and takes
+// them back leaves the context's footprint as it was.
+func TestDryRunLeavesFootprint(t *testing.T) {
+	e := openEngine(t, "")
+	k := Key{Tenant: "t", Context: "dry"}
+	fillContext(t, e, k, 100, 3)
+	c, err := e.acquire(k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := c.footprint()
+	c.mu.Unlock()
+	r := rand.New(rand.NewPCG(4, 4))
+	msgs := []Message{msg("user", prose(r, 300)), msg("assistant", prose(r, 300)), msg("user", prose(r, 30))}
+	if _, err := e.Prepare(Request{Key: k, Messages: msgs, Budget: 3000, PerMessage: 4, TailPercent: 40, DryRun: true, AsLive: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	after := c.footprint()
+	c.mu.Unlock()
+	if after != before {
+		t.Fatalf("footprint %d after a dry run, %d before", after, before)
+	}
+}
