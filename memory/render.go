@@ -148,12 +148,14 @@ func (w *memoryWriter) entry(en focus.Entry) {
 		return
 	}
 	n := en.Node
-	w.infos = append(w.infos, EntryInfo{Level: n.Level, Index: n.Index, First: n.First, Last: n.Last, Detail: en.Detail.String(), Tokens: en.Cost})
+	w.infos = append(w.infos, EntryInfo{Level: n.Level, Index: n.Index, First: n.First, Last: n.Last, Detail: en.Detail.String(), Tokens: en.Cost,
+		Reason: en.Why.String(), Round: en.Round, Score: en.Score, node: n})
 	text := n.Text
 	if en.Detail == focus.Verbatim && len(n.Spans) > 0 {
 		out, excluded, h := w.e.opts.Policy.Apply(n.Text, toPolicySpans(n.Spans), w.scopes)
 		w.hits = append(w.hits, h...)
 		if excluded {
+			w.infos[len(w.infos)-1].Withheld = true
 			w.prev = nil // the block is left out; what follows restarts with a header
 			return
 		}

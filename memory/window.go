@@ -34,6 +34,9 @@ type Request struct {
 	// KeepFocus, with DryRun, still records the window's focus for the next
 	// request's hysteresis, as a real request does (evaluation replays).
 	KeepFocus bool
+	// Explain, with DryRun, completes the window's explanation before it
+	// returns: each entry's matched terms and the omitted matches.
+	Explain bool
 	// Scopes are the caller's clearances for the policy's rules.
 	Scopes []string
 	// Decode, when set, lets Messages arrive undecoded: only Raw, the
@@ -79,6 +82,11 @@ type Window struct {
 	NewMessages int
 	// Hits lists the policy filtering applied to the memory text.
 	Hits []policy.Hit
+	// OmittedMatches are the best relevant blocks the window does not show
+	// verbatim, with why; set by explain (Request.Explain, KeepWindow).
+	OmittedMatches []OmittedMatch
+	// why is what explain needs; nil when no memory was assembled.
+	why *whyInput
 }
 
 // EntryInfo describes one memory entry of a window.
@@ -89,6 +97,27 @@ type EntryInfo struct {
 	Last   int    `json:"last_block"`
 	Detail string `json:"detail"`
 	Tokens int    `json:"tokens"`
+	// Reason says why the entry is in the window: "outline" (the coarsest
+	// cover, whatever the question), "recent" (the newest history detailed
+	// with budget left), "expanded" (a relevance expansion, in round Round),
+	// "hysteresis" (expanded in the previous window), "weak match" (shown
+	// with what budget was left) or "pinned".
+	Reason string `json:"reason"`
+	// Round is the relevance round of an "expanded" entry (1, 2).
+	Round int `json:"round,omitempty"`
+	// Score is the node's relevance when the allocator placed it (0 for
+	// outline and recent entries).
+	Score float64 `json:"score"`
+	// Terms are the question's terms (and the refocus round's) that the
+	// entry's text holds, stemmed as the lens indexes them; set by Explain.
+	Terms []string `json:"terms,omitempty"`
+	// Similarity is the semantic lens's cosine similarity of the block to
+	// the question, when it scored it; set by Explain.
+	Similarity float64 `json:"similarity,omitempty"`
+	// Withheld marks an entry the policy kept out of the text for the caller.
+	Withheld bool `json:"withheld,omitempty"`
+	// node is the entry's tree node, for Explain.
+	node *tree.Node
 }
 
 // outlineStep is how many of the outline's oldest gists collapse to
@@ -138,6 +167,9 @@ func (e *Engine) Prepare(r Request) (*Window, error) {
 	if w.TailFrom < 0 {
 		return nil, ErrTooLong
 	}
+	if r.DryRun && r.Explain {
+		e.explain(c, w)
+	}
 	return w, nil
 }
 
@@ -172,10 +204,15 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 	scores := score(query)
 	// Semantic similarity (when an embedder is configured) finds what shares
 	// no words with the question.
-	for b, s := range e.semanticScores(c, lastUserText(r.Messages), inTail) {
+	semantic := e.semanticScores(c, lastUserText(r.Messages), inTail)
+	for b, s := range semantic {
 		scores[b] += s
 	}
 	e.focusOnDays(c, lastUserText(r.Messages), scores, inTail)
+	// What explains the window later (Explain), kept by reference: nothing
+	// is computed for it on the request path.
+	why := &whyInput{query: query, scores: scores, semantic: semantic, minRelevance: e.opts.MinRelevance, scopes: r.Scopes}
+	w.why = why
 	in := focus.Input{
 		Tree:     c.tree,
 		Tail:     tailRanges,
@@ -192,7 +229,9 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 				return nil
 			}
 			// The next round follows only what the revealed text points to.
-			return score(extra)
+			why.refocus = append(why.refocus, extra...)
+			why.rescored = score(extra)
+			return why.rescored
 		},
 	}
 	if e.opts.Render == RenderOutline {

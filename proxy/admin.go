@@ -178,6 +178,7 @@ func (s *Server) dryRun(ctx *fasthttp.RequestCtx, k memory.Key, scopes []string)
 	out, err := json.Marshal(map[string]any{
 		"budget": b.prompt(), "window_tokens": w.Tokens + b.fixed, "memory_tokens": w.MemoryTokens, "history_tokens": w.HistoryTokens,
 		"expanded": w.Expanded, "omitted_blocks": w.Omitted, "new_messages": w.NewMessages, "entries": entries, "memory": w.Memory,
+		"omitted_matches": nonNil(w.OmittedMatches),
 	})
 	if err == nil {
 		// Set raw: byte for byte what the upstream would receive (Marshal
@@ -217,4 +218,12 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) {
 	}
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
+}
+
+// nonNil returns s, or an empty slice for nil (JSON [] rather than null).
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

@@ -204,7 +204,7 @@ func (s *Server) logWindow(k memory.Key, b budget, w *memory.Window, start time.
 // render the body. A dry run stores nothing (it ingests the exchange's new
 // messages in memory only, exactly as the live request would).
 func (s *Server) plan(x *exchange, b budget, dry bool) (*memory.Window, []byte, []policy.Hit, *apiError) {
-	w, err := s.eng.Prepare(memory.Request{Key: x.key, Messages: x.messages, Decode: x.decode, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent, Scopes: x.scopes, DryRun: dry, AsLive: dry})
+	w, err := s.eng.Prepare(memory.Request{Key: x.key, Messages: x.messages, Decode: x.decode, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent, Scopes: x.scopes, DryRun: dry, AsLive: dry, Explain: dry})
 	if err != nil {
 		return nil, nil, nil, s.memoryError(err, b)
 	}

@@ -42,6 +42,39 @@ func (d Detail) String() string {
 	}
 }
 
+// Reason says why an entry is in the window.
+type Reason uint8
+
+// Reasons.
+const (
+	// Cover: part of the coarsest cover of the timeline (outline mode's
+	// outline), whatever the question.
+	Cover Reason = iota
+	// Relevant: revealed by a relevance expansion (Entry.Round says which).
+	Relevant
+	// Hysteresis: re-expanded because the previous window had it expanded.
+	Hysteresis
+	// Weak: a weak match shown with what budget was left.
+	Weak
+	// Recent: the newest history detailed with what budget was left.
+	Recent
+)
+
+func (r Reason) String() string {
+	switch r {
+	case Relevant:
+		return "expanded"
+	case Hysteresis:
+		return "hysteresis"
+	case Weak:
+		return "weak match"
+	case Recent:
+		return "recent"
+	default:
+		return "outline"
+	}
+}
+
 // Range is an inclusive block range.
 type Range struct{ First, Last int }
 
@@ -60,7 +93,13 @@ type Entry struct {
 	// entries of the focus zone: the node of the outline entry they detail.
 	// Only focus entries are Elided.
 	Refines *tree.Node
-	prev    *tree.Node
+	// Why says why the entry is in the window; Round is the relevance round
+	// (1, 2, ...) of a Relevant entry, and Score the node's relevance when
+	// the entry was made (0 for Cover and Recent entries).
+	Why   Reason
+	Round int
+	Score float64
+	prev  *tree.Node
 }
 
 // Input is what the allocator works from.
@@ -151,12 +190,18 @@ type allocator struct {
 	step int
 	// weak lists the focus zone's weakly matching elided blocks.
 	weak []weakMatch
+	// why and round stamp the entries an expansion makes (splice): the
+	// phase the allocator is in.
+	why   Reason
+	round int
 }
 
 // weakMatch is a block an expansion matched too weakly to show at once.
 type weakMatch struct {
 	n     *tree.Node
 	share float64
+	// score is the block's relevance when it was noted.
+	score float64
 }
 
 // Allocate computes the window. It is deterministic for equal inputs.
@@ -187,6 +232,7 @@ func Allocate(in Input) Result {
 func (a *allocator) relevanceRounds() {
 	in := a.in
 	for round := 0; round < in.Rounds; round++ {
+		a.why, a.round = Relevant, round+1
 		limit := in.Budget
 		if round+1 < in.Rounds && in.Refocus != nil {
 			limit = a.cost + int(float64(in.Budget-a.cost)*in.RoundShare)
@@ -344,7 +390,7 @@ func (a *allocator) noteWeak(repl []Entry) {
 	}
 	for _, e := range repl {
 		if e.Detail == Elided && e.Node.Level == 0 && a.relevance(e.Node) > 0 {
-			a.weak = append(a.weak, weakMatch{e.Node, a.relevance(e.Node) / a.maxRel})
+			a.weak = append(a.weak, weakMatch{e.Node, a.relevance(e.Node) / a.maxRel, a.relevance(e.Node)})
 		}
 	}
 }
@@ -364,6 +410,7 @@ func (a *allocator) fillWeak() {
 			continue
 		}
 		e.Refines = a.entries[i].Refines
+		e.Why, e.Score = Weak, w.score
 		a.entries[i] = e
 		a.cost += e.Cost
 	}
@@ -593,6 +640,7 @@ func (a *allocator) restoreSticky() {
 	if a.in.Sticky == nil {
 		return
 	}
+	a.why, a.round = Hysteresis, 0
 	for changed := true; changed; {
 		changed = false
 		for i := 0; i < len(a.entries); i++ {
@@ -615,6 +663,7 @@ func (a *allocator) restoreSticky() {
 // fillByRecency spends what budget is left on detail for the newest
 // history: headlines become gists, then the newest gists are expanded.
 func (a *allocator) fillByRecency() {
+	a.why, a.round = Recent, 0
 	for i := len(a.entries) - 1; i >= 0; i-- {
 		e := a.entries[i]
 		if e.Tail || e.Detail != Short {
@@ -646,6 +695,7 @@ func (a *allocator) fillByRecency() {
 // left stay headlines (so that a quantized collapse point stays put), and
 // what is left details the newest history.
 func (a *allocator) expandRecent() {
+	a.why, a.round = Recent, 0
 	for i := len(a.entries) - 1; i >= 0; i-- {
 		e := a.entries[i]
 		if e.Tail || e.Node.Level == 0 {
@@ -703,6 +753,12 @@ func prevSibling(children []*tree.Node, j int) *tree.Node {
 // splice replaces entry i by repl and updates the cost.
 func (a *allocator) splice(i int, repl []Entry) {
 	old := a.entries[i]
+	for j := range repl {
+		repl[j].Why, repl[j].Round = a.why, a.round
+		if a.why != Recent {
+			repl[j].Score = a.relevance(repl[j].Node)
+		}
+	}
 	sum := 0
 	for _, e := range repl {
 		sum += e.Cost

@@ -74,6 +74,7 @@ func checkInvariants(t *rapid.T, in Input, r Result) {
 		} else if (e.Node.Level == 0) != (e.Detail == Verbatim) {
 			t.Fatalf("detail %v at level %d", e.Detail, e.Node.Level)
 		}
+		checkReason(t, in, e)
 		// Memory entries never cover tail blocks.
 		for _, tr := range in.Tail {
 			if e.First <= tr.Last && tr.First <= e.Last {
@@ -86,6 +87,31 @@ func checkInvariants(t *rapid.T, in Input, r Result) {
 	}
 	if len(r.Entries) == 0 && r.Cut != n {
 		t.Fatalf("no entries but cut %d != %d", r.Cut, n)
+	}
+}
+
+// checkReason asserts that an entry's reason is one its input can give.
+func checkReason(t *rapid.T, in Input, e Entry) {
+	relevant := false
+	for _, s := range in.Scores {
+		relevant = relevant || s > 0
+	}
+	switch e.Why {
+	case Relevant:
+		if e.Round < 1 || e.Round > in.Rounds || !relevant {
+			t.Fatalf("entry %d-%d expanded in round %d of %d with scores %v", e.First, e.Last, e.Round, in.Rounds, in.Scores)
+		}
+	case Hysteresis:
+		if in.Sticky == nil {
+			t.Fatalf("entry %d-%d kept by hysteresis without a previous window", e.First, e.Last)
+		}
+	case Weak:
+		if e.Score <= 0 || in.OutlineBudget <= 0 {
+			t.Fatalf("weak match %d-%d with score %v", e.First, e.Last, e.Score)
+		}
+	}
+	if e.Why != Relevant && e.Round != 0 || e.Score < 0 || (e.Why == Cover || e.Why == Recent) && e.Score != 0 {
+		t.Fatalf("entry %d-%d: reason %v round %d score %v", e.First, e.Last, e.Why, e.Round, e.Score)
 	}
 }
 
