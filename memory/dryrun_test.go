@@ -2,8 +2,8 @@ package memory
 
 import (
 	"encoding/json"
-	"math"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"sync"
