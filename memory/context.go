@@ -578,35 +578,11 @@ func leadingFlags(msgs []Message, from int) []bool {
 // (the client's next turn raced ahead with its own copy of the reply) is
 // kept but marked superseded rather than superseding the live thread.
 func (e *Engine) AppendResponse(k Key, parent, since int64, m Message, partial bool) error {
-	c, err := e.acquire(k, true)
-	if err != nil {
-		return err
-	}
-	defer c.mu.Unlock()
-	if parent < 0 || parent >= int64(len(c.msgs)) {
+	if parent < 0 {
 		return fmt.Errorf("memory: response parent %d out of range", parent)
 	}
-	if err := checkMessages([]Message{m}); err != nil {
-		return err
-	}
-	prevHash := c.msgs[parent].Hash
-	if _, dup := c.byHash[chainHash(prevHash, m)]; dup {
-		return nil
-	}
-	p, _, err := e.appendMessages(c, parent, prevHash, []Message{m}, []bool{false}, partial, e.opts.Now(), since, false)
-	if err != nil {
-		e.forget(k)
-		c.stale = true
-		return fmt.Errorf("memory: store response: %w", err)
-	}
-	if err := e.st.Put(p.kvs...); err != nil {
-		e.forget(k)
-		c.stale = true
-		return fmt.Errorf("memory: store response: %w", err)
-	}
-	e.pokeEmbedder(k)
-	e.account(c)
-	return nil
+	_, err := e.StoreResponse(k, parent, since, &m, partial, nil)
+	return err
 }
 
 // Import stores msgs as one conversation that happened at the given time,

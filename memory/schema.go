@@ -2,6 +2,7 @@ package memory
 
 import (
 	"fmt"
+	"net/url"
 
 	"github.com/megacontext/megacontext/memory/store"
 )
@@ -13,6 +14,8 @@ import (
 //	m:TENANT:CONTEXT:SEQ             a message (msgRecord), SEQ zero-padded to 12 digits
 //	n:TENANT:CONTEXT:LEVEL:INDEX     a tree node (tree.Node), 2 and 10 digits
 //	v:TENANT:CONTEXT:BLOCK           a block's embedding (qvec), 10 digits
+//	r:TENANT:CONTEXT:ID              a served response kept for retrieval (ResponseRecord)
+//	ri:TENANT:ID                     the index from a response id to its CONTEXT
 //
 // Parts are escaped by store.Key, so no id can forge another's boundary, and
 // the zero padding makes key order the records' natural order for scans.
@@ -21,11 +24,15 @@ const (
 	kindMessage = "m"
 	kindNode    = "n"
 	kindVector  = "v"
+	// kindResponse records live under their context; kindResponseIndex
+	// finds them from the id alone (GET /v1/responses/{id}).
+	kindResponse      = "r"
+	kindResponseIndex = "ri"
 )
 
 // recordKinds lists every kind of record stored under a context besides its
 // header. Delete removes each; a new kind goes here.
-var recordKinds = []string{kindMessage, kindNode, kindVector}
+var recordKinds = []string{kindMessage, kindNode, kindVector, kindResponse}
 
 // headerKey is the key of a context's header record.
 func headerKey(k Key) string { return store.Key(kindContext, k.Tenant, k.Context) }
@@ -48,13 +55,29 @@ func vecKey(k Key, block int) string {
 	return store.Key(kindVector, k.Tenant, k.Context, fmt.Sprintf("%010d", block))
 }
 
-// deleteContext removes a context's header and every record of every kind,
-// in one transaction.
+func responseKey(k Key, id string) string { return store.Key(kindResponse, k.Tenant, k.Context, id) }
+
+func responseIndexKey(tenant, id string) string { return store.Key(kindResponseIndex, tenant, id) }
+
+// deleteContext removes a context's header, every record of every kind and
+// the index entries of its responses, in one transaction. The caller holds
+// the context's lock, so no response is stored in between.
 func (e *Engine) deleteContext(k Key) error {
 	prefixes := make([]string, len(recordKinds))
 	for i, kind := range recordKinds {
 		prefixes[i] = recordPrefix(kind, k)
 	}
-	_, err := e.st.Delete([]string{headerKey(k)}, prefixes)
+	exact := []string{headerKey(k)}
+	rp := recordPrefix(kindResponse, k)
+	err := e.st.Scan(rp, func(key, _ string) bool {
+		if id, err := url.QueryUnescape(key[len(rp):]); err == nil {
+			exact = append(exact, responseIndexKey(k.Tenant, id))
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	_, err = e.st.Delete(exact, prefixes)
 	return err
 }

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,12 @@ func TestDeleteRemovesEveryRecordKind(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, key := range []Key{k, other} {
-		if _, err := e.Prepare(Request{Key: key, Messages: conversation(40, 3), Budget: 3000, PerMessage: 4, TailPercent: 30}); err != nil {
+		w, err := e.Prepare(Request{Key: key, Messages: conversation(40, 3), Budget: 3000, PerMessage: 4, TailPercent: 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply := msg("assistant", "Noted.")
+		if _, err := e.StoreResponse(key, w.LastSeq, w.NextSeq, &reply, false, &ResponseRecord{ID: "resp_" + key.Context, Object: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
 		}
 		if err := e.WaitEmbedded(ctx, key); err != nil {
@@ -57,6 +63,18 @@ func TestDeleteRemovesEveryRecordKind(t *testing.T) {
 		}
 		return true
 	})
+	if _, _, err := e.Response("t", "resp_c"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the deleted context's response is still found: %v", err)
+	}
+	e.st.Scan(kindResponseIndex+":", func(key, v string) bool {
+		if v == "c" {
+			t.Errorf("stray response index %q -> %q", key, v)
+		}
+		return true
+	})
+	if _, _, err := e.Response("t", "resp_c2"); err != nil {
+		t.Errorf("neighbour lost its response: %v", err)
+	}
 	if after := count(other); len(after) != len(before) || after[kindVector] != before[kindVector] || after[kindMessage] != before[kindMessage] {
 		t.Fatalf("neighbour lost records: %v -> %v", before, after)
 	}
