@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/megacontext/megacontext/configs"
@@ -98,6 +99,9 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 		Keyring:          keyring,
 		Policy:           pol,
 		PassThrough:      cfg.Auth.PassThrough,
+		Responses:        cfg.Upstream.Responses,
+		CORSOrigins:      cfg.Server.CORSOrigins,
+		RequireID:        cfg.Memory.RequireID,
 	})
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	info, err := srv.Discover(dctx)
@@ -112,7 +116,7 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	logger.Info("megacontext listening", "addr", ln.Addr().String(), "data", cfg.DataDir, "tokens", counter.Name())
+	logger.Info("megacontext listening", "base_url", clientBaseURL(ln.Addr()), "addr", ln.Addr().String(), "data", cfg.DataDir, "tokens", counter.Name())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -147,6 +151,24 @@ func openThesaurus(setting string, logger *slog.Logger) memory.Expander {
 	}
 	logger.Info("thesaurus on: questions expanded with WordNet synonyms")
 	return th
+}
+
+// clientBaseURL is the base URL clients give their OpenAI SDK for a proxy
+// listening on addr: http://HOST:PORT/v1, with 127.0.0.1 (or ::1) for a
+// wildcard address.
+func clientBaseURL(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "http://" + addr.String() + "/v1"
+	}
+	ip := tcp.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+		if tcp.IP != nil && tcp.IP.To4() == nil {
+			ip = net.IPv6loopback
+		}
+	}
+	return "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port)) + "/v1"
 }
 
 // isLoopback reports whether addr (host:port) listens on loopback only.

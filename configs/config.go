@@ -28,6 +28,7 @@ var DefaultYAML []byte
 // Config is the whole configuration of a megacontext process.
 type Config struct {
 	Listen  string `mapstructure:"listen"`
+	Server  Server `mapstructure:"server"`
 	DataDir string `mapstructure:"data_dir"`
 	// DataSync is when stored records reach the disk: "second" (the
 	// default: written to the OS before every acknowledgement, fsynced once a
@@ -43,6 +44,14 @@ type Config struct {
 	Embeddings Embeddings `mapstructure:"embeddings"`
 	Auth       Auth       `mapstructure:"auth"`
 	Policy     Policy     `mapstructure:"policy"`
+}
+
+// Server configures the HTTP front end beyond its address.
+type Server struct {
+	// CORSOrigins are the browser origins allowed to call the proxy
+	// ("https://app.example.com", or "*" for any); empty (the default)
+	// allows none.
+	CORSOrigins []string `mapstructure:"cors_origins"`
 }
 
 // Tokenizer configures exact token counting with a model's own vocabulary.
@@ -90,6 +99,10 @@ type Upstream struct {
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
 	// Tokenize selects how tokens are counted: auto, upstream or estimate.
 	Tokenize string `mapstructure:"tokenize"`
+	// Responses selects how /v1/responses reaches the upstream: auto (the
+	// default: natively when the upstream serves /v1/responses, else
+	// translated to /v1/chat/completions), native or translate.
+	Responses string `mapstructure:"responses"`
 }
 
 // Limits bounds what the proxy accepts from clients.
@@ -124,6 +137,10 @@ type Memory struct {
 	// idle ones are evicted least recently used first and read back from
 	// the store when needed. 0 keeps the default; -1 sets no bound.
 	CacheBytes int64 `mapstructure:"cache_bytes"`
+	// RequireID refuses (400) chat and responses requests that name no
+	// MegaContext (no context header, no user field) instead of putting
+	// them in the shared "default" memory; off by default.
+	RequireID bool `mapstructure:"require_id"`
 }
 
 // Headers maps client headers to MegaContext selection.
@@ -159,6 +176,7 @@ func Defaults() Config {
 			Timeout:     10 * time.Minute,
 			DialTimeout: 5 * time.Second,
 			Tokenize:    "auto",
+			Responses:   "auto",
 		},
 		Limits: Limits{MaxBodyBytes: 16 << 20, MaxMessages: 10000},
 		Memory: Memory{
@@ -222,6 +240,7 @@ func Load(path string, flags *pflag.FlagSet, flagKeys map[string]string) (Config
 	if len(c.Headers.ThreadID) == 1 && strings.Contains(c.Headers.ThreadID[0], ",") {
 		c.Headers.ThreadID = splitList(c.Headers.ThreadID[0])
 	}
+	c.Server.CORSOrigins = splitList(strings.Join(c.Server.CORSOrigins, ","))
 	if err := c.normalize(); err != nil {
 		return Config{}, err
 	}
@@ -266,6 +285,9 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("upstream.timeout", d.Upstream.Timeout)
 	v.SetDefault("upstream.dial_timeout", d.Upstream.DialTimeout)
 	v.SetDefault("upstream.tokenize", d.Upstream.Tokenize)
+	v.SetDefault("upstream.responses", d.Upstream.Responses)
+	v.SetDefault("server.cors_origins", d.Server.CORSOrigins)
+	v.SetDefault("memory.require_id", d.Memory.RequireID)
 	v.SetDefault("limits.max_body_bytes", d.Limits.MaxBodyBytes)
 	v.SetDefault("limits.max_messages", d.Limits.MaxMessages)
 	v.SetDefault("memory.block_tokens", d.Memory.BlockTokens)
@@ -310,6 +332,20 @@ func (c *Config) normalize() error {
 	case "auto", "upstream", "estimate":
 	default:
 		return fmt.Errorf("upstream.tokenize %q: want auto, upstream or estimate", c.Upstream.Tokenize)
+	}
+	switch c.Upstream.Responses {
+	case "auto", "native", "translate":
+	default:
+		return fmt.Errorf("upstream.responses %q: want auto, native or translate", c.Upstream.Responses)
+	}
+	for _, o := range c.Server.CORSOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("server.cors_origins %q: want an origin (scheme://host[:port]) or \"*\"", o)
+		}
 	}
 	m := c.Memory
 	switch {

@@ -42,6 +42,7 @@ func TestPrecedenceFileEnvFlag(t *testing.T) {
 	}
 	t.Setenv("MEGACONTEXT_UPSTREAM_URL", "http://env:2")
 	t.Setenv("MEGACONTEXT_MEMORY_FANOUT", "6")
+	t.Setenv("MEGACONTEXT_SERVER_CORS_ORIGINS", "https://a.example, http://localhost:3000")
 	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
 	fs.String("listen", "", "")
 	fs.String("upstream", "", "")
@@ -57,6 +58,9 @@ func TestPrecedenceFileEnvFlag(t *testing.T) {
 	}
 	if c.Upstream.URL != "http://env:2" {
 		t.Errorf("env lost: upstream %q", c.Upstream.URL)
+	}
+	if got := strings.Join(c.Server.CORSOrigins, " "); got != "https://a.example http://localhost:3000" {
+		t.Errorf("env list lost: cors_origins %q", got)
 	}
 	if c.Memory.Fanout != 6 {
 		t.Errorf("env lost: fanout %d", c.Memory.Fanout)
@@ -74,6 +78,9 @@ func TestInvalidConfigs(t *testing.T) {
 		"upstream:\n  url: ftp://x\n",
 		"memory:\n  fanout: 1\n",
 		"upstream:\n  tokenize: magic\n",
+		"upstream:\n  responses: sometimes\n",
+		"server:\n  cors_origins: [example.com]\n",
+		"server:\n  cors_origins: ['https://example.com/app']\n",
 		"auth:\n  keys:\n    - {key: sk-a, tenant: 'bad tenant'}\n",
 		"policy:\n  rules:\n    - {name: x, detector: nope, action: redact}\n",
 		"policy:\n  rules:\n    - {name: x, pattern: '(', action: redact}\n",

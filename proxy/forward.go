@@ -48,6 +48,9 @@ type exchange struct {
 	maxTokensField string
 	// tools is the JSON text of the tool schemas, charged to the budget.
 	tools string
+	// extra is tokens the rendered body adds beyond the window, taken off
+	// the budget.
+	extra int
 	// path is the upstream path the rendered body is posted to.
 	path string
 	// render builds the upstream body from an assembled window; it also
@@ -149,6 +152,7 @@ func (s *Server) budgetFor(ctx context.Context, maxTokens int, tools string) bud
 // client itself and returns a nil response.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, cctx context.Context, start time.Time, x *exchange) (*upstream.Response, *memory.Window) {
 	b := s.budgetFor(cctx, x.maxTokens, x.tools)
+	b.total -= x.extra
 	if b.total < minPrompt {
 		writeError(ctx, errNoRoom(b))
 		return nil, nil
@@ -337,3 +341,4 @@ func setWindowHeaders(ctx *fasthttp.RequestCtx, k memory.Key, w *memory.Window, 
 var windowHeaders = []string{"X-MegaContext-Id", "X-MegaContext-History-Tokens", "X-MegaContext-Window-Tokens",
 	"X-MegaContext-Budget-Tokens", "X-MegaContext-Memory-Tokens", "X-MegaContext-Expanded",
 	"X-MegaContext-Omitted-Blocks", "X-MegaContext-New-Messages", "X-MegaContext-Overhead-Ms"}
+

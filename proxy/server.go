@@ -58,6 +58,13 @@ type Options struct {
 	Policy *policy.Policy
 	// PassThrough forwards the client's Authorization header upstream.
 	PassThrough bool
+	// Responses is how /v1/responses reaches the upstream: ResponsesAuto
+	// (the default: native when the upstream has it), ResponsesNative or
+	// ResponsesTranslate.
+	Responses string
+	// CORSOrigins are the browser origins allowed to call the proxy
+	// (exact "https://host[:port]", or "*" for any); none by default.
+	CORSOrigins []string
 	// RequireID refuses memory requests that name no MegaContext (no
 	// context header, no user field) instead of using "default"; off by
 	// default.
@@ -197,6 +204,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	path := string(ctx.Path())
 	route := path
+	// Registered first, so it runs last: errors, a panic's too, reach the
+	// browser.
+	if origin := s.corsOrigin(ctx); origin != "" {
+		defer s.exposeCORS(ctx, origin)
+	}
 	// A bug must cost one request, not the process and every stream in it.
 	defer func() {
 		if v := recover(); v != nil {
@@ -206,6 +218,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}()
 	switch {
+	case ctx.IsOptions():
+		route = "OPTIONS"
+		s.preflight(ctx)
+	case path == "/v1/responses" || strings.HasPrefix(path, "/v1/responses/") || path == "/responses" || strings.HasPrefix(path, "/responses/"):
+		route = "/v1/responses"
+		if path != "/v1/responses" && path != "/responses" {
+			route = "/v1/responses/{id}"
+		}
+		s.responsesRoute(ctx, start, strings.TrimPrefix(path, "/v1"))
 	case path == "/v1/chat/completions" || path == "/chat/completions":
 		route = "/v1/chat/completions"
 		if !ctx.IsPost() {

@@ -106,7 +106,10 @@ type Request struct {
 	Fault Fault
 	// Reply is the generated text sent (after truncation).
 	Reply string
-	// FinishReason is "stop" or "length" for answered requests.
+	// ToolCall is the tool call answered instead of text, if any (see
+	// DefaultToolCall).
+	ToolCall *ToolCall
+	// FinishReason is "stop", "length" or "tool_calls" for answered requests.
 	FinishReason string
 	// CompletionTokens is the number of tokens of Reply.
 	CompletionTokens int
@@ -710,9 +713,11 @@ type genRequest struct {
 	StreamOptions *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	MaxTokens           *int `json:"max_tokens"`
-	MaxCompletionTokens *int `json:"max_completion_tokens"`
-	NPredict            *int `json:"n_predict"`
+	MaxTokens           *int       `json:"max_tokens"`
+	MaxCompletionTokens *int       `json:"max_completion_tokens"`
+	NPredict            *int       `json:"n_predict"`
+	Tools               []tool     `json:"tools"`
+	ToolChoice          toolChoice `json:"tool_choice"`
 }
 
 func (g *genRequest) maxTokens() int {
@@ -832,7 +837,14 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, chat boo
 	if replyFn == nil {
 		replyFn = DefaultReply
 	}
+	var call *ToolCall
+	if chat {
+		call = DefaultToolCall(req.Messages, g.Tools, g.ToolChoice)
+	}
 	full := replyFn(*req)
+	if call != nil {
+		full = call.Arguments
+	}
 	pieces := Pieces(full)
 	limit := len(pieces)
 	if req.MaxTokens > 0 {
@@ -848,6 +860,10 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, chat boo
 	}
 	text := strings.Join(pieces[:limit], "")
 	s.remember(text, true)
+	if call != nil {
+		finish, text = "tool_calls", ""
+		req.ToolCall = call
+	}
 
 	g.Model = req.Model
 	if g.Model == "" {
@@ -856,7 +872,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, chat boo
 	a := answer{
 		s: s, w: w, ctx: r.Context(), req: req, chat: chat, model: g.Model,
 		id: "chatcmpl-" + randomString(), created: time.Now().Unix(),
-		text: text, finish: finish, nCompletion: limit,
+		text: text, finish: finish, nCompletion: limit, call: call,
 	}
 	if !chat {
 		a.id = "cmpl-" + randomString()
@@ -941,6 +957,7 @@ type answer struct {
 	text        string
 	finish      string
 	nCompletion int
+	call        *ToolCall
 }
 
 // cut ends the answer abruptly: the connection is closed without ending
@@ -1028,9 +1045,15 @@ func (a *answer) whole() error {
 	var m map[string]any
 	if a.chat {
 		m = a.envelope("chat.completion")
+		msg := map[string]any{"role": "assistant", "content": a.text}
+		if a.call != nil {
+			msg["content"] = nil
+			msg["tool_calls"] = []any{map[string]any{"id": a.call.ID, "type": "function",
+				"function": map[string]any{"name": a.call.Name, "arguments": a.call.Arguments}}}
+		}
 		m["choices"] = []any{map[string]any{
 			"finish_reason": a.finish, "index": 0,
-			"message": map[string]any{"role": "assistant", "content": a.text},
+			"message": msg,
 		}}
 	} else {
 		m = a.envelope("text_completion")
@@ -1112,6 +1135,26 @@ func (a *answer) stream() error {
 			"delta": map[string]any{"role": "assistant", "content": nil},
 		})); err != nil {
 			return err
+		}
+	}
+	if a.call != nil {
+		// llama.cpp streams the call's id and name first, then the
+		// arguments in pieces.
+		args := a.call.Arguments
+		half := len(args) / 2
+		for i, frag := range []map[string]any{
+			{"index": 0, "id": a.call.ID, "type": "function", "function": map[string]any{"name": a.call.Name, "arguments": ""}},
+			{"index": 0, "function": map[string]any{"arguments": args[:half]}},
+			{"index": 0, "function": map[string]any{"arguments": args[half:]}},
+		} {
+			if i > 0 {
+				if err := a.wait(a.s.opts.ChunkDelay); err != nil {
+					return err
+				}
+			}
+			if err := event(delta(map[string]any{"finish_reason": nil, "index": 0, "delta": map[string]any{"tool_calls": []any{frag}}})); err != nil {
+				return err
+			}
 		}
 	}
 	for _, wd := range words(a.text) {

@@ -78,11 +78,32 @@ type Message struct {
 // "[DONE]" sentinel. Only choice 0 is assembled. The zero value is ready to
 // use; it is not safe for concurrent use.
 type Accumulator struct {
+	// OnDelta, when set, is called with every piece of the message as it
+	// is folded in, so that a stream can be translated as it comes.
+	OnDelta func(Delta)
+
 	msg       Message
 	content   strings.Builder
 	reasoning strings.Builder
 	tools     []ToolCall
 	chunks    int
+}
+
+// Delta is one piece of a streamed message: text added to the reply or to
+// its reasoning, or a tool-call fragment.
+type Delta struct {
+	// Content is text added to the reply.
+	Content string
+	// Reasoning is text added to the reasoning.
+	Reasoning string
+	// Tool is the position, in order of first appearance, of the tool call
+	// a fragment added to; -1 when the piece is text.
+	Tool int
+	// Call is that tool call as it stands after the fragment (its ID and
+	// Name may arrive after its first fragment).
+	Call ToolCall
+	// Arguments is the fragment's arguments text.
+	Arguments string
 }
 
 var doneSentinel = []byte("[DONE]")
@@ -172,7 +193,11 @@ func (a *Accumulator) addDelta(delta gjson.Result) {
 				a.msg.Role = v.Str
 			}
 		case "content":
-			a.content.WriteString(textOf(v))
+			t := textOf(v)
+			a.content.WriteString(t)
+			if a.OnDelta != nil && t != "" {
+				a.OnDelta(Delta{Content: t, Tool: -1})
+			}
 		case "reasoning_content":
 			rc = v
 		case "reasoning":
@@ -186,10 +211,14 @@ func (a *Accumulator) addDelta(delta gjson.Result) {
 		return true
 	})
 	// Some vLLM versions send both names with the same text.
+	if rc.Type != gjson.String {
+		rc = r
+	}
 	if rc.Type == gjson.String {
 		a.reasoning.WriteString(rc.Str)
-	} else if r.Type == gjson.String {
-		a.reasoning.WriteString(r.Str)
+		if a.OnDelta != nil && rc.Str != "" {
+			a.OnDelta(Delta{Reasoning: rc.Str, Tool: -1})
+		}
 	}
 }
 
@@ -249,44 +278,45 @@ func (a *Accumulator) mergeTool(tc gjson.Result) {
 	if !tc.IsObject() {
 		return
 	}
-	var t *ToolCall
+	pos := -1
 	id := tc.Get("id").String()
 	if v := tc.Get("index"); v.Type == gjson.Number {
 		idx := int(v.Int())
 		for i := range a.tools {
 			if a.tools[i].Index == idx {
-				t = &a.tools[i]
+				pos = i
 				break
 			}
 		}
-		if t == nil {
-			t = a.newTool(idx)
+		if pos < 0 {
+			pos = a.newTool(idx)
 		}
 	} else {
 		switch {
 		case id != "":
 			for i := range a.tools {
 				if a.tools[i].ID == id {
-					t = &a.tools[i]
+					pos = i
 					break
 				}
 			}
 		case len(a.tools) > 0:
-			t = &a.tools[len(a.tools)-1]
+			pos = len(a.tools) - 1
 		}
-		if t == nil {
+		if pos < 0 {
 			next := 0
 			for _, x := range a.tools {
 				if x.Index >= next {
 					next = x.Index + 1
 				}
 			}
-			t = a.newTool(next)
+			pos = a.newTool(next)
 		}
 	}
-	if t == nil {
+	if pos < 0 {
 		return
 	}
+	t := &a.tools[pos]
 	if id != "" {
 		t.ID = id
 	}
@@ -302,15 +332,20 @@ func (a *Accumulator) mergeTool(tc gjson.Result) {
 			t.Name += name // a name split over fragments
 		}
 	}
-	t.Arguments += argumentsOf(fn.Get("arguments"))
+	args := argumentsOf(fn.Get("arguments"))
+	t.Arguments += args
+	if a.OnDelta != nil {
+		a.OnDelta(Delta{Tool: pos, Call: *t, Arguments: args})
+	}
 }
 
-func (a *Accumulator) newTool(idx int) *ToolCall {
+// newTool adds a call and returns its position, -1 past maxToolCalls.
+func (a *Accumulator) newTool(idx int) int {
 	if len(a.tools) >= maxToolCalls {
-		return nil
+		return -1
 	}
 	a.tools = append(a.tools, ToolCall{Index: idx, Type: "function"})
-	return &a.tools[len(a.tools)-1]
+	return len(a.tools) - 1
 }
 
 // argumentsOf returns streamed or final arguments as JSON text; some

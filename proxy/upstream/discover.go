@@ -39,6 +39,10 @@ type Info struct {
 	// the upstream (llama.cpp /apply-template + /tokenize, vLLM /tokenize
 	// with messages); zero if unknown.
 	TemplateOverhead TemplateCost
+	// Responses is true when the upstream serves the Responses API (POST
+	// /v1/responses exists: an empty request is refused as invalid, not as
+	// an unknown route).
+	Responses bool
 }
 
 // TemplateCost is the number of tokens a chat template adds around message
@@ -155,6 +159,7 @@ func (c *Client) Discover(ctx context.Context) (Info, error) {
 		info.NCtx = 0
 	}
 
+	info.Responses = c.hasResponses(ctx)
 	if info.Kind == KindLlamaCpp || info.Kind == KindVLLM {
 		if _, err := c.tokenize(ctx, info, "Hello world"); err == nil {
 			info.CanTokenize = true
@@ -174,8 +179,23 @@ func (c *Client) Discover(ctx context.Context) (Info, error) {
 	c.info.Store(&info)
 	c.log.Info("upstream discovered", "kind", info.Kind, "model", info.Model, "n_ctx", info.NCtx,
 		"can_tokenize", info.CanTokenize, "template_per_message", info.TemplateOverhead.PerMessage,
-		"template_fixed", info.TemplateOverhead.Fixed)
+		"template_fixed", info.TemplateOverhead.Fixed, "responses_api", info.Responses)
 	return info, nil
+}
+
+// hasResponses probes POST /v1/responses with an empty object: a server
+// that has the route refuses it as invalid (400, 422), one without it
+// answers 404, 405 or 501 (or fails).
+func (c *Client) hasResponses(ctx context.Context) bool {
+	status, _, err := c.call(ctx, http.MethodPost, "/v1/responses", []byte(`{}`))
+	if err != nil {
+		return false
+	}
+	switch status {
+	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return false
+	}
+	return status < 500
 }
 
 // isLlamaProps reports whether a /props body comes from llama.cpp.

@@ -1,0 +1,437 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+	"github.com/valyala/fasthttp"
+
+	"github.com/megacontext/megacontext/proxy/upstream"
+)
+
+// streamResponse relays an upstream stream as Responses API events: a
+// chat completion stream (translated) or a native Responses stream
+// (normalized: the proxy's ids, sequence numbers and indexes, whole
+// response objects). The answer is stored before the final event goes out.
+func (s *Server) streamResponse(ctx *fasthttp.RequestCtx, resp *upstream.Response, stop func(), req *responsesRequest, id string, created time.Time, native bool, save func(*answer, time.Time, bool) ([]byte, error)) {
+	copyHeaders(ctx, resp)
+	ctx.SetStatusCode(200)
+	ctx.SetContentType("text/event-stream; charset=utf-8")
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	ctx.Response.Header.Set("X-Accel-Buffering", "no")
+	ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
+		defer stop()
+		defer resp.Body.Close()
+		es := &eventStream{bw: bw, req: req, created: created, a: &answer{id: id, status: "in_progress"}, open: -1, calls: map[int]int{}, upstreamIDs: map[string]int{}}
+		es.begin()
+		var feed func(upstream.Event)
+		var acc upstream.Accumulator
+		if native {
+			feed = es.nativeEvent
+		} else {
+			acc.OnDelta = es.chatDelta
+			feed = func(ev upstream.Event) { _ = acc.AddEvent(ev) }
+		}
+		rd := upstream.NewSSEReader(resp.Body)
+		var readErr error
+		for !es.gone {
+			ev, err := rd.Next()
+			if len(ev.Data) > 0 && !ev.Incomplete {
+				feed(ev)
+				es.flush()
+			}
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					readErr = err
+				}
+				break
+			}
+		}
+		if readErr != nil {
+			s.log.Warn("stream from upstream ended with an error", "err", readErr)
+			s.m.upstreamErrors.WithLabelValues("stream").Inc()
+		}
+		es.closeItem()
+		a := es.a
+		complete := false
+		if !native {
+			msg := acc.Message()
+			a.usage, a.model = usageFromChat(msg.Usage), msg.Model
+			switch {
+			case msg.Error != "":
+				a.fail("server_error", msg.Error)
+			case msg.FinishReason != "" || msg.Done:
+				a.setFinish(msg.FinishReason)
+			}
+		}
+		switch {
+		case es.gone:
+		case a.status == "in_progress" && readErr != nil:
+			a.fail("server_error", "the upstream stream failed before the answer was complete: "+readErr.Error())
+		case a.status == "in_progress":
+			a.fail("server_error", "the upstream stream ended before the answer was complete")
+		default:
+			complete = a.status != "failed"
+		}
+		obj, err := save(a, created, complete)
+		if es.gone {
+			return
+		}
+		if err != nil {
+			// The client must not take an answer memory lost for a whole one.
+			fail := storeFailure(err)
+			a.fail(fail.code, fail.message)
+			obj = mustMarshal(req.object(a, created))
+		}
+		if a.err != nil {
+			es.emit(&streamEvent{Type: "error", Code: &a.err.Code, Message: a.err.Message, Param: json.RawMessage("null")})
+		}
+		typ := "response.completed"
+		switch a.status {
+		case "incomplete":
+			typ = "response.incomplete"
+		case "failed":
+			typ = "response.failed"
+		}
+		es.emitRaw(typ, obj)
+		es.flush()
+	})
+}
+
+// copyHeaders copies an upstream response's headers worth relaying.
+func copyHeaders(ctx *fasthttp.RequestCtx, resp *upstream.Response) {
+	for k, vs := range resp.Header {
+		if strings.EqualFold(k, "Content-Length") || strings.EqualFold(k, "Server") || strings.EqualFold(k, "Date") || strings.EqualFold(k, "Content-Type") {
+			continue
+		}
+		for _, v := range vs {
+			ctx.Response.Header.Add(k, v)
+		}
+	}
+}
+
+// eventStream writes a response's event stream and keeps its answer.
+type eventStream struct {
+	bw      *bufio.Writer
+	req     *responsesRequest
+	created time.Time
+	// a is the answer so far.
+	a *answer
+	// seq is the next sequence_number.
+	seq int
+	// open is the index of the output item being streamed, -1 for none.
+	open int
+	// calls maps a chat stream's tool-call positions to output items.
+	calls map[int]int
+	// pendingArgs holds a chat tool call's arguments until its name is
+	// known (an item is announced with its name).
+	pendingArgs map[int]string
+	// upstreamIDs maps a native stream's item ids to output items.
+	upstreamIDs map[string]int
+	// gone is set once a write to the client failed.
+	gone bool
+}
+
+// streamEvent is one event; the fields of its type are set.
+type streamEvent struct {
+	Type           string          `json:"type"`
+	SequenceNumber int             `json:"sequence_number"`
+	Response       json.RawMessage `json:"response,omitempty"`
+	OutputIndex    *int            `json:"output_index,omitempty"`
+	ItemID         string          `json:"item_id,omitempty"`
+	ContentIndex   *int            `json:"content_index,omitempty"`
+	Item           *outputItem     `json:"item,omitempty"`
+	Part           any             `json:"part,omitempty"`
+	Delta          *string         `json:"delta,omitempty"`
+	Text           *string         `json:"text,omitempty"`
+	Name           string          `json:"name,omitempty"`
+	Arguments      *string         `json:"arguments,omitempty"`
+	Logprobs       *[]string       `json:"logprobs,omitempty"`
+	Code           *string         `json:"code,omitempty"`
+	Message        string          `json:"message,omitempty"`
+	Param          json.RawMessage `json:"param,omitempty"`
+}
+
+var (
+	zero      = 0
+	noLogprob = []string{}
+)
+
+// emit writes one event.
+func (es *eventStream) emit(ev *streamEvent) {
+	ev.SequenceNumber = es.seq
+	es.write(ev.Type, mustMarshal(ev))
+}
+
+// emitRaw writes a response-carrying event around an object's JSON.
+func (es *eventStream) emitRaw(typ string, obj []byte) {
+	es.emit(&streamEvent{Type: typ, Response: obj})
+}
+
+func (es *eventStream) write(typ string, data []byte) {
+	es.seq++
+	if es.gone {
+		return
+	}
+	_, err := es.bw.WriteString("event: " + typ + "\ndata: ")
+	if err == nil {
+		_, err = es.bw.Write(data)
+	}
+	if err == nil {
+		_, err = es.bw.WriteString("\n\n")
+	}
+	if err != nil {
+		es.gone = true
+	}
+}
+
+func (es *eventStream) flush() {
+	if !es.gone && es.bw.Flush() != nil {
+		es.gone = true
+	}
+}
+
+// begin announces the response.
+func (es *eventStream) begin() {
+	obj := mustMarshal(es.req.object(es.a, es.created))
+	es.emitRaw("response.created", obj)
+	es.emitRaw("response.in_progress", obj)
+	es.flush()
+}
+
+// openItem closes the open item and announces it.
+func (es *eventStream) openItem(it outputItem) int {
+	es.closeItem()
+	i := len(es.a.items)
+	if it.ID == "" {
+		switch it.Type {
+		case "message":
+			it.ID = itemID("msg", es.a.id, i)
+		case "reasoning":
+			it.ID = itemID("rs", es.a.id, i)
+		case "function_call":
+			it = callItem(es.a.id, i, upstream.ToolCall{ID: it.CallID, Name: it.Name})
+		}
+	}
+	es.a.items = append(es.a.items, it)
+	es.open = i
+	item := es.a.items[i]
+	es.emit(&streamEvent{Type: "response.output_item.added", OutputIndex: &i, Item: &item})
+	if it.Type == "message" {
+		es.emit(&streamEvent{Type: "response.content_part.added", ItemID: it.ID, OutputIndex: &i, ContentIndex: &zero, Part: newTextPart("")})
+	}
+	return i
+}
+
+// closeItem finishes the open item, if any.
+func (es *eventStream) closeItem() {
+	i := es.open
+	if i < 0 {
+		return
+	}
+	es.open = -1
+	it := &es.a.items[i]
+	it.Done = true
+	switch it.Type {
+	case "message":
+		es.emit(&streamEvent{Type: "response.output_text.done", ItemID: it.ID, OutputIndex: &i, ContentIndex: &zero, Text: &it.Text, Logprobs: &noLogprob})
+		es.emit(&streamEvent{Type: "response.content_part.done", ItemID: it.ID, OutputIndex: &i, ContentIndex: &zero, Part: newTextPart(it.Text)})
+	case "function_call":
+		es.emit(&streamEvent{Type: "response.function_call_arguments.done", ItemID: it.ID, OutputIndex: &i, Name: it.Name, Arguments: &it.Arguments})
+	case "reasoning":
+		es.emit(&streamEvent{Type: "response.reasoning_text.done", ItemID: it.ID, OutputIndex: &i, ContentIndex: &zero, Text: &it.Text})
+	}
+	item := *it
+	es.emit(&streamEvent{Type: "response.output_item.done", OutputIndex: &i, Item: &item})
+}
+
+// text adds text to item i (a message).
+func (es *eventStream) text(i int, delta string) {
+	it := &es.a.items[i]
+	it.Text += delta
+	es.emit(&streamEvent{Type: "response.output_text.delta", ItemID: it.ID, OutputIndex: &i, ContentIndex: &zero, Delta: &delta, Logprobs: &noLogprob})
+}
+
+// reasoning adds text to item i (a reasoning item).
+func (es *eventStream) reasoning(i int, delta string) {
+	it := &es.a.items[i]
+	it.Text += delta
+	es.emit(&streamEvent{Type: "response.reasoning_text.delta", ItemID: it.ID, OutputIndex: &i, ContentIndex: &zero, Delta: &delta})
+}
+
+// args adds arguments to item i (a function call).
+func (es *eventStream) args(i int, delta string) {
+	it := &es.a.items[i]
+	it.Arguments += delta
+	es.emit(&streamEvent{Type: "response.function_call_arguments.delta", ItemID: it.ID, OutputIndex: &i, Delta: &delta})
+}
+
+// openOf returns the open item if it has type typ, else opens one.
+func (es *eventStream) openOf(typ string) int {
+	if es.open >= 0 && es.a.items[es.open].Type == typ {
+		return es.open
+	}
+	return es.openItem(outputItem{Type: typ})
+}
+
+// chatDelta translates one piece of a chat completion stream.
+func (es *eventStream) chatDelta(d upstream.Delta) {
+	switch {
+	case d.Reasoning != "":
+		es.reasoning(es.openOf("reasoning"), d.Reasoning)
+	case d.Content != "":
+		es.text(es.openOf("message"), d.Content)
+	case d.Tool >= 0:
+		if i, ok := es.calls[d.Tool]; ok {
+			if d.Arguments != "" {
+				es.args(i, d.Arguments)
+			}
+			return
+		}
+		if d.Call.Name == "" {
+			if es.pendingArgs == nil {
+				es.pendingArgs = map[int]string{}
+			}
+			es.pendingArgs[d.Tool] += d.Arguments
+			return
+		}
+		i := es.openItem(callItem(es.a.id, len(es.a.items), d.Call))
+		es.a.items[i].Arguments = ""
+		es.calls[d.Tool] = i
+		if args := es.pendingArgs[d.Tool] + d.Arguments; args != "" {
+			es.args(i, args)
+		}
+	}
+}
+
+// nativeEvent normalizes one event of a native Responses stream: item
+// events are replayed through the proxy's own writer (its ids, indexes
+// and sequence numbers), the response lifecycle events only update the
+// answer, and events of other kinds are relayed with their sequence
+// number, item id and output index rewritten.
+func (es *eventStream) nativeEvent(ev upstream.Event) {
+	d := ev.Data
+	if !gjson.ValidBytes(d) {
+		return
+	}
+	root := gjson.ParseBytes(d)
+	typ := root.Get("type").Str
+	if typ == "" {
+		typ = ev.Name
+	}
+	upID := root.Get("item_id").Str
+	switch typ {
+	case "response.created", "response.in_progress", "response.queued",
+		"response.content_part.added", "response.content_part.done",
+		"response.output_text.done", "response.function_call_arguments.done",
+		"response.reasoning_text.done", "response.reasoning_summary_text.done",
+		"response.reasoning_summary_part.added", "response.reasoning_summary_part.done":
+	case "response.output_item.added":
+		es.nativeItem(root.Get("item"))
+	case "response.output_text.delta":
+		es.text(es.nativeOpen(upID, "message"), root.Get("delta").Str)
+	case "response.reasoning_text.delta", "response.reasoning_summary_text.delta":
+		es.reasoning(es.nativeOpen(upID, "reasoning"), root.Get("delta").Str)
+	case "response.function_call_arguments.delta":
+		es.args(es.nativeOpen(upID, "function_call"), root.Get("delta").Str)
+	case "response.output_item.done":
+		es.nativeDone(root.Get("item"))
+	case "response.completed", "response.incomplete", "response.failed":
+		es.nativeFinal(root.Get("response"))
+	case "error":
+		code := root.Get("code").Str
+		if code == "" {
+			code = "server_error"
+		}
+		msg := root.Get("message").Str
+		if msg == "" {
+			msg = root.Get("error.message").Str
+		}
+		es.a.fail(code, msg)
+	default:
+		out := d
+		if i, ok := es.upstreamIDs[upID]; ok && upID != "" {
+			out, _ = sjson.SetBytes(out, "item_id", es.a.items[i].ID)
+			out, _ = sjson.SetBytes(out, "output_index", i)
+		}
+		out, _ = sjson.SetBytes(out, "sequence_number", es.seq)
+		es.write(typ, out)
+	}
+}
+
+// nativeItem opens the output item a native stream announced.
+func (es *eventStream) nativeItem(item gjson.Result) {
+	upID := item.Get("id").Str
+	it := nativeItem(es.a.id, len(es.a.items), item)
+	it.Done = false
+	switch it.Type {
+	case "message", "reasoning":
+		it.Text = ""
+	case "function_call":
+		it.Arguments = ""
+	}
+	es.upstreamIDs[upID] = es.openItem(it)
+}
+
+// nativeOpen returns the item of a native item id, opening one of type typ
+// for an id never announced.
+func (es *eventStream) nativeOpen(upID, typ string) int {
+	if i, ok := es.upstreamIDs[upID]; ok {
+		return i
+	}
+	i := es.openItem(outputItem{Type: typ})
+	es.upstreamIDs[upID] = i
+	return i
+}
+
+// nativeDone closes an item of a native stream, taking the text or
+// arguments of the finished item when its deltas did not carry them.
+func (es *eventStream) nativeDone(item gjson.Result) {
+	i, ok := es.upstreamIDs[item.Get("id").Str]
+	if !ok {
+		return
+	}
+	fin := nativeItem(es.a.id, i, item)
+	it := &es.a.items[i]
+	switch {
+	case it.Type == "message" && it.Text == "" && fin.Text != "":
+		es.text(i, fin.Text)
+	case it.Type == "function_call" && it.Arguments == "" && fin.Arguments != "":
+		es.args(i, fin.Arguments)
+	case it.Type != "message" && it.Type != "function_call" && it.Type != "reasoning":
+		it.Raw = fin.Raw
+	}
+	if es.open == i {
+		es.closeItem()
+	}
+}
+
+// nativeFinal takes the status and usage of a native stream's final
+// response, and its output when the stream carried no item events.
+func (es *eventStream) nativeFinal(r gjson.Result) {
+	fin := answerFromResponse(es.a.id, []byte(r.Raw))
+	es.closeItem()
+	if len(es.a.items) == 0 {
+		for _, it := range fin.items {
+			it.Done = false
+			i := es.openItem(outputItem{Type: it.Type, CallID: it.CallID, Name: it.Name, Raw: it.Raw})
+			switch it.Type {
+			case "message":
+				es.text(i, it.Text)
+			case "reasoning":
+				es.reasoning(i, it.Text)
+			case "function_call":
+				es.args(i, it.Arguments)
+			}
+			es.closeItem()
+		}
+	}
+	es.a.usage, es.a.model = fin.usage, fin.model
+	es.a.status, es.a.incomplete, es.a.err = fin.status, fin.incomplete, fin.err
+}
