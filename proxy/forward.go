@@ -341,4 +341,3 @@ func setWindowHeaders(ctx *fasthttp.RequestCtx, k memory.Key, w *memory.Window, 
 var windowHeaders = []string{"X-MegaContext-Id", "X-MegaContext-History-Tokens", "X-MegaContext-Window-Tokens",
 	"X-MegaContext-Budget-Tokens", "X-MegaContext-Memory-Tokens", "X-MegaContext-Expanded",
 	"X-MegaContext-Omitted-Blocks", "X-MegaContext-New-Messages", "X-MegaContext-Overhead-Ms"}
-

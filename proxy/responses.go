@@ -350,7 +350,9 @@ func inputItems(m gjson.Result) []string {
 	case "assistant":
 		var out []string
 		if t := textOrParts(m.Get("content")); t != "" {
-			out = append(out, string(mustMarshal(map[string]string{"role": "assistant", "content": t})))
+			// Typed, with output_text parts: the form every server takes
+			// (llama.cpp refuses an assistant message with string content).
+			out = append(out, string(mustMarshal(map[string]any{"type": "message", "role": "assistant", "content": []map[string]string{{"type": "output_text", "text": t}}})))
 		}
 		m.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
 			out = append(out, string(mustMarshal(map[string]string{"type": "function_call", "call_id": c.Get("id").Str, "name": c.Get("function.name").Str, "arguments": c.Get("function.arguments").Str})))

@@ -57,7 +57,7 @@ func (c *toolChoice) UnmarshalJSON(b []byte) error {
 // call, deterministically: when the request offers function tools, the
 // last message is the user's, and tool_choice names a function, is
 // "required", or is unset or "auto" and the user's text names one of the
-// tools (its name, with underscores read as spaces, e.g. "get weather").
+// tools: its name, or the last word of it ("weather" for get_weather).
 // The call's arguments give every string parameter the last word of the
 // user's text ("What is the weather in Paris?" -> {"city":"Paris"}).
 func DefaultToolCall(msgs []Message, tools []tool, choice toolChoice) *ToolCall {
@@ -75,7 +75,7 @@ func DefaultToolCall(msgs []Message, tools []tool, choice toolChoice) *ToolCall 
 		case choice.mode == "function" && name == choice.name,
 			choice.mode == "required" && pick == nil,
 			(choice.mode == "" || choice.mode == "auto") && pick == nil &&
-				(strings.Contains(lower, strings.ToLower(name)) || strings.Contains(lower, strings.ToLower(strings.ReplaceAll(name, "_", " ")))):
+				(strings.Contains(lower, strings.ToLower(name)) || strings.Contains(lower, lastWord(strings.ToLower(name)))):
 			pick = t
 		}
 	}
@@ -95,4 +95,13 @@ func DefaultToolCall(msgs []Message, tools []tool, choice toolChoice) *ToolCall 
 	}
 	b, _ := marshal(args)
 	return &ToolCall{ID: "call_" + randomString()[:24], Name: pick.Function.Name, Arguments: string(b)}
+}
+
+// lastWord is the last word of a snake_case or dashed name.
+func lastWord(name string) string {
+	f := strings.FieldsFunc(name, func(r rune) bool { return r == '_' || r == '-' || r == '.' })
+	if len(f) == 0 {
+		return name
+	}
+	return f[len(f)-1]
 }
