@@ -6,7 +6,7 @@ UPSTREAM ?= http://127.0.0.1:8080
 ARGS ?=
 BIN ?= bin/megacontext
 
-.PHONY: all build run test test-short bench vet fmt native native-cuda wordnet prose clean
+.PHONY: all build run test test-short bench vet fmt native native-cuda wordnet prose clean sdk-test
 
 all: build
 
@@ -21,6 +21,11 @@ run: build
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+
+# The official OpenAI Node SDK and the Vercel AI SDK against the real binary
+# (integration/node/sdk.test.mjs; versions pinned in its package-lock.json).
+sdk-test:
+	cd integration/node && npm ci --no-audit --no-fund --loglevel=error && node sdk.test.mjs
 
 test-short:
 	$(GO) test -short -count=1 ./...

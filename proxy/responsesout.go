@@ -335,7 +335,7 @@ type incomplete struct {
 
 // echo returns the request's value of a field, or def when unset.
 func (r *responsesRequest) echo(field, def string) json.RawMessage {
-	if v := r.root.Get(field); v.Exists() && v.Type != gjson.Null {
+	if v := r.get(field); v.Exists() && v.Type != gjson.Null {
 		return json.RawMessage(v.Raw)
 	}
 	return json.RawMessage(def)

@@ -15,7 +15,11 @@ import (
 // /v1/responses) the proxy reads. Everything else stays in body.
 type responsesRequest struct {
 	body []byte
-	root gjson.Result
+	// fields are the body's top-level fields, read in one pass (a Get on
+	// the body would scan past the whole input for every field after it);
+	// order is their order in the body.
+	fields map[string]gjson.Result
+	order  []string
 	// model is the requested model ("" when unset).
 	model string
 	// instructions is the system prompt of this request.
@@ -64,9 +68,16 @@ func parseResponsesRequest(body []byte) (*responsesRequest, *apiError) {
 	if !root.IsObject() {
 		return nil, badRequest("", "request body must be a JSON object")
 	}
-	r := &responsesRequest{body: body, root: root, store: true}
+	r := &responsesRequest{body: body, fields: map[string]gjson.Result{}, store: true}
+	root.ForEach(func(k, v gjson.Result) bool {
+		if _, dup := r.fields[k.Str]; !dup {
+			r.order = append(r.order, k.Str)
+		}
+		r.fields[k.Str] = v
+		return true
+	})
 	str := func(name string, dst *string) *apiError {
-		v := root.Get(name)
+		v := r.get(name)
 		if !v.Exists() || v.Type == gjson.Null {
 			return nil
 		}
@@ -77,7 +88,7 @@ func parseResponsesRequest(body []byte) (*responsesRequest, *apiError) {
 		return nil
 	}
 	boolean := func(name string, dst *bool) *apiError {
-		v := root.Get(name)
+		v := r.get(name)
 		if !v.Exists() || v.Type == gjson.Null {
 			return nil
 		}
@@ -95,18 +106,18 @@ func parseResponsesRequest(body []byte) (*responsesRequest, *apiError) {
 			return nil, e
 		}
 	}
-	if v := root.Get("max_output_tokens"); v.Exists() && v.Type != gjson.Null {
+	if v := r.get("max_output_tokens"); v.Exists() && v.Type != gjson.Null {
 		if v.Type != gjson.Number || v.Num != float64(int64(v.Num)) || v.Num < 1 || v.Num > 1<<30 {
 			return nil, badRequest("max_output_tokens", "'max_output_tokens' must be a positive integer")
 		}
 		r.maxOutput = int(v.Num)
 	}
 	for _, name := range []string{"temperature", "top_p"} {
-		if v := root.Get(name); v.Exists() && v.Type != gjson.Null && v.Type != gjson.Number {
+		if v := r.get(name); v.Exists() && v.Type != gjson.Null && v.Type != gjson.Number {
 			return nil, badRequest(name, "'%s' must be a number", name)
 		}
 	}
-	if v := root.Get("metadata"); v.Exists() && v.Type != gjson.Null {
+	if v := r.get("metadata"); v.Exists() && v.Type != gjson.Null {
 		if !v.IsObject() {
 			return nil, badRequest("metadata", "'metadata' must be an object of strings")
 		}
@@ -127,13 +138,13 @@ func parseResponsesRequest(body []byte) (*responsesRequest, *apiError) {
 			return nil, badRequest("metadata", "'metadata' may hold at most 16 keys")
 		}
 	}
-	if v := root.Get("background"); v.Type == gjson.True {
+	if v := r.get("background"); v.Type == gjson.True {
 		return nil, unsupported("background", "background responses are not supported by this proxy")
 	}
-	if v := root.Get("conversation"); v.Exists() && v.Type != gjson.Null {
+	if v := r.get("conversation"); v.Exists() && v.Type != gjson.Null {
 		return nil, unsupported("conversation", "conversations are not supported by this proxy: chain with previous_response_id (MegaContext memory spans every conversation anyway)")
 	}
-	r.input = root.Get("input")
+	r.input = r.get("input")
 	switch {
 	case !r.input.Exists() || r.input.Type == gjson.Null:
 		if r.previousID == "" {
@@ -149,6 +160,9 @@ func parseResponsesRequest(body []byte) (*responsesRequest, *apiError) {
 	return r, nil
 }
 
+// get returns a top-level field of the body.
+func (r *responsesRequest) get(name string) gjson.Result { return r.fields[name] }
+
 func unsupported(param, format string, args ...any) *apiError {
 	return &apiError{status: 400, message: fmt.Sprintf(format, args...), typ: "invalid_request_error", param: param, code: "unsupported_parameter"}
 }
@@ -156,7 +170,7 @@ func unsupported(param, format string, args ...any) *apiError {
 // parseTools checks the function tools and tool_choice and translates them
 // to chat completion terms.
 func (r *responsesRequest) parseTools() *apiError {
-	tools := r.root.Get("tools")
+	tools := r.get("tools")
 	if tools.Exists() && tools.Type != gjson.Null {
 		if !tools.IsArray() {
 			return badRequest("tools", "'tools' must be an array")
@@ -184,7 +198,7 @@ func (r *responsesRequest) parseTools() *apiError {
 			r.chatTools = "[" + strings.Join(out, ",") + "]"
 		}
 	}
-	tc := r.root.Get("tool_choice")
+	tc := r.get("tool_choice")
 	switch {
 	case !tc.Exists() || tc.Type == gjson.Null:
 	case tc.Type == gjson.String:
@@ -258,6 +272,16 @@ func (r *responsesRequest) messages(resolve itemResolver) ([]memory.Message, *ap
 	}
 	msgs := make([]memory.Message, 0, len(out))
 	for i, cm := range out {
+		if cm.raw.Exists() {
+			// Already a chat message: used as it is.
+			m, aerr := parseMessage(i, cm.raw)
+			if aerr != nil {
+				aerr.param = "input"
+				return nil, aerr
+			}
+			msgs = append(msgs, m)
+			continue
+		}
 		raw, err := json.Marshal(cm)
 		if err != nil {
 			return nil, badRequest("input", "input: %v", err)
@@ -278,6 +302,11 @@ type chatMessage struct {
 	Content    any        `json:"content"`
 	ToolCalls  []chatCall `json:"tool_calls,omitempty"`
 	ToolCallID string     `json:"tool_call_id,omitempty"`
+	// raw, when set, is the input item itself, which is already a chat
+	// message ({"role": ..., "content": "text"}: the common case), so that
+	// it need not be encoded and parsed again. Changing the message clears
+	// it.
+	raw gjson.Result
 }
 
 // chatCall is one tool call of a chat completion message.
@@ -298,12 +327,15 @@ func appendItem(out []chatMessage, item gjson.Result, param string) ([]chatMessa
 	if !item.IsObject() {
 		return out, badRequest(param, "%s must be an object", param)
 	}
+	lastAssistant := len(out) > 0 && out[len(out)-1].Role == "assistant"
+	if role, content, ok := chatShaped(item); ok && inputRoles[role] && !(role == "assistant" && lastAssistant) {
+		return append(out, chatMessage{Role: role, Content: content, raw: item}), nil
+	}
 	typ := item.Get("type").Str
 	role := item.Get("role")
 	if typ == "" && role.Exists() {
 		typ = "message"
 	}
-	lastAssistant := len(out) > 0 && out[len(out)-1].Role == "assistant"
 	switch typ {
 	case "message":
 		if role.Type != gjson.String || !inputRoles[role.Str] {
@@ -317,7 +349,7 @@ func appendItem(out []chatMessage, item gjson.Result, param string) ([]chatMessa
 			text, _ := content.(string)
 			if lastAssistant {
 				prev := &out[len(out)-1]
-				prev.Content = joinText(prev.Content, text)
+				prev.Content, prev.raw = joinText(prev.Content, text), gjson.Result{}
 				return out, nil
 			}
 			return append(out, chatMessage{Role: "assistant", Content: text}), nil
@@ -334,7 +366,7 @@ func appendItem(out []chatMessage, item gjson.Result, param string) ([]chatMessa
 		}
 		if lastAssistant {
 			prev := &out[len(out)-1]
-			prev.ToolCalls = append(prev.ToolCalls, c)
+			prev.ToolCalls, prev.raw = append(prev.ToolCalls, c), gjson.Result{}
 			return out, nil
 		}
 		return append(out, chatMessage{Role: "assistant", Content: nil, ToolCalls: []chatCall{c}}), nil
@@ -356,6 +388,25 @@ func appendItem(out []chatMessage, item gjson.Result, param string) ([]chatMessa
 	default:
 		return out, unsupported(param+".type", "%s: input item type %q is not supported by this proxy", param, typ)
 	}
+}
+
+// chatShaped reads an item that is a chat message as it is: a string role
+// and a string content, and no other field (the common case).
+func chatShaped(item gjson.Result) (role string, content string, ok bool) {
+	var r, c gjson.Result
+	ok = true
+	item.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "role":
+			r = v
+		case "content":
+			c = v
+		default:
+			ok = false
+		}
+		return ok
+	})
+	return r.Str, c.Str, ok && r.Type == gjson.String && c.Type == gjson.String
 }
 
 // joinText appends text to an assistant message's content.
@@ -460,17 +511,16 @@ func (r *responsesRequest) chatBody() []byte {
 	body := []byte(`{}`)
 	set := func(path, raw string) { body, _ = sjson.SetRawBytes(body, path, []byte(raw)) }
 	if r.model != "" {
-		set("model", r.root.Get("model").Raw)
+		set("model", r.get("model").Raw)
 	}
 	set("messages", `[]`)
-	r.root.ForEach(func(k, v gjson.Result) bool {
-		if !responseFields[k.Str] {
-			set(gjson.Escape(k.Str), v.Raw)
+	for _, k := range r.order {
+		if !responseFields[k] {
+			set(gjson.Escape(k), r.fields[k].Raw)
 		}
-		return true
-	})
+	}
 	for _, k := range []string{"temperature", "top_p", "parallel_tool_calls", "user"} {
-		if v := r.root.Get(k); v.Exists() && v.Type != gjson.Null {
+		if v := r.get(k); v.Exists() && v.Type != gjson.Null {
 			set(k, v.Raw)
 		}
 	}
@@ -483,10 +533,10 @@ func (r *responsesRequest) chatBody() []byte {
 	if r.chatToolChoice != "" {
 		set("tool_choice", r.chatToolChoice)
 	}
-	if e := r.root.Get("reasoning.effort"); e.Type == gjson.String {
+	if e := r.get("reasoning").Get("effort"); e.Type == gjson.String {
 		set("reasoning_effort", e.Raw)
 	}
-	switch f := r.root.Get("text.format"); f.Get("type").Str {
+	switch f := r.get("text").Get("format"); f.Get("type").Str {
 	case "json_schema":
 		js := `{}`
 		for _, k := range []string{"name", "schema", "strict", "description"} {

@@ -104,7 +104,7 @@ async function start(cmd, args, url, log, env = {}) {
 function cleanEnv() {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith("MEGACONTEXT_")) env[k] = v;
+    if (!k.startsWith("MEGACONTEXT_") && !k.startsWith("LLAMA_ARG_")) env[k] = v;
   }
   return env;
 }
@@ -244,7 +244,10 @@ async function suite(label, baseURL, opts) {
       const h = Number(response.headers.get("x-megacontext-history-tokens"));
       assert.ok(h > history, `history did not grow at turn ${turn}: ${h} <= ${history}`);
       history = h;
-      if (opts.fake) assert.match(data.output_text, new RegExp(`Turn ${turn}:`));
+      // A streamed turn's final event carries the response without the
+      // SDK's output_text convenience field.
+      const text = data.output.flatMap((o) => o.content ?? []).map((c) => c.text).join("");
+      if (opts.fake) assert.match(text, new RegExp(`Turn ${turn}:`));
       prev = data;
     }
     const got = await c.responses.retrieve(prev.id);
@@ -407,7 +410,10 @@ async function main() {
   } else {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    await start(ls.bin, ["-m", ls.model, "--host", "127.0.0.1", "--port", String(port), "-c", "2048", "--parallel", "1"], `${url}/health`, join(work, "llama-server.log"));
+    // As the Go launcher (integration/llamaserver_test.go) runs it: one
+    // compute thread, enough HTTP threads for concurrent requests.
+    await start(ls.bin, ["-m", ls.model, "--host", "127.0.0.1", "--port", String(port), "-c", "2048", "--parallel", "1",
+      "--threads", "1", "--threads-http", "8", "--no-webui"], `${url}/health`, join(work, "llama-server.log"));
     await suite("llama.cpp native", await startProxy(url, "llama-native"), { fake: false, max: 24 });
     await suite("llama.cpp translated", await startProxy(url, "llama-translate", { MEGACONTEXT_UPSTREAM_RESPONSES: "translate" }), { fake: false, max: 24 });
   }

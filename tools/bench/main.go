@@ -8,6 +8,11 @@
 //
 //	go run ./tools/bench --history 100000 --turns 200
 //	go run ./tools/bench --resend --history 1000000 --turns 30
+//
+// With --responses, each turn also sends the same conversation through the
+// proxy's /v1/responses (the messages as input items, to a MegaContext
+// preloaded with the same history), and the report adds its latency and
+// its difference from the same request through chat completions.
 package main
 
 import (
@@ -47,6 +52,7 @@ func main() {
 	resendMode := flag.Bool("resend", false, "a chat UI's pattern: one conversation of --history tokens resent whole every turn; reports the proxy's own time against a short conversation's")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured turns to this file")
 	sync := flag.String("sync", string(store.SyncSecond), "store durability: second (fsync once a second) or always (fsync every write)")
+	responses := flag.Bool("responses", false, "also send each turn through /v1/responses and compare it with chat completions")
 	flag.Parse()
 	profile = *cpuProfile
 	if *resendMode {
@@ -55,7 +61,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*history, *turns, *nctx, *stream, *jsonOut, *estimate, *diffs, *render, store.Sync(*sync)); err != nil {
+	if err := run(*history, *turns, *nctx, *stream, *jsonOut, *estimate, *diffs, *render, store.Sync(*sync), *responses); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -91,7 +97,7 @@ func sentence(r *rand.Rand, n int) string {
 	return strings.Join(w, " ") + "."
 }
 
-func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, render string, sync store.Sync) error {
+func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, render string, sync store.Sync, responses bool) error {
 	fake, err := fakellama.Start(fakellama.Options{NCtx: nctx})
 	if err != nil {
 		return err
@@ -120,6 +126,12 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 	}
 	defer eng.Close()
 	key := memory.Key{Tenant: "default", Context: "bench"}
+	// The responses turns go to a twin MegaContext with the same history.
+	rkey := memory.Key{Tenant: "default", Context: "bench-responses"}
+	keys := []memory.Key{key}
+	if responses {
+		keys = append(keys, rkey)
+	}
 	r := rand.New(rand.NewPCG(1, 2))
 	start := time.Now()
 	for s := 0; ; s++ {
@@ -131,8 +143,10 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 		for i := 0; i < 10; i++ {
 			msgs = append(msgs, memory.Message{Role: "user", Text: sentence(r, 40)}, memory.Message{Role: "assistant", Text: sentence(r, 60)})
 		}
-		if _, err := eng.Import(memory.Key{Tenant: key.Tenant, Context: key.Context, Thread: fmt.Sprint(s)}, msgs, time.Now().Add(-time.Duration(1000-s)*time.Hour)); err != nil {
-			return err
+		for _, k := range keys {
+			if _, err := eng.Import(memory.Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(s)}, msgs, time.Now().Add(-time.Duration(1000-s)*time.Hour)); err != nil {
+				return err
+			}
 		}
 	}
 	preload := time.Since(start)
@@ -154,7 +168,7 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 		return err
 	}
 	defer stopProfile()
-	var direct, via, overhead []float64
+	var direct, via, overhead, viaResp, respMinusChat []float64
 	var msgs []map[string]string
 	msgs = append(msgs, map[string]string{"role": "system", "content": "You are a helpful assistant."})
 	for t := 0; t < turns+5; t++ {
@@ -170,6 +184,20 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 		if err != nil {
 			return fmt.Errorf("proxy: %w", err)
 		}
+		if responses {
+			// The same conversation as Responses API input items.
+			rbody, _ := json.Marshal(map[string]any{"model": "m", "input": msgs, "max_output_tokens": 256, "stream": stream, "bench_responses": true})
+			vr, rreply, err := post(client, proxyURL+"/v1/responses", rbody, map[string]string{"X-MegaContext-Id": rkey.Context})
+			if err != nil {
+				return fmt.Errorf("proxy responses: %w", err)
+			}
+			if rreply != reply {
+				return fmt.Errorf("responses answered %q where chat answered %q", rreply, reply)
+			}
+			if t >= 5 {
+				viaResp, respMinusChat = append(viaResp, vr), append(respMinusChat, vr-v)
+			}
+		}
 		msgs = append(msgs, map[string]string{"role": "assistant", "content": reply})
 		if t >= 5 { // warm-up turns are not counted
 			direct, via, overhead = append(direct, d), append(via, v), append(overhead, v-d)
@@ -184,7 +212,7 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 	var cache []float64
 	prev := ""
 	for _, rq := range fake.Requests() {
-		if bytes.Contains(rq.Body, []byte(`"bench_direct"`)) || rq.Prompt == "" {
+		if bytes.Contains(rq.Body, []byte(`"bench_direct"`)) || bytes.Contains(rq.Body, []byte(`"bench_responses"`)) || rq.Prompt == "" {
 			continue
 		}
 		if prev != "" {
@@ -209,6 +237,11 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 		"overhead_ms_p50": pct(overhead, 50), "overhead_ms_p99": pct(overhead, 99),
 		"ratio_p50": pct(via, 50) / pct(direct, 50),
 	}
+	if responses {
+		res["responses_ms_p50"], res["responses_ms_p99"] = pct(viaResp, 50), pct(viaResp, 99)
+		res["responses_minus_chat_ms_p50"] = pct(viaResp, 50) - pct(via, 50)
+		res["responses_minus_chat_paired_ms_p50"] = pct(respMinusChat, 50)
+	}
 	if jsonOut {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
@@ -217,10 +250,15 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 	fmt.Printf("through megacontext  p50 %6.2f ms  p99 %6.2f ms\n", pct(via, 50), pct(via, 99))
 	fmt.Printf("added per request    p50 %6.2f ms  p99 %6.2f ms  (ratio p50 %.2fx)\n", pct(overhead, 50), pct(overhead, 99), pct(via, 50)/pct(direct, 50))
 	fmt.Printf("prompt shared with the previous turn's prompt (prefix): p50 %.0f%%, p10 %.0f%%\n", 100*pct(cache, 50), 100*pct(cache, 10))
+	if responses {
+		fmt.Printf("/v1/responses        p50 %6.2f ms  p99 %6.2f ms  (added p50 %.2f ms)\n", pct(viaResp, 50), pct(viaResp, 99), pct(viaResp, 50)-pct(direct, 50))
+		fmt.Printf("responses - chat     p50 %+6.3f ms  (paired per turn: p50 %+.3f ms)\n", pct(viaResp, 50)-pct(via, 50), pct(respMinusChat, 50))
+	}
 	return nil
 }
 
-// post sends a chat request and returns its latency in ms and the reply text.
+// post sends a chat or responses request and returns its latency in ms and
+// the reply text.
 func post(c *http.Client, url string, body []byte, hdr map[string]string) (float64, string, error) {
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
@@ -245,15 +283,22 @@ func post(c *http.Client, url string, body []byte, hdr map[string]string) (float
 		return 0, "", fmt.Errorf("status %d: %s", resp.StatusCode, data)
 	}
 	var reply string
-	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("data:")) {
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("data:")) || bytes.HasPrefix(bytes.TrimSpace(data), []byte("event:")) {
 		for _, line := range strings.Split(string(data), "\n") {
 			var chunk struct {
+				Type    string `json:"type"`
+				Delta   string `json:"delta"`
 				Choices []struct {
 					Delta struct{ Content string } `json:"delta"`
 				} `json:"choices"`
 			}
-			if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &chunk) == nil && len(chunk.Choices) > 0 {
+			if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &chunk) != nil {
+				continue
+			}
+			if len(chunk.Choices) > 0 {
 				reply += chunk.Choices[0].Delta.Content
+			} else if chunk.Type == "response.output_text.delta" {
+				reply += chunk.Delta
 			}
 		}
 	} else {
@@ -261,11 +306,18 @@ func post(c *http.Client, url string, body []byte, hdr map[string]string) (float
 			Choices []struct {
 				Message struct{ Content string } `json:"message"`
 			} `json:"choices"`
+			Output []struct {
+				Content []struct{ Text string } `json:"content"`
+			} `json:"output"`
 		}
-		if err := json.Unmarshal(data, &out); err != nil || len(out.Choices) == 0 {
+		if err := json.Unmarshal(data, &out); err != nil || len(out.Choices)+len(out.Output) == 0 {
 			return 0, "", fmt.Errorf("bad response: %s", data)
 		}
-		reply = out.Choices[0].Message.Content
+		if len(out.Choices) > 0 {
+			reply = out.Choices[0].Message.Content
+		} else if len(out.Output[0].Content) > 0 {
+			reply = out.Output[0].Content[0].Text
+		}
 	}
 	return ms, reply, nil
 }
