@@ -33,13 +33,20 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 
-function cleanup() {
-  for (const c of children) {
-    if (c.exitCode === null) c.kill("SIGTERM");
-  }
+// shutdown stops every server (SIGTERM, SIGKILL after 10 s) and waits for
+// them: a running child would also keep node itself from exiting.
+async function shutdown() {
+  await Promise.all(children.map((c) => new Promise((res) => {
+    if (c.exitCode !== null || c.signalCode !== null) return res();
+    const t = setTimeout(() => c.kill("SIGKILL"), 10_000);
+    c.once("exit", () => { clearTimeout(t); res(); });
+    c.kill("SIGTERM");
+  })));
   rmSync(work, { recursive: true, force: true });
 }
-process.on("exit", cleanup);
+process.on("exit", () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+});
 for (const sig of ["SIGINT", "SIGTERM"]) {
   process.on(sig, () => process.exit(130));
 }
@@ -424,6 +431,8 @@ try {
 } catch (err) {
   failed++;
   console.log(`FAIL  setup: ${err?.stack ?? err}`);
+} finally {
+  await shutdown();
 }
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exitCode = failed > 0 ? 1 : 0;
