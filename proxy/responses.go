@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/sjson"
 	"github.com/valyala/fasthttp"
 
+	"github.com/megacontext/megacontext/jsondepth"
 	"github.com/megacontext/megacontext/memory"
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/proxy/auth"
@@ -208,7 +209,7 @@ func (s *Server) responses(ctx *fasthttp.RequestCtx, start time.Time, p auth.Pri
 	}
 	var a *answer
 	if native {
-		if !gjson.ValidBytes(body) {
+		if !jsondepth.Valid(body) {
 			writeError(ctx, &apiError{status: 502, message: "the upstream's response is not JSON", typ: "server_error", code: "bad_upstream_response"})
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/tidwall/sjson"
 	"github.com/valyala/fasthttp"
 
+	"github.com/megacontext/megacontext/jsondepth"
 	"github.com/megacontext/megacontext/proxy/upstream"
 )
 
@@ -317,7 +318,7 @@ func (es *eventStream) chatDelta(d upstream.Delta) {
 // number, item id and output index rewritten.
 func (es *eventStream) nativeEvent(ev upstream.Event) {
 	d := ev.Data
-	if !gjson.ValidBytes(d) {
+	if !jsondepth.Valid(d) {
 		return
 	}
 	root := gjson.ParseBytes(d)

@@ -8,6 +8,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/megacontext/megacontext/jsondepth"
 	"github.com/megacontext/megacontext/memory"
 )
 
@@ -61,7 +62,11 @@ var responseFields = map[string]bool{
 // parseResponsesRequest validates a Responses API body and extracts what
 // the proxy needs. It never modifies body.
 func parseResponsesRequest(body []byte) (*responsesRequest, *apiError) {
-	if !gjson.ValidBytes(body) {
+	// Checked before any parser runs, as for chat (see parseWholeRequest).
+	if jsondepth.Exceeds(body, maxNesting) {
+		return nil, &apiError{status: 400, message: fmt.Sprintf("request body nests JSON deeper than %d levels", maxNesting), typ: "invalid_request_error", code: "json_too_deep"}
+	}
+	if !jsondepth.Valid(body) {
 		return nil, &apiError{status: 400, message: "request body is not valid JSON", typ: "invalid_request_error", code: "invalid_json"}
 	}
 	root := gjson.ParseBytes(body)

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 // chunks joins chunk JSON into an SSE stream.
@@ -270,4 +272,55 @@ func BenchmarkSSEAccumulate(b *testing.B) {
 			b.Fatalf("bad result: done=%v len=%d events=%d", m.Done, len(m.Content), events)
 		}
 	}
+}
+
+// The pieces OnDelta reports add up to the message the Accumulator
+// assembles, however the stream is cut into chunks.
+func TestAccumulatorDeltasAddUp(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		content := rapid.StringMatching(`[a-z ]{0,40}`).Draw(t, "content")
+		args := rapid.StringMatching(`[a-z{}":,]{0,40}`).Draw(t, "args")
+		cut := func(s, label string) []string {
+			var out []string
+			for len(s) > 0 {
+				n := rapid.IntRange(1, len(s)).Draw(t, label)
+				out = append(out, s[:n])
+				s = s[n:]
+			}
+			return out
+		}
+		var acc Accumulator
+		var text, got strings.Builder
+		name := ""
+		acc.OnDelta = func(d Delta) {
+			text.WriteString(d.Content)
+			if d.Tool == 0 {
+				got.WriteString(d.Arguments)
+				name = d.Call.Name
+			}
+		}
+		for _, c := range cut(content, "c") {
+			b, _ := json.Marshal(map[string]any{"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"content": c}}}})
+			if err := acc.Add(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, a := range cut(args, "a") {
+			fn := map[string]any{"arguments": a}
+			if i == 0 {
+				fn["name"] = "f"
+			}
+			b, _ := json.Marshal(map[string]any{"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"tool_calls": []any{map[string]any{"index": 0, "function": fn}}}}}})
+			if err := acc.Add(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m := acc.Message()
+		if text.String() != m.Content || text.String() != content {
+			t.Fatalf("content deltas %q, message %q", text.String(), m.Content)
+		}
+		if args != "" && (got.String() != m.ToolCalls[0].Arguments || got.String() != args || name != "f") {
+			t.Fatalf("argument deltas %q (name %q), message %+v", got.String(), name, m.ToolCalls)
+		}
+	})
 }

@@ -1,0 +1,295 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/proxy/upstream"
+)
+
+// runStream feeds SSE text through an eventStream the way streamResponse
+// does and returns the events written and the answer.
+func runStream(t *testing.T, native bool, sse string) ([]gjson.Result, *answer) {
+	t.Helper()
+	req, aerr := parseResponsesRequest([]byte(`{"model":"m","input":"hi"}`))
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	var buf bytes.Buffer
+	bw := bufio.NewWriter(&buf)
+	es := &eventStream{bw: bw, req: req, created: time.Unix(1, 0), a: &answer{id: "resp_0123456789abcdef0123456789abcdef", status: "in_progress"}, open: -1, calls: map[int]int{}, upstreamIDs: map[string]int{}}
+	es.begin()
+	var acc upstream.Accumulator
+	acc.OnDelta = es.chatDelta
+	rd := upstream.NewSSEReader(strings.NewReader(sse))
+	for {
+		ev, err := rd.Next()
+		if len(ev.Data) > 0 {
+			if native {
+				es.nativeEvent(ev)
+			} else {
+				_ = acc.AddEvent(ev)
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	es.closeItem()
+	if !native {
+		msg := acc.Message()
+		es.a.usage = usageFromChat(msg.Usage)
+		es.a.setFinish(msg.FinishReason)
+	}
+	bw.Flush()
+	var evs []gjson.Result
+	name := ""
+	for _, line := range strings.Split(buf.String(), "\n") {
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			name = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			d := gjson.Parse(strings.TrimPrefix(line, "data: "))
+			if d.Get("type").Str != name {
+				t.Fatalf("event %q carries type %q", name, d.Get("type").Str)
+			}
+			evs = append(evs, d)
+		}
+	}
+	return evs, es.a
+}
+
+// checkEvents asserts what every SDK relies on: sequence numbers count
+// from 0, every item event names an announced item by the proxy's id and
+// its position, and text and arguments deltas add up to the done events.
+func checkEvents(t *testing.T, evs []gjson.Result) map[string]string {
+	t.Helper()
+	items := map[int]string{}
+	texts := map[string]string{}
+	for i, ev := range evs {
+		if int(ev.Get("sequence_number").Int()) != i || !ev.Get("sequence_number").Exists() {
+			t.Fatalf("event %d: sequence_number %s", i, ev.Get("sequence_number").Raw)
+		}
+		typ := ev.Get("type").Str
+		idx := int(ev.Get("output_index").Int())
+		switch typ {
+		case "response.output_item.added":
+			if _, dup := items[idx]; dup || idx != len(items) {
+				t.Fatalf("item %d announced out of order: %s", idx, ev.Raw)
+			}
+			items[idx] = ev.Get("item.id").Str
+		case "response.output_text.delta", "response.function_call_arguments.delta", "response.reasoning_text.delta":
+			if items[idx] == "" || items[idx] != ev.Get("item_id").Str {
+				t.Fatalf("%s for an unannounced item: %s", typ, ev.Raw)
+			}
+			texts[items[idx]] += ev.Get("delta").Str
+		case "response.output_text.done", "response.reasoning_text.done":
+			if got := ev.Get("text").Str; got != texts[ev.Get("item_id").Str] {
+				t.Errorf("%s text %q, deltas %q", typ, got, texts[ev.Get("item_id").Str])
+			}
+		case "response.function_call_arguments.done":
+			if got := ev.Get("arguments").Str; got != texts[ev.Get("item_id").Str] {
+				t.Errorf("arguments %q, deltas %q", got, texts[ev.Get("item_id").Str])
+			}
+		}
+	}
+	for _, id := range items {
+		if !strings.Contains(id, "0123456789abcdef0123456789abcdef") {
+			t.Errorf("item id %q is not the proxy's", id)
+		}
+	}
+	return texts
+}
+
+// A chat stream with reasoning, text and two tool calls (the second's name
+// arriving after its first fragment) translates into items in order, and
+// the answer memory stores is what the client was sent.
+func TestChatStreamTranslated(t *testing.T) {
+	chunk := func(delta string) string {
+		return `data: {"choices":[{"index":0,"delta":` + delta + `}]}` + "\n\n"
+	}
+	sse := chunk(`{"role":"assistant","content":null}`) +
+		chunk(`{"reasoning_content":"Think"}`) + chunk(`{"reasoning_content":"ing."}`) +
+		chunk(`{"content":"Hello"}`) + chunk(`{"content":" there"}`) +
+		chunk(`{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"f","arguments":"{\"x\""}}]}`) +
+		chunk(`{"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]}`) +
+		chunk(`{"tool_calls":[{"index":1,"id":"call_b","function":{"arguments":"{}"}}]}`) +
+		chunk(`{"tool_calls":[{"index":1,"function":{"name":"g"}}]}`) +
+		`data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}` + "\n\n" +
+		"data: [DONE]\n\n"
+	evs, a := runStream(t, false, sse)
+	checkEvents(t, evs)
+	var kinds []string
+	for _, it := range a.items {
+		kinds = append(kinds, it.Type)
+	}
+	if strings.Join(kinds, " ") != "reasoning message function_call function_call" {
+		t.Fatalf("items %v", kinds)
+	}
+	if a.items[1].Text != "Hello there" || a.items[2].Arguments != `{"x":1}` || a.items[3].Name != "g" || a.items[3].Arguments != "{}" || a.items[3].CallID != "call_b" {
+		t.Errorf("items %+v", a.items)
+	}
+	m := a.message()
+	if m.Content != "Hello there" || len(m.ToolCalls) != 2 || m.ToolCalls[0].ID != "call_a" || m.Reasoning != "Thinking." {
+		t.Errorf("stored message %+v", m)
+	}
+	if a.status != "completed" || a.usage.OutputTokens != 7 {
+		t.Errorf("status %s usage %+v", a.status, a.usage)
+	}
+}
+
+// A native stream as llama.cpp sends it (no output_index, no sequence
+// numbers, its own ids) and one as OpenAI sends it (function call, unknown
+// event kinds) come out in the proxy's terms.
+func TestNativeStreamNormalized(t *testing.T) {
+	ev := func(typ, data string) string { return "event: " + typ + "\ndata: " + data + "\n\n" }
+	llama := ev("response.created", `{"type":"response.created","response":{"id":"resp_up","object":"response","status":"in_progress"}}`) +
+		ev("response.output_item.added", `{"type":"response.output_item.added","item":{"content":[],"id":"msg_up","role":"assistant","status":"in_progress","type":"message"}}`) +
+		ev("response.content_part.added", `{"type":"response.content_part.added","item_id":"msg_up","part":{"type":"output_text","text":""}}`) +
+		ev("response.output_text.delta", `{"type":"response.output_text.delta","item_id":"msg_up","delta":"Once"}`) +
+		ev("response.output_text.delta", `{"type":"response.output_text.delta","item_id":"msg_up","delta":" upon"}`) +
+		ev("response.output_text.done", `{"type":"response.output_text.done","item_id":"msg_up","text":"Once upon"}`) +
+		ev("response.output_item.done", `{"type":"response.output_item.done","item":{"type":"message","status":"completed","id":"msg_up","content":[{"type":"output_text","text":"Once upon"}],"role":"assistant"}}`) +
+		ev("response.completed", `{"type":"response.completed","response":{"id":"resp_up","status":"completed","model":"stories","output":[],"usage":{"input_tokens":9,"output_tokens":2,"total_tokens":11}}}`)
+	evs, a := runStream(t, true, llama)
+	texts := checkEvents(t, evs)
+	if len(a.items) != 1 || a.items[0].Text != "Once upon" || texts[a.items[0].ID] != "Once upon" || a.status != "completed" || a.usage.InputTokens != 9 || a.model != "stories" {
+		t.Errorf("llama.cpp stream: %+v", a)
+	}
+
+	openai := ev("response.created", `{"type":"response.created","sequence_number":0,"response":{"id":"resp_up"}}`) +
+		ev("response.output_item.added", `{"type":"response.output_item.added","sequence_number":1,"output_index":0,"item":{"id":"fc_up","type":"function_call","status":"in_progress","arguments":"","call_id":"call_1","name":"get_weather"}}`) +
+		ev("response.function_call_arguments.delta", `{"type":"response.function_call_arguments.delta","sequence_number":2,"item_id":"fc_up","output_index":0,"delta":"{\"city\":"}`) +
+		ev("response.function_call_arguments.delta", `{"type":"response.function_call_arguments.delta","sequence_number":3,"item_id":"fc_up","output_index":0,"delta":"\"Paris\"}"}`) +
+		ev("response.future.event", `{"type":"response.future.event","sequence_number":4,"item_id":"fc_up","output_index":0,"x":1}`) +
+		ev("response.output_item.done", `{"type":"response.output_item.done","sequence_number":5,"output_index":0,"item":{"id":"fc_up","type":"function_call","status":"completed","arguments":"{\"city\":\"Paris\"}","call_id":"call_1","name":"get_weather"}}`) +
+		ev("response.incomplete", `{"type":"response.incomplete","sequence_number":6,"response":{"id":"resp_up","status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"output":[]}}`)
+	evs, a = runStream(t, true, openai)
+	checkEvents(t, evs)
+	var future gjson.Result
+	for _, e := range evs {
+		if e.Get("type").Str == "response.future.event" {
+			future = e
+		}
+	}
+	if future.Get("item_id").Str != a.items[0].ID || future.Get("x").Int() != 1 {
+		t.Errorf("unknown event not relayed in the proxy's terms: %s", future.Raw)
+	}
+	m := a.message()
+	if len(m.ToolCalls) != 1 || m.ToolCalls[0].ID != "call_1" || m.ToolCalls[0].Name != "get_weather" || m.ToolCalls[0].Arguments != `{"city":"Paris"}` {
+		t.Errorf("tool call %+v", m.ToolCalls)
+	}
+	if a.status != "incomplete" || a.incomplete != "max_output_tokens" {
+		t.Errorf("status %s %s", a.status, a.incomplete)
+	}
+
+	// A server that sends only the final response still streams its items.
+	only := ev("response.completed", `{"type":"response.completed","response":{"status":"completed","output":[{"type":"message","id":"m1","content":[{"type":"output_text","text":"All at once."}]}]}}`)
+	evs, a = runStream(t, true, only)
+	if texts := checkEvents(t, evs); len(a.items) != 1 || texts[a.items[0].ID] != "All at once." {
+		t.Errorf("final-only stream: %+v", a.items)
+	}
+}
+
+// The stored form of an answer is what the client's resend of the answer's
+// items turns into: memory recognizes it as the same message.
+func TestAnswerResendMatchesStoredReply(t *testing.T) {
+	for _, msg := range []upstream.Message{
+		{Content: "Plain text."},
+		{ToolCalls: []upstream.ToolCall{{ID: "call_1", Name: "f", Arguments: `{"a":1}`}, {ID: "call_2", Name: "g", Arguments: `{}`}}, FinishReason: "tool_calls"},
+		{Content: "Let me check.", ToolCalls: []upstream.ToolCall{{ID: "call_3", Name: "f", Arguments: `{}`}}},
+	} {
+		a := answerFromChat(newResponseID(), msg)
+		stored, err := responseMessage(a.message())
+		if err != nil {
+			t.Fatal(err)
+		}
+		items, _ := json.Marshal(a.items)
+		req, aerr := parseResponsesRequest([]byte(`{"input":` + string(items) + `}`))
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		got, aerr := req.messages(func(string) (gjson.Result, bool) { return gjson.Result{}, false })
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		if len(got) != 1 || !sameMessage(got[0], stored) {
+			t.Errorf("resent items %s became %+v, stored %+v", items, got, stored)
+		}
+	}
+}
+
+func sameMessage(a, b memory.Message) bool {
+	return a.Role == b.Role && a.Name == b.Name && a.Text == b.Text
+}
+
+// Item ids name their response and position.
+func TestItemIDs(t *testing.T) {
+	id := newResponseID()
+	for i, prefix := range []string{"msg", "fc", "rs"} {
+		resp, idx, ok := parseItemID(itemID(prefix, id, i+7))
+		if !ok || resp != id || idx != i+7 {
+			t.Errorf("%s: %q %d %v", prefix, resp, idx, ok)
+		}
+	}
+	for _, bad := range []string{"", "msg", "msg_", "msg_abc", "msg_abc_x", "msg_abc_-1"} {
+		if _, _, ok := parseItemID(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+// A body nested past the limit is refused before any parser recurses into
+// it (16 MiB of '[' once overflowed gjson's stack: a fatal error).
+func TestResponsesRequestTooDeep(t *testing.T) {
+	body := `{"input":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`
+	if _, aerr := parseResponsesRequest([]byte(body)); aerr == nil || aerr.code != "json_too_deep" {
+		t.Fatalf("deep body: %+v", aerr)
+	}
+}
+
+// FuzzParseResponsesRequest: no body panics the parser or the translation,
+// and whatever is accepted translates to valid JSON.
+func FuzzParseResponsesRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","input":"hi","instructions":"x","max_output_tokens":5,"stream":true,"metadata":{"a":"b"}}`,
+		`{"input":[{"role":"user","content":[{"type":"input_text","text":"a"},{"type":"input_image","image_url":"data:x","detail":"low"}]},{"type":"function_call","call_id":"c","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c","output":"ok"},{"type":"item_reference","id":"msg_ab_0"},{"type":"reasoning"}]}`,
+		`{"input":"x","tools":[{"type":"function","name":"f","parameters":{"type":"object"}}],"tool_choice":{"type":"function","name":"f"},"text":{"format":{"type":"json_schema","name":"n","schema":{}}},"top_k":3}`,
+		`{"input":[{"role":"assistant","content":[{"type":"output_text","text":"a"}]},{"role":"assistant","content":"b"}]}`,
+		`{"input":null,"previous_response_id":"resp_1"}`,
+		`[]`, `{"input":[1,[],{}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, aerr := parseResponsesRequest(body)
+		if aerr != nil {
+			return
+		}
+		msgs, aerr := r.messages(func(id string) (gjson.Result, bool) {
+			return gjson.Parse(`{"type":"message","role":"assistant","content":[{"type":"output_text","text":"ref"}]}`), strings.HasPrefix(id, "msg_")
+		})
+		if aerr != nil {
+			return
+		}
+		for _, m := range msgs {
+			if !json.Valid(m.Raw) {
+				t.Fatalf("message raw is not JSON: %s", m.Raw)
+			}
+		}
+		if b := r.chatBody(); !json.Valid(b) {
+			t.Fatalf("chat body is not JSON: %s", b)
+		}
+		a := answerFromChat(newResponseID(), upstream.Message{Content: "x"})
+		if b := mustMarshal(r.object(a, time.Now())); !json.Valid(b) {
+			t.Fatalf("response object is not JSON: %s", b)
+		}
+	})
+}
