@@ -2,6 +2,7 @@ package memory
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -107,12 +108,19 @@ func damagedMessage(seq int64) *msgRecord {
 	return &msgRecord{Seq: seq, Parent: -1, Role: "system", Hash: "damaged:" + strconv.FormatInt(seq, 10), First: -1, Last: -1, Superseded: true, Damaged: true}
 }
 
+// errUnreadable is a record that is not valid JSON.
+var errUnreadable = errors.New("not valid JSON")
+
 // restoreNode adds a stored tree node to c's tree. A node that does not
 // decode is rebuilt: a gist from its children (restored before it, as lower
 // levels sort first), a block as an empty block of the message before it.
 func (e *Engine) restoreNode(c *mctx, key, val string) error {
-	n := &tree.Node{}
-	err := json.Unmarshal([]byte(val), n)
+	var n *tree.Node
+	err := errUnreadable
+	// DecodeNode reads valid JSON only; it is checked first, bounded.
+	if !jsondepth.Exceeds(val, jsondepth.Limit) && gjson.Valid(val) {
+		n, err = tree.DecodeNode(val)
+	}
 	if err == nil {
 		if err := c.tree.Restore(n); err != nil {
 			return err
@@ -120,9 +128,12 @@ func (e *Engine) restoreNode(c *mctx, key, val string) error {
 		if n.Level == 0 {
 			c.index.Add(n.Text)
 			c.shareText(n)
-			n.Role = internRole(n.Role)
 		}
-		c.nodeBytes += nodeFootprint(n, c.textShared(n))
+		shared := c.textShared(n)
+		if !shared {
+			n.Text = strings.Clone(n.Text) // DecodeNode's text is a slice of the record
+		}
+		c.nodeBytes += nodeFootprint(n, shared)
 		return nil
 	}
 	level, index, ok := nodeOfKey(key)

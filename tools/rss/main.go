@@ -27,6 +27,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/megacontext/megacontext/integration/fakellama"
@@ -146,8 +147,10 @@ func wire(role, text string) memory.Message {
 type sample struct {
 	// Step is "open" or "load N".
 	Step string `json:"step"`
-	// Seconds is how long the step took.
+	// Seconds is how long the step took; CPU is the processor time it
+	// took (user and system, all threads: less sensitive to a busy machine).
 	Seconds float64 `json:"seconds"`
+	CPU     float64 `json:"cpu_s"`
 	// RSS is the resident set size after the step (MB), with garbage
 	// collected and freed memory returned to the system.
 	RSS float64 `json:"rss_mb"`
@@ -167,13 +170,17 @@ type sample struct {
 func measure(dir string, n int, budget int64) error {
 	enc := json.NewEncoder(os.Stdout)
 	var eng *memory.Engine
+	lastCPU := cpuTime()
 	emit := func(step string, t0 time.Time, tokens int) error {
 		d := time.Since(t0)
+		cpu := cpuTime()
+		cpuStep := cpu - lastCPU
 		runtime.GC()
 		debug.FreeOSMemory()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		s := sample{Step: step, Seconds: d.Seconds(), RSS: float64(procStatus("VmRSS:")) / 1e6, Peak: float64(procStatus("VmHWM:")) / 1e6, Heap: float64(ms.HeapInuse) / 1e6, Tokens: tokens}
+		lastCPU = cpuTime() // the collection above is not the next step's
+		s := sample{Step: step, Seconds: d.Seconds(), CPU: cpuStep.Seconds(), RSS: float64(procStatus("VmRSS:")) / 1e6, Peak: float64(procStatus("VmHWM:")) / 1e6, Heap: float64(ms.HeapInuse) / 1e6, Tokens: tokens}
 		if eng != nil {
 			s.Charged = float64(charged(eng)) / 1e6
 		}
@@ -205,6 +212,15 @@ func measure(dir string, n int, budget int64) error {
 		}
 	}
 	return nil
+}
+
+// cpuTime returns the processor time this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procStatus returns a size field of /proc/self/status (VmRSS: the
@@ -288,9 +304,9 @@ func run(data string, tokens, n int, cacheFlag string, budget int64, jsonOut boo
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
 	fmt.Printf("store: %d contexts, %.1f MB file (built in %.1f s), reopened in %.2f s\n", n, float64(fi.Size())/1e6, buildTime.Seconds(), open.Seconds)
-	fmt.Printf("%-8s %9s %9s %9s %9s %11s %12s\n", "step", "seconds", "RSS MB", "peak MB", "heap MB", "charged MB", "tokens")
+	fmt.Printf("%-8s %9s %9s %9s %9s %9s %11s %12s\n", "step", "seconds", "CPU s", "RSS MB", "peak MB", "heap MB", "charged MB", "tokens")
 	for _, s := range samples {
-		fmt.Printf("%-8s %9.2f %9.1f %9.1f %9.1f %11.1f %12d\n", s.Step, s.Seconds, s.RSS, s.Peak, s.Heap, s.Charged, s.Tokens)
+		fmt.Printf("%-8s %9.2f %9.2f %9.1f %9.1f %9.1f %11.1f %12d\n", s.Step, s.Seconds, s.CPU, s.RSS, s.Peak, s.Heap, s.Charged, s.Tokens)
 	}
 	fmt.Printf("RSS with the contexts loaded minus RSS with the store open: %.1f MB; charged against the budget: %.1f MB", last.RSS-open.RSS, last.Charged)
 	if budget != 0 {
