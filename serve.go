@@ -64,24 +64,18 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 		defer emb.Close()
 		embedder = emb
 	}
-	eng, err := memory.Open(memory.Options{
-		Embedder:    embedder,
-		Expander:    openThesaurus(cfg.Memory.Thesaurus, logger),
-		Render:      cfg.Memory.Render,
-		Dir:         cfg.DataDir,
-		Sync:        store.Sync(cfg.DataSync),
-		BlockTokens: cfg.Memory.BlockTokens,
-		Fanout:      cfg.Memory.Fanout,
-		GistTokens:  cfg.Memory.GistTokens,
-		CacheBytes:  cfg.Memory.CacheBytes,
-		Counter:     counter,
-		Policy:      pol,
-		Logger:      logger,
-	})
+	mopts := engineOptions(cfg, counter, pol, logger)
+	mopts.Embedder = embedder
+	mopts.Expander = openThesaurus(cfg.Memory.Thesaurus, logger)
+	eng, err := memory.Open(mopts)
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
+	signing, trusted, err := cfg.Provenance.Keys()
+	if err != nil {
+		return err
+	}
 
 	srv := proxy.New(proxy.Options{
 		Engine:           eng,
@@ -102,6 +96,8 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 		Responses:        cfg.Upstream.Responses,
 		CORSOrigins:      cfg.Server.CORSOrigins,
 		RequireID:        cfg.Memory.RequireID,
+		SigningKey:       signing,
+		TrustedKeys:      trusted,
 	})
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	info, err := srv.Discover(dctx)
@@ -128,6 +124,23 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// engineOptions are the memory engine's options from the configuration:
+// what serve and the offline commands (export, import…) share.
+func engineOptions(cfg configs.Config, counter tokens.Counter, pol *policy.Policy, logger *slog.Logger) memory.Options {
+	return memory.Options{
+		Render:      cfg.Memory.Render,
+		Dir:         cfg.DataDir,
+		Sync:        store.Sync(cfg.DataSync),
+		BlockTokens: cfg.Memory.BlockTokens,
+		Fanout:      cfg.Memory.Fanout,
+		GistTokens:  cfg.Memory.GistTokens,
+		CacheBytes:  cfg.Memory.CacheBytes,
+		Counter:     counter,
+		Policy:      pol,
+		Logger:      logger,
+	}
 }
 
 // openThesaurus loads WordNet for query expansion; nil (lexical lens only)

@@ -4,6 +4,7 @@
 package configs
 
 import (
+	"crypto/ed25519"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/megacontext/megacontext/memory/bundle"
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/proxy/auth"
 )
@@ -44,6 +46,21 @@ type Config struct {
 	Embeddings Embeddings `mapstructure:"embeddings"`
 	Auth       Auth       `mapstructure:"auth"`
 	Policy     Policy     `mapstructure:"policy"`
+	Provenance Provenance `mapstructure:"provenance"`
+}
+
+// Provenance configures the signing and trust of snapshots (.mcx bundles).
+type Provenance struct {
+	// SigningKey is an ed25519 private key file (PEM, PKCS #8, as
+	// `megacontext keygen` or `openssl genpkey -algorithm ed25519` write)
+	// whose key signs every exported snapshot's root; empty (the default)
+	// exports unsigned snapshots.
+	SigningKey string `mapstructure:"signing_key"`
+	// TrustedKeys lists ed25519 public keys (PEM files, or base64 as
+	// X-MegaContext-Signed-By shows them); when not empty, only snapshots
+	// signed by one of them import. Empty (the default) imports unsigned
+	// snapshots too (a signature present is always checked).
+	TrustedKeys []string `mapstructure:"trusted_keys"`
 }
 
 // Server configures the HTTP front end beyond its address.
@@ -241,6 +258,9 @@ func Load(path string, flags *pflag.FlagSet, flagKeys map[string]string) (Config
 		c.Headers.ThreadID = splitList(c.Headers.ThreadID[0])
 	}
 	c.Server.CORSOrigins = splitList(strings.Join(c.Server.CORSOrigins, ","))
+	if len(c.Provenance.TrustedKeys) == 1 && strings.Contains(c.Provenance.TrustedKeys[0], ",") {
+		c.Provenance.TrustedKeys = splitList(c.Provenance.TrustedKeys[0])
+	}
 	if err := c.normalize(); err != nil {
 		return Config{}, err
 	}
@@ -310,6 +330,8 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("native.model", d.Native.Model)
 	v.SetDefault("native.threads", d.Native.Threads)
 	v.SetDefault("native.gpu_layers", d.Native.GPULayers)
+	v.SetDefault("provenance.signing_key", d.Provenance.SigningKey)
+	v.SetDefault("provenance.trusted_keys", d.Provenance.TrustedKeys)
 }
 
 // normalize validates c and canonicalizes values such as the upstream URL.
@@ -380,5 +402,30 @@ func (c *Config) normalize() error {
 	if _, err := policy.Compile(c.Policy.Rules); err != nil {
 		return fmt.Errorf("policy.rules: %w", err)
 	}
+	if _, _, err := c.Provenance.Keys(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// Keys loads the signing key (nil when none is configured) and the trusted
+// public keys.
+func (p Provenance) Keys() (ed25519.PrivateKey, []ed25519.PublicKey, error) {
+	var signing ed25519.PrivateKey
+	if p.SigningKey != "" {
+		k, err := bundle.LoadPrivateKey(p.SigningKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("provenance.signing_key: %w", err)
+		}
+		signing = k
+	}
+	var trusted []ed25519.PublicKey
+	for _, t := range p.TrustedKeys {
+		k, err := bundle.LoadPublicKey(t)
+		if err != nil {
+			return nil, nil, fmt.Errorf("provenance.trusted_keys: %w", err)
+		}
+		trusted = append(trusted, k)
+	}
+	return signing, trusted, nil
 }

@@ -370,62 +370,14 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 			}
 			rec.RawKey, rec.rawSaved = rh.key(prevHash, m.Raw), true
 		}
-		// The name is text the user wrote too: its spans tag the message,
-		// and an exclude rule in it withholds the message.
-		nameSpans := e.opts.Policy.Scan(rec.Name)
 		if !leading[i] && rec.Text != "" {
-			spans := e.opts.Policy.Scan(rec.Text)
-			ranges := make([][2]int, len(spans))
-			for j, sp := range spans {
-				ranges[j] = [2]int{sp.Start, sp.End}
-			}
-			rec.Tags = policy.Tags(slices.Concat(spans, nameSpans))
-			pieces := keepSpansWhole(splitBlocks(rec.Text, e.opts.BlockTokens), ranges)
-			head := blockHeader(ms, rec.Role)
-			counts := tokens.CountAll(e.opts.Counter, pieces)
-			headCost := e.countCached(head)
-			// An exclude rule withholds the whole message, not just the block
-			// its span falls in: every block carries a whole-block span of it.
-			var excludes []string
-			for _, sp := range slices.Concat(spans, nameSpans) {
-				if e.opts.Policy.Excludes(sp.Rule) && !slices.Contains(excludes, sp.Rule) {
-					excludes = append(excludes, sp.Rule)
-				}
-			}
-			rec.First = c.tree.Len()
-			off := 0
-			for j, text := range pieces {
-				b := &tree.Node{Text: text, Tokens: counts[j], Cost: counts[j], Msg: seq, Part: j, Role: rec.Role, Time: ms, Head: headCost}
-				b.Spans = blockSpans(spans, off, off+len(text))
-				for _, r := range excludes {
-					b.Spans = append([]tree.Span{{Start: 0, End: len(text), Rule: r}}, b.Spans...)
-				}
-				for _, sp := range b.Spans {
-					if !slices.Contains(b.Tags, sp.Rule) {
-						b.Tags = append(b.Tags, sp.Rule)
-					}
-				}
-				if len(b.Spans) > 0 {
-					// Placeholders can cost more than what they replace: budget the larger.
-					red, _, _ := e.opts.Policy.Apply(text, toPolicySpans(b.Spans), nil)
-					b.Cost = max(b.Cost, e.opts.Counter.Count(red))
-				}
-				off += len(text)
-				for _, n := range c.tree.Append(b) {
-					c.nodeBytes += nodeFootprint(n, n.Level == 0) // a block's text is a slice of rec.Text
-					p.kvs = append(p.kvs, store.KV{Key: nodeKey(c.key, n.Level, n.Index), Value: mustJSON(n)})
-				}
-				c.index.Add(text)
-				rec.Tokens += counts[j]
-			}
-			rec.Last = c.tree.Len() - 1
+			e.addBlocks(c, rec, nil, func(n *tree.Node) {
+				p.kvs = append(p.kvs, store.KV{Key: nodeKey(c.key, n.Level, n.Index), Value: mustJSON(n)})
+			})
 		} else {
 			// Leading system prompts stay out of the tree, but are tagged
 			// for the admin view.
-			rec.Tags = policy.Tags(slices.Concat(e.opts.Policy.Scan(rec.Text), nameSpans))
-			if rec.Text != "" {
-				rec.Tokens = e.countCached(rec.Text)
-			}
+			e.tagUnblocked(rec, nil)
 		}
 		c.addMsg(rec)
 		c.rec.Messages++
@@ -452,6 +404,88 @@ func internRole(role string) string {
 		}
 	}
 	return strings.Clone(role)
+}
+
+// addBlocks splits a message's text into blocks, tags their sensitive
+// spans (and, as whole-block spans, the rules of wholeTags that detection
+// does not find: tags a message was given after ingest), appends them to
+// the tree, building the gists they fill, and to the lens index (when the
+// context has one), and sets the record's tags, block range and token
+// count. emit receives every new node, blocks first.
+func (e *Engine) addBlocks(c *mctx, rec *msgRecord, wholeTags []string, emit func(*tree.Node)) {
+	spans := e.opts.Policy.Scan(rec.Text)
+	ranges := make([][2]int, len(spans))
+	for j, sp := range spans {
+		ranges[j] = [2]int{sp.Start, sp.End}
+	}
+	// The name is text the user wrote too: its spans tag the message,
+	// and an exclude rule in it withholds the message.
+	nameSpans := e.opts.Policy.Scan(rec.Name)
+	rec.Tags = policy.Tags(slices.Concat(spans, nameSpans))
+	pieces := keepSpansWhole(splitBlocks(rec.Text, e.opts.BlockTokens), ranges)
+	head := blockHeader(rec.Time, rec.Role)
+	counts := tokens.CountAll(e.opts.Counter, pieces)
+	headCost := e.countCached(head)
+	// An exclude rule withholds the whole message, not just the block
+	// its span falls in: every block carries a whole-block span of it.
+	var whole []string
+	for _, sp := range slices.Concat(spans, nameSpans) {
+		if e.opts.Policy.Excludes(sp.Rule) && !slices.Contains(whole, sp.Rule) {
+			whole = append(whole, sp.Rule)
+		}
+	}
+	for _, t := range wholeTags {
+		if slices.Contains(rec.Tags, t) {
+			continue // detection finds it: its spans say where
+		}
+		rec.Tags = append(rec.Tags, t)
+		whole = append(whole, t)
+	}
+	rec.First = c.tree.Len()
+	rec.Tokens = 0
+	off := 0
+	for j, text := range pieces {
+		b := &tree.Node{Text: text, Tokens: counts[j], Cost: counts[j], Msg: rec.Seq, Part: j, Role: rec.Role, Time: rec.Time, Head: headCost}
+		b.Spans = blockSpans(spans, off, off+len(text))
+		for _, r := range whole {
+			b.Spans = append([]tree.Span{{Start: 0, End: len(text), Rule: r}}, b.Spans...)
+		}
+		for _, sp := range b.Spans {
+			if !slices.Contains(b.Tags, sp.Rule) {
+				b.Tags = append(b.Tags, sp.Rule)
+			}
+		}
+		if len(b.Spans) > 0 {
+			// Placeholders can cost more than what they replace: budget the larger.
+			red, _, _ := e.opts.Policy.Apply(text, toPolicySpans(b.Spans), nil)
+			b.Cost = max(b.Cost, e.opts.Counter.Count(red))
+		}
+		off += len(text)
+		for _, n := range c.tree.Append(b) {
+			c.nodeBytes += nodeFootprint(n, n.Level == 0) // a block's text is a slice of rec.Text
+			emit(n)
+		}
+		if c.index != nil {
+			c.index.Add(text)
+		}
+		rec.Tokens += counts[j]
+	}
+	rec.Last = c.tree.Len() - 1
+}
+
+// tagUnblocked tags a message that has no blocks (a leading system
+// prompt, an empty message) with the rules its text and name match, and
+// with wholeTags (tags given after ingest), and counts its tokens.
+func (e *Engine) tagUnblocked(rec *msgRecord, wholeTags []string) {
+	rec.Tags = policy.Tags(slices.Concat(e.opts.Policy.Scan(rec.Text), e.opts.Policy.Scan(rec.Name)))
+	for _, t := range wholeTags {
+		if !slices.Contains(rec.Tags, t) {
+			rec.Tags = append(rec.Tags, t)
+		}
+	}
+	if rec.Text != "" {
+		rec.Tokens = e.countCached(rec.Text)
+	}
 }
 
 // supersede marks a message and its descendants superseded.

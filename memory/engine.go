@@ -183,6 +183,10 @@ func Open(opts Options) (*Engine, error) {
 		loaded:    map[string]*mctx{},
 		costCache: map[string]int{},
 	}
+	if err := e.recoverImports(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("memory: recover interrupted imports: %w", err)
+	}
 	if opts.Embedder != nil {
 		e.startEmbedding()
 	}

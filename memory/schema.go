@@ -3,6 +3,7 @@ package memory
 import (
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/megacontext/megacontext/memory/store"
 )
@@ -16,6 +17,11 @@ import (
 //	v:TENANT:CONTEXT:BLOCK           a block's embedding (qvec), 10 digits
 //	r:TENANT:CONTEXT:ID              a served response kept for retrieval (ResponseRecord)
 //	ri:TENANT:ID                     the index from a response id to its CONTEXT
+//	p:TENANT:CONTEXT:SEQ             a provenance record (provRecord), 12 digits
+//	i:TENANT:CONTEXT                 an import in progress (importMarker): the
+//	                                 context's records are not a context yet
+//	s:TENANT:CONTEXT                 local snapshot facts (snapshotRecord): the
+//	                                 root it was imported from, the last export
 //
 // Parts are escaped by store.Key, so no id can forge another's boundary, and
 // the zero padding makes key order the records' natural order for scans.
@@ -28,14 +34,42 @@ const (
 	// finds them from the id alone (GET /v1/responses/{id}).
 	kindResponse      = "r"
 	kindResponseIndex = "ri"
+	// kindProvenance records forks, merges and erasures; exported in bundles.
+	kindProvenance = "p"
+	// kindImport marks an import in progress; Open removes what a crash left.
+	kindImport = "i"
+	// kindSnapshot holds this store's own facts about snapshots of the
+	// context (never exported: a round trip keeps the root).
+	kindSnapshot = "s"
 )
 
 // recordKinds lists every kind of record stored under a context besides its
 // header. Delete removes each; a new kind goes here.
-var recordKinds = []string{kindMessage, kindNode, kindVector, kindResponse}
+var recordKinds = []string{kindMessage, kindNode, kindVector, kindResponse, kindProvenance}
+
+// singleKinds lists the kinds with one record per context, keyed like the
+// header. Delete removes each; a new kind goes here.
+var singleKinds = []string{kindContext, kindImport, kindSnapshot}
 
 // headerKey is the key of a context's header record.
-func headerKey(k Key) string { return store.Key(kindContext, k.Tenant, k.Context) }
+func headerKey(k Key) string { return singleKey(kindContext, k) }
+
+// singleKey is the key of a context's record of a single kind.
+func singleKey(kind string, k Key) string { return store.Key(kind, k.Tenant, k.Context) }
+
+// parseSingleKey returns the context a single-kind key names.
+func parseSingleKey(key string) (Key, bool) {
+	parts := strings.Split(key, ":")
+	if len(parts) != 3 {
+		return Key{}, false
+	}
+	t, err1 := url.QueryUnescape(parts[1])
+	c, err2 := url.QueryUnescape(parts[2])
+	return Key{Tenant: t, Context: c}, err1 == nil && err2 == nil
+}
+
+// singlePrefix is the prefix of every record of a single kind.
+func singlePrefix(kind string) string { return kind + ":" }
 
 // headerPrefix is the prefix of every context header of a tenant.
 func headerPrefix(tenant string) string { return store.Prefix(kindContext, tenant) }
@@ -59,6 +93,10 @@ func responseKey(k Key, id string) string { return store.Key(kindResponse, k.Ten
 
 func responseIndexKey(tenant, id string) string { return store.Key(kindResponseIndex, tenant, id) }
 
+func provKey(k Key, seq int64) string {
+	return store.Key(kindProvenance, k.Tenant, k.Context, fmt.Sprintf("%012d", seq))
+}
+
 // deleteContext removes a context's header, every record of every kind and
 // the index entries of its responses, in one transaction. The caller holds
 // the context's lock, so no response is stored in between.
@@ -67,7 +105,10 @@ func (e *Engine) deleteContext(k Key) error {
 	for i, kind := range recordKinds {
 		prefixes[i] = recordPrefix(kind, k)
 	}
-	exact := []string{headerKey(k)}
+	exact := make([]string, len(singleKinds))
+	for i, kind := range singleKinds {
+		exact[i] = singleKey(kind, k)
+	}
 	rp := recordPrefix(kindResponse, k)
 	err := e.st.Scan(rp, func(key, _ string) bool {
 		if id, err := url.QueryUnescape(key[len(rp):]); err == nil {

@@ -3,9 +3,13 @@ package memory
 import (
 	"context"
 	"errors"
+	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/megacontext/megacontext/memory/store"
 )
 
 // Delete must leave no record of the context behind, of any kind (a context
@@ -34,10 +38,23 @@ func TestDeleteRemovesEveryRecordKind(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A provenance record and the store's snapshot record (an export).
+	kv, err := e.provenanceKV(k, provRecord{Kind: provForget, Time: 1, FirstBlock: -1, LastBlock: -1})
+	if err != nil || e.st.Put(kv) != nil {
+		t.Fatal("provenance record", err)
+	}
+	if _, err := e.ExportBundle(k, io.Discard, ExportOptions{Operator: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.Put(store.KV{Key: singleKey(kindImport, k), Value: "{}"}); err != nil {
+		t.Fatal(err)
+	}
 	count := func(key Key) map[string]int {
 		n := map[string]int{}
-		if _, found, _ := e.st.Get(headerKey(key)); found {
-			n[kindContext]++
+		for _, kind := range singleKinds {
+			if _, found, _ := e.st.Get(singleKey(kind, key)); found {
+				n[kind]++
+			}
 		}
 		for _, kind := range recordKinds {
 			e.st.Scan(recordPrefix(kind, key), func(string, string) bool { n[kind]++; return true })
@@ -45,7 +62,7 @@ func TestDeleteRemovesEveryRecordKind(t *testing.T) {
 		return n
 	}
 	before := count(other)
-	for _, kind := range append([]string{kindContext}, recordKinds...) {
+	for _, kind := range append(slices.Clone(singleKinds), recordKinds...) {
 		if count(k)[kind] == 0 {
 			t.Fatalf("setup: no %q records", kind)
 		}
@@ -58,7 +75,7 @@ func TestDeleteRemovesEveryRecordKind(t *testing.T) {
 	}
 	// Nothing else in the store names the deleted context.
 	e.st.Scan("", func(key, _ string) bool {
-		if strings.Contains(key, ":c:") {
+		if strings.Contains(key, ":c:") || strings.HasSuffix(key, ":c") {
 			t.Errorf("stray record %q", key)
 		}
 		return true

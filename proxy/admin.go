@@ -23,6 +23,8 @@ import (
 //	DELETE contexts/{id}            delete one and everything in it
 //	GET    contexts/{id}/messages   stored messages (?from=SEQ&limit=N)
 //	POST   contexts/{id}/messages/{seq}/tags  {"add": [RULE], "remove": [RULE]}
+//
+// and the sharing routes (admin_memory.go): export, import.
 func (s *Server) admin(ctx *fasthttp.RequestCtx, p auth.Principal, rest string) {
 	tenant := p.Tenant
 	parts := strings.Split(strings.Trim(rest, "/"), "/")
@@ -48,6 +50,9 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, p auth.Principal, rest string) 
 			return
 		}
 		k := memory.Key{Tenant: tenant, Context: id}
+		if len(parts) == 3 && s.sharing(ctx, p, k, parts[2]) {
+			return
+		}
 		switch {
 		case len(parts) == 2 && ctx.IsGet():
 			st, err := s.eng.Stats(k)
@@ -195,6 +200,10 @@ func (s *Server) dryRun(ctx *fasthttp.RequestCtx, k memory.Key, scopes []string)
 }
 
 func (s *Server) adminError(ctx *fasthttp.RequestCtx, err error) {
+	if e, ok := sharingError(err); ok {
+		writeError(ctx, e)
+		return
+	}
 	switch {
 	case errors.Is(err, memory.ErrNotFound):
 		writeError(ctx, &apiError{status: 404, message: "no such MegaContext", typ: "invalid_request_error", code: "not_found"})

@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +66,11 @@ type Options struct {
 	// CORSOrigins are the browser origins allowed to call the proxy
 	// (exact "https://host[:port]", or "*" for any); none by default.
 	CORSOrigins []string
+	// SigningKey, when set, signs exported snapshots (provenance.signing_key).
+	SigningKey ed25519.PrivateKey
+	// TrustedKeys, when not empty, are the only signers whose snapshots
+	// import (provenance.trusted_keys); empty imports unsigned ones too.
+	TrustedKeys []ed25519.PublicKey
 	// RequireID refuses memory requests that name no MegaContext (no
 	// context header, no user field) instead of using "default"; off by
 	// default.

@@ -405,3 +405,31 @@ func BenchmarkScanPerDetector(b *testing.B) {
 		})
 	}
 }
+
+func TestFingerprintTracksConfiguration(t *testing.T) {
+	base := []Rule{{Detector: "email"}, {Name: "code", Pattern: `QX-\d+`, Action: "exclude", AllowScopes: []string{"ops"}}}
+	fp := func(rules []Rule) string {
+		t.Helper()
+		p, err := Compile(rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Fingerprint()
+	}
+	if fp(nil) != "" || fp(base) == "" || fp(base) != fp(base) {
+		t.Fatal("fingerprint not stable or not empty for no rules")
+	}
+	for name, change := range map[string]func(r []Rule){
+		"order":   func(r []Rule) { r[0], r[1] = r[1], r[0] },
+		"action":  func(r []Rule) { r[1].Action = "redact" },
+		"pattern": func(r []Rule) { r[1].Pattern = `QX-\d*` },
+		"scopes":  func(r []Rule) { r[1].AllowScopes = []string{"ops", "hr"} },
+		"name":    func(r []Rule) { r[0].Name = "mail" },
+	} {
+		r := []Rule{base[0], base[1]}
+		change(r)
+		if fp(r) == fp(base) {
+			t.Errorf("a changed %s keeps the fingerprint", name)
+		}
+	}
+}

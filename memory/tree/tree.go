@@ -251,14 +251,9 @@ func (t *Tree) buildGist(level, index int, children []*Node) *Node {
 		Time:    children[0].Time,
 		TimeEnd: children[len(children)-1].TimeEnd,
 	}
-	h := sha256.New()
-	var lv [8]byte
-	binary.LittleEndian.PutUint64(lv[:], uint64(level))
-	h.Write(lv[:])
 	seen := map[string]bool{}
 	for _, c := range children {
 		g.Tokens += c.Tokens
-		h.Write(c.Hash[:])
 		for _, tag := range c.Tags {
 			if !seen[tag] {
 				seen[tag] = true
@@ -266,10 +261,25 @@ func (t *Tree) buildGist(level, index int, children []*Node) *Node {
 			}
 		}
 	}
-	copy(g.Hash[:], h.Sum(nil))
+	g.Hash = GistHash(level, children)
 	gs := t.summarize(level, children)
 	g.Text, g.Cost, g.Short, g.ShortCost, g.Head = gs.Text, gs.Cost, gs.Short, gs.ShortCost, gs.Head
 	return g
+}
+
+// GistHash is the Merkle hash of a level-l gist node: of its level and its
+// children's hashes, in order.
+func GistHash(level int, children []*Node) [32]byte {
+	h := sha256.New()
+	var lv [8]byte
+	binary.LittleEndian.PutUint64(lv[:], uint64(level))
+	h.Write(lv[:])
+	for _, c := range children {
+		h.Write(c.Hash[:])
+	}
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
 }
 
 // BlockHash is the content hash of a block: its message, position, role,

@@ -51,6 +51,18 @@ type Principal struct {
 	Tenant string
 	// Scopes lists what the caller is cleared for.
 	Scopes []string
+	// KeyID names the caller's key in records of what it did (provenance):
+	// "sha256:" and the first 16 hex digits of the key's digest, which
+	// match the start of its configured hash; empty on an open Keyring.
+	KeyID string
+}
+
+// Caller names the principal in records: its tenant and its key.
+func (p Principal) Caller() string {
+	if p.KeyID == "" {
+		return p.Tenant
+	}
+	return p.Tenant + " " + p.KeyID
 }
 
 // Has reports whether p holds scope.
@@ -193,7 +205,7 @@ func (k *Keyring) Authenticate(authorization string) (Principal, error) {
 		return Principal{}, ErrUnknownKey
 	}
 	e := &k.entries[idx]
-	return Principal{Tenant: e.tenant, Scopes: slices.Clone(e.scopes)}, nil
+	return Principal{Tenant: e.tenant, Scopes: slices.Clone(e.scopes), KeyID: hashPrefix + hex.EncodeToString(e.digest[:8])}, nil
 }
 
 // ParseBearer extracts the key from an Authorization header value of the

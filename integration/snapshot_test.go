@@ -1,0 +1,157 @@
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/megacontext/megacontext/integration/fakellama"
+)
+
+// teamHistory gives a proxy a few turns of a team's knowledge under id.
+func teamHistory(t *testing.T, p *proxy, id string) {
+	t.Helper()
+	hdr := map[string]string{"X-MegaContext-Id": id}
+	conv := []msg{{"system", "You are the team's assistant."}}
+	for i, fact := range []string{
+		"The staging database password rotates every Monday at 06:00 UTC.",
+		"Our on-call pager code is PGR-4471-QK.",
+		"Deploys freeze from December 20 to January 3.",
+		fmt.Sprintf("The ferry to the offsite leaves from pier %d.", 9),
+	} {
+		conv = append(conv, msg{"user", fact})
+		res := p.mustChat(t, chatBody(t, conv, nil), hdr)
+		conv = append(conv, msg{"assistant", res.Content})
+		p.waitMessages(t, id, len(conv))
+		_ = i
+	}
+}
+
+// TestSnapshotExportImportThroughBinary moves a memory between two real
+// proxies and through the CLI: HTTP export with a signed root, verify,
+// tampered and truncated bundles refused with nothing stored, HTTP and CLI
+// imports that keep the root, and a window on the copy that recalls the
+// original's facts.
+func TestSnapshotExportImportThroughBinary(t *testing.T) {
+	fake := newFake(t, fakellama.Options{})
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, "signing.pem")
+	if code, out := rawRun(t, []string{"keygen", "-o", keyPath}, nil, startTimeout); code != 0 {
+		t.Fatalf("keygen: %d\n%s", code, out)
+	}
+	cfg := fmt.Sprintf("provenance:\n  signing_key: %q\n", keyPath)
+	dataA := filepath.Join(dir, "a")
+	a := startProxy(t, proxyOptions{Upstream: fake.URL(), DataDir: dataA, Config: cfg})
+	teamHistory(t, a, "team-handbook")
+
+	r := a.mustDo(t, "GET", "/megacontext/v1/contexts/team-handbook/export", nil, nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("export: %d %s", r.Status, r.Body)
+	}
+	root, signer := r.Header.Get("X-MegaContext-Root"), r.Header.Get("X-MegaContext-Signed-By")
+	if len(root) != 64 || signer == "" || r.Header.Get("Content-Type") != "application/x-megacontext-snapshot" {
+		t.Fatalf("export headers: %v", r.Header)
+	}
+	bundlePath := filepath.Join(dir, "team.mcx")
+	if err := os.WriteFile(bundlePath, r.Body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.mustDo(t, "GET", "/megacontext/v1/contexts/nobody/export", nil, nil); r.Status != http.StatusNotFound {
+		t.Fatalf("export of a missing context: %d", r.Status)
+	}
+
+	// verify: the root, the signature by the key's public half; a changed
+	// byte is refused.
+	code, out := rawRun(t, []string{"verify", bundlePath, "--pub", keyPath + ".pub"}, nil, startTimeout)
+	if code != 0 || !strings.Contains(out, "root "+root) || !strings.Contains(out, "signature valid") {
+		t.Fatalf("verify: %d\n%s", code, out)
+	}
+	tampered := bytes.Clone(r.Body)
+	i := bytes.Index(tampered, []byte("PGR-4471-QK"))
+	tampered[i] = 'X'
+	tamperedPath := filepath.Join(dir, "tampered.mcx")
+	os.WriteFile(tamperedPath, tampered, 0o644)
+	if code, out := rawRun(t, []string{"verify", tamperedPath}, nil, startTimeout); code == 0 || !strings.Contains(out, "altered or damaged") {
+		t.Fatalf("verify of a tampered bundle: %d\n%s", code, out)
+	}
+	otherKey := filepath.Join(dir, "other.pem")
+	rawRun(t, []string{"keygen", "-o", otherKey}, nil, startTimeout)
+	if code, out := rawRun(t, []string{"verify", bundlePath, "--pub", otherKey + ".pub"}, nil, startTimeout); code == 0 || !strings.Contains(out, "not a trusted key") {
+		t.Fatalf("verify with another key: %d\n%s", code, out)
+	}
+
+	// HTTP import into another proxy: tampered and truncated refused,
+	// nothing stored; intact kept with its root.
+	b := startProxy(t, proxyOptions{Upstream: fake.URL()})
+	for name, body := range map[string][]byte{"tampered": tampered, "truncated": r.Body[:len(r.Body)*2/3]} {
+		res := b.mustDo(t, "POST", "/megacontext/v1/contexts/copy/import", body, nil)
+		e := checkOpenAIError(t, name, res.Body)
+		if res.Status != http.StatusBadRequest || e.Get("code").Str != "invalid_snapshot" || !strings.Contains(e.Get("message").Str, "nothing was stored") {
+			t.Fatalf("%s import: %d %s", name, res.Status, res.Body)
+		}
+		if ids := b.listIDs(t); len(ids) != 0 {
+			t.Fatalf("%s import left %v", name, ids)
+		}
+	}
+	res := b.mustDo(t, "POST", "/megacontext/v1/contexts/copy/import", r.Body, nil)
+	if res.Status != http.StatusCreated || res.Header.Get("X-MegaContext-Root") != root || gjson.GetBytes(res.Body, "signed_by").Str != signer {
+		t.Fatalf("import: %d %s", res.Status, res.Body)
+	}
+	if again := b.mustDo(t, "POST", "/megacontext/v1/contexts/copy/import", r.Body, nil); again.Status != http.StatusConflict {
+		t.Fatalf("import over an existing context: %d %s", again.Status, again.Body)
+	}
+	re := b.mustDo(t, "GET", "/megacontext/v1/contexts/copy/export", nil, nil)
+	if re.Header.Get("X-MegaContext-Root") != root {
+		t.Fatalf("re-export root %s, original %s", re.Header.Get("X-MegaContext-Root"), root)
+	}
+	// The copy remembers: a new chat on it carries the pager code upstream.
+	n := len(fake.Requests())
+	b.mustChat(t, chatBody(t, []msg{{"user", "What is our on-call pager code?"}}, nil), map[string]string{"X-MegaContext-Id": "copy"})
+	reqs := fake.Requests()[n:]
+	if len(reqs) == 0 || !strings.Contains(string(reqs[len(reqs)-1].Body), "PGR-4471-QK") {
+		t.Fatal("the imported memory's fact did not reach the upstream")
+	}
+
+	// The CLI, offline: export from A's folder gives the same root; import
+	// into a new folder keeps it; a truncated bundle is refused.
+	a.stop()
+	cliPath := filepath.Join(dir, "cli.mcx")
+	code, out = rawRun(t, []string{"export", "--data", dataA, "--config", writeConfig(t, cfg), "--upstream", fake.URL(), "--context", "team-handbook", "-o", cliPath}, nil, startTimeout)
+	if code != 0 || !strings.Contains(out, "root "+root) {
+		t.Fatalf("cli export: %d\n%s", code, out)
+	}
+	dataC := filepath.Join(dir, "c")
+	code, out = rawRun(t, []string{"import", "--data", dataC, "--context", "handbook", "-i", filepath.Join(dir, "truncated.mcx")}, nil, startTimeout)
+	if code == 0 {
+		t.Fatalf("cli import of a missing file: %d\n%s", code, out)
+	}
+	os.WriteFile(filepath.Join(dir, "truncated.mcx"), r.Body[:len(r.Body)-10], 0o644)
+	code, out = rawRun(t, []string{"import", "--data", dataC, "--context", "handbook", "-i", filepath.Join(dir, "truncated.mcx")}, nil, startTimeout)
+	if code == 0 || !strings.Contains(out, "truncated") {
+		t.Fatalf("cli import of a truncated bundle: %d\n%s", code, out)
+	}
+	code, out = rawRun(t, []string{"import", "--data", dataC, "--upstream", fake.URL(), "--context", "handbook", "--pub", keyPath + ".pub", "-i", cliPath}, nil, startTimeout)
+	if code != 0 || !strings.Contains(out, "root "+root) {
+		t.Fatalf("cli import: %d\n%s", code, out)
+	}
+	c := startProxy(t, proxyOptions{Upstream: fake.URL(), DataDir: dataC})
+	if ids := c.listIDs(t); len(ids) != 1 || ids[0] != "handbook" {
+		t.Fatalf("contexts after the CLI imports: %v", ids)
+	}
+}
+
+// writeConfig writes a YAML config for a CLI run and returns its path.
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "megacontext.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

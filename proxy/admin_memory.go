@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/memory/bundle"
+	"github.com/megacontext/megacontext/proxy/auth"
+)
+
+// sharing serves the admin routes that move and reshape memories:
+//
+//	GET  contexts/{id}/export   the context as a .mcx bundle, its root in X-MegaContext-Root
+//	POST contexts/{id}/import   a .mcx bundle (optionally gzip) into the new context {id}
+//
+// It reports whether it handled the request.
+func (s *Server) sharing(ctx *fasthttp.RequestCtx, p auth.Principal, k memory.Key, op string) bool {
+	switch {
+	case op == "export" && ctx.IsGet():
+		s.exportContext(ctx, p, k)
+	case op == "import" && ctx.IsPost():
+		s.importContext(ctx, p, k)
+	default:
+		return false
+	}
+	return true
+}
+
+// SnapshotContentType is the media type of .mcx bundles.
+const SnapshotContentType = "application/x-megacontext-snapshot"
+
+// exportContext writes the bundle to an unnamed temporary file first: the
+// root goes in a header, which must precede the body, and the context is
+// locked only while the file is written, never while a slow client reads.
+func (s *Server) exportContext(ctx *fasthttp.RequestCtx, p auth.Principal, k memory.Key) {
+	f, err := os.CreateTemp("", "megacontext-export-*.mcx")
+	if err != nil {
+		s.adminError(ctx, err)
+		return
+	}
+	tmp := &tempFile{File: f}
+	root, err := s.eng.ExportBundle(k, f, memory.ExportOptions{SigningKey: s.opts.SigningKey, Scopes: p.Scopes, Caller: p.Caller()})
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		tmp.Close()
+		if errors.Is(err, memory.ErrForbidden) {
+			writeError(ctx, &apiError{status: 403, message: err.Error(), typ: "permission_error", code: "insufficient_scope"})
+			return
+		}
+		s.adminError(ctx, err)
+		return
+	}
+	ctx.SetContentType(SnapshotContentType)
+	ctx.Response.Header.Set("X-MegaContext-Root", root.String())
+	if signer := root.SignerString(); signer != "" {
+		ctx.Response.Header.Set("X-MegaContext-Signed-By", signer)
+	}
+	ctx.Response.Header.Set("Content-Disposition", fmt.Sprintf(`attachment; filename*=UTF-8''%s.mcx`, url.PathEscape(k.Context)))
+	ctx.SetBodyStream(tmp, int(root.Bytes))
+}
+
+// tempFile is a temporary file removed when closed.
+type tempFile struct{ *os.File }
+
+func (t *tempFile) Close() error {
+	err := t.File.Close()
+	os.Remove(t.Name())
+	return err
+}
+
+func (s *Server) importContext(ctx *fasthttp.RequestCtx, p auth.Principal, k memory.Key) {
+	var body io.Reader = bytes.NewReader(ctx.PostBody())
+	if bytes.EqualFold(ctx.Request.Header.ContentEncoding(), []byte("gzip")) {
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			writeError(ctx, badRequest("", "Content-Encoding gzip: %v", err))
+			return
+		}
+		body = zr
+	}
+	res, err := s.eng.ImportBundle(k, body, memory.ImportOptions{Trusted: s.opts.TrustedKeys, Caller: p.Caller()})
+	if err != nil {
+		s.adminError(ctx, err)
+		return
+	}
+	ctx.Response.Header.Set("X-MegaContext-Root", res.Root.String())
+	ctx.SetStatusCode(fasthttp.StatusCreated)
+	writeJSON(ctx, map[string]any{
+		"id": k.Context, "root": res.Root.String(), "signed_by": res.Root.SignerString(), "bytes": res.Root.Bytes,
+		"messages": res.Messages, "blocks": res.Blocks, "rebuilt": res.Rebuilt, "why": res.Why,
+	})
+}
+
+// sharingError maps the errors of the sharing routes; ok is false for
+// others.
+func sharingError(err error) (*apiError, bool) {
+	switch {
+	case errors.Is(err, memory.ErrExists):
+		return &apiError{status: 409, message: err.Error(), typ: "invalid_request_error", code: "context_exists"}, true
+	case errors.Is(err, bundle.ErrSignature):
+		return &apiError{status: 400, message: "snapshot rejected: " + err.Error(), typ: "invalid_request_error", code: "snapshot_signature"}, true
+	case errors.Is(err, bundle.ErrTampered), errors.Is(err, bundle.ErrTruncated), errors.Is(err, bundle.ErrFormat),
+		errors.Is(err, memory.ErrBadSnapshot), errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader),
+		errors.Is(err, io.ErrUnexpectedEOF):
+		return &apiError{status: 400, message: "snapshot rejected, nothing was stored: " + err.Error(), typ: "invalid_request_error", code: "invalid_snapshot"}, true
+	}
+	return nil, false
+}
