@@ -17,14 +17,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"runtime/pprof"
@@ -36,8 +34,6 @@ import (
 	"github.com/megacontext/megacontext/memory"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/proxy"
-	"github.com/megacontext/megacontext/proxy/upstream"
-	"github.com/megacontext/megacontext/tokens"
 )
 
 func main() {
@@ -98,33 +94,12 @@ func sentence(r *rand.Rand, n int) string {
 }
 
 func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, render string, sync store.Sync, responses bool) error {
-	fake, err := fakellama.Start(fakellama.Options{NCtx: nctx})
+	rg, err := newRig(nctx, estimate, 5*time.Second, memory.Options{Render: render, Sync: sync})
 	if err != nil {
 		return err
 	}
-	defer fake.Close()
-	dir, err := os.MkdirTemp("", "megacontext-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	up, err := upstream.New(upstream.Options{BaseURL: fake.URL()})
-	if err != nil {
-		return err
-	}
-	ctx := context.Background()
-	if _, err := up.Discover(ctx); err != nil {
-		return err
-	}
-	var counter tokens.Counter = &proxy.UpstreamCounter{Client: up, Timeout: 5 * time.Second}
-	if estimate {
-		counter = tokens.Estimate{}
-	}
-	eng, err := memory.Open(memory.Options{Dir: dir, Counter: counter, Render: render, Sync: sync})
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
+	defer rg.Close()
+	fake, eng, counter := rg.fake, rg.eng, rg.counter
 	key := memory.Key{Tenant: "default", Context: "bench"}
 	// The responses turns go to a twin MegaContext with the same history.
 	rkey := memory.Key{Tenant: "default", Context: "bench-responses"}
@@ -150,17 +125,11 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 		}
 	}
 	preload := time.Since(start)
-	srv := proxy.New(proxy.Options{Engine: eng, Upstream: up, ContextHeaders: []string{"X-MegaContext-Id"}})
-	if _, err := srv.Discover(ctx); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	proxyURL, stop, err := rg.serve(proxy.Options{})
 	if err != nil {
 		return err
 	}
-	go srv.Serve(ln)
-	defer srv.Shutdown(ctx)
-	proxyURL := "http://" + ln.Addr().String()
+	defer stop()
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	stopProfile, err := startProfile()

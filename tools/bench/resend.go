@@ -2,12 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -16,8 +14,6 @@ import (
 	"github.com/megacontext/megacontext/integration/fakellama"
 	"github.com/megacontext/megacontext/memory"
 	"github.com/megacontext/megacontext/proxy"
-	"github.com/megacontext/megacontext/proxy/upstream"
-	"github.com/megacontext/megacontext/tokens"
 )
 
 // resend measures what a chat UI costs the proxy: the client holds one
@@ -28,46 +24,20 @@ import (
 // conversation (a dozen messages) in another MegaContext: the baseline of
 // a request whose reconcile costs next to nothing, in the same run.
 func resend(history, turns, nctx int, jsonOut, estimate bool, render string) error {
-	fake, err := fakellama.Start(fakellama.Options{NCtx: nctx})
+	rg, err := newRig(nctx, estimate, time.Minute, memory.Options{Render: render})
 	if err != nil {
 		return err
 	}
-	defer fake.Close()
-	dir, err := os.MkdirTemp("", "megacontext-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	up, err := upstream.New(upstream.Options{BaseURL: fake.URL()})
-	if err != nil {
-		return err
-	}
-	ctx := context.Background()
-	if _, err := up.Discover(ctx); err != nil {
-		return err
-	}
-	var counter tokens.Counter = &proxy.UpstreamCounter{Client: up, Timeout: time.Minute}
-	if estimate {
-		counter = tokens.Estimate{}
-	}
-	eng, err := memory.Open(memory.Options{Dir: dir, Counter: counter, Render: render})
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
+	defer rg.Close()
+	eng, counter := rg.eng, rg.counter
 	// 1M tokens in short messages is more messages than limits.max_messages
 	// lets through by default: lifted here, this measures the worst case.
-	srv := proxy.New(proxy.Options{Engine: eng, Upstream: up, ContextHeaders: []string{"X-MegaContext-Id"}, MaxMessages: 1 << 20})
-	if _, err := srv.Discover(ctx); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	base, stop, err := rg.serve(proxy.Options{MaxMessages: 1 << 20})
 	if err != nil {
 		return err
 	}
-	go srv.Serve(ln)
-	defer srv.Shutdown(ctx)
-	url := "http://" + ln.Addr().String() + "/v1/chat/completions"
+	defer stop()
+	url := base + "/v1/chat/completions"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 
 	r := rand.New(rand.NewPCG(3, 4))

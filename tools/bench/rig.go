@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"net"
+	"os"
+	"time"
+
+	"github.com/megacontext/megacontext/integration/fakellama"
+	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/proxy"
+	"github.com/megacontext/megacontext/proxy/upstream"
+	"github.com/megacontext/megacontext/tokens"
+)
+
+// rig is what every measurement runs on: the fakellama fixture as the
+// upstream, discovered, and an engine over a temporary store that counts
+// tokens with the upstream's /tokenize (or the estimate).
+type rig struct {
+	fake    *fakellama.Server
+	up      *upstream.Client
+	counter tokens.Counter
+	eng     *memory.Engine
+	dir     string
+}
+
+// newRig starts a rig; opts sets the engine's options beyond its store
+// and counter. Close releases it.
+func newRig(nctx int, estimate bool, countTimeout time.Duration, opts memory.Options) (*rig, error) {
+	fake, err := fakellama.Start(fakellama.Options{NCtx: nctx})
+	if err != nil {
+		return nil, err
+	}
+	r := &rig{fake: fake}
+	if r.dir, err = os.MkdirTemp("", "megacontext-bench-"); err != nil {
+		r.Close()
+		return nil, err
+	}
+	if r.up, err = upstream.New(upstream.Options{BaseURL: fake.URL()}); err != nil {
+		r.Close()
+		return nil, err
+	}
+	if _, err := r.up.Discover(context.Background()); err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.counter = &proxy.UpstreamCounter{Client: r.up, Timeout: countTimeout}
+	if estimate {
+		r.counter = tokens.Estimate{}
+	}
+	opts.Dir, opts.Counter = r.dir, r.counter
+	if r.eng, err = memory.Open(opts); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close stops the engine and the upstream and removes the store.
+func (r *rig) Close() {
+	if r.eng != nil {
+		r.eng.Close()
+	}
+	if r.dir != "" {
+		os.RemoveAll(r.dir)
+	}
+	r.fake.Close()
+}
+
+// serve starts the proxy over the rig's engine and upstream (opts sets the
+// rest) on a loopback port and returns its base URL; Close does not stop
+// it: stop does.
+func (r *rig) serve(opts proxy.Options) (url string, stop func(), err error) {
+	opts.Engine, opts.Upstream = r.eng, r.up
+	opts.ContextHeaders = []string{"X-MegaContext-Id"}
+	srv := proxy.New(opts)
+	ctx := context.Background()
+	if _, err := srv.Discover(ctx); err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { srv.Shutdown(ctx) }, nil
+}
