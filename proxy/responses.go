@@ -143,7 +143,7 @@ func (s *Server) responses(ctx *fasthttp.RequestCtx, start time.Time, p auth.Pri
 	}
 	cctx, stop := watchClient(ctx.Conn())
 	native := s.native(cctx)
-	x := &exchange{key: key, scopes: p.Scopes, messages: append(prior, input...), maxTokens: req.maxOutput, tools: req.chatTools, path: "/v1/chat/completions"}
+	x := &exchange{key: key, scopes: p.Scopes, messages: append(prior, input...), decode: decodeInput, maxTokens: req.maxOutput, tools: req.chatTools, path: "/v1/chat/completions"}
 	// A continuation is sent with this request's instructions, not with
 	// the ones its conversation started with (as OpenAI does); memory keeps
 	// the conversation as stored.
@@ -286,19 +286,12 @@ func (s *Server) chain(tenant, id string) (memory.Key, []memory.Message, *apiErr
 		s.log.Error("conversation of a response", "response", id, "err", err)
 		return k, nil, &apiError{status: 500, message: "memory error", typ: "server_error", code: "internal_error"}
 	}
-	out := make([]memory.Message, 0, len(stored))
 	for i, m := range stored {
-		raw := []byte(m.Raw)
-		if len(raw) == 0 {
-			raw = mustMarshal(map[string]string{"role": m.Role, "name": m.Name, "content": m.Text})
+		if len(m.Raw) == 0 { // a record written without its JSON
+			stored[i].Raw = mustMarshal(map[string]string{"role": m.Role, "name": m.Name, "content": m.Text})
 		}
-		pm, aerr := parseMessage(i, gjson.ParseBytes(raw))
-		if aerr != nil {
-			pm = memory.Message{Role: m.Role, Name: m.Name, Text: m.Text, Raw: raw}
-		}
-		out = append(out, pm)
 	}
-	return k, out, nil
+	return k, stored, nil
 }
 
 // itemResolver finds output items of the tenant's stored responses by id,

@@ -2,9 +2,9 @@ package proxy
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,7 +91,7 @@ func (s *Server) streamResponse(ctx *fasthttp.RequestCtx, resp *upstream.Respons
 			obj = mustMarshal(req.object(a, created))
 		}
 		if a.err != nil {
-			es.emit(&streamEvent{Type: "error", Code: &a.err.Code, Message: a.err.Message, Param: json.RawMessage("null")})
+			es.emitError(a.err.Code, a.err.Message)
 		}
 		typ := "response.completed"
 		switch a.status {
@@ -137,42 +137,85 @@ type eventStream struct {
 	upstreamIDs map[string]int
 	// gone is set once a write to the client failed.
 	gone bool
+	// buf is the event being built.
+	buf []byte
 }
 
-// streamEvent is one event; the fields of its type are set.
-type streamEvent struct {
-	Type           string          `json:"type"`
-	SequenceNumber int             `json:"sequence_number"`
-	Response       json.RawMessage `json:"response,omitempty"`
-	OutputIndex    *int            `json:"output_index,omitempty"`
-	ItemID         string          `json:"item_id,omitempty"`
-	ContentIndex   *int            `json:"content_index,omitempty"`
-	Item           *outputItem     `json:"item,omitempty"`
-	Part           any             `json:"part,omitempty"`
-	Delta          *string         `json:"delta,omitempty"`
-	Text           *string         `json:"text,omitempty"`
-	Name           string          `json:"name,omitempty"`
-	Arguments      *string         `json:"arguments,omitempty"`
-	Logprobs       *[]string       `json:"logprobs,omitempty"`
-	Code           *string         `json:"code,omitempty"`
-	Message        string          `json:"message,omitempty"`
-	Param          json.RawMessage `json:"param,omitempty"`
+// The events are written by hand, field by field in the documented
+// order: this is the stream's hot path, where encoding/json (reflection,
+// re-validating embedded JSON) would cost more than the rest of the
+// translation.
+
+// event starts an event of type typ in es.buf, with its sequence number.
+func (es *eventStream) event(typ string) {
+	b := append(es.buf[:0], `{"type":`...)
+	b = gjson.AppendJSONString(b, typ)
+	b = append(b, `,"sequence_number":`...)
+	es.buf = strconv.AppendInt(b, int64(es.seq), 10)
 }
 
-var (
-	zero      = 0
-	noLogprob = []string{}
-)
+// str adds a string field.
+func (es *eventStream) str(k, v string) {
+	es.buf = append(append(append(es.buf, ',', '"'), k...), '"', ':')
+	es.buf = gjson.AppendJSONString(es.buf, v)
+}
 
-// emit writes one event.
-func (es *eventStream) emit(ev *streamEvent) {
-	ev.SequenceNumber = es.seq
-	es.write(ev.Type, mustMarshal(ev))
+// num adds a number field.
+func (es *eventStream) num(k string, v int) {
+	es.buf = append(append(append(es.buf, ',', '"'), k...), '"', ':')
+	es.buf = strconv.AppendInt(es.buf, int64(v), 10)
+}
+
+// raw adds a field whose value is JSON text.
+func (es *eventStream) raw(k string, v []byte) {
+	es.buf = append(append(append(es.buf, ',', '"'), k...), '"', ':')
+	es.buf = append(es.buf, v...)
+}
+
+// at adds the fields that place an event in an item: item_id,
+// output_index and, for content events, content_index.
+func (es *eventStream) at(i int, content bool) {
+	es.str("item_id", es.a.items[i].ID)
+	es.num("output_index", i)
+	if content {
+		es.num("content_index", 0)
+	}
+}
+
+// send ends the event and writes it.
+func (es *eventStream) send(typ string) {
+	es.buf = append(es.buf, '}')
+	es.write(typ, es.buf)
+}
+
+// textPartJSON is the output_text content part of text.
+func textPartJSON(text string) []byte {
+	b := gjson.AppendJSONString([]byte(`{"type":"output_text","text":`), text)
+	return append(b, `,"annotations":[],"logprobs":[]}`...)
 }
 
 // emitRaw writes a response-carrying event around an object's JSON.
 func (es *eventStream) emitRaw(typ string, obj []byte) {
-	es.emit(&streamEvent{Type: typ, Response: obj})
+	es.event(typ)
+	es.raw("response", obj)
+	es.send(typ)
+}
+
+// emitError writes an error event.
+func (es *eventStream) emitError(code, message string) {
+	es.event("error")
+	es.str("code", code)
+	es.str("message", message)
+	es.raw("param", []byte("null"))
+	es.send("error")
+}
+
+// emitItem writes an output_item event with the item as it stands.
+func (es *eventStream) emitItem(typ string, i int) {
+	es.event(typ)
+	es.num("output_index", i)
+	es.raw("item", mustMarshal(es.a.items[i]))
+	es.send(typ)
 }
 
 func (es *eventStream) write(typ string, data []byte) {
@@ -222,10 +265,12 @@ func (es *eventStream) openItem(it outputItem) int {
 	}
 	es.a.items = append(es.a.items, it)
 	es.open = i
-	item := es.a.items[i]
-	es.emit(&streamEvent{Type: "response.output_item.added", OutputIndex: &i, Item: &item})
+	es.emitItem("response.output_item.added", i)
 	if it.Type == "message" {
-		es.emit(&streamEvent{Type: "response.content_part.added", ItemID: it.ID, OutputIndex: &i, ContentIndex: &zero, Part: newTextPart("")})
+		es.event("response.content_part.added")
+		es.at(i, true)
+		es.raw("part", textPartJSON(""))
+		es.send("response.content_part.added")
 	}
 	return i
 }
@@ -241,36 +286,59 @@ func (es *eventStream) closeItem() {
 	it.Done = true
 	switch it.Type {
 	case "message":
-		es.emit(&streamEvent{Type: "response.output_text.done", ItemID: it.ID, OutputIndex: &i, ContentIndex: &zero, Text: &it.Text, Logprobs: &noLogprob})
-		es.emit(&streamEvent{Type: "response.content_part.done", ItemID: it.ID, OutputIndex: &i, ContentIndex: &zero, Part: newTextPart(it.Text)})
+		es.event("response.output_text.done")
+		es.at(i, true)
+		es.str("text", it.Text)
+		es.raw("logprobs", []byte("[]"))
+		es.send("response.output_text.done")
+		es.event("response.content_part.done")
+		es.at(i, true)
+		es.raw("part", textPartJSON(it.Text))
+		es.send("response.content_part.done")
 	case "function_call":
-		es.emit(&streamEvent{Type: "response.function_call_arguments.done", ItemID: it.ID, OutputIndex: &i, Name: it.Name, Arguments: &it.Arguments})
+		es.event("response.function_call_arguments.done")
+		es.at(i, false)
+		es.str("name", it.Name)
+		es.str("arguments", it.Arguments)
+		es.send("response.function_call_arguments.done")
 	case "reasoning":
-		es.emit(&streamEvent{Type: "response.reasoning_text.done", ItemID: it.ID, OutputIndex: &i, ContentIndex: &zero, Text: &it.Text})
+		es.event("response.reasoning_text.done")
+		es.at(i, true)
+		es.str("text", it.Text)
+		es.send("response.reasoning_text.done")
 	}
-	item := *it
-	es.emit(&streamEvent{Type: "response.output_item.done", OutputIndex: &i, Item: &item})
+	es.emitItem("response.output_item.done", i)
 }
 
 // text adds text to item i (a message).
 func (es *eventStream) text(i int, delta string) {
 	it := &es.a.items[i]
 	it.Text += delta
-	es.emit(&streamEvent{Type: "response.output_text.delta", ItemID: it.ID, OutputIndex: &i, ContentIndex: &zero, Delta: &delta, Logprobs: &noLogprob})
+	es.event("response.output_text.delta")
+	es.at(i, true)
+	es.str("delta", delta)
+	es.raw("logprobs", []byte("[]"))
+	es.send("response.output_text.delta")
 }
 
 // reasoning adds text to item i (a reasoning item).
 func (es *eventStream) reasoning(i int, delta string) {
 	it := &es.a.items[i]
 	it.Text += delta
-	es.emit(&streamEvent{Type: "response.reasoning_text.delta", ItemID: it.ID, OutputIndex: &i, ContentIndex: &zero, Delta: &delta})
+	es.event("response.reasoning_text.delta")
+	es.at(i, true)
+	es.str("delta", delta)
+	es.send("response.reasoning_text.delta")
 }
 
 // args adds arguments to item i (a function call).
 func (es *eventStream) args(i int, delta string) {
 	it := &es.a.items[i]
 	it.Arguments += delta
-	es.emit(&streamEvent{Type: "response.function_call_arguments.delta", ItemID: it.ID, OutputIndex: &i, Delta: &delta})
+	es.event("response.function_call_arguments.delta")
+	es.at(i, false)
+	es.str("delta", delta)
+	es.send("response.function_call_arguments.delta")
 }
 
 // openOf returns the open item if it has type typ, else opens one.

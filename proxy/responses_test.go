@@ -220,6 +220,12 @@ func TestAnswerResendMatchesStoredReply(t *testing.T) {
 		if aerr != nil {
 			t.Fatal(aerr)
 		}
+		if len(got) == 1 {
+			var err error
+			if got[0], err = decodeInput(0, got[0].Raw); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if len(got) != 1 || !sameMessage(got[0], stored) {
 			t.Errorf("resent items %s became %+v, stored %+v", items, got, stored)
 		}
@@ -279,10 +285,11 @@ func FuzzParseResponsesRequest(f *testing.F) {
 		if aerr != nil {
 			return
 		}
-		for _, m := range msgs {
+		for i, m := range msgs {
 			if !json.Valid(m.Raw) {
 				t.Fatalf("message raw is not JSON: %s", m.Raw)
 			}
+			_, _ = decodeInput(i, m.Raw)
 		}
 		if b := r.chatBody(); !json.Valid(b) {
 			t.Fatalf("chat body is not JSON: %s", b)

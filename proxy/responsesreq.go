@@ -242,7 +242,8 @@ func (r *responsesRequest) parseTools() *apiError {
 type itemResolver func(id string) (gjson.Result, bool)
 
 // messages converts the instructions and the input items to the chat
-// messages memory stores and the chat API takes: a string input is one
+// messages memory stores and the chat API takes (undecoded: only Raw is
+// set; see decodeInput): a string input is one
 // user message; message items keep their role; function_call items (and
 // the assistant text beside them) become one assistant message with
 // tool_calls; function_call_output items become tool messages; references
@@ -275,30 +276,33 @@ func (r *responsesRequest) messages(resolve itemResolver) ([]memory.Message, *ap
 			return nil, aerr
 		}
 	}
-	msgs := make([]memory.Message, 0, len(out))
+	// Left undecoded, like a chat request's: the engine decodes (with
+	// decodeInput) only those it does not find stored by their bytes.
+	msgs := make([]memory.Message, len(out))
 	for i, cm := range out {
 		if cm.raw.Exists() {
-			// Already a chat message: used as it is.
-			m, aerr := parseMessage(i, cm.raw)
-			if aerr != nil {
-				aerr.param = "input"
-				return nil, aerr
-			}
-			msgs = append(msgs, m)
+			msgs[i].Raw = json.RawMessage(cm.raw.Raw) // already a chat message
 			continue
 		}
 		raw, err := json.Marshal(cm)
 		if err != nil {
 			return nil, badRequest("input", "input: %v", err)
 		}
-		m, aerr := parseMessage(i, gjson.ParseBytes(raw))
-		if aerr != nil {
-			aerr.param = "input"
-			return nil, aerr
-		}
-		msgs = append(msgs, m)
+		msgs[i].Raw = raw
 	}
 	return msgs, nil
+}
+
+// decodeInput decodes one message messages converted: the engine's
+// Decoder for a responses request.
+func decodeInput(i int, raw json.RawMessage) (memory.Message, error) {
+	m, err := decodeMessage(i, raw)
+	if aerr, ok := err.(*apiError); ok {
+		cp := *aerr
+		cp.param = "input"
+		return m, &cp
+	}
+	return m, err
 }
 
 // chatMessage is a chat completion message built from input items.
