@@ -128,20 +128,29 @@ func (r *chatRequest) decodeAll() *apiError {
 	return nil
 }
 
-// parseWholeRequest validates and decodes a whole body: the path of the
-// bodies scanBody does not take, which tells what is wrong with them.
-func parseWholeRequest(body []byte) (*chatRequest, *apiError) {
-	// Checked before any parser runs: gjson recurses once per level, and
-	// 16 MiB of '[' overflowed the stack (a fatal error, not a panic).
+// checkBody parses a request body that must be a JSON object. Its depth is
+// checked before any parser runs: gjson recurses once per level, and 16 MiB
+// of '[' overflowed the stack (a fatal error, not a panic).
+func checkBody(body []byte) (gjson.Result, *apiError) {
 	if jsondepth.Exceeds(body, maxNesting) {
-		return nil, &apiError{status: 400, message: fmt.Sprintf("request body nests JSON deeper than %d levels", maxNesting), typ: "invalid_request_error", code: "json_too_deep"}
+		return gjson.Result{}, &apiError{status: 400, message: fmt.Sprintf("request body nests JSON deeper than %d levels", maxNesting), typ: "invalid_request_error", code: "json_too_deep"}
 	}
 	if !jsondepth.Valid(body) {
-		return nil, &apiError{status: 400, message: "request body is not valid JSON", typ: "invalid_request_error", code: "invalid_json"}
+		return gjson.Result{}, errInvalidJSON
 	}
 	root := gjson.ParseBytes(body)
 	if !root.IsObject() {
-		return nil, badRequest("", "request body must be a JSON object")
+		return gjson.Result{}, badRequest("", "request body must be a JSON object")
+	}
+	return root, nil
+}
+
+// parseWholeRequest validates and decodes a whole body: the path of the
+// bodies scanBody does not take, which tells what is wrong with them.
+func parseWholeRequest(body []byte) (*chatRequest, *apiError) {
+	root, aerr := checkBody(body)
+	if aerr != nil {
+		return nil, aerr
 	}
 	r := &chatRequest{body: body}
 	msgs := root.Get("messages")

@@ -310,35 +310,29 @@ func (es *eventStream) closeItem() {
 	es.emitItem("response.output_item.done", i)
 }
 
-// text adds text to item i (a message).
-func (es *eventStream) text(i int, delta string) {
-	it := &es.a.items[i]
-	it.Text += delta
-	es.event("response.output_text.delta")
-	es.at(i, true)
-	es.str("delta", delta)
-	es.raw("logprobs", []byte("[]"))
-	es.send("response.output_text.delta")
-}
+// Delta event types.
+const (
+	textDelta      = "response.output_text.delta"
+	reasoningDelta = "response.reasoning_text.delta"
+	argumentsDelta = "response.function_call_arguments.delta"
+)
 
-// reasoning adds text to item i (a reasoning item).
-func (es *eventStream) reasoning(i int, delta string) {
+// delta adds d to item i (a message's text, a reasoning item's text, a
+// function call's arguments: typ says which) and announces it.
+func (es *eventStream) delta(i int, typ, d string) {
 	it := &es.a.items[i]
-	it.Text += delta
-	es.event("response.reasoning_text.delta")
-	es.at(i, true)
-	es.str("delta", delta)
-	es.send("response.reasoning_text.delta")
-}
-
-// args adds arguments to item i (a function call).
-func (es *eventStream) args(i int, delta string) {
-	it := &es.a.items[i]
-	it.Arguments += delta
-	es.event("response.function_call_arguments.delta")
-	es.at(i, false)
-	es.str("delta", delta)
-	es.send("response.function_call_arguments.delta")
+	if typ == argumentsDelta {
+		it.Arguments += d
+	} else {
+		it.Text += d
+	}
+	es.event(typ)
+	es.at(i, typ != argumentsDelta)
+	es.str("delta", d)
+	if typ == textDelta {
+		es.raw("logprobs", []byte("[]"))
+	}
+	es.send(typ)
 }
 
 // openOf returns the open item if it has type typ, else opens one.
@@ -353,13 +347,13 @@ func (es *eventStream) openOf(typ string) int {
 func (es *eventStream) chatDelta(d upstream.Delta) {
 	switch {
 	case d.Reasoning != "":
-		es.reasoning(es.openOf("reasoning"), d.Reasoning)
+		es.delta(es.openOf("reasoning"), reasoningDelta, d.Reasoning)
 	case d.Content != "":
-		es.text(es.openOf("message"), d.Content)
+		es.delta(es.openOf("message"), textDelta, d.Content)
 	case d.Tool >= 0:
 		if i, ok := es.calls[d.Tool]; ok {
 			if d.Arguments != "" {
-				es.args(i, d.Arguments)
+				es.delta(i, argumentsDelta, d.Arguments)
 			}
 			return
 		}
@@ -374,7 +368,7 @@ func (es *eventStream) chatDelta(d upstream.Delta) {
 		es.a.items[i].Arguments = ""
 		es.calls[d.Tool] = i
 		if args := es.pendingArgs[d.Tool] + d.Arguments; args != "" {
-			es.args(i, args)
+			es.delta(i, argumentsDelta, args)
 		}
 	}
 }
@@ -404,11 +398,11 @@ func (es *eventStream) nativeEvent(ev upstream.Event) {
 	case "response.output_item.added":
 		es.nativeItem(root.Get("item"))
 	case "response.output_text.delta":
-		es.text(es.nativeOpen(upID, "message"), root.Get("delta").Str)
+		es.delta(es.nativeOpen(upID, "message"), textDelta, root.Get("delta").Str)
 	case "response.reasoning_text.delta", "response.reasoning_summary_text.delta":
-		es.reasoning(es.nativeOpen(upID, "reasoning"), root.Get("delta").Str)
+		es.delta(es.nativeOpen(upID, "reasoning"), reasoningDelta, root.Get("delta").Str)
 	case "response.function_call_arguments.delta":
-		es.args(es.nativeOpen(upID, "function_call"), root.Get("delta").Str)
+		es.delta(es.nativeOpen(upID, "function_call"), argumentsDelta, root.Get("delta").Str)
 	case "response.output_item.done":
 		es.nativeDone(root.Get("item"))
 	case "response.completed", "response.incomplete", "response.failed":
@@ -470,9 +464,9 @@ func (es *eventStream) nativeDone(item gjson.Result) {
 	it := &es.a.items[i]
 	switch {
 	case it.Type == "message" && it.Text == "" && fin.Text != "":
-		es.text(i, fin.Text)
+		es.delta(i, textDelta, fin.Text)
 	case it.Type == "function_call" && it.Arguments == "" && fin.Arguments != "":
-		es.args(i, fin.Arguments)
+		es.delta(i, argumentsDelta, fin.Arguments)
 	case it.Type != "message" && it.Type != "function_call" && it.Type != "reasoning":
 		it.Raw = fin.Raw
 	}
@@ -492,11 +486,11 @@ func (es *eventStream) nativeFinal(r gjson.Result) {
 			i := es.openItem(outputItem{Type: it.Type, CallID: it.CallID, Name: it.Name, Raw: it.Raw})
 			switch it.Type {
 			case "message":
-				es.text(i, it.Text)
+				es.delta(i, textDelta, it.Text)
 			case "reasoning":
-				es.reasoning(i, it.Text)
+				es.delta(i, reasoningDelta, it.Text)
 			case "function_call":
-				es.args(i, it.Arguments)
+				es.delta(i, argumentsDelta, it.Arguments)
 			}
 			es.closeItem()
 		}

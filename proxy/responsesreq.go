@@ -8,7 +8,6 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
-	"github.com/megacontext/megacontext/jsondepth"
 	"github.com/megacontext/megacontext/memory"
 )
 
@@ -62,16 +61,9 @@ var responseFields = map[string]bool{
 // parseResponsesRequest validates a Responses API body and extracts what
 // the proxy needs. It never modifies body.
 func parseResponsesRequest(body []byte) (*responsesRequest, *apiError) {
-	// Checked before any parser runs, as for chat (see parseWholeRequest).
-	if jsondepth.Exceeds(body, maxNesting) {
-		return nil, &apiError{status: 400, message: fmt.Sprintf("request body nests JSON deeper than %d levels", maxNesting), typ: "invalid_request_error", code: "json_too_deep"}
-	}
-	if !jsondepth.Valid(body) {
-		return nil, &apiError{status: 400, message: "request body is not valid JSON", typ: "invalid_request_error", code: "invalid_json"}
-	}
-	root := gjson.ParseBytes(body)
-	if !root.IsObject() {
-		return nil, badRequest("", "request body must be a JSON object")
+	root, aerr := checkBody(body)
+	if aerr != nil {
+		return nil, aerr
 	}
 	r := &responsesRequest{body: body, fields: map[string]gjson.Result{}, store: true}
 	root.ForEach(func(k, v gjson.Result) bool {
