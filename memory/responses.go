@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/megacontext/megacontext/memory/store"
 )
@@ -33,6 +36,20 @@ type ResponseRecord struct {
 }
 
 var responseIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// encode writes the record as encoding/json would, without validating the
+// object again (the proxy built it; Object must be valid JSON), which would
+// cost more than the rest of storing it.
+func (r ResponseRecord) encode() string {
+	b := append([]byte(`{"id":`), strconv.Quote(r.ID)...) // the id is [A-Za-z0-9_-]
+	if r.Thread != "" {
+		b = gjson.AppendJSONString(append(b, `,"thread":`...), r.Thread)
+	}
+	b = strconv.AppendInt(append(b, `,"seq":`...), r.Seq, 10)
+	b = append(append(append(b, `,"object":`...), r.Object...), `,"time":`...)
+	b = strconv.AppendInt(b, r.Time, 10)
+	return string(append(b, '}'))
+}
 
 // StoreResponse stores a reply to message parent (Window.LastSeq; since is
 // Window.NextSeq, as for AppendResponse) and the served response record,
@@ -76,7 +93,7 @@ func (e *Engine) StoreResponse(k Key, parent, since int64, reply *Message, parti
 		r := *rec
 		r.Thread, r.Seq, r.Time = k.Thread, seq, e.opts.Now().UnixMilli()
 		p.kvs = append(p.kvs,
-			store.KV{Key: responseKey(k, r.ID), Value: mustJSON(r)},
+			store.KV{Key: responseKey(k, r.ID), Value: r.encode()},
 			store.KV{Key: responseIndexKey(k.Tenant, r.ID), Value: k.Context})
 	}
 	if err := e.st.Put(p.kvs...); err != nil {

@@ -81,3 +81,19 @@ func TestStoredResponseChains(t *testing.T) {
 		t.Fatalf("bad id accepted: %v", err)
 	}
 }
+
+// The hand-written record encoding reads back as encoding/json reads it.
+func TestResponseRecordEncoding(t *testing.T) {
+	for _, r := range []ResponseRecord{
+		{ID: "resp_1", Seq: -1, Object: []byte(`{"a":[1,"x\u2028"]}`), Time: 42},
+		{ID: "r-2_b", Thread: "chat \"7\" \u00e9\n", Seq: 12, Object: []byte(`{}`), Time: 1700000000000},
+	} {
+		var back ResponseRecord
+		if err := unmarshal(r.encode(), &back); err != nil {
+			t.Fatalf("%s: %v", r.encode(), err)
+		}
+		if back.ID != r.ID || back.Thread != r.Thread || back.Seq != r.Seq || back.Time != r.Time || string(back.Object) != string(r.Object) {
+			t.Fatalf("round trip: %+v -> %s -> %+v", r, r.encode(), back)
+		}
+	}
+}

@@ -239,7 +239,7 @@ func (s *Server) responses(ctx *fasthttp.RequestCtx, start time.Time, p auth.Pri
 func (s *Server) storeAnswer(key memory.Key, w *memory.Window, req *responsesRequest) func(a *answer, created time.Time, complete bool) ([]byte, error) {
 	parent, since := w.LastSeq, w.NextSeq
 	return func(a *answer, created time.Time, complete bool) ([]byte, error) {
-		obj := mustMarshal(req.object(a, created))
+		obj := req.object(a, created).appendJSON(nil)
 		var reply *memory.Message
 		if msg := a.message(); parent >= 0 && (msg.Content != "" || len(msg.ToolCalls) > 0) {
 			m, err := responseMessage(msg)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -88,7 +87,7 @@ func (s *Server) streamResponse(ctx *fasthttp.RequestCtx, resp *upstream.Respons
 			// The client must not take an answer memory lost for a whole one.
 			fail := storeFailure(err)
 			a.fail(fail.code, fail.message)
-			obj = mustMarshal(req.object(a, created))
+			obj = req.object(a, created).appendJSON(nil)
 		}
 		if a.err != nil {
 			es.emitError(a.err.Code, a.err.Message)
@@ -137,84 +136,67 @@ type eventStream struct {
 	upstreamIDs map[string]int
 	// gone is set once a write to the client failed.
 	gone bool
-	// buf is the event being built.
-	buf []byte
+	// ev is the event being built.
+	ev jsonObject
 }
 
-// The events are written by hand, field by field in the documented
-// order: this is the stream's hot path, where encoding/json (reflection,
-// re-validating embedded JSON) would cost more than the rest of the
-// translation.
+// Events are written by hand (see jsonObject), fields in the documented
+// order.
 
-// event starts an event of type typ in es.buf, with its sequence number.
+// event starts an event of type typ in es.ev, with its sequence number.
 func (es *eventStream) event(typ string) {
-	b := append(es.buf[:0], `{"type":`...)
-	b = gjson.AppendJSONString(b, typ)
-	b = append(b, `,"sequence_number":`...)
-	es.buf = strconv.AppendInt(b, int64(es.seq), 10)
-}
-
-// str adds a string field.
-func (es *eventStream) str(k, v string) {
-	es.buf = append(append(append(es.buf, ',', '"'), k...), '"', ':')
-	es.buf = gjson.AppendJSONString(es.buf, v)
-}
-
-// num adds a number field.
-func (es *eventStream) num(k string, v int) {
-	es.buf = append(append(append(es.buf, ',', '"'), k...), '"', ':')
-	es.buf = strconv.AppendInt(es.buf, int64(v), 10)
-}
-
-// raw adds a field whose value is JSON text.
-func (es *eventStream) raw(k string, v []byte) {
-	es.buf = append(append(append(es.buf, ',', '"'), k...), '"', ':')
-	es.buf = append(es.buf, v...)
+	es.ev.open(es.ev.b)
+	es.ev.str("type", typ)
+	es.ev.num("sequence_number", int64(es.seq))
 }
 
 // at adds the fields that place an event in an item: item_id,
 // output_index and, for content events, content_index.
 func (es *eventStream) at(i int, content bool) {
-	es.str("item_id", es.a.items[i].ID)
-	es.num("output_index", i)
+	es.ev.str("item_id", es.a.items[i].ID)
+	es.ev.num("output_index", int64(i))
 	if content {
-		es.num("content_index", 0)
+		es.ev.num("content_index", 0)
 	}
 }
 
 // send ends the event and writes it.
 func (es *eventStream) send(typ string) {
-	es.buf = append(es.buf, '}')
-	es.write(typ, es.buf)
+	es.write(typ, es.ev.close())
 }
 
 // textPartJSON is the output_text content part of text.
 func textPartJSON(text string) []byte {
-	b := gjson.AppendJSONString([]byte(`{"type":"output_text","text":`), text)
-	return append(b, `,"annotations":[],"logprobs":[]}`...)
+	var j jsonObject
+	j.open(nil)
+	j.str("type", "output_text")
+	j.str("text", text)
+	j.raw("annotations", []byte("[]"))
+	j.raw("logprobs", []byte("[]"))
+	return j.close()
 }
 
 // emitRaw writes a response-carrying event around an object's JSON.
 func (es *eventStream) emitRaw(typ string, obj []byte) {
 	es.event(typ)
-	es.raw("response", obj)
+	es.ev.raw("response", obj)
 	es.send(typ)
 }
 
 // emitError writes an error event.
 func (es *eventStream) emitError(code, message string) {
 	es.event("error")
-	es.str("code", code)
-	es.str("message", message)
-	es.raw("param", []byte("null"))
+	es.ev.str("code", code)
+	es.ev.str("message", message)
+	es.ev.raw("param", []byte("null"))
 	es.send("error")
 }
 
 // emitItem writes an output_item event with the item as it stands.
 func (es *eventStream) emitItem(typ string, i int) {
 	es.event(typ)
-	es.num("output_index", i)
-	es.raw("item", mustMarshal(es.a.items[i]))
+	es.ev.num("output_index", int64(i))
+	es.ev.raw("item", es.a.items[i].appendJSON(nil))
 	es.send(typ)
 }
 
@@ -243,7 +225,7 @@ func (es *eventStream) flush() {
 
 // begin announces the response.
 func (es *eventStream) begin() {
-	obj := mustMarshal(es.req.object(es.a, es.created))
+	obj := es.req.object(es.a, es.created).appendJSON(nil)
 	es.emitRaw("response.created", obj)
 	es.emitRaw("response.in_progress", obj)
 	es.flush()
@@ -269,7 +251,7 @@ func (es *eventStream) openItem(it outputItem) int {
 	if it.Type == "message" {
 		es.event("response.content_part.added")
 		es.at(i, true)
-		es.raw("part", textPartJSON(""))
+		es.ev.raw("part", textPartJSON(""))
 		es.send("response.content_part.added")
 	}
 	return i
@@ -288,23 +270,23 @@ func (es *eventStream) closeItem() {
 	case "message":
 		es.event("response.output_text.done")
 		es.at(i, true)
-		es.str("text", it.Text)
-		es.raw("logprobs", []byte("[]"))
+		es.ev.str("text", it.Text)
+		es.ev.raw("logprobs", []byte("[]"))
 		es.send("response.output_text.done")
 		es.event("response.content_part.done")
 		es.at(i, true)
-		es.raw("part", textPartJSON(it.Text))
+		es.ev.raw("part", textPartJSON(it.Text))
 		es.send("response.content_part.done")
 	case "function_call":
 		es.event("response.function_call_arguments.done")
 		es.at(i, false)
-		es.str("name", it.Name)
-		es.str("arguments", it.Arguments)
+		es.ev.str("name", it.Name)
+		es.ev.str("arguments", it.Arguments)
 		es.send("response.function_call_arguments.done")
 	case "reasoning":
 		es.event("response.reasoning_text.done")
 		es.at(i, true)
-		es.str("text", it.Text)
+		es.ev.str("text", it.Text)
 		es.send("response.reasoning_text.done")
 	}
 	es.emitItem("response.output_item.done", i)
@@ -328,9 +310,9 @@ func (es *eventStream) delta(i int, typ, d string) {
 	}
 	es.event(typ)
 	es.at(i, typ != argumentsDelta)
-	es.str("delta", d)
+	es.ev.str("delta", d)
 	if typ == textDelta {
-		es.raw("logprobs", []byte("[]"))
+		es.ev.raw("logprobs", []byte("[]"))
 	}
 	es.send(typ)
 }

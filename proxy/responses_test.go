@@ -300,3 +300,51 @@ func FuzzParseResponsesRequest(f *testing.F) {
 		}
 	})
 }
+
+// The hand-written response object says what encoding/json would say of
+// the same struct, and its items are those the API documents.
+func TestResponseObjectJSON(t *testing.T) {
+	req, aerr := parseResponsesRequest([]byte(`{"model":"m","input":"x","instructions":"Be \"brief\" <b>","metadata":{"k":"v"},"tools":[{"type":"function","name":"f"}],"temperature":0.5}`))
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	a := answerFromChat(newResponseID(), upstream.Message{Reasoning: "hmm", Content: "Hi \u2028 there\n", ToolCalls: []upstream.ToolCall{{ID: "c", Name: "f", Arguments: `{"a":"<1>"}`}},
+		FinishReason: "length", Usage: &upstream.Usage{PromptTokens: 3, CompletionTokens: 4, CachedTokens: 1}})
+	for _, fail := range []bool{false, true} {
+		if fail {
+			a.fail("server_error", "it \"broke\"")
+			a.usage = nil
+		}
+		o := req.object(a, time.Unix(5, 0))
+		got := o.appendJSON(nil)
+		type plain responseObject
+		want, err := json.Marshal((*plain)(o))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g, w any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, got)
+		}
+		json.Unmarshal(want, &w)
+		gb, _ := json.Marshal(g)
+		wb, _ := json.Marshal(w)
+		if string(gb) != string(wb) {
+			t.Fatalf("object:\n got %s\nwant %s", gb, wb)
+		}
+	}
+	for _, c := range []struct {
+		it   outputItem
+		want string
+	}{
+		{outputItem{Type: "message", ID: "msg_1", Text: "a\"b", Done: true}, `{"id":"msg_1","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":"a\"b","annotations":[],"logprobs":[]}]}`},
+		{outputItem{Type: "message", ID: "msg_2"}, `{"id":"msg_2","type":"message","status":"in_progress","role":"assistant","content":[]}`},
+		{outputItem{Type: "function_call", ID: "fc_1", CallID: "c", Name: "f", Arguments: "{}", Done: true}, `{"id":"fc_1","type":"function_call","status":"completed","call_id":"c","name":"f","arguments":"{}"}`},
+		{outputItem{Type: "reasoning", ID: "rs_1", Text: "t"}, `{"id":"rs_1","type":"reasoning","status":"in_progress","summary":[],"content":[{"type":"reasoning_text","text":"t"}]}`},
+		{outputItem{Type: "web_search_call", Raw: []byte(`{"type":"web_search_call","id":"w"}`)}, `{"type":"web_search_call","id":"w"}`},
+	} {
+		if got := string(c.it.appendJSON(nil)); got != c.want {
+			t.Errorf("item:\n got %s\nwant %s", got, c.want)
+		}
+	}
+}

@@ -70,64 +70,46 @@ func (it *outputItem) status() string {
 	return "in_progress"
 }
 
-// textPart is the output_text content part of a message.
-type textPart struct {
-	Type        string   `json:"type"`
-	Text        string   `json:"text"`
-	Annotations []string `json:"annotations"`
-	Logprobs    []string `json:"logprobs"`
-}
-
-func newTextPart(text string) textPart {
-	return textPart{Type: "output_text", Text: text, Annotations: []string{}, Logprobs: []string{}}
-}
-
-// reasoningPart is the reasoning_text content part of a reasoning item.
-type reasoningPart struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
+// appendJSON appends the item as the Responses API renders it (see
+// jsonObject).
+func (it *outputItem) appendJSON(b []byte) []byte {
+	if it.Type != "message" && it.Type != "function_call" && it.Type != "reasoning" {
+		return append(b, it.Raw...)
+	}
+	var j jsonObject
+	j.b = append(b, '{')
+	j.str("id", it.ID)
+	j.str("type", it.Type)
+	j.str("status", it.status())
+	switch it.Type {
+	case "message":
+		j.str("role", "assistant")
+		content := []byte("[]")
+		if it.Done || it.Text != "" {
+			content = append(append([]byte{'['}, textPartJSON(it.Text)...), ']')
+		}
+		j.raw("content", content)
+	case "function_call":
+		j.str("call_id", it.CallID)
+		j.str("name", it.Name)
+		j.str("arguments", it.Arguments)
+	case "reasoning":
+		j.raw("summary", []byte("[]"))
+		content := []byte("[]")
+		if it.Text != "" {
+			var part jsonObject
+			part.open(nil)
+			part.str("type", "reasoning_text")
+			part.str("text", it.Text)
+			content = append(append([]byte{'['}, part.close()...), ']')
+		}
+		j.raw("content", content)
+	}
+	return j.close()
 }
 
 // MarshalJSON renders the item as the Responses API does.
-func (it outputItem) MarshalJSON() ([]byte, error) {
-	switch it.Type {
-	case "message":
-		content := []textPart{}
-		if it.Done || it.Text != "" {
-			content = append(content, newTextPart(it.Text))
-		}
-		return json.Marshal(struct {
-			ID      string     `json:"id"`
-			Type    string     `json:"type"`
-			Status  string     `json:"status"`
-			Role    string     `json:"role"`
-			Content []textPart `json:"content"`
-		}{it.ID, "message", it.status(), "assistant", content})
-	case "function_call":
-		return json.Marshal(struct {
-			ID        string `json:"id"`
-			Type      string `json:"type"`
-			Status    string `json:"status"`
-			CallID    string `json:"call_id"`
-			Name      string `json:"name"`
-			Arguments string `json:"arguments"`
-		}{it.ID, "function_call", it.status(), it.CallID, it.Name, it.Arguments})
-	case "reasoning":
-		content := []reasoningPart{}
-		if it.Text != "" {
-			content = append(content, reasoningPart{"reasoning_text", it.Text})
-		}
-		return json.Marshal(struct {
-			ID      string          `json:"id"`
-			Type    string          `json:"type"`
-			Status  string          `json:"status"`
-			Summary []string        `json:"summary"`
-			Content []reasoningPart `json:"content"`
-		}{it.ID, "reasoning", it.status(), []string{}, content})
-	default:
-		return it.Raw, nil
-	}
-}
+func (it outputItem) MarshalJSON() ([]byte, error) { return it.appendJSON(nil), nil }
 
 // responseUsage is the usage object of a response.
 type responseUsage struct {
@@ -379,6 +361,71 @@ func (r *responsesRequest) object(a *answer, created time.Time) *responseObject 
 	}
 	return o
 }
+
+// appendJSON appends the object (see jsonObject); the echoed settings are
+// the client's own JSON, already validated.
+func (o *responseObject) appendJSON(b []byte) []byte {
+	var j jsonObject
+	j.b = append(b, '{')
+	null := []byte("null")
+	j.str("id", o.ID)
+	j.str("object", o.Object)
+	j.num("created_at", o.CreatedAt)
+	j.str("status", o.Status)
+	if o.CompletedAt != nil {
+		j.num("completed_at", *o.CompletedAt)
+	} else {
+		j.raw("completed_at", null)
+	}
+	if e := o.Error; e != nil {
+		j.obj("error", func(j *jsonObject) { j.str("code", e.Code); j.str("message", e.Message) })
+	} else {
+		j.raw("error", null)
+	}
+	if d := o.IncompleteDetails; d != nil {
+		j.obj("incomplete_details", func(j *jsonObject) { j.str("reason", d.Reason) })
+	} else {
+		j.raw("incomplete_details", null)
+	}
+	j.raw("instructions", o.Instructions)
+	j.raw("max_output_tokens", o.MaxOutputTokens)
+	j.str("model", o.Model)
+	out := []byte{'['}
+	for i := range o.Output {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = o.Output[i].appendJSON(out)
+	}
+	j.raw("output", append(out, ']'))
+	j.raw("parallel_tool_calls", o.ParallelToolCalls)
+	j.raw("previous_response_id", o.PreviousResponseID)
+	j.raw("reasoning", o.Reasoning)
+	j.raw("store", strconv.AppendBool(nil, o.Store))
+	j.raw("temperature", o.Temperature)
+	j.raw("text", o.Text)
+	j.raw("tool_choice", o.ToolChoice)
+	j.raw("tools", o.Tools)
+	j.raw("top_p", o.TopP)
+	j.str("truncation", o.Truncation)
+	if u := o.Usage; u != nil {
+		j.obj("usage", func(j *jsonObject) {
+			j.num("input_tokens", int64(u.InputTokens))
+			j.obj("input_tokens_details", func(j *jsonObject) { j.num("cached_tokens", int64(u.InputTokensDetails.CachedTokens)) })
+			j.num("output_tokens", int64(u.OutputTokens))
+			j.obj("output_tokens_details", func(j *jsonObject) { j.num("reasoning_tokens", int64(u.OutputTokensDetails.ReasoningTokens)) })
+			j.num("total_tokens", int64(u.TotalTokens))
+		})
+	} else {
+		j.raw("usage", null)
+	}
+	j.raw("user", o.User)
+	j.raw("metadata", o.Metadata)
+	return j.close()
+}
+
+// MarshalJSON renders the object as the Responses API does.
+func (o *responseObject) MarshalJSON() ([]byte, error) { return o.appendJSON(nil), nil }
 
 // mustMarshal encodes v, which cannot fail for the proxy's own types.
 func mustMarshal(v any) []byte {
