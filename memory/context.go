@@ -371,13 +371,13 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 			rec.RawKey, rec.rawSaved = rh.key(prevHash, m.Raw), true
 		}
 		if !leading[i] && rec.Text != "" {
-			e.addBlocks(c, rec, nil, func(n *tree.Node) {
+			e.addBlocks(c, rec, func(n *tree.Node) {
 				p.kvs = append(p.kvs, store.KV{Key: nodeKey(c.key, n.Level, n.Index), Value: mustJSON(n)})
 			})
 		} else {
 			// Leading system prompts stay out of the tree, but are tagged
 			// for the admin view.
-			e.tagUnblocked(rec, nil)
+			e.tagUnblocked(rec)
 		}
 		c.addMsg(rec)
 		c.rec.Messages++
@@ -407,12 +407,12 @@ func internRole(role string) string {
 }
 
 // addBlocks splits a message's text into blocks, tags their sensitive
-// spans (and, as whole-block spans, the rules of wholeTags that detection
-// does not find: tags a message was given after ingest), appends them to
-// the tree, building the gists they fill, and to the lens index (when the
-// context has one), and sets the record's tags, block range and token
-// count. emit receives every new node, blocks first.
-func (e *Engine) addBlocks(c *mctx, rec *msgRecord, wholeTags []string, emit func(*tree.Node)) {
+// spans (and, as whole-block spans, the rules tagged on the whole message,
+// rec.Whole), appends them to the tree, building the gists they fill, and
+// to the lens index (when the context has one), and sets the record's
+// tags, block range and token count. emit receives every new node, blocks
+// first.
+func (e *Engine) addBlocks(c *mctx, rec *msgRecord, emit func(*tree.Node)) {
 	spans := e.opts.Policy.Scan(rec.Text)
 	ranges := make([][2]int, len(spans))
 	for j, sp := range spans {
@@ -421,25 +421,24 @@ func (e *Engine) addBlocks(c *mctx, rec *msgRecord, wholeTags []string, emit fun
 	// The name is text the user wrote too: its spans tag the message,
 	// and an exclude rule in it withholds the message.
 	nameSpans := e.opts.Policy.Scan(rec.Name)
-	rec.Tags = policy.Tags(slices.Concat(spans, nameSpans))
+	rec.Tags = policy.Tags(slices.Concat(spans, nameSpans, wholeSpans(rec.Whole)))
 	pieces := keepSpansWhole(splitBlocks(rec.Text, e.opts.BlockTokens), ranges)
 	head := blockHeader(rec.Time, rec.Role)
 	counts := tokens.CountAll(e.opts.Counter, pieces)
 	headCost := e.countCached(head)
 	// An exclude rule withholds the whole message, not just the block
-	// its span falls in: every block carries a whole-block span of it.
+	// its span falls in: every block carries a whole-block span of it, as
+	// of every rule tagged on the whole message.
 	var whole []string
 	for _, sp := range slices.Concat(spans, nameSpans) {
 		if e.opts.Policy.Excludes(sp.Rule) && !slices.Contains(whole, sp.Rule) {
 			whole = append(whole, sp.Rule)
 		}
 	}
-	for _, t := range wholeTags {
-		if slices.Contains(rec.Tags, t) {
-			continue // detection finds it: its spans say where
+	for _, t := range rec.Whole {
+		if !slices.Contains(whole, t) {
+			whole = append(whole, t)
 		}
-		rec.Tags = append(rec.Tags, t)
-		whole = append(whole, t)
 	}
 	rec.First = c.tree.Len()
 	rec.Tokens = 0
@@ -474,18 +473,22 @@ func (e *Engine) addBlocks(c *mctx, rec *msgRecord, wholeTags []string, emit fun
 }
 
 // tagUnblocked tags a message that has no blocks (a leading system
-// prompt, an empty message) with the rules its text and name match, and
-// with wholeTags (tags given after ingest), and counts its tokens.
-func (e *Engine) tagUnblocked(rec *msgRecord, wholeTags []string) {
-	rec.Tags = policy.Tags(slices.Concat(e.opts.Policy.Scan(rec.Text), e.opts.Policy.Scan(rec.Name)))
-	for _, t := range wholeTags {
-		if !slices.Contains(rec.Tags, t) {
-			rec.Tags = append(rec.Tags, t)
-		}
-	}
+// prompt, an empty message) with the rules its text and name match and
+// those tagged on it whole, and counts its tokens.
+func (e *Engine) tagUnblocked(rec *msgRecord) {
+	rec.Tags = policy.Tags(slices.Concat(e.opts.Policy.Scan(rec.Text), e.opts.Policy.Scan(rec.Name), wholeSpans(rec.Whole)))
 	if rec.Text != "" {
 		rec.Tokens = e.countCached(rec.Text)
 	}
+}
+
+// wholeSpans are the spans that stand for rules tagged on a whole message.
+func wholeSpans(rules []string) []policy.Span {
+	out := make([]policy.Span, len(rules))
+	for i, r := range rules {
+		out[i] = policy.Span{Rule: r}
+	}
+	return out
 }
 
 // supersede marks a message and its descendants superseded.

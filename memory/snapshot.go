@@ -125,6 +125,8 @@ type snapMessage struct {
 	Partial    bool            `json:"partial,omitempty"`
 	Superseded bool            `json:"superseded,omitempty"`
 	Tags       []string        `json:"tags,omitempty"`
+	// Whole are the rules tagged on the whole message.
+	Whole []string `json:"whole,omitempty"`
 	// Damaged marks a record the exporting store could not read back.
 	Damaged bool `json:"damaged,omitempty"`
 }
@@ -137,13 +139,13 @@ type storedMsg struct {
 
 func toSnapMessage(m *msgRecord, st storedMsg) snapMessage {
 	return snapMessage{Type: recMessage, Seq: m.Seq, Parent: m.Parent, Hash: m.Hash, RawKey: st.rawKey, Extra: m.Extra, Role: m.Role,
-		Name: m.Name, Text: m.Text, Raw: st.raw, Time: m.Time, Partial: m.Partial, Superseded: m.Superseded, Tags: m.Tags, Damaged: m.Damaged}
+		Name: m.Name, Text: m.Text, Raw: st.raw, Time: m.Time, Partial: m.Partial, Superseded: m.Superseded, Tags: m.Tags, Whole: m.Whole, Damaged: m.Damaged}
 }
 
 // record returns the message record and the client's raw JSON.
 func (s snapMessage) record() (*msgRecord, json.RawMessage) {
 	return &msgRecord{Seq: s.Seq, Parent: s.Parent, Hash: s.Hash, RawKey: s.RawKey, Extra: s.Extra, Role: s.Role, Name: s.Name,
-		Text: s.Text, Time: s.Time, Partial: s.Partial, Superseded: s.Superseded, Tags: s.Tags, Damaged: s.Damaged, First: -1, Last: -1,
+		Text: s.Text, Time: s.Time, Partial: s.Partial, Superseded: s.Superseded, Tags: s.Tags, Whole: s.Whole, Damaged: s.Damaged, First: -1, Last: -1,
 		rawSaved: !s.RawKey.IsZero()}, s.Raw
 }
 
@@ -538,9 +540,9 @@ func (e *Engine) rebuildTree(c *mctx, msgs []*msgRecord) {
 	for i, ok := range inTree(msgs) {
 		m := msgs[i]
 		if ok {
-			e.addBlocks(c, m, m.Tags, emit)
+			e.addBlocks(c, m, emit)
 		} else {
-			e.tagUnblocked(m, m.Tags)
+			e.tagUnblocked(m)
 		}
 		c.addMsg(m)
 	}

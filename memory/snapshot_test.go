@@ -189,7 +189,24 @@ func TestSnapshotRebuildsDerivedData(t *testing.T) {
 		}
 		m1, _ := a.Messages(k, 0, 1000, []string{"pii", "internal"})
 		m2, _ := eng.Messages(k, 0, 1000, []string{"pii", "internal"})
+		if name == "no policy" {
+			// Tags are what a policy detects: none without rules. A message
+			// tagged whole with a rule this engine lacks stays withheld: no
+			// one can be cleared for an unknown rule.
+			if m2[7].Text != WithheldText {
+				t.Fatalf("no policy: the message tagged whole is shown: %q", m2[7].Text)
+			}
+			for i := range m1 {
+				m1[i].Tags, m2[i].Tags = nil, nil
+			}
+			m1[7].Text = WithheldText
+		}
 		if !equalJSON(m1, m2) {
+			for i := range m1 {
+				if !equalJSON(m1[i], m2[i]) {
+					t.Logf("%+v\n%+v", m1[i], m2[i])
+				}
+			}
 			t.Fatalf("%s: messages differ", name)
 		}
 		if name == "no policy" {
