@@ -1,7 +1,11 @@
 package integration
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,4 +46,60 @@ func TestSecondInstanceOnOneFolderRefused(t *testing.T) {
 	if !found || after.Messages != before.Messages {
 		t.Fatalf("after kill -9 and restart: %+v (found %v), want %d messages", after, found, before.Messages)
 	}
+}
+
+// TestCacheBytesBoundsLoadedContexts: the real binary with memory.cache_bytes
+// of 1 MiB, fed twelve MegaContexts of about 280 KB each, keeps what the
+// loaded ones are charged within the bound (as /metrics reports), holds
+// three, and still answers from every one (an evicted context reads back
+// from the store whole).
+func TestCacheBytesBoundsLoadedContexts(t *testing.T) {
+	const budget = 1 << 20
+	fake := newFake(t, fakellama.Options{NCtx: 8192})
+	p := startProxy(t, proxyOptions{Upstream: fake.URL(), Config: fmt.Sprintf("memory:\n  cache_bytes: %d\n", budget)})
+	r := rand.New(rand.NewPCG(4, 4))
+	k := newTalker(4)
+	want := map[string]int{}
+	for c := 0; c < 12; c++ {
+		id := fmt.Sprintf("ctx-%02d", c)
+		var msgs []msg
+		for i := 0; i < 30; i++ {
+			msgs = append(msgs, msg{"user", k.message()}, msg{"assistant", k.message() + " " + k.message()})
+		}
+		msgs = append(msgs, msg{"user", fmt.Sprintf("What is code %d?", r.IntN(1000))})
+		p.mustChat(t, chatBody(t, msgs, nil), map[string]string{"X-MegaContext-Id": id})
+		want[id] = len(msgs) + 1 // and the reply
+		charged, loaded := cacheGauges(t, p)
+		if charged > budget {
+			t.Fatalf("after %d contexts: %.0f bytes charged, memory.cache_bytes %d", c+1, charged, budget)
+		}
+		t.Logf("after %d contexts: %.0f bytes charged, %v loaded", c+1, charged, loaded)
+		if c == 11 && (loaded < 2 || loaded > 4) {
+			t.Fatalf("%v contexts loaded of 12 (%.0f bytes charged)", loaded, charged)
+		}
+	}
+	for id, n := range want {
+		p.waitMessages(t, id, n)
+	}
+}
+
+// cacheGauges scrapes megacontext_cache_bytes and megacontext_cache_contexts.
+func cacheGauges(t *testing.T, p *proxy) (charged, loaded float64) {
+	t.Helper()
+	r := p.mustDo(t, "GET", "/metrics", nil, nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("/metrics: %d", r.Status)
+	}
+	get := func(name string) float64 {
+		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(string(r.Body))
+		if m == nil {
+			t.Fatalf("/metrics has no %s", name)
+		}
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Fatalf("/metrics: %s = %q", name, m[1])
+		}
+		return v
+	}
+	return get("megacontext_cache_bytes"), get("megacontext_cache_contexts")
 }

@@ -85,6 +85,13 @@ func (e *Engine) account(c *mctx) {
 // Options.CacheBytes bounds.
 func (e *Engine) CachedBytes() int64 { return e.cached.Load() }
 
+// LoadedContexts returns how many contexts are held in memory.
+func (e *Engine) LoadedContexts() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.loaded)
+}
+
 // trimLocked evicts idle contexts, least recently used first, while more
 // than MaxLoaded are loaded or their footprints sum past CacheBytes. keep
 // (the context being acquired) is never evicted, nor is a context in use:

@@ -3,6 +3,8 @@ package proxy
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/megacontext/megacontext/memory"
 )
 
 // metrics are the proxy's Prometheus series.
@@ -64,4 +66,21 @@ func newMetrics() *metrics {
 		m.upstreamErrors, m.retries, m.expansions, m.ingested,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchEngine adds the engine's memory gauges, read at each scrape: what
+// the loaded contexts are charged against memory.cache_bytes, how many are
+// loaded, and the store file (which buntdb holds in memory whole).
+func (m *metrics) watchEngine(e *memory.Engine) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "megacontext_cache_bytes", Help: "Estimated memory of the MegaContexts held loaded (bounded by memory.cache_bytes).",
+		}, func() float64 { return float64(e.CachedBytes()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "megacontext_cache_contexts", Help: "MegaContexts held loaded.",
+		}, func() float64 { return float64(e.LoadedContexts()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "megacontext_store_bytes", Help: "Size of the store file (the embedded store keeps all of it in memory).",
+		}, func() float64 { return float64(e.StoreBytes()) }),
+	)
 }

@@ -123,6 +123,9 @@ func New(o Options) *Server {
 		o.MaxMessages = DefaultMaxMessages
 	}
 	s := &Server{opts: o, eng: o.Engine, up: o.Upstream, log: o.Logger, m: newMetrics()}
+	if o.Engine != nil {
+		s.m.watchEngine(o.Engine)
+	}
 	s.prom = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
 		Handler:               s.handle,
