@@ -27,6 +27,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -138,6 +139,11 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 	}
 	defer stopProfile()
 	var direct, via, overhead, viaResp, respOverhead, respMinusChat []float64
+	// CPU time of the whole process (client, proxy, fixture) per request,
+	// chat and responses, with --responses.
+	var cpuChat, cpuResp, cpuDiff []float64
+	// The proxy's own time before forwarding (X-MegaContext-Overhead-Ms).
+	var preChat, preResp []float64
 	var msgs []map[string]string
 	msgs = append(msgs, map[string]string{"role": "system", "content": "You are a helpful assistant."})
 	for t := 0; t < turns+5; t++ {
@@ -149,22 +155,28 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 			return fmt.Errorf("direct: %w", err)
 		}
 		// The preloaded history lives in MegaContext "bench".
+		c0 := cpuMs()
 		v, reply, err := post(client, proxyURL+"/v1/chat/completions", body, map[string]string{"X-MegaContext-Id": key.Context})
 		if err != nil {
 			return fmt.Errorf("proxy: %w", err)
 		}
+		cChat, hChat := cpuMs()-c0, lastOverhead
 		if responses {
 			// The same conversation as Responses API input items.
 			rbody, _ := json.Marshal(map[string]any{"model": "m", "input": msgs, "max_output_tokens": 256, "stream": stream, "bench_responses": true})
+			c0 := cpuMs()
 			vr, rreply, err := post(client, proxyURL+"/v1/responses", rbody, map[string]string{"X-MegaContext-Id": rkey.Context})
 			if err != nil {
 				return fmt.Errorf("proxy responses: %w", err)
 			}
+			cResp, hResp := cpuMs()-c0, lastOverhead
 			if rreply != reply {
 				return fmt.Errorf("responses answered %q where chat answered %q", rreply, reply)
 			}
 			if t >= 5 {
 				viaResp, respOverhead, respMinusChat = append(viaResp, vr), append(respOverhead, vr-d), append(respMinusChat, vr-v)
+				cpuChat, cpuResp, cpuDiff = append(cpuChat, cChat), append(cpuResp, cResp), append(cpuDiff, cResp-cChat)
+				preChat, preResp = append(preChat, hChat), append(preResp, hResp)
 			}
 		}
 		msgs = append(msgs, map[string]string{"role": "assistant", "content": reply})
@@ -211,6 +223,8 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 		res["responses_overhead_ms_p50"], res["responses_overhead_ms_p99"] = pct(respOverhead, 50), pct(respOverhead, 99)
 		res["responses_minus_chat_ms_p50"] = pct(viaResp, 50) - pct(via, 50)
 		res["responses_minus_chat_paired_ms_p50"] = pct(respMinusChat, 50)
+		res["cpu_chat_ms_p50"], res["cpu_responses_ms_p50"], res["cpu_responses_minus_chat_paired_ms_p50"] = pct(cpuChat, 50), pct(cpuResp, 50), pct(cpuDiff, 50)
+		res["before_forward_chat_ms_p50"], res["before_forward_responses_ms_p50"] = pct(preChat, 50), pct(preResp, 50)
 	}
 	if jsonOut {
 		return json.NewEncoder(os.Stdout).Encode(res)
@@ -223,9 +237,15 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 	if responses {
 		fmt.Printf("/v1/responses        p50 %6.2f ms  p99 %6.2f ms  (added p50 %.2f ms, p99 %.2f ms)\n", pct(viaResp, 50), pct(viaResp, 99), pct(respOverhead, 50), pct(respOverhead, 99))
 		fmt.Printf("responses - chat     p50 %+6.3f ms  (paired per turn: p50 %+.3f ms)\n", pct(viaResp, 50)-pct(via, 50), pct(respMinusChat, 50))
+		fmt.Printf("CPU per request      chat p50 %.3f ms, responses p50 %.3f ms (paired per turn: p50 %+.3f ms)\n", pct(cpuChat, 50), pct(cpuResp, 50), pct(cpuDiff, 50))
+		fmt.Printf("before forwarding    chat p50 %.3f ms, responses p50 %.3f ms (X-MegaContext-Overhead-Ms)\n", pct(preChat, 50), pct(preResp, 50))
 	}
 	return nil
 }
+
+// lastOverhead is the X-MegaContext-Overhead-Ms of the last answer post
+// read: the proxy's own time before forwarding.
+var lastOverhead float64
 
 // post sends a chat or responses request and returns its latency in ms and
 // the reply text.
@@ -240,6 +260,9 @@ func post(c *http.Client, url string, body []byte, hdr map[string]string) (float
 	}
 	t0 := time.Now()
 	resp, err := c.Do(req)
+	if err == nil {
+		lastOverhead, _ = strconv.ParseFloat(resp.Header.Get("X-MegaContext-Overhead-Ms"), 64)
+	}
 	if err != nil {
 		return 0, "", err
 	}
