@@ -137,6 +137,7 @@ func engineOptions(cfg configs.Config, counter tokens.Counter, pol *policy.Polic
 		Fanout:      cfg.Memory.Fanout,
 		GistTokens:  cfg.Memory.GistTokens,
 		CacheBytes:  cfg.Memory.CacheBytes,
+		KeepWindows: cfg.Memory.KeepWindows,
 		Counter:     counter,
 		Policy:      pol,
 		Logger:      logger,

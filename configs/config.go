@@ -158,6 +158,10 @@ type Memory struct {
 	// MegaContext (no context header, no user field) instead of putting
 	// them in the shared "default" memory; off by default.
 	RequireID bool `mapstructure:"require_id"`
+	// KeepWindows is how many recent windows each context keeps, explained,
+	// for the inspector (default 20); the same background worker keeps the
+	// focus telemetry. -1 turns both off.
+	KeepWindows int `mapstructure:"keep_windows"`
 }
 
 // Headers maps client headers to MegaContext selection.
@@ -207,6 +211,7 @@ func Defaults() Config {
 			Thesaurus:        "auto",
 			Render:           "outline",
 			CacheBytes:       256 << 20,
+			KeepWindows:      20,
 		},
 		Headers: Headers{ContextID: []string{"X-MegaContext-Id"}, ThreadID: []string{"X-MegaContext-Thread"}},
 	}
@@ -320,6 +325,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("memory.thesaurus", d.Memory.Thesaurus)
 	v.SetDefault("memory.render", d.Memory.Render)
 	v.SetDefault("memory.cache_bytes", d.Memory.CacheBytes)
+	v.SetDefault("memory.keep_windows", d.Memory.KeepWindows)
 	v.SetDefault("headers.context_id", d.Headers.ContextID)
 	v.SetDefault("headers.thread_id", d.Headers.ThreadID)
 	v.SetDefault("native.dir", d.Native.Dir)
@@ -387,6 +393,8 @@ func (c *Config) normalize() error {
 		return fmt.Errorf("memory.render %q: want outline or chronological", m.Render)
 	case m.CacheBytes < -1:
 		return fmt.Errorf("memory.cache_bytes %d: want a byte count, 0 for the default or -1 for no bound", m.CacheBytes)
+	case m.KeepWindows < -1 || m.KeepWindows > 10000:
+		return fmt.Errorf("memory.keep_windows %d: want 1..10000, or -1 for none", m.KeepWindows)
 	case m.TailPercent < 5 || m.TailPercent > 95:
 		return fmt.Errorf("memory.tail_percent %d: want 5..95", m.TailPercent)
 	case c.Limits.MaxBodyBytes < 1024:

@@ -67,6 +67,7 @@ func TestDryRunEqualsLive(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 9))
 	const nCtx, margin, pairs = 4096, 32, 200
 	equal := 0
+	lastQuestion := ""
 	for i := 0; i < pairs; i++ {
 		q := questions[r.IntN(len(questions))]
 		if r.IntN(3) == 0 {
@@ -88,6 +89,7 @@ func TestDryRunEqualsLive(t *testing.T) {
 			t.Fatalf("pair %d: dry run budget %d, asked %d", i, got, budget)
 		}
 		n := len(fake.Requests())
+		lastQuestion = q
 		live := p.mustChat(t, chatBody(t, ask, map[string]any{"max_tokens": nCtx - margin - budget}), map[string]string{"X-MegaContext-Id": id})
 		if got := live.Header.Get("X-MegaContext-Budget-Tokens"); got != strconv.Itoa(budget) {
 			t.Fatalf("pair %d: live X-MegaContext-Budget-Tokens %s, dry-run budget %d", i, got, budget)
@@ -115,6 +117,30 @@ func TestDryRunEqualsLive(t *testing.T) {
 	}
 	t.Logf("dry run equals live byte for byte in %d of %d question and budget pairs", equal, pairs)
 
+	// The last 20 live windows are kept, newest first, explained.
+	ws := p.mustDo(t, "GET", "/megacontext/v1/contexts/"+id+"/windows", nil, nil)
+	data := gjson.GetBytes(ws.Body, "data").Array()
+	if ws.Status != http.StatusOK || len(data) != 20 {
+		t.Fatalf("windows: %d, %d kept: %.500s", ws.Status, len(data), ws.Body)
+	}
+	if q := data[0].Get("question").Str; q != lastQuestion {
+		t.Errorf("newest kept window asked %q, the last question was %q", q, lastQuestion)
+	}
+	for i, w := range data {
+		if w.Get("budget").Int() <= 0 || w.Get("upstream_status").Int() != 200 || len(w.Get("entries").Array()) == 0 || !strings.HasPrefix(w.Get("memory").Str, "<memory>") {
+			t.Errorf("kept window %d: %.300s", i, w.Raw)
+		}
+		for _, en := range w.Get("entries").Array() {
+			if en.Get("reason").Str == "" {
+				t.Errorf("kept window %d: entry without a reason: %s", i, en.Raw)
+			}
+		}
+	}
+	metrics := p.mustDo(t, "GET", "/metrics", nil, nil)
+	if !strings.Contains(string(metrics.Body), "megacontext_focus_windows_total 212") {
+		t.Errorf("/metrics does not count the 212 kept windows:\n%s", grepLines(string(metrics.Body), "megacontext_focus"))
+	}
+
 	// One debug line per live request says what the window held, never text.
 	log, err := os.ReadFile(p.logPath)
 	if err != nil {
@@ -140,4 +166,15 @@ func TestDryRunEqualsLive(t *testing.T) {
 	if want := 12 + pairs; lines != want {
 		t.Errorf("%d window log lines, want one per live request (%d)", lines, want)
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -136,3 +136,25 @@ func BenchmarkResend(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkKeepWindow measures the keeper's work for one window (explain,
+// telemetry, keeping): what runs in the background after each request.
+func BenchmarkKeepWindow(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("history=%dk", n/1000), func(b *testing.B) {
+			e, k := buildHistory(b, n, RenderOutline)
+			defer e.Close()
+			req := Request{Key: k, Messages: []Message{msg("system", "You are helpful."), msg("user", "What was the code for project 7 again? Something with garden and river.")}, Budget: 4096 - 512, PerMessage: 5, TailPercent: 40}
+			w, err := e.Prepare(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				w.why.explained = false
+				w.OmittedMatches = nil
+				e.keepOne(keepJob{w: w, at: time.Now()})
+			}
+		})
+	}
+}

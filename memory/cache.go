@@ -58,7 +58,7 @@ func vecFootprint(dim int) int64 { return 40 + int64(dim) }
 // footprint is the context's current estimate. The caller holds c.mu (or
 // c is not published yet).
 func (c *mctx) footprint() int64 {
-	b := ctxOverhead + c.msgBytes + c.nodeBytes + c.index.Bytes()
+	b := ctxOverhead + c.msgBytes + c.nodeBytes + c.index.Bytes() + c.telBytes.Load()
 	if len(c.vecs) > 0 {
 		b += int64(len(c.vecs)) * vecFootprint(len(c.vecs[0].Data))
 	}

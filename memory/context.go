@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -143,6 +144,20 @@ type mctx struct {
 	// loadOff is where the next block starts in its message's text, while
 	// loading (shareText).
 	loadOff int
+	// telMu guards what the keeper writes (keep.go, telemetry.go), so that
+	// it never waits for, or holds up, a request: focus is the nodes' focus
+	// telemetry, focusDirty the nodes changed since the keeper last stored
+	// them, prevShown the nodes the previous kept window showed (swaps),
+	// kept the last kept windows, oldest first; gone is set by Delete. A
+	// holder of mu may take telMu, never the other way round.
+	telMu      sync.Mutex
+	gone       bool
+	focus      map[nodeKey2]*NodeFocus
+	focusDirty map[nodeKey2]bool
+	prevShown  map[nodeKey2]bool
+	kept       []*keptWindow
+	// telBytes is the footprint of focus and kept (read without telMu).
+	telBytes atomic.Int64
 }
 
 func (e *Engine) newTree() *tree.Tree {
@@ -203,7 +218,8 @@ func blockSpans(spans []policy.Span, start, end int) []tree.Span {
 
 // load reads a context from the store.
 func (e *Engine) load(k Key) (*mctx, bool, error) {
-	c := &mctx{key: k, byHash: map[string]int64{}, byRaw: map[rawKey]int64{}, kids: map[int64][]int64{}, tree: e.newTree(), index: lens.NewIndex(), sticky: map[[2]int]bool{}}
+	c := &mctx{key: k, byHash: map[string]int64{}, byRaw: map[rawKey]int64{}, kids: map[int64][]int64{}, tree: e.newTree(), index: lens.NewIndex(), sticky: map[[2]int]bool{},
+		focus: map[nodeKey2]*NodeFocus{}, focusDirty: map[nodeKey2]bool{}}
 	v, found, err := e.st.Get(headerKey(k))
 	if err != nil {
 		return nil, false, err
@@ -243,6 +259,9 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("memory: load nodes of %q: %w", k.Context, err)
+	}
+	if err := e.loadFocus(c); err != nil {
+		return nil, false, fmt.Errorf("memory: load focus telemetry of %q: %w", k.Context, err)
 	}
 	if e.opts.Embedder != nil {
 		if err := e.loadVectors(c); err != nil {

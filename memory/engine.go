@@ -69,6 +69,11 @@ type Options struct {
 	Expander Expander
 	// MaxLoaded bounds how many MegaContexts are held in memory; 0 uses 256.
 	MaxLoaded int
+	// KeepWindows is how many recent live windows each context keeps for
+	// inspection, explained; the keeper that keeps them also keeps the
+	// focus telemetry. 0 uses DefaultKeepWindows (20); negative turns both
+	// off.
+	KeepWindows int
 	// CacheBytes bounds the memory the MegaContexts held in memory take,
 	// by their approximate footprint (see cache.go); 0 uses
 	// DefaultCacheBytes, a negative value sets no bound. Idle contexts are
@@ -127,6 +132,8 @@ type Engine struct {
 	costCache map[string]int
 
 	embed *embedWorker
+	// keeper keeps windows and focus telemetry (keep.go); nil when off.
+	keeper *keeper
 }
 
 // Open opens the engine's store.
@@ -148,6 +155,9 @@ func Open(opts Options) (*Engine, error) {
 	}
 	if opts.MinRelevance == 0 {
 		opts.MinRelevance = DefaultMinRelevance
+	}
+	if opts.KeepWindows == 0 {
+		opts.KeepWindows = DefaultKeepWindows
 	}
 	if opts.MaxLoaded <= 0 {
 		opts.MaxLoaded = 256
@@ -190,12 +200,16 @@ func Open(opts Options) (*Engine, error) {
 	if opts.Embedder != nil {
 		e.startEmbedding()
 	}
+	if opts.KeepWindows > 0 {
+		e.startKeeper()
+	}
 	return e, nil
 }
 
 // Close stops background work and closes the store.
 func (e *Engine) Close() error {
 	e.stopEmbedding()
+	e.stopKeeper()
 	return e.st.Close()
 }
 
@@ -344,7 +358,11 @@ func (e *Engine) Delete(k Key) error {
 		return err
 	}
 	defer c.mu.Unlock()
+	// The keeper must not store telemetry of a deleted context afterwards.
+	c.telMu.Lock()
 	err = e.deleteContext(k)
+	c.gone = true
+	c.telMu.Unlock()
 	e.forget(k)
 	c.stale = true
 	return err

@@ -1,8 +1,10 @@
 package memory
 
 import (
+	"slices"
 	"sort"
 
+	"github.com/megacontext/megacontext/memory/focus"
 	"github.com/megacontext/megacontext/memory/lens"
 	"github.com/megacontext/megacontext/memory/tree"
 )
@@ -16,6 +18,19 @@ import (
 // whyInput is what a window's explanation is computed from. Everything in
 // it was computed for the request anyway and is kept by reference.
 type whyInput struct {
+	// c is the context the window was assembled from.
+	c *mctx
+	// question is the text of the request's last user message.
+	question string
+	// res is the allocator's result: what KeepWindow renders again for a
+	// viewer.
+	res focus.Result
+	// tail are the sequence numbers of the verbatim tail's stored messages.
+	tail []int64
+	// blocks are the tree's blocks and levels its level sizes when the
+	// window was assembled, so that the keeper reads them without c.mu.
+	blocks []*tree.Node
+	levels []int
 	// query and refocus are the lens's terms: the question's, and those the
 	// refocus rounds added.
 	query, refocus []lens.Term
@@ -48,16 +63,99 @@ type OmittedMatch struct {
 	Why string `json:"why"`
 	// Terms are the query terms the block holds.
 	Terms []string `json:"terms,omitempty"`
+	// node is the block, for explainTerms.
+	node *tree.Node
 }
 
 // maxOmittedMatches bounds the omitted matches an explanation lists.
 const maxOmittedMatches = 16
 
-// explain completes the window's explanation: the terms each entry
-// matched (and its semantic similarity), and the best relevant blocks left
-// out, with why. The caller holds c.mu, and c's tree still holds every
-// block the window was assembled from.
-func (e *Engine) explain(c *mctx, w *Window) {
+// explain completes the window's explanation: the best relevant blocks
+// left out, with why (omitted), then the terms each entry matched
+// (explainTerms).
+func (e *Engine) explain(w *Window) {
+	e.omitted(w)
+	explainTerms(w)
+}
+
+// omitted lists the best relevant blocks the window does not show
+// verbatim, from both rounds, strongest relative to their round's best
+// first, with why (their terms come with explainTerms). It reads the
+// blocks the window was assembled from (whyInput.blocks): no lock needed.
+func (e *Engine) omitted(w *Window) {
+	x := w.why
+	if x == nil || w.OmittedMatches != nil {
+		return
+	}
+	w.OmittedMatches = []OmittedMatch{}
+	shown := map[int]bool{}
+	withheld := map[int]bool{}
+	for _, en := range w.Entries {
+		if en.Level == 0 && en.Detail == "verbatim" {
+			if en.Withheld {
+				withheld[en.First] = true
+			} else {
+				shown[en.First] = true
+			}
+		}
+	}
+	type cand struct {
+		b           int
+		share, best float64
+		round       int
+	}
+	better := func(x, y cand) bool { return x.share > y.share || (x.share == y.share && x.b < y.b) }
+	// The best few, kept sorted while scanning: a vague question scores
+	// thousands of blocks.
+	top := make([]cand, 0, maxOmittedMatches+1)
+	for round, m := range []map[int]float64{x.scores, x.rescored} {
+		best := 0.0
+		for _, s := range m {
+			best = max(best, s)
+		}
+		for b, s := range m {
+			if s <= 0 || shown[b] {
+				continue
+			}
+			cd := cand{b, s / best, best, round + 1}
+			if len(top) == maxOmittedMatches && !better(cd, top[len(top)-1]) {
+				continue
+			}
+			// A block scored in both rounds keeps its better showing.
+			if i := slices.IndexFunc(top, func(t cand) bool { return t.b == b }); i >= 0 {
+				if !better(cd, top[i]) {
+					continue
+				}
+				top = slices.Delete(top, i, i+1)
+			}
+			i := sort.Search(len(top), func(i int) bool { return better(cd, top[i]) })
+			top = slices.Insert(top, i, cd)
+			if len(top) > maxOmittedMatches {
+				top = top[:maxOmittedMatches]
+			}
+		}
+	}
+	for _, cd := range top {
+		if cd.b < 0 || cd.b >= len(x.blocks) {
+			continue
+		}
+		n := x.blocks[cd.b]
+		om := OmittedMatch{Block: cd.b, Msg: n.Msg, Score: cd.share * cd.best, Round: cd.round, Why: "budget", node: n}
+		switch {
+		case withheld[cd.b] || e.withheldFor(n, x.scopes):
+			om.Why = "policy"
+		case cd.share < x.minRelevance:
+			om.Why = "below threshold"
+		}
+		w.OmittedMatches = append(w.OmittedMatches, om)
+	}
+}
+
+// explainTerms sets the terms each entry (but outline ones) and each
+// omitted match (but policy ones) matched, and the semantic similarity of
+// the blocks the semantic lens scored. It reads only the window's own
+// nodes, whose text never changes once stored: no lock is needed.
+func explainTerms(w *Window) {
 	x := w.why
 	if x == nil || x.explained {
 		return
@@ -72,89 +170,32 @@ func (e *Engine) explain(c *mctx, w *Window) {
 	}
 	matched := func(text string) []string {
 		var out []string
-		seen := map[string]bool{}
 		for _, t := range lens.Terms(text) {
-			if terms[t] && !seen[t] {
-				seen[t] = true
+			if terms[t] && !slices.Contains(out, t) {
 				out = append(out, t)
 			}
 		}
 		return out
 	}
-	shown := map[int]bool{}
-	withheld := map[int]bool{}
 	for i := range w.Entries {
 		en := &w.Entries[i]
-		if en.node == nil {
+		if en.node == nil || en.Reason == focus.Cover.String() {
 			continue
 		}
 		text := en.node.Text
-		if en.Detail == "headline" {
+		if en.Detail == focus.Short.String() {
 			text = en.node.Short
 		}
 		en.Terms = matched(text)
 		if s, ok := x.semantic[en.First]; ok && en.Level == 0 {
 			en.Similarity = cosineOf(s)
 		}
-		if en.Level == 0 && en.Detail == "verbatim" {
-			if en.Withheld {
-				withheld[en.First] = true
-			} else {
-				shown[en.First] = true
-			}
-		}
 	}
-	// The best relevant blocks not shown, from both rounds.
-	type cand struct {
-		b     int
-		score float64
-		round int
-		best  float64
-	}
-	var cands []cand
-	for round, m := range []map[int]float64{x.scores, x.rescored} {
-		best := 0.0
-		for _, s := range m {
-			best = max(best, s)
+	for i := range w.OmittedMatches {
+		om := &w.OmittedMatches[i]
+		if om.node != nil && om.Why != "policy" {
+			om.Terms = matched(om.node.Text)
 		}
-		for b, s := range m {
-			if s > 0 && !shown[b] {
-				cands = append(cands, cand{b, s / max(best, 1e-9), round + 1, best})
-			}
-		}
-	}
-	// Strongest relative to their round's best first; a block scored in
-	// both rounds keeps its better showing.
-	sort.Slice(cands, func(i, j int) bool {
-		if cands[i].score != cands[j].score {
-			return cands[i].score > cands[j].score
-		}
-		return cands[i].b < cands[j].b
-	})
-	listed := map[int]bool{}
-	for _, cd := range cands {
-		if len(w.OmittedMatches) == maxOmittedMatches {
-			break
-		}
-		if listed[cd.b] {
-			continue
-		}
-		listed[cd.b] = true
-		n := c.tree.Block(cd.b)
-		if n == nil {
-			continue
-		}
-		om := OmittedMatch{Block: cd.b, Msg: n.Msg, Score: cd.score * cd.best, Round: cd.round, Why: "budget"}
-		switch {
-		case withheld[cd.b] || e.withheldFor(n, x.scopes):
-			om.Why = "policy"
-		case cd.score < x.minRelevance:
-			om.Why = "below threshold"
-		}
-		if om.Why != "policy" {
-			om.Terms = matched(n.Text)
-		}
-		w.OmittedMatches = append(w.OmittedMatches, om)
 	}
 }
 

@@ -3,6 +3,7 @@ package memory
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/megacontext/megacontext/memory/store"
@@ -22,6 +23,7 @@ import (
 //	                                 context's records are not a context yet
 //	s:TENANT:CONTEXT                 local snapshot facts (snapshotRecord): the
 //	                                 root it was imported from, the last export
+//	f:TENANT:CONTEXT:LEVEL:INDEX     a node's focus telemetry (NodeFocus), 2 and 10 digits
 //
 // Parts are escaped by store.Key, so no id can forge another's boundary, and
 // the zero padding makes key order the records' natural order for scans.
@@ -41,11 +43,13 @@ const (
 	// kindSnapshot holds this store's own facts about snapshots of the
 	// context (never exported: a round trip keeps the root).
 	kindSnapshot = "s"
+	// kindFocus is a node's focus telemetry, written off the request path.
+	kindFocus = "f"
 )
 
 // recordKinds lists every kind of record stored under a context besides its
 // header. Delete removes each; a new kind goes here.
-var recordKinds = []string{kindMessage, kindNode, kindVector, kindResponse, kindProvenance}
+var recordKinds = []string{kindMessage, kindNode, kindVector, kindResponse, kindProvenance, kindFocus}
 
 // singleKinds lists the kinds with one record per context, keyed like the
 // header. Delete removes each; a new kind goes here.
@@ -83,6 +87,22 @@ func msgKey(k Key, seq int64) string {
 
 func nodeKey(k Key, level, index int) string {
 	return store.Key(kindNode, k.Tenant, k.Context, fmt.Sprintf("%02d", level), fmt.Sprintf("%010d", index))
+}
+
+func focusKey(k Key, level, index int) string {
+	return store.Key(kindFocus, k.Tenant, k.Context, fmt.Sprintf("%02d", level), fmt.Sprintf("%010d", index))
+}
+
+// parseFocusKey returns the node a focus telemetry key names.
+func parseFocusKey(key string) (level, index int, ok bool) {
+	i := strings.LastIndexByte(key, ':')
+	j := strings.LastIndexByte(key[:max(i, 0)], ':')
+	if i < 0 || j < 0 {
+		return 0, 0, false
+	}
+	l, err1 := strconv.Atoi(key[j+1 : i])
+	n, err2 := strconv.Atoi(key[i+1:])
+	return l, n, err1 == nil && err2 == nil
 }
 
 func vecKey(k Key, block int) string {

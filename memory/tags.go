@@ -38,16 +38,21 @@ func (e *Engine) Messages(k Key, from int64, limit int, scopes []string) ([]Mess
 	defer c.mu.Unlock()
 	var out []MessageInfo
 	for s := max(from, 0); s < int64(len(c.msgs)) && len(out) < limit; s++ {
-		m := c.msgs[s]
-		text, exText, _ := e.opts.Policy.Filter(m.Text, scopes)
-		name, exName, _ := e.opts.Policy.Filter(m.Name, scopes)
-		if exText || exName || e.taggedWhole(c, m, scopes) {
-			text, name = WithheldText, ""
-		}
-		out = append(out, MessageInfo{Seq: m.Seq, Parent: m.Parent, Role: m.Role, Name: name, Time: time.UnixMilli(m.Time).UTC(),
-			Text: text, Tokens: m.Tokens, Tags: m.Tags, Partial: m.Partial, Superseded: m.Superseded})
+		out = append(out, e.messageInfo(c, c.msgs[s], scopes))
 	}
 	return out, nil
+}
+
+// messageInfo is a stored message as a caller holding scopes may see it.
+// The caller holds c.mu.
+func (e *Engine) messageInfo(c *mctx, m *msgRecord, scopes []string) MessageInfo {
+	text, exText, _ := e.opts.Policy.Filter(m.Text, scopes)
+	name, exName, _ := e.opts.Policy.Filter(m.Name, scopes)
+	if exText || exName || e.taggedWhole(c, m, scopes) {
+		text, name = WithheldText, ""
+	}
+	return MessageInfo{Seq: m.Seq, Parent: m.Parent, Role: m.Role, Name: name, Time: time.UnixMilli(m.Time).UTC(),
+		Text: text, Tokens: m.Tokens, Tags: m.Tags, Partial: m.Partial, Superseded: m.Superseded}
 }
 
 // WithheldText replaces a message the caller is not cleared to see.

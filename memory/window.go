@@ -85,7 +85,7 @@ type Window struct {
 	// OmittedMatches are the best relevant blocks the window does not show
 	// verbatim, with why; set by explain (Request.Explain, KeepWindow).
 	OmittedMatches []OmittedMatch
-	// why is what explain needs; nil when no memory was assembled.
+	// why is what explain and KeepWindow need.
 	why *whyInput
 }
 
@@ -163,12 +163,14 @@ func (e *Engine) Prepare(r Request) (*Window, error) {
 		w.LastSeq = seqs[len(seqs)-1]
 	}
 	w.NextSeq = int64(len(c.msgs))
+	w.why = &whyInput{c: c, question: lastUserText(r.Messages), scopes: r.Scopes}
 	e.assemble(c, r, seqs, w)
 	if w.TailFrom < 0 {
 		return nil, ErrTooLong
 	}
+	w.why.tail = seqs[min(w.TailFrom, len(seqs)):]
 	if r.DryRun && r.Explain {
-		e.explain(c, w)
+		e.explain(w)
 	}
 	return w, nil
 }
@@ -209,10 +211,10 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		scores[b] += s
 	}
 	e.focusOnDays(c, lastUserText(r.Messages), scores, inTail)
-	// What explains the window later (Explain), kept by reference: nothing
+	// What explains the window later (explain), kept by reference: nothing
 	// is computed for it on the request path.
-	why := &whyInput{query: query, scores: scores, semantic: semantic, minRelevance: e.opts.MinRelevance, scopes: r.Scopes}
-	w.why = why
+	why := w.why
+	why.query, why.scores, why.semantic, why.minRelevance = query, scores, semantic, e.opts.MinRelevance
 	in := focus.Input{
 		Tree:     c.tree,
 		Tail:     tailRanges,
@@ -241,6 +243,10 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		in.Details = func(n *tree.Node) int { return e.countCached(detailsHeader(n)) + 1 }
 	}
 	res := focus.Allocate(in)
+	why.res, why.blocks = res, c.tree.Blocks()
+	for l := 0; l < c.tree.Height(); l++ {
+		why.levels = append(why.levels, c.tree.LevelLen(l))
+	}
 	w.Expanded = res.Expanded
 	w.Omitted = res.Cut
 	if res.Outline != nil {

@@ -24,7 +24,8 @@ import (
 //	GET    contexts/{id}/messages   stored messages (?from=SEQ&limit=N)
 //	POST   contexts/{id}/messages/{seq}/tags  {"add": [RULE], "remove": [RULE]}
 //
-// and the sharing routes (admin_memory.go): export, import.
+// and the sharing routes (admin_memory.go): export, import;
+// and the inspector's routes (admin_inspect.go): windows, tree, ...
 func (s *Server) admin(ctx *fasthttp.RequestCtx, p auth.Principal, rest string) {
 	tenant := p.Tenant
 	parts := strings.Split(strings.Trim(rest, "/"), "/")
@@ -51,6 +52,9 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, p auth.Principal, rest string) 
 		}
 		k := memory.Key{Tenant: tenant, Context: id}
 		if len(parts) == 3 && s.sharing(ctx, p, k, parts[2]) {
+			return
+		}
+		if len(parts) >= 3 && s.inspect(ctx, p, k, parts[2:]) {
 			return
 		}
 		switch {

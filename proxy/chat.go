@@ -31,12 +31,13 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx, start time.Time, p auth.Principa
 		return
 	}
 	cctx, stop := watchClient(ctx.Conn())
-	resp, w := s.forward(ctx, cctx, start, s.chatExchange(req, key, p.Scopes))
+	x := s.chatExchange(req, key, p.Scopes)
+	resp, w := s.forward(ctx, cctx, start, x)
 	if resp == nil {
 		stop()
 		return
 	}
-	s.relay(ctx, resp, stop, s.storeReply(key, w))
+	s.relay(ctx, resp, x.finish(stop), s.storeReply(key, w))
 }
 
 // chatExchange is a chat completion request on its way to the upstream,

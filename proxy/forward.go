@@ -53,6 +53,10 @@ type exchange struct {
 	extra int
 	// path is the upstream path the rendered body is posted to.
 	path string
+	// keep, set by forward, hands the window sent to the engine's keeper
+	// (kept windows, focus telemetry); finish runs it once the answer is
+	// relayed, so that the keeper's work never overlaps the exchange.
+	keep func()
 	// render builds the upstream body from an assembled window; it also
 	// returns the policy actions taken on the live turn.
 	render func(w *memory.Window) ([]byte, []policy.Hit, error)
@@ -166,6 +170,8 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, cctx context.Context, start t
 		}
 		if resp != nil {
 			s.logWindow(x.key, b, w, start, resp.Status)
+			meta := memory.WindowMeta{Budget: b.prompt(), Tokens: w.Tokens + b.fixed, Status: resp.Status}
+			x.keep = func() { s.eng.KeepWindow(w, meta) }
 			s.m.windowTokens.Observe(float64(w.Tokens))
 			s.m.historyTokens.Observe(float64(w.HistoryTokens))
 			s.m.expansions.Add(float64(w.Expanded))
@@ -341,3 +347,14 @@ func setWindowHeaders(ctx *fasthttp.RequestCtx, k memory.Key, w *memory.Window, 
 var windowHeaders = []string{"X-MegaContext-Id", "X-MegaContext-History-Tokens", "X-MegaContext-Window-Tokens",
 	"X-MegaContext-Budget-Tokens", "X-MegaContext-Memory-Tokens", "X-MegaContext-Expanded",
 	"X-MegaContext-Omitted-Blocks", "X-MegaContext-New-Messages", "X-MegaContext-Overhead-Ms"}
+
+// finish returns stop extended with the exchange's keep: what relay runs
+// when the answer is out.
+func (x *exchange) finish(stop func()) func() {
+	return func() {
+		stop()
+		if x.keep != nil {
+			x.keep()
+		}
+	}
+}

@@ -84,3 +84,23 @@ func (m *metrics) watchEngine(e *memory.Engine) {
 		}, func() float64 { return float64(e.StoreBytes()) }),
 	)
 }
+
+// registerFocus exports the engine's focus telemetry aggregates, read when
+// scraped.
+func (m *metrics) registerFocus(eng *memory.Engine) {
+	total := func(f func(memory.FocusTotals) int64) func() float64 {
+		return func() float64 { return float64(f(eng.FocusTotals())) }
+	}
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "megacontext_focus_windows_total", Help: "Windows kept and counted in the focus telemetry."},
+			total(func(t memory.FocusTotals) int64 { return t.Windows })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "megacontext_focus_windows_dropped_total", Help: "Windows the focus telemetry dropped because its queue was full."},
+			total(func(t memory.FocusTotals) int64 { return t.Dropped })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "megacontext_focus_node_expansions_total", Help: "Gist tree nodes opened by windows (shown in finer detail than the node)."},
+			total(func(t memory.FocusTotals) int64 { return t.Expansions })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "megacontext_focus_node_swaps_total", Help: "Nodes that entered or left a context's window between consecutive windows."},
+			total(func(t memory.FocusTotals) int64 { return t.Swaps })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "megacontext_focus_swap_rate", Help: "The last window's swap rate: the share of the nodes in it or in its context's previous window that are not in both."},
+			func() float64 { return eng.FocusTotals().LastSwapRate }),
+	)
+}

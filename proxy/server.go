@@ -125,6 +125,7 @@ func New(o Options) *Server {
 	s := &Server{opts: o, eng: o.Engine, up: o.Upstream, log: o.Logger, m: newMetrics()}
 	if o.Engine != nil {
 		s.m.watchEngine(o.Engine)
+		s.m.registerFocus(o.Engine)
 	}
 	s.prom = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{

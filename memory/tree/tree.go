@@ -348,3 +348,8 @@ func (t *Tree) Truncate(n int) {
 		t.levels = t.levels[:len(t.levels)-1]
 	}
 }
+
+// Blocks returns the blocks, oldest first, as a slice that stays valid
+// when blocks are appended: a reader may keep it (a window's explanation,
+// read in the background) while the tree grows. It must not be modified.
+func (t *Tree) Blocks() []*Node { return t.levels[0][:len(t.levels[0]):len(t.levels[0])] }

@@ -8,6 +8,7 @@
 //
 //	go run ./tools/bench --history 100000 --turns 200
 //	go run ./tools/bench --resend --history 1000000 --turns 30
+//	go run ./tools/bench --focus --history 100000 --turns 300
 //
 // With --responses, each turn also sends the same conversation through the
 // proxy's /v1/responses (the messages as input items, to a MegaContext
@@ -50,8 +51,15 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured turns to this file")
 	sync := flag.String("sync", string(store.SyncSecond), "store durability: second (fsync once a second) or always (fsync every write)")
 	responses := flag.Bool("responses", false, "also send each turn through /v1/responses and compare it with chat completions")
+	focusAB := flag.Bool("focus", false, "A/B in one run: the same turns through a proxy whose focus telemetry and kept windows are off and one where they are on; reports what they add per request")
 	flag.Parse()
 	profile = *cpuProfile
+	if *focusAB {
+		if err := focusCost(*history, *turns, *nctx, *jsonOut); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *resendMode {
 		if err := resend(*history, *turns, *nctx, *jsonOut, *estimate, *render); err != nil {
 			log.Fatal(err)
@@ -94,6 +102,26 @@ func sentence(r *rand.Rand, n int) string {
 	return strings.Join(w, " ") + "."
 }
 
+// preloadHistory imports the same chats of random sentences into every
+// key until the first holds history tokens, one chat an hour.
+func preloadHistory(eng *memory.Engine, keys []memory.Key, history int, r *rand.Rand) error {
+	for s := 0; ; s++ {
+		st, err := eng.Stats(keys[0])
+		if err == nil && st.Tokens >= history {
+			return nil
+		}
+		var msgs []memory.Message
+		for i := 0; i < 10; i++ {
+			msgs = append(msgs, memory.Message{Role: "user", Text: sentence(r, 40)}, memory.Message{Role: "assistant", Text: sentence(r, 60)})
+		}
+		for _, k := range keys {
+			if _, err := eng.Import(memory.Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(s)}, msgs, time.Now().Add(-time.Duration(1000-s)*time.Hour)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
 func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, render string, sync store.Sync, responses bool) error {
 	rg, err := newRig(nctx, estimate, 5*time.Second, memory.Options{Render: render, Sync: sync})
 	if err != nil {
@@ -110,20 +138,8 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	start := time.Now()
-	for s := 0; ; s++ {
-		st, err := eng.Stats(key)
-		if err == nil && st.Tokens >= history {
-			break
-		}
-		var msgs []memory.Message
-		for i := 0; i < 10; i++ {
-			msgs = append(msgs, memory.Message{Role: "user", Text: sentence(r, 40)}, memory.Message{Role: "assistant", Text: sentence(r, 60)})
-		}
-		for _, k := range keys {
-			if _, err := eng.Import(memory.Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(s)}, msgs, time.Now().Add(-time.Duration(1000-s)*time.Hour)); err != nil {
-				return err
-			}
-		}
+	if err := preloadHistory(eng, keys, history, r); err != nil {
+		return err
 	}
 	preload := time.Since(start)
 	proxyURL, stop, err := rg.serve(proxy.Options{})
