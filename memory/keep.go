@@ -2,6 +2,7 @@ package memory
 
 import (
 	"hash/fnv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +56,8 @@ type keptWindow struct {
 type keeper struct {
 	jobs chan keepJob
 	done chan struct{}
+	// stop closes jobs once (Close may be called twice).
+	stop sync.Once
 	// totals are the aggregates /metrics exports.
 	windows, dropped, expansions, swaps atomic.Int64
 	// swapMilli is the last window's swap rate, in thousandths.
@@ -104,7 +107,7 @@ func (e *Engine) stopKeeper() {
 	if e.keeper == nil {
 		return
 	}
-	close(e.keeper.jobs)
+	e.keeper.stop.Do(func() { close(e.keeper.jobs) })
 	<-e.keeper.done
 }
 

@@ -30,6 +30,7 @@ func TestDeleteRemovesEveryRecordKind(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		e.KeepWindow(w, WindowMeta{Budget: 3000, Status: 200}) // focus telemetry
 		reply := msg("assistant", "Noted.")
 		if _, err := e.StoreResponse(key, w.LastSeq, w.NextSeq, &reply, false, &ResponseRecord{ID: "resp_" + key.Context, Object: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
@@ -38,6 +39,7 @@ func TestDeleteRemovesEveryRecordKind(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	e.SettleFocus()
 	// A provenance record and the store's snapshot record (an export).
 	kv, err := e.provenanceKV(k, provRecord{Kind: provForget, Time: 1, FirstBlock: -1, LastBlock: -1})
 	if err != nil || e.st.Put(kv) != nil {

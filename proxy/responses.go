@@ -190,6 +190,7 @@ func (s *Server) responses(ctx *fasthttp.RequestCtx, start time.Time, p auth.Pri
 		stop()
 		return
 	}
+	stop = x.finish(stop)
 	id := newResponseID()
 	save := s.storeAnswer(key, w, req)
 	if resp.Status >= 400 {
