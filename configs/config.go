@@ -255,16 +255,10 @@ func Load(path string, flags *pflag.FlagSet, flagKeys map[string]string) (Config
 	if err := v.Unmarshal(&c); err != nil {
 		return Config{}, fmt.Errorf("decode config: %w", err)
 	}
-	// Env vars for list values arrive as one string.
-	if len(c.Headers.ContextID) == 1 && strings.Contains(c.Headers.ContextID[0], ",") {
-		c.Headers.ContextID = splitList(c.Headers.ContextID[0])
-	}
-	if len(c.Headers.ThreadID) == 1 && strings.Contains(c.Headers.ThreadID[0], ",") {
-		c.Headers.ThreadID = splitList(c.Headers.ThreadID[0])
-	}
-	c.Server.CORSOrigins = splitList(strings.Join(c.Server.CORSOrigins, ","))
-	if len(c.Provenance.TrustedKeys) == 1 && strings.Contains(c.Provenance.TrustedKeys[0], ",") {
-		c.Provenance.TrustedKeys = splitList(c.Provenance.TrustedKeys[0])
+	// Env vars for list values arrive as one string, or split at commas
+	// with the spaces after them kept: trim and split every list the same way.
+	for _, l := range []*[]string{&c.Headers.ContextID, &c.Headers.ThreadID, &c.Server.CORSOrigins, &c.Provenance.TrustedKeys} {
+		*l = splitList(strings.Join(*l, ","))
 	}
 	if err := c.normalize(); err != nil {
 		return Config{}, err

@@ -43,6 +43,8 @@ func TestPrecedenceFileEnvFlag(t *testing.T) {
 	t.Setenv("MEGACONTEXT_UPSTREAM_URL", "http://env:2")
 	t.Setenv("MEGACONTEXT_MEMORY_FANOUT", "6")
 	t.Setenv("MEGACONTEXT_SERVER_CORS_ORIGINS", "https://a.example, http://localhost:3000")
+	t.Setenv("MEGACONTEXT_HEADERS_CONTEXT_ID", "X-OpenWebUI-User-Id, X-MegaContext-Id")
+	t.Setenv("MEGACONTEXT_HEADERS_THREAD_ID", " X-OpenWebUI-Chat-Id ,X-MegaContext-Thread")
 	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
 	fs.String("listen", "", "")
 	fs.String("upstream", "", "")
@@ -61,6 +63,13 @@ func TestPrecedenceFileEnvFlag(t *testing.T) {
 	}
 	if got := strings.Join(c.Server.CORSOrigins, " "); got != "https://a.example http://localhost:3000" {
 		t.Errorf("env list lost: cors_origins %q", got)
+	}
+	// Every list from the environment is split at commas and trimmed.
+	if got := strings.Join(c.Headers.ContextID, "|"); got != "X-OpenWebUI-User-Id|X-MegaContext-Id" {
+		t.Errorf("env list: headers.context_id %q", got)
+	}
+	if got := strings.Join(c.Headers.ThreadID, "|"); got != "X-OpenWebUI-Chat-Id|X-MegaContext-Thread" {
+		t.Errorf("env list: headers.thread_id %q", got)
 	}
 	if c.Memory.Fanout != 6 {
 		t.Errorf("env lost: fanout %d", c.Memory.Fanout)
