@@ -155,3 +155,59 @@ func writeConfig(t *testing.T, yaml string) string {
 	}
 	return path
 }
+
+// TestForkDiffMergeThroughBinary branches a memory through the admin API,
+// lets both sides grow, compares them and merges one into the other.
+func TestForkDiffMergeThroughBinary(t *testing.T) {
+	fake := newFake(t, fakellama.Options{})
+	p := startProxy(t, proxyOptions{Upstream: fake.URL()})
+	teamHistory(t, p, "main")
+	st, _ := p.stats(t, "main")
+
+	fork := func(body string) *response {
+		return p.mustDo(t, "POST", "/megacontext/v1/contexts/main/fork", []byte(body), nil)
+	}
+	if r := fork(`{"to":"branch","at":4}`); r.Status != http.StatusCreated || gjson.GetBytes(r.Body, "messages").Int() != 5 {
+		t.Fatalf("fork: %d %s", r.Status, r.Body)
+	}
+	for body, want := range map[string]int{`{"to":"branch"}`: 409, `{"at":2}`: 400, `{"to":"x","at":99999}`: 404, `{"to":"y","at":-3}`: 400} {
+		if r := fork(body); r.Status != want {
+			t.Fatalf("fork %s: %d, want %d: %s", body, r.Status, want, r.Body)
+		}
+	}
+	// Each side goes on its own way.
+	p.mustChat(t, chatBody(t, []msg{{"user", "Main only: the release train leaves on Thursdays."}}, nil), map[string]string{"X-MegaContext-Id": "main"})
+	p.mustChat(t, chatBody(t, []msg{{"user", "Branch only: the demo server is demo-7.internal."}}, nil), map[string]string{"X-MegaContext-Id": "branch"})
+	p.waitMessages(t, "branch", 7)
+
+	d := p.mustDo(t, "GET", "/megacontext/v1/contexts/main/diff?with=branch", nil, nil)
+	if d.Status != http.StatusOK || gjson.GetBytes(d.Body, "ancestor.messages").Int() != 5 ||
+		gjson.GetBytes(d.Body, "b.count").Int() != 2 || gjson.GetBytes(d.Body, "a.count").Int() != int64(st.Messages-5+2) ||
+		!strings.Contains(gjson.GetBytes(d.Body, "b.messages.0.text").Str, "demo-7.internal") {
+		t.Fatalf("diff: %d %s", d.Status, d.Body)
+	}
+	if r := p.mustDo(t, "GET", "/megacontext/v1/contexts/main/diff", nil, nil); r.Status != 400 {
+		t.Fatalf("diff without with: %d", r.Status)
+	}
+	m := p.mustDo(t, "POST", "/megacontext/v1/contexts/main/merge", []byte(`{"from":"branch"}`), nil)
+	if m.Status != http.StatusOK || len(gjson.GetBytes(m.Body, "messages").Array()) != 2 {
+		t.Fatalf("merge: %d %s", m.Status, m.Body)
+	}
+	d = p.mustDo(t, "GET", "/megacontext/v1/contexts/main/diff?with=branch", nil, nil)
+	if gjson.GetBytes(d.Body, "b.count").Int() != 0 {
+		t.Fatalf("diff after the merge: %s", d.Body)
+	}
+	// The merged messages name their origin, and a question finds them.
+	seq := gjson.GetBytes(m.Body, "messages.0").Int()
+	msgs := p.mustDo(t, "GET", fmt.Sprintf("/megacontext/v1/contexts/main/messages?from=%d&limit=1", seq), nil, nil)
+	if gjson.GetBytes(msgs.Body, "data.0.origin.context").Str != "branch" {
+		t.Fatalf("merged message: %s", msgs.Body)
+	}
+	w := p.mustDo(t, "POST", "/megacontext/v1/contexts/main/window", []byte(`{"query":"Which demo server do we use?","budget":1500}`), nil)
+	if !strings.Contains(gjson.GetBytes(w.Body, "memory").Str, "demo-7.internal") {
+		t.Fatalf("the merged fact is not in the window: %s", w.Body)
+	}
+	if r := p.mustDo(t, "POST", "/megacontext/v1/contexts/main/merge", []byte(`{"from":"nobody"}`), nil); r.Status != 404 {
+		t.Fatalf("merge from a missing context: %d", r.Status)
+	}
+}

@@ -68,6 +68,8 @@ type msgRecord struct {
 	// carry them as whole-block spans too; a message without blocks (a
 	// leading system prompt) has only this.
 	Whole []string `json:"whole,omitempty"`
+	// Origin is where a merged message came from; nil for the context's own.
+	Origin *Origin `json:"origin,omitempty"`
 	// First and Last are the message's block range; First = -1 when it has
 	// no blocks (leading system prompts, empty messages).
 	First int `json:"first"`

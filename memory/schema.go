@@ -19,8 +19,8 @@ import (
 //	r:TENANT:CONTEXT:ID              a served response kept for retrieval (ResponseRecord)
 //	ri:TENANT:ID                     the index from a response id to its CONTEXT
 //	p:TENANT:CONTEXT:SEQ             a provenance record (provRecord), 12 digits
-//	i:TENANT:CONTEXT                 an import in progress (importMarker): the
-//	                                 context's records are not a context yet
+//	i:TENANT:CONTEXT                 a new context being written (an import, a
+//	                                 fork): its records are not a context yet
 //	s:TENANT:CONTEXT                 local snapshot facts (snapshotRecord): the
 //	                                 root it was imported from, the last export
 //	f:TENANT:CONTEXT:LEVEL:INDEX     a node's focus telemetry (NodeFocus), 2 and 10 digits
@@ -38,7 +38,8 @@ const (
 	kindResponseIndex = "ri"
 	// kindProvenance records forks, merges and erasures; exported in bundles.
 	kindProvenance = "p"
-	// kindImport marks an import in progress; Open removes what a crash left.
+	// kindImport marks a new context being written (storeNew); Open removes
+	// what a crash left.
 	kindImport = "i"
 	// kindSnapshot holds this store's own facts about snapshots of the
 	// context (never exported: a round trip keeps the root).

@@ -33,8 +33,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tidwall/gjson"
-
 	"github.com/megacontext/megacontext/jsondepth"
 	"github.com/megacontext/megacontext/memory/bundle"
 	"github.com/megacontext/megacontext/memory/policy"
@@ -127,6 +125,8 @@ type snapMessage struct {
 	Tags       []string        `json:"tags,omitempty"`
 	// Whole are the rules tagged on the whole message.
 	Whole []string `json:"whole,omitempty"`
+	// Origin is where a merged message came from.
+	Origin *Origin `json:"origin,omitempty"`
 	// Damaged marks a record the exporting store could not read back.
 	Damaged bool `json:"damaged,omitempty"`
 }
@@ -139,13 +139,13 @@ type storedMsg struct {
 
 func toSnapMessage(m *msgRecord, st storedMsg) snapMessage {
 	return snapMessage{Type: recMessage, Seq: m.Seq, Parent: m.Parent, Hash: m.Hash, RawKey: st.rawKey, Extra: m.Extra, Role: m.Role,
-		Name: m.Name, Text: m.Text, Raw: st.raw, Time: m.Time, Partial: m.Partial, Superseded: m.Superseded, Tags: m.Tags, Whole: m.Whole, Damaged: m.Damaged}
+		Name: m.Name, Text: m.Text, Raw: st.raw, Time: m.Time, Partial: m.Partial, Superseded: m.Superseded, Tags: m.Tags, Whole: m.Whole, Origin: m.Origin, Damaged: m.Damaged}
 }
 
 // record returns the message record and the client's raw JSON.
 func (s snapMessage) record() (*msgRecord, json.RawMessage) {
 	return &msgRecord{Seq: s.Seq, Parent: s.Parent, Hash: s.Hash, RawKey: s.RawKey, Extra: s.Extra, Role: s.Role, Name: s.Name,
-		Text: s.Text, Time: s.Time, Partial: s.Partial, Superseded: s.Superseded, Tags: s.Tags, Whole: s.Whole, Damaged: s.Damaged, First: -1, Last: -1,
+		Text: s.Text, Time: s.Time, Partial: s.Partial, Superseded: s.Superseded, Tags: s.Tags, Whole: s.Whole, Origin: s.Origin, Damaged: s.Damaged, First: -1, Last: -1,
 		rawSaved: !s.RawKey.IsZero()}, s.Raw
 }
 
@@ -247,20 +247,10 @@ func (e *Engine) ExportBundle(k Key, w io.Writer, opts ExportOptions) (bundle.Ro
 	bw.Write(snapHeader{HeaderFields: bundle.Header(), Engine: e.derivation()})
 	bw.Write(snapContext{Type: recContext, Created: c.rec.Created, Updated: c.rec.Updated})
 	// Messages as memory holds them (damaged records recovered as far as
-	// they could be), with what only the store keeps: the client's raw
-	// JSON, and the raw key the store has (memory may hold a later one).
-	stored := make([]storedMsg, len(c.msgs))
-	err = e.st.Scan(recordPrefix(kindMessage, k), func(key, v string) bool {
-		if seq, ok := seqOfKey(key); ok && seq >= 0 && seq < int64(len(stored)) {
-			stored[seq] = storedMsg{raw: storedRaw(v)}
-			if rk := gjson.Get(v, "rk"); rk.Type == gjson.String {
-				_ = stored[seq].rawKey.UnmarshalText([]byte(rk.Str))
-			}
-		}
-		return true
-	})
+	// they could be), with what only the store keeps.
+	stored, err := e.storedMessages(c)
 	if err != nil {
-		return bundle.Root{}, fmt.Errorf("memory: export messages: %w", err)
+		return bundle.Root{}, fmt.Errorf("memory: export: %w", err)
 	}
 	for i, m := range c.msgs {
 		bw.Write(toSnapMessage(m, stored[i]))
@@ -397,9 +387,6 @@ func (e *Engine) ImportBundle(k Key, r io.Reader, opts ImportOptions) (ImportRes
 	snap := snapshotRecord{Imported: &snapshotEvent{Root: root.String(), Signer: root.SignerString(), Time: e.opts.Now().UnixMilli(),
 		Caller: opts.Caller, Messages: len(st.msgs), Blocks: built.tree.Len(), Rebuilt: res.Rebuilt}}
 	if err := e.storeImport(k, built, st, snap); err != nil {
-		if _, derr := e.st.Delete([]string{singleKey(kindImport, k)}, nil); derr == nil {
-			_ = e.deleteContext(k)
-		}
 		return ImportResult{}, err
 	}
 	return res, nil
@@ -626,60 +613,30 @@ func (e *Engine) adoptTree(c *mctx, st *bundleContent) error {
 	return nil
 }
 
-// importBatch is how many records one store transaction of an import
-// writes: big enough to amortize a commit, small enough that buntdb's
+// importBatch is how many records one store transaction of a new
+// context (an import, a fork) writes: big enough to amortize a commit, small enough that buntdb's
 // write buffer stays small.
 const importBatch = 4096
 
-// storeImport writes an imported context: a marker first, then the
-// records in batches, then the header with the snapshot record, then the
-// marker is removed. A context without header is invisible, and Open
-// removes the records of a marker left without one.
+// storeImport writes an imported context with storeNew.
 func (e *Engine) storeImport(k Key, c *mctx, st *bundleContent, snap snapshotRecord) error {
-	now := e.opts.Now().UnixMilli()
-	if err := e.st.Put(store.KV{Key: singleKey(kindImport, k), Value: mustJSON(map[string]int64{"started": now})}); err != nil {
-		return fmt.Errorf("memory: import: %w", err)
-	}
 	rec := ctxRecord{Created: st.ctx.Created, Updated: st.ctx.Updated, Messages: len(c.msgs)}
-	batch := make([]store.KV, 0, importBatch)
-	put := func(kv store.KV) error {
-		batch = append(batch, kv)
-		if len(batch) < importBatch {
-			return nil
-		}
-		err := e.st.Put(batch...)
-		batch = batch[:0]
-		return err
-	}
+	kvs := make([]store.KV, 0, len(c.msgs)+2*c.tree.Len()+len(st.prov))
 	for i, m := range c.msgs {
 		v := mustJSON(msgDisk{m, st.raws[i]})
 		rec.Tokens += m.Tokens
 		rec.Bytes += int64(len(v))
-		if err := put(store.KV{Key: msgKey(k, m.Seq), Value: v}); err != nil {
-			return fmt.Errorf("memory: import: %w", err)
-		}
+		kvs = append(kvs, store.KV{Key: msgKey(k, m.Seq), Value: v})
 	}
 	for l := 0; l < c.tree.Height(); l++ {
 		for i := 0; i < c.tree.LevelLen(l); i++ {
-			n := c.tree.Node(l, i)
-			if err := put(store.KV{Key: nodeKey(k, l, i), Value: mustJSON(n)}); err != nil {
-				return fmt.Errorf("memory: import: %w", err)
-			}
+			kvs = append(kvs, store.KV{Key: nodeKey(k, l, i), Value: mustJSON(c.tree.Node(l, i))})
 		}
 	}
 	for i, p := range st.prov {
-		if err := put(store.KV{Key: provKey(k, int64(i)), Value: p}); err != nil {
-			return fmt.Errorf("memory: import: %w", err)
-		}
+		kvs = append(kvs, store.KV{Key: provKey(k, int64(i)), Value: p})
 	}
-	batch = append(batch, store.KV{Key: headerKey(k), Value: mustJSON(rec)}, store.KV{Key: singleKey(kindSnapshot, k), Value: mustJSON(snap)})
-	if err := e.st.Put(batch...); err != nil {
-		return fmt.Errorf("memory: import: %w", err)
-	}
-	if _, err := e.st.Delete([]string{singleKey(kindImport, k)}, nil); err != nil {
-		e.log.Warn("removing an import marker failed; the next start removes it", "context", k.Context, "err", err)
-	}
-	return nil
+	return e.storeNew(k, kvs, store.KV{Key: headerKey(k), Value: mustJSON(rec)}, store.KV{Key: singleKey(kindSnapshot, k), Value: mustJSON(snap)})
 }
 
 // recoverImports removes what interrupted imports left: the records of a

@@ -71,6 +71,9 @@ func cpuTime() time.Duration {
 // context it builds, the size the loaded context then has anyway
 // ("loaded-MiB"), and never the bundle. import-rebuild imports into an
 // engine with another fan-out, which rebuilds the tree from the messages.
+// fork branches a loaded context whole in the store on disk: "peak-live"
+// shows what it holds beyond the records it shares with the source, and
+// "file-MiB-added" what buntdb's file grows by.
 func BenchmarkSnapshot(b *testing.B) {
 	for _, n := range []int{100_000, 1_000_000} {
 		dir := b.TempDir()
@@ -148,6 +151,44 @@ func BenchmarkSnapshot(b *testing.B) {
 			if err := dst.Delete(Key{Tenant: "bench", Context: "peak"}); err != nil {
 				b.Fatal(err)
 			}
+		})
+		// A fork of the whole context in the store on disk: the records are
+		// written again under the fork's keys with the source's strings.
+		b.Run(fmt.Sprintf("fork/history=%dk", n/1000), func(b *testing.B) {
+			src := Key{Tenant: "bench", Context: "forked-source"}
+			if _, err := dst.ImportBundle(src, bytes.NewReader(raw), ImportOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			dst.Stats(src) // loaded, as a live context is
+			i := 0
+			var cpu time.Duration
+			var grew int64
+			for b.Loop() {
+				i++
+				size := dst.StoreBytes()
+				c0 := cpuTime()
+				if _, err := dst.Fork(src, fmt.Sprint("fork", i), -1, "bench"); err != nil {
+					b.Fatal(err)
+				}
+				cpu += cpuTime() - c0
+				b.StopTimer()
+				grew = dst.StoreBytes() - size
+				if err := dst.Delete(Key{Tenant: "bench", Context: fmt.Sprint("fork", i)}); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(cpu)/float64(b.N)/1e6, "cpu-ms/op")
+			b.ReportMetric(float64(grew)/(1<<20), "file-MiB-added")
+			peak := peakLive(func() {
+				if _, err := dst.Fork(src, "peak-fork", -1, "bench"); err != nil {
+					b.Fatal(err)
+				}
+			})
+			b.ReportMetric(float64(peak)/(1<<20), "peak-live-MiB")
+			dst.Delete(Key{Tenant: "bench", Context: "peak-fork"})
+			dst.Delete(src)
 		})
 		// Into an engine that derives the tree differently (fan-out 16):
 		// the tree is rebuilt from the messages.

@@ -67,8 +67,13 @@ func richContext(t testing.TB, e *Engine, k Key, turns int) {
 	}
 }
 
-func openWith(t testing.TB, dir string, pol *policy.Policy, fanout int) *Engine {
-	t.Helper()
+// testingT is what openWith needs of a *testing.T or a *rapid.T.
+type testingT interface {
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
+func openWith(t testingT, dir string, pol *policy.Policy, fanout int) *Engine {
 	e, err := Open(Options{Dir: dir, Now: fixedClock(), Policy: pol, Fanout: fanout})
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,9 @@ type MessageInfo struct {
 	Tags       []string  `json:"tags,omitempty"`
 	Partial    bool      `json:"partial,omitempty"`
 	Superseded bool      `json:"superseded,omitempty"`
+	// Origin is where a merged message came from; absent for the
+	// context's own.
+	Origin *Origin `json:"origin,omitempty"`
 }
 
 // Messages returns up to limit stored messages from seq from on, in
@@ -52,7 +55,7 @@ func (e *Engine) messageInfo(c *mctx, m *msgRecord, scopes []string) MessageInfo
 		text, name = WithheldText, ""
 	}
 	return MessageInfo{Seq: m.Seq, Parent: m.Parent, Role: m.Role, Name: name, Time: time.UnixMilli(m.Time).UTC(),
-		Text: text, Tokens: m.Tokens, Tags: m.Tags, Partial: m.Partial, Superseded: m.Superseded}
+		Text: text, Tokens: m.Tokens, Tags: m.Tags, Partial: m.Partial, Superseded: m.Superseded, Origin: m.Origin}
 }
 
 // WithheldText replaces a message the caller is not cleared to see.

@@ -3,11 +3,13 @@ package proxy
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"strconv"
 
 	"github.com/valyala/fasthttp"
 
@@ -18,8 +20,11 @@ import (
 
 // sharing serves the admin routes that move and reshape memories:
 //
-//	GET  contexts/{id}/export   the context as a .mcx bundle, its root in X-MegaContext-Root
-//	POST contexts/{id}/import   a .mcx bundle (optionally gzip) into the new context {id}
+//	GET  contexts/{id}/export          the context as a .mcx bundle, its root in X-MegaContext-Root
+//	POST contexts/{id}/import          a .mcx bundle (optionally gzip) into the new context {id}
+//	POST contexts/{id}/fork            {"to": "new-id", "at": SEQ}: a branch of {id} up to message SEQ
+//	GET  contexts/{id}/diff?with=OTHER what each side holds that the other lacks (&limit=N listed)
+//	POST contexts/{id}/merge           {"from": "other"}: other's messages {id} lacks, as a thread
 //
 // It reports whether it handled the request.
 func (s *Server) sharing(ctx *fasthttp.RequestCtx, p auth.Principal, k memory.Key, op string) bool {
@@ -28,6 +33,60 @@ func (s *Server) sharing(ctx *fasthttp.RequestCtx, p auth.Principal, k memory.Ke
 		s.exportContext(ctx, p, k)
 	case op == "import" && ctx.IsPost():
 		s.importContext(ctx, p, k)
+	case op == "fork" && ctx.IsPost():
+		var in struct {
+			To string `json:"to"`
+			At *int64 `json:"at"`
+		}
+		if err := json.Unmarshal(ctx.PostBody(), &in); err != nil || in.To == "" {
+			writeError(ctx, badRequest("to", `body must be {"to": "new-id", "at": SEQ} ("at" optional: all messages)`))
+			return true
+		}
+		at := int64(-1)
+		if in.At != nil {
+			if *in.At < 0 {
+				writeError(ctx, badRequest("at", "at must be a message sequence number (>= 0)"))
+				return true
+			}
+			at = *in.At
+		}
+		res, err := s.eng.Fork(k, in.To, at, p.Caller())
+		if err != nil {
+			s.adminError(ctx, err)
+			return true
+		}
+		ctx.SetStatusCode(fasthttp.StatusCreated)
+		writeJSON(ctx, res)
+	case op == "diff" && ctx.IsGet():
+		with := string(ctx.QueryArgs().Peek("with"))
+		if with == "" {
+			writeError(ctx, badRequest("with", "diff needs ?with=OTHER-ID"))
+			return true
+		}
+		limit, _ := strconv.Atoi(string(ctx.QueryArgs().Peek("limit")))
+		if limit <= 0 || limit > 1000 {
+			limit = 100
+		}
+		d, err := s.eng.Diff(k, with, limit, p.Scopes)
+		if err != nil {
+			s.adminError(ctx, err)
+			return true
+		}
+		writeJSON(ctx, d)
+	case op == "merge" && ctx.IsPost():
+		var in struct {
+			From string `json:"from"`
+		}
+		if err := json.Unmarshal(ctx.PostBody(), &in); err != nil || in.From == "" {
+			writeError(ctx, badRequest("from", `body must be {"from": "other-id"}`))
+			return true
+		}
+		res, err := s.eng.Merge(k, in.From, p.Caller())
+		if err != nil {
+			s.adminError(ctx, err)
+			return true
+		}
+		writeJSON(ctx, res)
 	default:
 		return false
 	}

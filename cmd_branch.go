@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	extraCommands = append(extraCommands, newForkCmd, newDiffCmd, newMergeCmd)
+}
+
+// printJSON writes v as indented JSON to the command's output.
+func printJSON(cmd *cobra.Command, v any) error {
+	enc := json.NewEncoder(cmd.OutOrStdout())
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newForkCmd() *cobra.Command {
+	var configPath, tenant, contextID, to string
+	var at int64
+	cmd := &cobra.Command{
+		Use:   "fork --data DIR --context ID --to NEW-ID [--at SEQ]",
+		Short: "Branch a MegaContext: a new one holding its messages up to --at",
+		Long: `Make the new MegaContext --to a branch of --context holding its messages
+0 to --at (default: all), with their tree, vectors and provenance, and a
+provenance record of the fork (POST /megacontext/v1/contexts/{id}/fork).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if to == "" {
+				return errors.New("--to NEW-ID is required")
+			}
+			o, err := openOffline(cmd, configPath, tenant, contextID)
+			if err != nil {
+				return err
+			}
+			defer o.eng.Close()
+			res, err := o.eng.Fork(o.key(), to, at, "cli")
+			if err != nil {
+				return o.explain(err)
+			}
+			return printJSON(cmd, res)
+		},
+	}
+	addOfflineFlags(cmd, &configPath, &tenant, &contextID)
+	cmd.Flags().StringVar(&to, "to", "", "id of the new MegaContext")
+	cmd.Flags().Int64Var(&at, "at", -1, "last message (sequence number) the branch takes; -1 takes all")
+	return cmd
+}
+
+func newDiffCmd() *cobra.Command {
+	var configPath, tenant, contextID, with string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "diff --data DIR --context A --with B",
+		Short: "List what each of two MegaContexts holds that the other lacks",
+		Long: `Compare --context with --with: their common ancestor (the history both
+share from the start) and, on each side, the messages and block spans the
+other lacks (GET /megacontext/v1/contexts/{a}/diff?with={b}).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if with == "" {
+				return errors.New("--with OTHER-ID is required")
+			}
+			o, err := openOffline(cmd, configPath, tenant, contextID)
+			if err != nil {
+				return err
+			}
+			defer o.eng.Close()
+			d, err := o.eng.Diff(o.key(), with, limit, nil)
+			if err != nil {
+				return o.explain(err)
+			}
+			return printJSON(cmd, d)
+		},
+	}
+	addOfflineFlags(cmd, &configPath, &tenant, &contextID)
+	cmd.Flags().StringVar(&with, "with", "", "the MegaContext to compare with")
+	cmd.Flags().IntVar(&limit, "limit", 100, "messages listed per side at most")
+	return cmd
+}
+
+func newMergeCmd() *cobra.Command {
+	var configPath, tenant, contextID, from string
+	cmd := &cobra.Command{
+		Use:   "merge --data DIR --context ID --from OTHER",
+		Short: "Bring another MegaContext's new messages into this one as a thread",
+		Long: `Append to --context the messages of --from that it lacks, as the
+thread(s) they form, each recording its origin, and a provenance record of
+the merge (POST /megacontext/v1/contexts/{id}/merge).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if from == "" {
+				return errors.New("--from OTHER-ID is required")
+			}
+			o, err := openOffline(cmd, configPath, tenant, contextID)
+			if err != nil {
+				return err
+			}
+			defer o.eng.Close()
+			res, err := o.eng.Merge(o.key(), from, "cli")
+			if err != nil {
+				return o.explain(err)
+			}
+			return printJSON(cmd, res)
+		},
+	}
+	addOfflineFlags(cmd, &configPath, &tenant, &contextID)
+	cmd.Flags().StringVar(&from, "from", "", "the MegaContext to merge from")
+	return cmd
+}
