@@ -105,6 +105,11 @@ type ctxRecord struct {
 	Messages int   `json:"messages"`
 	Tokens   int   `json:"tokens"`
 	Bytes    int64 `json:"bytes"`
+	// Policy is the fingerprint (policy.Fingerprint) of the policy the
+	// stored spans and tags were found with; "" for none, and for contexts
+	// stored before it was recorded. Loading a context whose Policy is not
+	// the engine's rescans it (rescan.go).
+	Policy string `json:"policy,omitempty"`
 }
 
 func (r ctxRecord) info(tenant string) ContextInfo {
@@ -227,6 +232,7 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 		return nil, false, err
 	}
 	if !found {
+		c.rec.Policy = e.policyPrint // what its spans will be found with
 		return c, false, nil
 	}
 	headerOK := decodeHeader(v, &c.rec)
@@ -261,6 +267,9 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("memory: load nodes of %q: %w", k.Context, err)
+	}
+	if c.rec.Policy != e.policyPrint {
+		e.rescan(c)
 	}
 	if err := e.loadFocus(c); err != nil {
 		return nil, false, fmt.Errorf("memory: load focus telemetry of %q: %w", k.Context, err)
@@ -447,29 +456,13 @@ func (e *Engine) addBlocks(c *mctx, rec *msgRecord, emit func(*tree.Node)) {
 	head := blockHeader(rec.Time, rec.Role)
 	counts := tokens.CountAll(e.opts.Counter, pieces)
 	headCost := e.countCached(head)
-	// An exclude rule withholds the whole message, not just the block
-	// its span falls in: every block carries a whole-block span of it, as
-	// of every rule tagged on the whole message.
-	var whole []string
-	for _, sp := range slices.Concat(spans, nameSpans) {
-		if e.opts.Policy.Excludes(sp.Rule) && !slices.Contains(whole, sp.Rule) {
-			whole = append(whole, sp.Rule)
-		}
-	}
-	for _, t := range rec.Whole {
-		if !slices.Contains(whole, t) {
-			whole = append(whole, t)
-		}
-	}
+	whole := e.wholeRules(rec, spans, nameSpans)
 	rec.First = c.tree.Len()
 	rec.Tokens = 0
 	off := 0
 	for j, text := range pieces {
 		b := &tree.Node{Text: text, Tokens: counts[j], Cost: counts[j], Msg: rec.Seq, Part: j, Role: rec.Role, Time: rec.Time, Head: headCost}
-		b.Spans = blockSpans(spans, off, off+len(text))
-		for _, r := range whole {
-			b.Spans = append([]tree.Span{{Start: 0, End: len(text), Rule: r}}, b.Spans...)
-		}
+		b.Spans = withWhole(whole, blockSpans(spans, off, off+len(text)), len(text))
 		for _, sp := range b.Spans {
 			if !slices.Contains(b.Tags, sp.Rule) {
 				b.Tags = append(b.Tags, sp.Rule)
@@ -491,6 +484,39 @@ func (e *Engine) addBlocks(c *mctx, rec *msgRecord, emit func(*tree.Node)) {
 		rec.Tokens += counts[j]
 	}
 	rec.Last = c.tree.Len() - 1
+}
+
+// wholeRules are the rules every block of a message carries as a
+// whole-block span: those of exclude rules its text (spans) or its name
+// (nameSpans) matched, since an exclude rule withholds the whole message,
+// not just the block its span falls in; and those tagged on the message
+// whole (rec.Whole).
+func (e *Engine) wholeRules(rec *msgRecord, spans, nameSpans []policy.Span) []string {
+	var whole []string
+	for _, sp := range slices.Concat(spans, nameSpans) {
+		if e.opts.Policy.Excludes(sp.Rule) && !slices.Contains(whole, sp.Rule) {
+			whole = append(whole, sp.Rule)
+		}
+	}
+	for _, t := range rec.Whole {
+		if !slices.Contains(whole, t) {
+			whole = append(whole, t)
+		}
+	}
+	return whole
+}
+
+// withWhole puts a whole-block span of each rule of whole, for a block of
+// n bytes, before the block's own spans.
+func withWhole(whole []string, spans []tree.Span, n int) []tree.Span {
+	if len(whole) == 0 {
+		return spans
+	}
+	out := make([]tree.Span, 0, len(whole)+len(spans))
+	for _, r := range whole {
+		out = append(out, tree.Span{Start: 0, End: n, Rule: r})
+	}
+	return append(out, spans...)
 }
 
 // tagUnblocked tags a message that has no blocks (a leading system

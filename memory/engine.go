@@ -118,6 +118,9 @@ type Engine struct {
 	st    *store.Store
 	gists gist.Extractive
 	log   *slog.Logger
+	// policyPrint is opts.Policy's fingerprint, recorded in each context's
+	// header; a context stored under another is rescanned on load.
+	policyPrint string
 
 	// mu guards loaded and tick. Lock order: a context's mu before mu;
 	// holding mu, a context's lock is only ever tried (TryLock), never
@@ -186,12 +189,13 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		opts:      opts,
-		st:        st,
-		gists:     gist.Extractive{Counter: opts.Counter, MaxTokens: opts.GistTokens, ShortTokens: opts.ShortTokens},
-		log:       opts.Logger,
-		loaded:    map[string]*mctx{},
-		costCache: map[string]int{},
+		opts:        opts,
+		st:          st,
+		gists:       gist.Extractive{Counter: opts.Counter, MaxTokens: opts.GistTokens, ShortTokens: opts.ShortTokens},
+		log:         opts.Logger,
+		policyPrint: opts.Policy.Fingerprint(),
+		loaded:      map[string]*mctx{},
+		costCache:   map[string]int{},
 	}
 	if err := e.recoverImports(); err != nil {
 		st.Close()

@@ -76,7 +76,7 @@ func (e *Engine) derivation() Derivation {
 	return Derivation{
 		Version: deriveVersion, BlockTokens: e.opts.BlockTokens, Fanout: e.opts.Fanout,
 		GistTokens: e.opts.GistTokens, ShortTokens: e.opts.ShortTokens,
-		Tokenizer: e.opts.Counter.Name(), Policy: e.opts.Policy.Fingerprint(),
+		Tokenizer: e.opts.Counter.Name(), Policy: e.policyPrint,
 	}
 }
 
@@ -620,7 +620,8 @@ const importBatch = 4096
 
 // storeImport writes an imported context with storeNew.
 func (e *Engine) storeImport(k Key, c *mctx, st *bundleContent, snap snapshotRecord) error {
-	rec := ctxRecord{Created: st.ctx.Created, Updated: st.ctx.Updated, Messages: len(c.msgs)}
+	// Adopted or rebuilt, the tree's spans are this engine's policy's.
+	rec := ctxRecord{Created: st.ctx.Created, Updated: st.ctx.Updated, Messages: len(c.msgs), Policy: e.policyPrint}
 	kvs := make([]store.KV, 0, len(c.msgs)+2*c.tree.Len()+len(st.prov))
 	for i, m := range c.msgs {
 		v := mustJSON(msgDisk{m, st.raws[i]})

@@ -112,10 +112,9 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([
 	}
 	m := c.msgs[seq]
 	var kvs []store.KV
-	dirty := map[[2]int]*tree.Node{}
+	var blocks []*tree.Node
 	for b := m.First; b >= 0 && b <= m.Last; b++ {
 		n := c.tree.Block(b)
-		c.nodeBytes -= nodeFootprint(n, c.textShared(n))
 		spans := slices.DeleteFunc(slices.Clone(n.Spans), func(s tree.Span) bool {
 			return s.Start == 0 && s.End == len(n.Text) && slices.Contains(remove, s.Rule)
 		})
@@ -125,50 +124,11 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([
 				spans = append([]tree.Span{whole}, spans...)
 			}
 		}
-		n.Spans = spans
-		if red, _, _ := e.opts.Policy.Apply(n.Text, toPolicySpans(spans), nil); len(spans) > 0 {
-			n.Cost = max(n.Tokens, e.opts.Counter.Count(red))
-		}
-		n.Tags = nil
-		for _, s := range spans {
-			if !slices.Contains(n.Tags, s.Rule) {
-				n.Tags = append(n.Tags, s.Rule)
-			}
-		}
-		c.nodeBytes += nodeFootprint(n, c.textShared(n))
-		kvs = append(kvs, store.KV{Key: nodeKey(k, 0, n.Index), Value: mustJSON(n)})
-		for p := c.tree.Parent(n); p != nil; p = c.tree.Parent(p) {
-			dirty[[2]int{p.Level, p.Index}] = p
-		}
+		e.respan(c, n, spans)
+		blocks = append(blocks, n)
 	}
-	// Rebuild gists bottom-up so parents summarize their rebuilt children.
-	keys := make([][2]int, 0, len(dirty))
-	for key := range dirty {
-		keys = append(keys, key)
-	}
-	slices.SortFunc(keys, func(a, b [2]int) int {
-		if a[0] != b[0] {
-			return a[0] - b[0]
-		}
-		return a[1] - b[1]
-	})
-	summarize := e.newTree() // only its summarizer is used
-	for _, key := range keys {
-		g := dirty[key]
-		c.nodeBytes -= nodeFootprint(g, false)
-		children := c.tree.Children(g)
-		gs := summarize.Summarize(g.Level, children)
-		g.Text, g.Cost, g.Short, g.ShortCost, g.Head = gs.Text, gs.Cost, gs.Short, gs.ShortCost, gs.Head
-		g.Tags = nil
-		for _, ch := range children {
-			for _, t := range ch.Tags {
-				if !slices.Contains(g.Tags, t) {
-					g.Tags = append(g.Tags, t)
-				}
-			}
-		}
-		c.nodeBytes += nodeFootprint(g, false)
-		kvs = append(kvs, store.KV{Key: nodeKey(k, g.Level, g.Index), Value: mustJSON(g)})
+	for _, n := range append(blocks, e.rebuildGists(c, blocks)...) {
+		kvs = append(kvs, store.KV{Key: nodeKey(k, n.Level, n.Index), Value: mustJSON(n)})
 	}
 	c.msgBytes -= msgFootprint(m)
 	m.Whole = slices.DeleteFunc(m.Whole, func(t string) bool { return slices.Contains(remove, t) })
@@ -197,4 +157,67 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([
 		return nil, fmt.Errorf("memory: store tags: %w", err)
 	}
 	return tags, nil
+}
+
+// respan gives block n new sensitive spans, with the tags and the cost
+// they imply (a placeholder can cost more than what it replaces: the
+// larger is budgeted), and keeps c's footprint in step.
+func (e *Engine) respan(c *mctx, n *tree.Node, spans []tree.Span) {
+	c.nodeBytes -= nodeFootprint(n, c.textShared(n))
+	n.Spans = spans
+	n.Cost = n.Tokens
+	if len(spans) > 0 {
+		red, _, _ := e.opts.Policy.Apply(n.Text, toPolicySpans(spans), nil)
+		n.Cost = max(n.Tokens, e.opts.Counter.Count(red))
+	}
+	n.Tags = nil
+	for _, s := range spans {
+		if !slices.Contains(n.Tags, s.Rule) {
+			n.Tags = append(n.Tags, s.Rule)
+		}
+	}
+	c.nodeBytes += nodeFootprint(n, c.textShared(n))
+}
+
+// rebuildGists rebuilds every gist above blocks whose spans changed, from
+// their children as now redacted, bottom-up so that a parent summarizes
+// its rebuilt children, and returns the rebuilt gists. Their hashes stay:
+// they cover the same text.
+func (e *Engine) rebuildGists(c *mctx, blocks []*tree.Node) []*tree.Node {
+	dirty := map[[2]int]*tree.Node{}
+	for _, n := range blocks {
+		for p := c.tree.Parent(n); p != nil; p = c.tree.Parent(p) {
+			dirty[[2]int{p.Level, p.Index}] = p
+		}
+	}
+	keys := make([][2]int, 0, len(dirty))
+	for key := range dirty {
+		keys = append(keys, key)
+	}
+	slices.SortFunc(keys, func(a, b [2]int) int {
+		if a[0] != b[0] {
+			return a[0] - b[0]
+		}
+		return a[1] - b[1]
+	})
+	summarize := e.newTree() // only its summarizer is used
+	out := make([]*tree.Node, 0, len(keys))
+	for _, key := range keys {
+		g := dirty[key]
+		c.nodeBytes -= nodeFootprint(g, false)
+		children := c.tree.Children(g)
+		gs := summarize.Summarize(g.Level, children)
+		g.Text, g.Cost, g.Short, g.ShortCost, g.Head = gs.Text, gs.Cost, gs.Short, gs.ShortCost, gs.Head
+		g.Tags = nil
+		for _, ch := range children {
+			for _, t := range ch.Tags {
+				if !slices.Contains(g.Tags, t) {
+					g.Tags = append(g.Tags, t)
+				}
+			}
+		}
+		c.nodeBytes += nodeFootprint(g, false)
+		out = append(out, g)
+	}
+	return out
 }

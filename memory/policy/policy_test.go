@@ -423,7 +423,6 @@ func TestFingerprintTracksConfiguration(t *testing.T) {
 		"order":   func(r []Rule) { r[0], r[1] = r[1], r[0] },
 		"action":  func(r []Rule) { r[1].Action = "redact" },
 		"pattern": func(r []Rule) { r[1].Pattern = `QX-\d*` },
-		"scopes":  func(r []Rule) { r[1].AllowScopes = []string{"ops", "hr"} },
 		"name":    func(r []Rule) { r[0].Name = "mail" },
 	} {
 		r := []Rule{base[0], base[1]}
@@ -431,5 +430,19 @@ func TestFingerprintTracksConfiguration(t *testing.T) {
 		if fp(r) == fp(base) {
 			t.Errorf("a changed %s keeps the fingerprint", name)
 		}
+	}
+	// Who may see a span does not change which spans there are.
+	scoped := []Rule{base[0], base[1]}
+	scoped[1].AllowScopes = []string{"ops", "hr"}
+	if fp(scoped) != fp(base) {
+		t.Error("changed allow_scopes change the fingerprint: every context would be rescanned for nothing")
+	}
+	// New detector behaviour changes it.
+	p, err := Compile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.fingerprint(DetectorVersion+1) == p.Fingerprint() {
+		t.Error("a new detector version keeps the fingerprint")
 	}
 }
