@@ -12,7 +12,13 @@ import (
 // (in memory) and returns it with the key.
 func buildHistory(b *testing.B, n int, render string) (*Engine, Key) {
 	b.Helper()
-	e, err := Open(Options{Now: fixedClock(), Render: render})
+	return buildHistoryWith(b, n, Options{Now: fixedClock(), Render: render})
+}
+
+// buildHistoryWith is buildHistory into an engine opened with opts.
+func buildHistoryWith(b *testing.B, n int, opts Options) (*Engine, Key) {
+	b.Helper()
+	e, err := Open(opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -32,8 +32,11 @@ func (l *rescanLog) Handle(_ context.Context, r slog.Record) error {
 	}
 	line := map[string]int64{}
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Value.Kind() == slog.KindInt64 {
+		switch a.Value.Kind() {
+		case slog.KindInt64:
 			line[a.Key] = a.Value.Int64()
+		case slog.KindDuration:
+			line[a.Key] = int64(a.Value.Duration())
 		}
 		return true
 	})
