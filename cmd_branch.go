@@ -5,10 +5,12 @@ import (
 	"errors"
 
 	"github.com/spf13/cobra"
+
+	"github.com/megacontext/megacontext/memory"
 )
 
 func init() {
-	extraCommands = append(extraCommands, newForkCmd, newDiffCmd, newMergeCmd)
+	extraCommands = append(extraCommands, newForkCmd, newDiffCmd, newMergeCmd, newForgetCmd)
 }
 
 // printJSON writes v as indented JSON to the command's output.
@@ -109,5 +111,39 @@ the merge (POST /megacontext/v1/contexts/{id}/merge).`,
 	}
 	addOfflineFlags(cmd, &configPath, &tenant, &contextID)
 	cmd.Flags().StringVar(&from, "from", "", "the MegaContext to merge from")
+	return cmd
+}
+
+func newForgetCmd() *cobra.Command {
+	var configPath, tenant, contextID, match, reason string
+	var seqs []int64
+	cmd := &cobra.Command{
+		Use:   "forget --data DIR --context ID (--message SEQ... | --match TEXT) [--reason WHY]",
+		Short: "Erase text from a MegaContext for good, the store's file included",
+		Long: `Erase whole messages (--message, repeatable) or every occurrence of a
+literal (--match, case-sensitive) from --context: from its messages, their
+blocks, the gists above them, their embeddings and the served responses
+that quote it, then rewrite the store's file so that no earlier version
+survives. A provenance record keeps salted hashes of what was erased, the
+time, the caller and --reason, never the text
+(POST /megacontext/v1/contexts/{id}/forget).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := openOffline(cmd, configPath, tenant, contextID)
+			if err != nil {
+				return err
+			}
+			defer o.eng.Close()
+			res, err := o.eng.Erase(o.key(), memory.EraseRequest{Messages: seqs, Match: match, Reason: reason, Caller: "cli"})
+			if err != nil {
+				return o.explain(err)
+			}
+			return printJSON(cmd, res)
+		},
+	}
+	addOfflineFlags(cmd, &configPath, &tenant, &contextID)
+	cmd.Flags().Int64SliceVar(&seqs, "message", nil, "sequence number of a message to erase whole (repeatable)")
+	cmd.Flags().StringVar(&match, "match", "", "literal text to erase wherever it occurs")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the provenance record")
 	return cmd
 }

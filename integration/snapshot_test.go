@@ -211,3 +211,68 @@ func TestForkDiffMergeThroughBinary(t *testing.T) {
 		t.Fatalf("merge from a missing context: %d", r.Status)
 	}
 }
+
+// dirHolds counts the occurrences of text in the files under dir.
+func dirHolds(t *testing.T, dir, text string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		n += bytes.Count(b, []byte(text))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestForgetThroughBinary erases a secret from a running proxy: the data
+// folder no longer holds it, no later window carries it upstream, and a
+// restart does not bring it back.
+func TestForgetThroughBinary(t *testing.T) {
+	fake := newFake(t, fakellama.Options{})
+	data := filepath.Join(t.TempDir(), "data")
+	p := startProxy(t, proxyOptions{Upstream: fake.URL(), DataDir: data})
+	const secret = "QK-7731-LOCKER"
+	hdr := map[string]string{"X-MegaContext-Id": "alice"}
+	conv := []msg{{"user", "My locker code is " + secret + "."}}
+	res := p.mustChat(t, chatBody(t, conv, nil), hdr)
+	conv = append(conv, msg{"assistant", res.Content}, msg{"user", "Repeat it back: " + secret})
+	p.mustChat(t, chatBody(t, conv, nil), hdr)
+	p.waitMessages(t, "alice", 4)
+	if dirHolds(t, data, secret) == 0 {
+		t.Fatal("setup: the secret is not in the data folder")
+	}
+	for body, want := range map[string]int{`{}`: 400, `{"match":"erase"}`: 400, `{"messages":[99]}`: 404} {
+		if r := p.mustDo(t, "POST", "/megacontext/v1/contexts/alice/forget", []byte(body), nil); r.Status != want {
+			t.Fatalf("forget %s: %d, want %d: %s", body, r.Status, want, r.Body)
+		}
+	}
+	r := p.mustDo(t, "POST", "/megacontext/v1/contexts/alice/forget", []byte(`{"match":"`+secret+`","reason":"user request"}`), nil)
+	if r.Status != http.StatusOK || gjson.GetBytes(r.Body, "occurrences").Int() < 2 {
+		t.Fatalf("forget: %d %s", r.Status, r.Body)
+	}
+	if n := dirHolds(t, data, secret); n != 0 {
+		t.Fatalf("the data folder holds the secret %d times after forget", n)
+	}
+	ask := func() {
+		t.Helper()
+		n := len(fake.Requests())
+		p.mustChat(t, chatBody(t, []msg{{"user", "What is my locker code?"}}, nil), hdr)
+		for _, req := range fake.Requests()[n:] {
+			if bytes.Contains(req.Body, []byte(secret)) {
+				t.Fatalf("a window after forget carries the secret upstream")
+			}
+		}
+	}
+	ask()
+	p.restartHard()
+	ask()
+	if n := dirHolds(t, data, secret); n != 0 {
+		t.Fatalf("the data folder holds the secret %d times after a restart", n)
+	}
+}

@@ -86,8 +86,8 @@ type ForkResult struct {
 
 // Fork makes the new context to (in src's tenant) a branch of src holding
 // its messages 0 to at (at < 0: all of them), with their blocks, the gists
-// over them, their vectors and the provenance that concerns them, plus a
-// provenance record of the fork. A message superseded in src only by a
+// over them, their vectors and focus telemetry and the provenance that
+// concerns them, plus a provenance record of the fork. A message superseded in src only by a
 // branch the fork does not hold is live in the fork.
 func (e *Engine) Fork(src Key, to string, at int64, caller string) (ForkResult, error) {
 	dst := Key{Tenant: src.Tenant, Context: to}
@@ -170,6 +170,16 @@ func (e *Engine) Fork(src Key, to string, at int64, caller string) (ForkResult, 
 			l, i, ok := nodeOfKey(key)
 			if n := cs.tree.Node(l, i); ok && n != nil && n.Last < blocks {
 				share(nodeKey(dst, l, i), v)
+			}
+			return true
+		})
+	}
+	if err == nil {
+		err = e.st.Scan(recordPrefix(kindFocus, src), func(key, v string) bool {
+			if l, i, ok := parseFocusKey(key); ok {
+				if n := cs.tree.Node(l, i); n != nil && n.Last < blocks {
+					share(focusKey(dst, l, i), v)
+				}
 			}
 			return true
 		})

@@ -22,9 +22,12 @@ type provRecord struct {
 	At *int64 `json:"at,omitempty"`
 	// Messages are the messages concerned: merged in, or erased.
 	Messages []int64 `json:"messages,omitempty"`
-	// Hashes are the SHA-256 (hex) of each erased message's former text.
+	// Salt is the random salt (hex) of an erasure's hashes.
+	Salt string `json:"salt,omitempty"`
+	// Hashes are "sha256:" and the hex SHA-256 of the salt and each
+	// erased message's former text.
 	Hashes []string `json:"hashes,omitempty"`
-	// Match is the SHA-256 (hex) of the literal a forget matched.
+	// Match is the same hash of the literal an erasure matched.
 	Match string `json:"match,omitempty"`
 	// FirstBlock and LastBlock are the blocks added (merge) or rewritten
 	// (forget), inclusive; FirstBlock is -1 for none.

@@ -7,6 +7,7 @@
 //	context     created and updated times (the telemetry the store keeps today)
 //	message     every message, superseded branches included: the source of truth
 //	node        the gist tree, blocks and gists, with their Merkle hashes: derived data
+//	telemetry   each node's focus telemetry (how often windows showed and opened it)
 //	provenance  forks, merges and erasures the context went through
 //
 // Messages are the source of truth. The tree (block texts and boundaries,
@@ -16,7 +17,9 @@
 // hash, each message's blocks spelling its text); any other engine rebuilds
 // it from the messages with its own block size, fan-out, gist lengths,
 // tokenizer and policy. The lens index and the embeddings are never carried:
-// they are rebuilt on load and in the background. Nothing local to one
+// they are rebuilt on load and in the background. Focus telemetry counts
+// windows over the bundle's tree: it is kept with the tree, and dropped when
+// the tree is rebuilt (its nodes are others then). Nothing local to one
 // store is carried either (the context id, the root it was imported from,
 // the last export), so that exporting an imported context gives back the
 // root it was imported with.
@@ -85,10 +88,19 @@ const (
 	recContext    = "context"
 	recMessage    = "message"
 	recNode       = "node"
+	recTelemetry  = "telemetry"
 	recProvenance = "provenance"
 )
 
-var sectionOrder = []string{bundle.TypeHeader, recContext, recMessage, recNode, recProvenance}
+var sectionOrder = []string{bundle.TypeHeader, recContext, recMessage, recNode, recTelemetry, recProvenance}
+
+// snapFocus is a bundle's telemetry record: one node's focus telemetry.
+type snapFocus struct {
+	Type  string `json:"type"`
+	Level int    `json:"level"`
+	Index int    `json:"index"`
+	NodeFocus
+}
 
 // snapHeader is a bundle's header record.
 type snapHeader struct {
@@ -260,7 +272,23 @@ func (e *Engine) ExportBundle(k Key, w io.Writer, opts ExportOptions) (bundle.Ro
 			bw.Write(toSnapNode(c.tree.Node(l, i)))
 		}
 	}
+	// Telemetry as stored (the keeper writes it every few seconds).
 	var werr error
+	err = e.st.Scan(recordPrefix(kindFocus, k), func(key, v string) bool {
+		l, i, ok := parseFocusKey(key)
+		f := snapFocus{Type: recTelemetry, Level: l, Index: i}
+		if !ok || unmarshal(v, &f.NodeFocus) != nil || c.tree.Node(l, i) == nil {
+			return true // unreadable telemetry starts afresh, as on load
+		}
+		werr = bw.Write(f)
+		return werr == nil
+	})
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		return bundle.Root{}, fmt.Errorf("memory: export telemetry: %w", err)
+	}
 	err = e.st.Scan(recordPrefix(kindProvenance, k), func(_, v string) bool {
 		// Stored provenance records are bundle lines already.
 		werr = bw.WriteLine([]byte(v))
@@ -345,6 +373,7 @@ type bundleContent struct {
 	msgs    []*msgRecord
 	raws    []json.RawMessage
 	nodes   [][]*tree.Node
+	focus   []snapFocus
 	prov    []string
 	hasCtx  bool
 	section int
@@ -386,7 +415,7 @@ func (e *Engine) ImportBundle(k Key, r io.Reader, opts ImportOptions) (ImportRes
 	res.Blocks = built.tree.Len()
 	snap := snapshotRecord{Imported: &snapshotEvent{Root: root.String(), Signer: root.SignerString(), Time: e.opts.Now().UnixMilli(),
 		Caller: opts.Caller, Messages: len(st.msgs), Blocks: built.tree.Len(), Rebuilt: res.Rebuilt}}
-	if err := e.storeImport(k, built, st, snap); err != nil {
+	if err := e.storeImport(k, built, st, snap, res.Rebuilt); err != nil {
 		return ImportResult{}, err
 	}
 	return res, nil
@@ -474,6 +503,17 @@ func (st *bundleContent) add(typ string, line []byte) error {
 			return fmt.Errorf("node %d/%d out of order", n.Level, n.Index)
 		}
 		st.nodes[n.Level] = append(st.nodes[n.Level], n)
+	case recTelemetry:
+		var f snapFocus
+		if err := bundle.Canonical(line, &f); err != nil {
+			return fmt.Errorf("telemetry: %w", err)
+		}
+		if n := len(st.focus); n > 0 {
+			if p := st.focus[n-1]; f.Level < p.Level || (f.Level == p.Level && f.Index <= p.Index) {
+				return fmt.Errorf("telemetry of node %d/%d out of order", f.Level, f.Index)
+			}
+		}
+		st.focus = append(st.focus, f)
 	case recProvenance:
 		var p provRecord
 		if err := bundle.Canonical(line, &p); err != nil {
@@ -567,7 +607,8 @@ func (e *Engine) adoptTree(c *mctx, st *bundleContent) error {
 			if tree.BlockHash(b) != b.Hash {
 				return bad("block %d: its hash does not match its content", next)
 			}
-			if b.Text == "" || !strings.HasPrefix(m.Text[pos:], b.Text) {
+			// Only an erasure leaves a block empty, never a message's first.
+			if (b.Text == "" && b.Part == 0) || !strings.HasPrefix(m.Text[pos:], b.Text) {
 				return bad("block %d does not spell its message's text", next)
 			}
 			pos += len(b.Text)
@@ -619,7 +660,7 @@ func (e *Engine) adoptTree(c *mctx, st *bundleContent) error {
 const importBatch = 4096
 
 // storeImport writes an imported context with storeNew.
-func (e *Engine) storeImport(k Key, c *mctx, st *bundleContent, snap snapshotRecord) error {
+func (e *Engine) storeImport(k Key, c *mctx, st *bundleContent, snap snapshotRecord, rebuilt bool) error {
 	// Adopted or rebuilt, the tree's spans are this engine's policy's.
 	rec := ctxRecord{Created: st.ctx.Created, Updated: st.ctx.Updated, Messages: len(c.msgs), Policy: e.policyPrint}
 	kvs := make([]store.KV, 0, len(c.msgs)+2*c.tree.Len()+len(st.prov))
@@ -632,6 +673,14 @@ func (e *Engine) storeImport(k Key, c *mctx, st *bundleContent, snap snapshotRec
 	for l := 0; l < c.tree.Height(); l++ {
 		for i := 0; i < c.tree.LevelLen(l); i++ {
 			kvs = append(kvs, store.KV{Key: nodeKey(k, l, i), Value: mustJSON(c.tree.Node(l, i))})
+		}
+	}
+	if !rebuilt {
+		// Telemetry counts windows over the bundle's tree: kept with it.
+		for _, f := range st.focus {
+			if c.tree.Node(f.Level, f.Index) != nil {
+				kvs = append(kvs, store.KV{Key: focusKey(k, f.Level, f.Index), Value: mustJSON(f.NodeFocus)})
+			}
 		}
 	}
 	for i, p := range st.prov {

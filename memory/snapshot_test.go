@@ -108,11 +108,18 @@ func TestSnapshotRoundTripKeepsRoot(t *testing.T) {
 	src := openWith(t, srcDir, pol, 4)
 	k := Key{Tenant: "acme", Context: "team"}
 	richContext(t, src, k, 40)
+	// Windows kept make focus telemetry, which travels with the tree.
+	ask(t, src, k, "What did we say about the invoice?", 1500)
+	ask(t, src, k, "And about the harbor?", 1500)
+	src.SettleFocus()
 	b, root := export(t, src, k, nil)
+	if !bytes.Contains(b, []byte(`{"type":"telemetry","level":`)) {
+		t.Fatal("the bundle lacks the focus telemetry")
+	}
 	// Focus hysteresis lives in memory only: compare with a fresh load.
 	src.Close()
 	src = openWith(t, srcDir, pol, 4)
-	if root.Bytes != int64(len(b)) || len(root.Sections) != 4 {
+	if root.Bytes != int64(len(b)) || len(root.Sections) != 5 {
 		t.Fatalf("root %+v for %d bytes", root, len(b))
 	}
 	// The client's raw JSON, which only the store keeps, travels too.

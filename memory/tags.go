@@ -179,10 +179,11 @@ func (e *Engine) respan(c *mctx, n *tree.Node, spans []tree.Span) {
 	c.nodeBytes += nodeFootprint(n, c.textShared(n))
 }
 
-// rebuildGists rebuilds every gist above blocks whose spans changed, from
-// their children as now redacted, bottom-up so that a parent summarizes
-// its rebuilt children, and returns the rebuilt gists. Their hashes stay:
-// they cover the same text.
+// rebuildGists rebuilds every gist above blocks whose spans (or, after an
+// erasure, text) changed, from their children as they are now, bottom-up
+// so that a parent summarizes its rebuilt children, and returns the
+// rebuilt gists. Token counts and Merkle hashes are summed and hashed
+// again: they change only when a child's text did.
 func (e *Engine) rebuildGists(c *mctx, blocks []*tree.Node) []*tree.Node {
 	dirty := map[[2]int]*tree.Node{}
 	for _, n := range blocks {
@@ -208,14 +209,16 @@ func (e *Engine) rebuildGists(c *mctx, blocks []*tree.Node) []*tree.Node {
 		children := c.tree.Children(g)
 		gs := summarize.Summarize(g.Level, children)
 		g.Text, g.Cost, g.Short, g.ShortCost, g.Head = gs.Text, gs.Cost, gs.Short, gs.ShortCost, gs.Head
-		g.Tags = nil
+		g.Tags, g.Tokens = nil, 0
 		for _, ch := range children {
+			g.Tokens += ch.Tokens
 			for _, t := range ch.Tags {
 				if !slices.Contains(g.Tags, t) {
 					g.Tags = append(g.Tags, t)
 				}
 			}
 		}
+		g.Hash = tree.GistHash(g.Level, children)
 		c.nodeBytes += nodeFootprint(g, false)
 		out = append(out, g)
 	}

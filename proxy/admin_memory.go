@@ -25,6 +25,7 @@ import (
 //	POST contexts/{id}/fork            {"to": "new-id", "at": SEQ}: a branch of {id} up to message SEQ
 //	GET  contexts/{id}/diff?with=OTHER what each side holds that the other lacks (&limit=N listed)
 //	POST contexts/{id}/merge           {"from": "other"}: other's messages {id} lacks, as a thread
+//	POST contexts/{id}/forget          {"messages": [SEQ...]} or {"match": "literal"}, "reason": erase for good
 //
 // It reports whether it handled the request.
 func (s *Server) sharing(ctx *fasthttp.RequestCtx, p auth.Principal, k memory.Key, op string) bool {
@@ -82,6 +83,22 @@ func (s *Server) sharing(ctx *fasthttp.RequestCtx, p auth.Principal, k memory.Ke
 			return true
 		}
 		res, err := s.eng.Merge(k, in.From, p.Caller())
+		if err != nil {
+			s.adminError(ctx, err)
+			return true
+		}
+		writeJSON(ctx, res)
+	case op == "forget" && ctx.IsPost():
+		var in struct {
+			Messages []int64 `json:"messages"`
+			Match    string  `json:"match"`
+			Reason   string  `json:"reason"`
+		}
+		if err := json.Unmarshal(ctx.PostBody(), &in); err != nil || (len(in.Messages) == 0) == (in.Match == "") {
+			writeError(ctx, badRequest("", `body must be {"messages": [SEQ, ...]} or {"match": "literal text"}, with an optional "reason"`))
+			return true
+		}
+		res, err := s.eng.Erase(k, memory.EraseRequest{Messages: in.Messages, Match: in.Match, Reason: in.Reason, Caller: p.Caller()})
 		if err != nil {
 			s.adminError(ctx, err)
 			return true
@@ -164,6 +181,8 @@ func (s *Server) importContext(ctx *fasthttp.RequestCtx, p auth.Principal, k mem
 // others.
 func sharingError(err error) (*apiError, bool) {
 	switch {
+	case errors.Is(err, memory.ErrBadErase):
+		return badRequest("", "%s", err.Error()), true
 	case errors.Is(err, memory.ErrExists):
 		return &apiError{status: 409, message: err.Error(), typ: "invalid_request_error", code: "context_exists"}, true
 	case errors.Is(err, bundle.ErrSignature):

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/tidwall/buntdb"
 )
@@ -190,6 +191,26 @@ func (s *Store) Delete(exact []string, prefixes []string) (int, error) {
 		return 0, fmt.Errorf("store: delete: %w", err)
 	}
 	return n, nil
+}
+
+// Compact rewrites the database file with only the current value of each
+// record (buntdb's Shrink): the file is an append-only log that otherwise
+// keeps every earlier value until buntdb shrinks it on its own. It returns
+// once a rewrite that started after the call has finished, so that nothing
+// written before the call survives in the file but current values: a
+// rewrite already running (buntdb's automatic one may have copied a record
+// before it changed) is waited for, then another one runs.
+func (s *Store) Compact() error {
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		err := s.db.Shrink()
+		if !errors.Is(err, buntdb.ErrShrinkInProcess) {
+			if err != nil {
+				return fmt.Errorf("store: compact: %w", err)
+			}
+			return nil
+		}
+		time.Sleep(wait) // buntdb offers nothing to wait on
+	}
 }
 
 // FileSize returns the size of the database file in bytes (0 in memory).
