@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	extraCommands = append(extraCommands, newForkCmd, newDiffCmd, newMergeCmd, newForgetCmd)
+	extraCommands = append(extraCommands, newForkCmd, newDiffCmd, newMergeCmd, newForgetCmd, newProvenanceCmd)
 }
 
 // printJSON writes v as indented JSON to the command's output.
@@ -145,5 +145,34 @@ time, the caller and --reason, never the text
 	cmd.Flags().Int64SliceVar(&seqs, "message", nil, "sequence number of a message to erase whole (repeatable)")
 	cmd.Flags().StringVar(&match, "match", "", "literal text to erase wherever it occurs")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the provenance record")
+	return cmd
+}
+
+func newProvenanceCmd() *cobra.Command {
+	var configPath, tenant, contextID string
+	var block int
+	cmd := &cobra.Command{
+		Use:   "provenance --data DIR --context ID --block N",
+		Short: "Trace a block to its message, thread, origin, Merkle path and snapshot",
+		Long: `Show where block N of --context came from: its message and thread, its
+origin (own, merged from, forked from), the Merkle path above it, the
+snapshots that hold it and the provenance records that concern it
+(GET /megacontext/v1/contexts/{id}/provenance?block=N).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := openOffline(cmd, configPath, tenant, contextID)
+			if err != nil {
+				return err
+			}
+			defer o.eng.Close()
+			p, err := o.eng.Provenance(o.key(), block, nil)
+			if err != nil {
+				return o.explain(err)
+			}
+			return printJSON(cmd, p)
+		},
+	}
+	addOfflineFlags(cmd, &configPath, &tenant, &contextID)
+	cmd.Flags().IntVar(&block, "block", 0, "block number (a window's entries list first_block and last_block)")
 	return cmd
 }

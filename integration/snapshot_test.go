@@ -210,6 +210,18 @@ func TestForkDiffMergeThroughBinary(t *testing.T) {
 	if r := p.mustDo(t, "POST", "/megacontext/v1/contexts/main/merge", []byte(`{"from":"nobody"}`), nil); r.Status != 404 {
 		t.Fatalf("merge from a missing context: %d", r.Status)
 	}
+	// The merged span traces back to the branch.
+	block := gjson.GetBytes(m.Body, "first_block").Int()
+	pr := p.mustDo(t, "GET", fmt.Sprintf("/megacontext/v1/contexts/main/provenance?block=%d", block), nil, nil)
+	if pr.Status != http.StatusOK || gjson.GetBytes(pr.Body, "origin.kind").Str != "merged" || gjson.GetBytes(pr.Body, "origin.from").Str != "branch" ||
+		gjson.GetBytes(pr.Body, "records.0.kind").Str != "merge" || !gjson.GetBytes(pr.Body, "path").IsArray() {
+		t.Fatalf("provenance: %d %s", pr.Status, pr.Body)
+	}
+	for q, want := range map[string]int{"": 400, "?block=x": 400, "?block=99999": 404} {
+		if r := p.mustDo(t, "GET", "/megacontext/v1/contexts/main/provenance"+q, nil, nil); r.Status != want {
+			t.Fatalf("provenance%s: %d, want %d", q, r.Status, want)
+		}
+	}
 }
 
 // dirHolds counts the occurrences of text in the files under dir.

@@ -199,7 +199,7 @@ func (e *Engine) Fork(src Key, to string, at int64, caller string) (ForkResult, 
 	if err != nil {
 		return ForkResult{}, err
 	}
-	fork := provRecord{Kind: provFork, Time: rec.Updated, Caller: caller, From: src.Context, At: &at, FirstBlock: -1, LastBlock: -1}
+	fork := ProvenanceRecord{Kind: provFork, Time: rec.Updated, Caller: caller, From: src.Context, At: &at, FirstBlock: -1, LastBlock: -1}
 	for i, p := range append(prov, fork) {
 		p.Type, p.Seq = recProvenance, int64(i)
 		kvs = append(kvs, store.KV{Key: provKey(dst, int64(i)), Value: mustJSON(p)})
@@ -241,11 +241,11 @@ func liveInPrefix(c *mctx, at int64) []bool {
 
 // provenanceUpTo returns the provenance records of k that concern only
 // messages up to at.
-func (e *Engine) provenanceUpTo(k Key, at int64) ([]provRecord, error) {
-	var out []provRecord
+func (e *Engine) provenanceUpTo(k Key, at int64) ([]ProvenanceRecord, error) {
+	var out []ProvenanceRecord
 	var decodeErr error
 	err := e.st.Scan(recordPrefix(kindProvenance, k), func(key, v string) bool {
-		var p provRecord
+		var p ProvenanceRecord
 		if decodeErr = unmarshal(v, &p); decodeErr != nil {
 			decodeErr = fmt.Errorf("decode %s: %w", key, decodeErr)
 			return false
@@ -453,7 +453,7 @@ func (e *Engine) Merge(into Key, from string, caller string) (MergeResult, error
 	if ci.tree.Len() > firstBlock {
 		res.FirstBlock, res.LastBlock = firstBlock, ci.tree.Len()-1
 	}
-	pkv, err := e.provenanceKV(into, provRecord{Kind: provMerge, Time: now, Caller: caller, From: from, Messages: res.Messages,
+	pkv, err := e.provenanceKV(into, ProvenanceRecord{Kind: provMerge, Time: now, Caller: caller, From: from, Messages: res.Messages,
 		FirstBlock: res.FirstBlock, LastBlock: res.LastBlock})
 	if err == nil {
 		kvs = append(kvs, pkv, store.KV{Key: headerKey(into), Value: mustJSON(ci.rec)})

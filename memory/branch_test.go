@@ -252,3 +252,63 @@ func TestForkSharesRecordsAndRefusesExisting(t *testing.T) {
 
 // sameBacking reports whether two strings share their bytes.
 func sameBacking(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b) }
+
+// TestProvenanceTracesSpans follows blocks of an imported, forked, merged
+// and partly erased context to their message, thread, origin, Merkle path
+// and snapshot.
+func TestProvenanceTracesSpans(t *testing.T) {
+	e := openWith(t, t.TempDir(), nil, 4)
+	team := Key{Tenant: "t", Context: "team"}
+	richContext(t, e, team, 12)
+	var buf bytes.Buffer
+	root, err := e.ExportBundle(team, &buf, ExportOptions{Operator: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := Key{Tenant: "t", Context: "mine"}
+	if _, err := e.ImportBundle(mine, bytes.NewReader(buf.Bytes()), ImportOptions{Caller: "importer"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Fork(mine, "side", 6, "test"); err != nil {
+		t.Fatal(err)
+	}
+	side := Key{Tenant: "t", Context: "side"}
+	if _, err := e.Prepare(Request{Key: side, Messages: []Message{msg("user", "Side note: the spare key is under the blue pot.")}, Budget: 2000, PerMessage: 4, TailPercent: 30}); err != nil {
+		t.Fatal(err)
+	}
+	mr, err := e.Merge(mine, "side", "test")
+	if err != nil || mr.FirstBlock < 0 {
+		t.Fatalf("merge: %+v %v", mr, err)
+	}
+	st, _ := e.Stats(mine)
+	own, err := e.Provenance(mine, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own.Origin.Kind != "own" || own.Snapshot.Imported == nil || own.Snapshot.Imported.Root != root.String() ||
+		own.Message.Seq != 1 || len(own.Thread) != 2 || own.Thread[0] != 0 || len(own.Path) != len(st.NodesPerLevel)-1 || own.Block.Hash == "" {
+		t.Fatalf("block 0: %+v", own)
+	}
+	merged, err := e.Provenance(mine, mr.FirstBlock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merged.Origin.Kind != "merged" || merged.Origin.From != "side" || merged.Snapshot.Imported != nil ||
+		!strings.Contains(merged.Block.Text, "blue pot") || len(merged.Records) != 1 || merged.Records[0].Kind != provMerge {
+		t.Fatalf("merged block: %+v", merged)
+	}
+	forked, err := e.Provenance(side, 0, nil)
+	if err != nil || forked.Origin.Kind != "forked" || forked.Origin.From != "mine" {
+		t.Fatalf("forked block: %+v %v", forked, err)
+	}
+	if _, err := e.Erase(mine, EraseRequest{Messages: []int64{1}, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	erased, err := e.Provenance(mine, 0, nil)
+	if err != nil || erased.Block.Text != ErasedText || erased.Snapshot.Imported != nil || len(erased.Records) != 1 || erased.Records[0].Kind != provForget {
+		t.Fatalf("erased block: %+v %v", erased, err)
+	}
+	if _, err := e.Provenance(mine, 1<<20, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a block past the end: %v", err)
+	}
+}

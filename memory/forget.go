@@ -103,7 +103,7 @@ func (e *Engine) Erase(k Key, req EraseRequest) (EraseResult, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return EraseResult{}, err
 	}
-	prov := provRecord{Kind: provForget, Time: e.opts.Now().UnixMilli(), Caller: req.Caller, Reason: req.Reason,
+	prov := ProvenanceRecord{Kind: provForget, Time: e.opts.Now().UnixMilli(), Caller: req.Caller, Reason: req.Reason,
 		Salt: hex.EncodeToString(salt), FirstBlock: -1, LastBlock: -1}
 	if req.Match != "" {
 		prov.Match = saltedHash(salt, req.Match)

@@ -137,7 +137,7 @@ func TestEraseMatchLeavesNothingInTheDataFolder(t *testing.T) {
 	if bytes.Contains(buf.Bytes(), []byte(secret)) {
 		t.Fatal("the bundle holds the secret")
 	}
-	var prov provRecord
+	var prov ProvenanceRecord
 	for _, line := range bytes.Split(buf.Bytes(), []byte("\n")) {
 		if bytes.HasPrefix(line, []byte(`{"type":"provenance"`)) {
 			json.Unmarshal(line, &prov)

@@ -18,7 +18,7 @@ import (
 //	v:TENANT:CONTEXT:BLOCK           a block's embedding (qvec), 10 digits
 //	r:TENANT:CONTEXT:ID              a served response kept for retrieval (ResponseRecord)
 //	ri:TENANT:ID                     the index from a response id to its CONTEXT
-//	p:TENANT:CONTEXT:SEQ             a provenance record (provRecord), 12 digits
+//	p:TENANT:CONTEXT:SEQ             a provenance record (ProvenanceRecord), 12 digits
 //	i:TENANT:CONTEXT                 a new context being written (an import, a
 //	                                 fork): its records are not a context yet
 //	s:TENANT:CONTEXT                 local snapshot facts (snapshotRecord): the

@@ -41,7 +41,7 @@ func TestDeleteRemovesEveryRecordKind(t *testing.T) {
 	}
 	e.SettleFocus()
 	// A provenance record and the store's snapshot record (an export).
-	kv, err := e.provenanceKV(k, provRecord{Kind: provForget, Time: 1, FirstBlock: -1, LastBlock: -1})
+	kv, err := e.provenanceKV(k, ProvenanceRecord{Kind: provForget, Time: 1, FirstBlock: -1, LastBlock: -1})
 	if err != nil || e.st.Put(kv) != nil {
 		t.Fatal("provenance record", err)
 	}

@@ -206,13 +206,13 @@ func (s snapNode) node() (*tree.Node, error) {
 // (kindSnapshot; never exported).
 type snapshotRecord struct {
 	// Imported is the snapshot the context was imported from, if any.
-	Imported *snapshotEvent `json:"imported,omitempty"`
+	Imported *SnapshotEvent `json:"imported,omitempty"`
 	// Exported is the context's last export.
-	Exported *snapshotEvent `json:"exported,omitempty"`
+	Exported *SnapshotEvent `json:"exported,omitempty"`
 }
 
-// snapshotEvent is one import or export.
-type snapshotEvent struct {
+// SnapshotEvent is one import or export of a context.
+type SnapshotEvent struct {
 	// Root is the bundle's root hash (hex); Signer its signer's key (base64).
 	Root   string `json:"root"`
 	Signer string `json:"signer,omitempty"`
@@ -307,7 +307,7 @@ func (e *Engine) ExportBundle(k Key, w io.Writer, opts ExportOptions) (bundle.Ro
 	// Remember the export (the provenance of spans names it); a failure
 	// to do so does not undo a written bundle.
 	snap := e.snapshotInfo(k)
-	snap.Exported = &snapshotEvent{Root: root.String(), Signer: root.SignerString(), Time: e.opts.Now().UnixMilli(), Caller: opts.Caller,
+	snap.Exported = &SnapshotEvent{Root: root.String(), Signer: root.SignerString(), Time: e.opts.Now().UnixMilli(), Caller: opts.Caller,
 		Messages: len(c.msgs), Blocks: c.tree.Len()}
 	if err := e.st.Put(store.KV{Key: singleKey(kindSnapshot, k), Value: mustJSON(snap)}); err != nil {
 		e.log.Warn("recording an export failed", "context", k.Context, "err", err)
@@ -413,7 +413,7 @@ func (e *Engine) ImportBundle(k Key, r io.Reader, opts ImportOptions) (ImportRes
 		return ImportResult{}, err
 	}
 	res.Blocks = built.tree.Len()
-	snap := snapshotRecord{Imported: &snapshotEvent{Root: root.String(), Signer: root.SignerString(), Time: e.opts.Now().UnixMilli(),
+	snap := snapshotRecord{Imported: &SnapshotEvent{Root: root.String(), Signer: root.SignerString(), Time: e.opts.Now().UnixMilli(),
 		Caller: opts.Caller, Messages: len(st.msgs), Blocks: built.tree.Len(), Rebuilt: res.Rebuilt}}
 	if err := e.storeImport(k, built, st, snap, res.Rebuilt); err != nil {
 		return ImportResult{}, err
@@ -515,7 +515,7 @@ func (st *bundleContent) add(typ string, line []byte) error {
 		}
 		st.focus = append(st.focus, f)
 	case recProvenance:
-		var p provRecord
+		var p ProvenanceRecord
 		if err := bundle.Canonical(line, &p); err != nil {
 			return fmt.Errorf("provenance: %w", err)
 		}

@@ -26,6 +26,7 @@ import (
 //	GET  contexts/{id}/diff?with=OTHER what each side holds that the other lacks (&limit=N listed)
 //	POST contexts/{id}/merge           {"from": "other"}: other's messages {id} lacks, as a thread
 //	POST contexts/{id}/forget          {"messages": [SEQ...]} or {"match": "literal"}, "reason": erase for good
+//	GET  contexts/{id}/provenance?block=N  where block N came from: message, thread, origin, Merkle path, snapshot
 //
 // It reports whether it handled the request.
 func (s *Server) sharing(ctx *fasthttp.RequestCtx, p auth.Principal, k memory.Key, op string) bool {
@@ -104,6 +105,18 @@ func (s *Server) sharing(ctx *fasthttp.RequestCtx, p auth.Principal, k memory.Ke
 			return true
 		}
 		writeJSON(ctx, res)
+	case op == "provenance" && ctx.IsGet():
+		block, err := strconv.Atoi(string(ctx.QueryArgs().Peek("block")))
+		if err != nil || block < 0 {
+			writeError(ctx, badRequest("block", "provenance needs ?block=N, a block number (windows list them as first_block/last_block)"))
+			return true
+		}
+		sp, err := s.eng.Provenance(k, block, p.Scopes)
+		if err != nil {
+			s.adminError(ctx, err)
+			return true
+		}
+		writeJSON(ctx, sp)
 	default:
 		return false
 	}
