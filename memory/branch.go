@@ -30,6 +30,7 @@
 package memory
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -413,9 +414,13 @@ func (e *Engine) Merge(into Key, from string, caller string) (MergeResult, error
 	}
 	intree := inTree(cf.msgs)
 	var kvs []store.KV
-	emit := func(n *tree.Node) {
-		kvs = append(kvs, store.KV{Key: nodeKey(into, n.Level, n.Index), Value: mustJSON(n)})
-	}
+	// Every count of the merge is made at once (one batch); records are
+	// encoded after.
+	var t tally
+	var nodes []*tree.Node
+	emit := func(n *tree.Node) { nodes = append(nodes, n) }
+	var recs []*msgRecord
+	var raws []json.RawMessage
 	// Arrival order is time order in the tree: a merged message arrives no
 	// earlier than what into holds.
 	floor := int64(0)
@@ -436,18 +441,26 @@ func (e *Engine) Merge(into Key, from string, caller string) (MergeResult, error
 			Whole: slices.Clone(m.Whole), Origin: &Origin{Context: from, Seq: m.Seq, Time: m.Time}, First: -1, Last: -1,
 			rawSaved: !stored[m.Seq].rawKey.IsZero()}
 		if intree[m.Seq] {
-			e.addBlocks(ci, rec, emit)
+			e.addBlocks(ci, rec, &t, emit)
 			floor = rec.Time
 		} else {
-			e.tagUnblocked(rec)
+			e.tagUnblocked(rec, &t)
 		}
 		ci.addMsg(rec)
-		v := mustJSON(msgDisk{rec, stored[m.Seq].raw})
+		recs, raws = append(recs, rec), append(raws, stored[m.Seq].raw)
+		res.Messages = append(res.Messages, rec.Seq)
+	}
+	e.settle(&t)
+	sumGists(ci, nodes)
+	for _, n := range nodes {
+		kvs = append(kvs, store.KV{Key: nodeKey(into, n.Level, n.Index), Value: mustJSON(n)})
+	}
+	for i, rec := range recs {
+		v := mustJSON(msgDisk{rec, raws[i]})
 		ci.rec.Messages++
 		ci.rec.Tokens += rec.Tokens
 		ci.rec.Bytes += int64(len(v))
 		kvs = append(kvs, store.KV{Key: msgKey(into, rec.Seq), Value: v})
-		res.Messages = append(res.Messages, rec.Seq)
 	}
 	ci.rec.Updated = max(ci.rec.Updated, now)
 	if ci.tree.Len() > firstBlock {

@@ -19,7 +19,6 @@ import (
 	"github.com/megacontext/megacontext/memory/qvec"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/memory/tree"
-	"github.com/megacontext/megacontext/tokens"
 )
 
 // Message is one chat message as the engine sees it.
@@ -76,6 +75,9 @@ type msgRecord struct {
 	Last  int `json:"last"`
 	// Tokens is the token count of Text.
 	Tokens int `json:"tokens"`
+	// Uncounted marks a message stored with the estimate's costs, whose
+	// exact counts the next ingest makes (see deferCounts).
+	Uncounted bool `json:"uncounted,omitempty"`
 	// rawSaved reports that the stored record has a raw key (not stored).
 	rawSaved bool
 }
@@ -141,6 +143,9 @@ type mctx struct {
 	tree   *tree.Tree
 	index  *lens.Index
 	sticky map[[2]int]bool
+	// uncounted holds the counts a stored reply left for the next ingest;
+	// nil when every stored cost is exact.
+	uncounted *deferred
 	// vecs are the blocks' embeddings, contiguous from block 0 (background).
 	vecs  []qvec.Vector
 	used  uint64
@@ -172,9 +177,9 @@ func (e *Engine) newTree() *tree.Tree {
 		if level == 1 {
 			children = e.redactedBlocks(children)
 		}
-		g := e.gists.Summarize(level, children)
-		g.Head = e.countCached(gistHeader(children[0].Time, children[len(children)-1].TimeEnd))
-		return g
+		// The costs are sized by the estimate here; the ingest's tally counts
+		// them with the engine's counter (countGist).
+		return e.gists.Summarize(level, children)
 	})
 }
 
@@ -274,6 +279,7 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 	if err := e.loadFocus(c); err != nil {
 		return nil, false, fmt.Errorf("memory: load focus telemetry of %q: %w", k.Context, err)
 	}
+	e.recountUncounted(c)
 	if e.opts.Embedder != nil {
 		if err := e.loadVectors(c); err != nil {
 			return nil, false, fmt.Errorf("memory: load vectors of %q: %w", k.Context, err)
@@ -359,7 +365,10 @@ type pending struct {
 // appendMessages adds new messages after parent (-1 for a new thread),
 // builds their blocks and gists, and returns the records to persist and
 // the new sequence numbers. leading[i] marks client system prompts, which
-// are stored but not put in the tree.
+// are stored but not put in the tree. Every cost is counted in one batch,
+// with whatever an earlier reply deferred (see deferCounts), which
+// countFresh (a dry run) leaves deferred; countLater stores the estimate's
+// costs and defers the batch to the next ingest.
 //
 // A divergence after at least one conversation message is an edit or a
 // regeneration: branches stored before seq since are superseded by the new
@@ -371,7 +380,7 @@ type pending struct {
 // whose raw key is then recorded (not so for a reply, which the client will
 // write its own way). Nothing of msgs is retained: the strings kept are
 // copies, so that msgs may alias a request buffer.
-func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []Message, leading []bool, partial bool, now time.Time, since int64, clientRaw bool) (*pending, []int64, error) {
+func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []Message, leading []bool, partial bool, now time.Time, since int64, clientRaw bool, counts countMode) (*pending, []int64, error) {
 	p := &pending{}
 	var seqs []int64
 	lost := false
@@ -390,6 +399,17 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 	}
 	ms := now.UnixMilli()
 	var rh *rawHasher
+	// Every count of this ingest is made at once, when the tree is built
+	// (one round trip to a remote tokenizer); records are encoded after.
+	var t tally
+	var nodes []*tree.Node
+	var recs []*msgRecord
+	var raws []json.RawMessage
+	// The memory message's fixed texts join the first ingest's batch, so
+	// that assembly finds them counted.
+	var fixed int
+	e.countHeader(&t, e.preamble(), &fixed)
+	e.countHeader(&t, Closing, &fixed)
 	for i, m := range msgs {
 		h := chainHash(prevHash, m)
 		seq := int64(len(c.msgs))
@@ -401,22 +421,41 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 			rec.RawKey, rec.rawSaved = rh.key(prevHash, m.Raw), true
 		}
 		if !leading[i] && rec.Text != "" {
-			e.addBlocks(c, rec, func(n *tree.Node) {
-				p.kvs = append(p.kvs, store.KV{Key: nodeKey(c.key, n.Level, n.Index), Value: mustJSON(n)})
-			})
+			e.addBlocks(c, rec, &t, func(n *tree.Node) { nodes = append(nodes, n) })
 		} else {
 			// Leading system prompts stay out of the tree, but are tagged
 			// for the admin view.
-			e.tagUnblocked(rec)
+			e.tagUnblocked(rec, &t)
 		}
 		c.addMsg(rec)
 		c.rec.Messages++
-		c.rec.Tokens += rec.Tokens
-		val := mustJSON(msgDisk{rec, m.Raw})
-		c.rec.Bytes += int64(len(val))
-		p.kvs = append(p.kvs, store.KV{Key: msgKey(c.key, seq), Value: val})
+		recs, raws = append(recs, rec), append(raws, m.Raw)
 		seqs = append(seqs, seq)
 		parent, prevHash = seq, h
+	}
+	var redo []*msgRecord
+	if counts == countLater {
+		// A stored reply: its costs are the estimate's until the next ingest
+		// counts them with its own batch (one round trip per turn).
+		e.deferCounts(c, &t, nodes, recs)
+	} else {
+		// With whatever an earlier reply deferred, stored again below.
+		nodes, redo = e.settleAll(c, &t, nodes, recs, counts == countFresh)
+	}
+	for _, n := range nodes {
+		p.kvs = append(p.kvs, store.KV{Key: nodeKey(c.key, n.Level, n.Index), Value: mustJSON(n)})
+	}
+	for _, rec := range redo {
+		kv, err := e.msgRecordKV(c, rec)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.kvs = append(p.kvs, kv)
+	}
+	for i, rec := range recs {
+		val := mustJSON(msgDisk{rec, raws[i]})
+		c.rec.Bytes += int64(len(val))
+		p.kvs = append(p.kvs, store.KV{Key: msgKey(c.key, rec.Seq), Value: val})
 	}
 	if c.rec.Created == 0 {
 		c.rec.Created = ms
@@ -439,10 +478,11 @@ func internRole(role string) string {
 // addBlocks splits a message's text into blocks, tags their sensitive
 // spans (and, as whole-block spans, the rules tagged on the whole message,
 // rec.Whole), appends them to the tree, building the gists they fill, and
-// to the lens index (when the context has one), and sets the record's
-// tags, block range and token count. emit receives every new node, blocks
-// first.
-func (e *Engine) addBlocks(c *mctx, rec *msgRecord, emit func(*tree.Node)) {
+// to the lens index (when the context has one), and sets the record's tags
+// and block range; the costs of the blocks, the gists and the record's
+// token count are asked of t (they are set when it settles). emit receives
+// every new node, blocks first.
+func (e *Engine) addBlocks(c *mctx, rec *msgRecord, t *tally, emit func(*tree.Node)) {
 	spans := e.opts.Policy.Scan(rec.Text)
 	ranges := make([][2]int, len(spans))
 	for j, sp := range spans {
@@ -453,37 +493,33 @@ func (e *Engine) addBlocks(c *mctx, rec *msgRecord, emit func(*tree.Node)) {
 	nameSpans := e.opts.Policy.Scan(rec.Name)
 	rec.Tags = policy.Tags(slices.Concat(spans, nameSpans, wholeSpans(rec.Whole)))
 	pieces := keepSpansWhole(splitBlocks(rec.Text, e.opts.BlockTokens), ranges)
-	head := blockHeader(rec.Time, rec.Role)
-	counts := tokens.CountAll(e.opts.Counter, pieces)
-	headCost := e.countCached(head)
 	whole := e.wholeRules(rec, spans, nameSpans)
 	rec.First = c.tree.Len()
-	rec.Tokens = 0
 	off := 0
 	for j, text := range pieces {
-		b := &tree.Node{Text: text, Tokens: counts[j], Cost: counts[j], Msg: rec.Seq, Part: j, Role: rec.Role, Time: rec.Time, Head: headCost}
+		b := &tree.Node{Text: text, Msg: rec.Seq, Part: j, Role: rec.Role, Time: rec.Time}
 		b.Spans = withWhole(whole, blockSpans(spans, off, off+len(text)), len(text))
 		for _, sp := range b.Spans {
 			if !slices.Contains(b.Tags, sp.Rule) {
 				b.Tags = append(b.Tags, sp.Rule)
 			}
 		}
-		if len(b.Spans) > 0 {
-			// Placeholders can cost more than what they replace: budget the larger.
-			red, _, _ := e.opts.Policy.Apply(text, toPolicySpans(b.Spans), nil)
-			b.Cost = max(b.Cost, e.opts.Counter.Count(red))
-		}
 		off += len(text)
 		for _, n := range c.tree.Append(b) {
+			if n.Level > 0 {
+				e.countGist(t, n)
+			} else {
+				e.tallyBlock(t, n, c.tree.Block(n.Index-1))
+			}
 			c.nodeBytes += nodeFootprint(n, n.Level == 0) // a block's text is a slice of rec.Text
 			emit(n)
 		}
 		if c.index != nil {
 			c.index.Add(text)
 		}
-		rec.Tokens += counts[j]
 	}
 	rec.Last = c.tree.Len() - 1
+	e.tallySum(t, c, rec)
 }
 
 // wholeRules are the rules every block of a message carries as a
@@ -521,11 +557,11 @@ func withWhole(whole []string, spans []tree.Span, n int) []tree.Span {
 
 // tagUnblocked tags a message that has no blocks (a leading system
 // prompt, an empty message) with the rules its text and name match and
-// those tagged on it whole, and counts its tokens.
-func (e *Engine) tagUnblocked(rec *msgRecord) {
+// those tagged on it whole, and asks t for its token count.
+func (e *Engine) tagUnblocked(rec *msgRecord, t *tally) {
 	rec.Tags = policy.Tags(slices.Concat(e.opts.Policy.Scan(rec.Text), e.opts.Policy.Scan(rec.Name), wholeSpans(rec.Whole)))
 	if rec.Text != "" {
-		rec.Tokens = e.countCached(rec.Text)
+		e.countHeader(t, rec.Text, &rec.Tokens)
 	}
 }
 
@@ -572,8 +608,9 @@ func mustJSON(v any) string {
 // ingest reconciles msgs with the stored threads (decoding with decode the
 // messages that arrive undecoded, see reconcile) and durably stores the new
 // suffix. It returns the sequence number of every message. admit, when set,
-// sees the stored messages' sequence numbers before anything new is
-// stored; when it refuses, ingest stores nothing and returns ErrTooLong.
+// sees every message's sequence number before anything new is stored
+// (the new ones built and counted in memory only); when it refuses, ingest
+// stores nothing, drops the context from memory and returns ErrTooLong.
 func (e *Engine) ingest(c *mctx, k Key, msgs []Message, decode Decoder, at time.Time, admit func(seqs []int64) bool) ([]int64, int, error) {
 	s, err := e.stage(c, k, msgs, decode, at, admit, true)
 	if err != nil {
@@ -616,6 +653,22 @@ func (e *Engine) stage(c *mctx, k Key, msgs []Message, decode Decoder, at time.T
 	}
 	s := staged{seqs: seqs, kvs: learned, whole: whole}
 	if len(seqs) == len(msgs) {
+		switch {
+		case c.uncounted == nil:
+		case persist:
+			// Nothing new, but a stored reply's counts are still to make.
+			kvs, err := e.countDeferred(c)
+			if err != nil {
+				e.forget(k)
+				c.stale = true
+				return staged{}, err
+			}
+			s.kvs = append(s.kvs, kvs...)
+		default:
+			// A dry run counts them as the live request would, in memory.
+			var t tally
+			e.settleAll(c, &t, nil, nil, true)
+		}
 		return s, nil
 	}
 	parent := int64(-1)
@@ -626,19 +679,52 @@ func (e *Engine) stage(c *mctx, k Key, msgs []Message, decode Decoder, at time.T
 	if err := checkMessages(rest); err != nil {
 		return staged{}, err
 	}
-	if admit != nil && !admit(seqs) {
-		return staged{}, ErrTooLong
+	// A dry run leaves what a reply deferred to the next real ingest.
+	mode := countAll
+	if !persist {
+		mode = countFresh
 	}
-	p, newSeqs, err := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, at, math.MaxInt64, true)
+	p, newSeqs, err := e.appendMessages(c, parent, prevHash, rest, leadingFlags(msgs, len(seqs)), false, at, math.MaxInt64, true, mode)
 	if err != nil {
 		e.forget(k)
 		c.stale = true
 		return staged{}, err
 	}
+	// Admission reads the new messages' costs from the ingest's one batch
+	// of counts. A refused turn is dropped from memory too: nothing was
+	// stored, and the context reloads from the store (a dry run's caller
+	// rolls it back).
+	if admit != nil && !admit(append(slices.Clip(seqs), newSeqs...)) {
+		if persist {
+			e.forget(k)
+			c.stale = true
+		}
+		return staged{}, ErrTooLong
+	}
 	s.seqs = append(seqs, newSeqs...)
 	s.kvs = append(s.kvs, p.kvs...)
 	s.added = len(rest)
 	return s, nil
+}
+
+// countDeferred counts what a stored reply deferred and returns the
+// records of the nodes and messages with their exact costs, and the
+// context's header.
+func (e *Engine) countDeferred(c *mctx) ([]store.KV, error) {
+	var t tally
+	nodes, recs := e.settleAll(c, &t, nil, nil, false)
+	kvs := make([]store.KV, 0, len(nodes)+len(recs)+1)
+	for _, n := range nodes {
+		kvs = append(kvs, store.KV{Key: nodeKey(c.key, n.Level, n.Index), Value: mustJSON(n)})
+	}
+	for _, rec := range recs {
+		kv, err := e.msgRecordKV(c, rec)
+		if err != nil {
+			return nil, err
+		}
+		kvs = append(kvs, kv)
+	}
+	return append(kvs, store.KV{Key: headerKey(c.key), Value: mustJSON(c.rec)}), nil
 }
 
 // leadingFlags marks, for msgs[from:], the client system prompts at the

@@ -189,9 +189,11 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		opts:        opts,
-		st:          st,
-		gists:       gist.Extractive{Counter: opts.Counter, MaxTokens: opts.GistTokens, ShortTokens: opts.ShortTokens},
+		opts: opts,
+		st:   st,
+		// Gists are sized with the estimate while they are built; the
+		// ingest's tally counts their final costs with opts.Counter.
+		gists:       gist.Extractive{Counter: tokens.Estimate{}, MaxTokens: opts.GistTokens, ShortTokens: opts.ShortTokens},
 		log:         opts.Logger,
 		policyPrint: opts.Policy.Fingerprint(),
 		loaded:      map[string]*mctx{},
@@ -311,7 +313,7 @@ func (e *Engine) countCached(text string) int {
 	}
 	n = e.opts.Counter.Count(text)
 	e.costMu.Lock()
-	if len(e.costCache) > 4096 {
+	if len(e.costCache) > maxCostCache {
 		clear(e.costCache)
 	}
 	// A copy: text may alias a request buffer.

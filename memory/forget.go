@@ -113,6 +113,9 @@ func (e *Engine) Erase(k Key, req EraseRequest) (EraseResult, error) {
 	var erased []string
 	var changed []*tree.Node
 	var kvs []store.KV
+	// Every count is made at once, after the blocks and gists are rebuilt.
+	var t tally
+	var edited []*msgRecord
 	for _, m := range c.msgs {
 		var text, name string
 		var edits []edit
@@ -137,19 +140,24 @@ func (e *Engine) Erase(k Key, req EraseRequest) (EraseResult, error) {
 		res.Occurrences += n
 		prov.Messages = append(prov.Messages, m.Seq)
 		prov.Hashes = append(prov.Hashes, saltedHash(salt, m.Text))
-		blocks := e.eraseBlocks(c, m, text, edits)
+		blocks := e.eraseBlocks(c, m, text, edits, &t)
 		changed = append(changed, blocks...)
 		c.rec.Tokens -= m.Tokens
 		m.Text, m.Name = text, name
-		m.Tokens = 0
 		if m.First >= 0 {
-			for b := m.First; b <= m.Last; b++ {
-				m.Tokens += c.tree.Block(b).Tokens
-			}
-			e.tagBlocks(c, m)
+			e.tallySum(&t, c, m)
+			e.tagBlocks(c, m, &t)
 		} else {
-			e.tagUnblocked(m)
+			m.Tokens = 0
+			e.tagUnblocked(m, &t)
 		}
+		edited = append(edited, m)
+	}
+	res.Blocks = len(changed)
+	gists := e.rebuildGists(c, changed, &t)
+	res.Gists = len(gists)
+	e.settle(&t)
+	for _, m := range edited {
 		c.rec.Tokens += m.Tokens
 		// The client's raw JSON holds the text: it goes; the raw key stays,
 		// so that a client resending the old bytes finds the message stored
@@ -167,9 +175,6 @@ func (e *Engine) Erase(k Key, req EraseRequest) (EraseResult, error) {
 			kvs = append(kvs, store.KV{Key: vecKey(k, b.Index), Value: string(qvec.Vector{}.Encode())})
 		}
 	}
-	res.Blocks = len(changed)
-	gists := e.rebuildGists(c, changed)
-	res.Gists = len(gists)
 	for _, g := range gists {
 		kvs = append(kvs, store.KV{Key: nodeKey(k, g.Level, g.Index), Value: mustJSON(g)})
 	}
@@ -262,9 +267,9 @@ func eraseLiteral(s, lit string) (string, []edit) {
 // eraseBlocks gives m's blocks the text of m's new text, keeping their
 // number and order: each block gets what became of its part of the old
 // text, an erased span going to the block it started in (a block may be
-// left empty). It returns the blocks whose text changed, with their token
-// counts and hashes updated; tagBlocks sets their spans.
-func (e *Engine) eraseBlocks(c *mctx, m *msgRecord, text string, edits []edit) []*tree.Node {
+// left empty). It returns the blocks whose text changed, with their hashes
+// updated and their costs asked of t; tagBlocks sets their spans.
+func (e *Engine) eraseBlocks(c *mctx, m *msgRecord, text string, edits []edit, t *tally) []*tree.Node {
 	if m.First < 0 {
 		return nil
 	}
@@ -295,8 +300,7 @@ func (e *Engine) eraseBlocks(c *mctx, m *msgRecord, text string, edits []edit) [
 		}
 		c.nodeBytes -= nodeFootprint(n, c.textShared(n))
 		n.Text = nt
-		n.Tokens = e.opts.Counter.Count(nt)
-		n.Cost = n.Tokens
+		e.tallyBlock(t, n, c.tree.Block(n.Index-1))
 		n.Hash = tree.BlockHash(n)
 		c.nodeBytes += nodeFootprint(n, false)
 		changed = append(changed, n)
@@ -306,8 +310,9 @@ func (e *Engine) eraseBlocks(c *mctx, m *msgRecord, text string, edits []edit) [
 
 // tagBlocks tags m's blocks, and m, anew from m's text and name as
 // addBlocks does: detected spans where they fall, and whole-block spans of
-// exclude rules and of the rules tagged on the whole message.
-func (e *Engine) tagBlocks(c *mctx, m *msgRecord) {
+// exclude rules and of the rules tagged on the whole message (their costs
+// asked of t).
+func (e *Engine) tagBlocks(c *mctx, m *msgRecord, t *tally) {
 	spans := e.opts.Policy.Scan(m.Text)
 	nameSpans := e.opts.Policy.Scan(m.Name)
 	m.Tags = policy.Tags(slices.Concat(spans, nameSpans, wholeSpans(m.Whole)))
@@ -317,9 +322,9 @@ func (e *Engine) tagBlocks(c *mctx, m *msgRecord) {
 			whole = append(whole, sp.Rule)
 		}
 	}
-	for _, t := range m.Whole {
-		if !slices.Contains(whole, t) {
-			whole = append(whole, t)
+	for _, r := range m.Whole {
+		if !slices.Contains(whole, r) {
+			whole = append(whole, r)
 		}
 	}
 	off := 0
@@ -329,7 +334,7 @@ func (e *Engine) tagBlocks(c *mctx, m *msgRecord) {
 		for _, r := range whole {
 			bs = append([]tree.Span{{Start: 0, End: len(b.Text), Rule: r}}, bs...)
 		}
-		e.respan(c, b, bs)
+		e.respan(c, b, bs, t)
 		off += len(b.Text)
 	}
 }

@@ -42,6 +42,15 @@ func spanLabel(from, to int64) string {
 // detailsHeader introduces the focus zone's details of an outline entry.
 func detailsHeader(n *tree.Node) string { return "Details of " + spanLabel(n.Time, n.TimeEnd) + ":" }
 
+// detailsCost is the token count of n's details header: counted at ingest
+// (no round trip on the request path), or now for nodes stored before.
+func (e *Engine) detailsCost(n *tree.Node) int {
+	if n.DetailsHead > 0 {
+		return n.DetailsHead
+	}
+	return e.countCached(detailsHeader(n))
+}
+
 // preamble opens the memory text.
 func (e *Engine) preamble() string {
 	if e.opts.Render == RenderOutline {
@@ -59,7 +68,7 @@ func entryOverhead(n *tree.Node, d focus.Detail, prev *tree.Node) int {
 	case d == focus.Short:
 		return shortOverhead
 	case n.Level == 0 && continues(prev, n):
-		return 0
+		return n.Join
 	case n.Level == 0 && n.Part > 0:
 		return n.Head + 2
 	default:

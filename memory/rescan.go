@@ -64,8 +64,10 @@ func (e *Engine) rescan(c *mctx) {
 	var msgs []*msgRecord
 	var blocks []*tree.Node
 	seen := make([]bool, c.tree.Len())
+	// Every count of the rescan is made at once (one batch).
+	var t tally
 	for _, m := range c.msgs {
-		retagged, changed := e.rescanMessage(c, m, seen)
+		retagged, changed := e.rescanMessage(c, m, seen, &t)
 		if retagged {
 			msgs = append(msgs, m)
 		}
@@ -73,11 +75,12 @@ func (e *Engine) rescan(c *mctx) {
 	}
 	// Blocks no message claims (a damaged record's) are scanned alone.
 	for i, ok := range seen {
-		if n := c.tree.Block(i); !ok && e.rescanBlock(c, n, nil, e.opts.Policy.Scan(n.Text), 0) {
+		if n := c.tree.Block(i); !ok && e.rescanBlock(c, n, nil, e.opts.Policy.Scan(n.Text), 0, &t) {
 			blocks = append(blocks, n)
 		}
 	}
-	gists := e.rebuildGists(c, blocks)
+	gists := e.rebuildGists(c, blocks, &t)
+	e.settle(&t)
 	kvs := make([]store.KV, 0, len(msgs)+len(blocks)+len(gists)+1)
 	for _, m := range msgs {
 		kv, err := e.msgRecordKV(c, m)
@@ -105,7 +108,7 @@ func (e *Engine) rescan(c *mctx) {
 // rescanMessage rescans one message: its blocks (marked in seen) get their
 // new spans, and its tags are recomputed. It reports whether the message's
 // tags changed and returns the blocks whose spans did.
-func (e *Engine) rescanMessage(c *mctx, m *msgRecord, seen []bool) (retagged bool, changed []*tree.Node) {
+func (e *Engine) rescanMessage(c *mctx, m *msgRecord, seen []bool, t *tally) (retagged bool, changed []*tree.Node) {
 	spans := e.opts.Policy.Scan(m.Text)
 	nameSpans := e.opts.Policy.Scan(m.Name)
 	var kept []string // whole-block spans kept without a rule explaining them
@@ -120,7 +123,7 @@ func (e *Engine) rescanMessage(c *mctx, m *msgRecord, seen []bool) (retagged boo
 			if !spelled { // a damaged message: each block on its own
 				own, at = e.opts.Policy.Scan(n.Text), 0
 			}
-			if e.rescanBlock(c, n, whole, own, at) {
+			if e.rescanBlock(c, n, whole, own, at, t) {
 				changed = append(changed, n)
 			}
 			for _, s := range n.Spans {
@@ -144,8 +147,9 @@ func (e *Engine) rescanMessage(c *mctx, m *msgRecord, seen []bool) (retagged boo
 // rescanBlock gives block n, which starts at byte at of the text spans
 // were found in, the whole-block spans of whole and of the whole-block
 // spans it has (but those the scan finds again), then spans clipped to
-// it. It reports whether they differ from what it had.
-func (e *Engine) rescanBlock(c *mctx, n *tree.Node, whole []string, spans []policy.Span, at int) bool {
+// it (their costs asked of t). It reports whether they differ from what
+// it had.
+func (e *Engine) rescanBlock(c *mctx, n *tree.Node, whole []string, spans []policy.Span, at int, t *tally) bool {
 	own := blockSpans(spans, at, at+len(n.Text))
 	for _, s := range n.Spans {
 		if isWholeSpan(n, s) && !slices.Contains(whole, s.Rule) && !slices.Contains(own, s) {
@@ -156,7 +160,7 @@ func (e *Engine) rescanBlock(c *mctx, n *tree.Node, whole []string, spans []poli
 	if sameSpans(next, n.Spans) {
 		return false
 	}
-	e.respan(c, n, next)
+	e.respan(c, n, next, t)
 	return true
 }
 

@@ -80,7 +80,9 @@ func (e *Engine) StoreResponse(k Key, parent, since int64, reply *Message, parti
 		if dup, ok := c.byHash[chainHash(prevHash, *reply)]; ok {
 			seq = dup
 		} else {
-			pp, seqs, err := e.appendMessages(c, parent, prevHash, []Message{*reply}, []bool{false}, partial, e.opts.Now(), since, false)
+			// Its counts join the next ingest's batch: storing a reply makes
+			// no round trip to a remote tokenizer.
+			pp, seqs, err := e.appendMessages(c, parent, prevHash, []Message{*reply}, []bool{false}, partial, e.opts.Now(), since, false, countLater)
 			if err != nil {
 				e.forget(k)
 				c.stale = true

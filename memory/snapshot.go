@@ -163,36 +163,39 @@ func (s snapMessage) record() (*msgRecord, json.RawMessage) {
 
 // snapNode is a bundle's node record: a tree node with its hash in hex.
 type snapNode struct {
-	Type      string      `json:"type"`
-	Level     int         `json:"level"`
-	Index     int         `json:"index"`
-	First     int         `json:"first"`
-	Last      int         `json:"last"`
-	Tokens    int         `json:"tokens"`
-	Text      string      `json:"text"`
-	Cost      int         `json:"cost"`
-	Short     string      `json:"short,omitempty"`
-	ShortCost int         `json:"short_cost,omitempty"`
-	Head      int         `json:"head,omitempty"`
-	Hash      string      `json:"hash"`
-	Msg       int64       `json:"msg"`
-	Part      int         `json:"part,omitempty"`
-	Role      string      `json:"role,omitempty"`
-	Time      int64       `json:"time"`
-	TimeEnd   int64       `json:"time_end"`
-	Tags      []string    `json:"tags,omitempty"`
-	Spans     []tree.Span `json:"spans,omitempty"`
+	Type      string `json:"type"`
+	Level     int    `json:"level"`
+	Index     int    `json:"index"`
+	First     int    `json:"first"`
+	Last      int    `json:"last"`
+	Tokens    int    `json:"tokens"`
+	Text      string `json:"text"`
+	Cost      int    `json:"cost"`
+	Short     string `json:"short,omitempty"`
+	ShortCost int    `json:"short_cost,omitempty"`
+	Head      int    `json:"head,omitempty"`
+	// DetailsHead and Join are tree.Node's (costs counted at ingest).
+	DetailsHead int         `json:"details_head,omitempty"`
+	Join        int         `json:"join,omitempty"`
+	Hash        string      `json:"hash"`
+	Msg         int64       `json:"msg"`
+	Part        int         `json:"part,omitempty"`
+	Role        string      `json:"role,omitempty"`
+	Time        int64       `json:"time"`
+	TimeEnd     int64       `json:"time_end"`
+	Tags        []string    `json:"tags,omitempty"`
+	Spans       []tree.Span `json:"spans,omitempty"`
 }
 
 func toSnapNode(n *tree.Node) snapNode {
 	return snapNode{Type: recNode, Level: n.Level, Index: n.Index, First: n.First, Last: n.Last, Tokens: n.Tokens, Text: n.Text,
-		Cost: n.Cost, Short: n.Short, ShortCost: n.ShortCost, Head: n.Head, Hash: hex.EncodeToString(n.Hash[:]), Msg: n.Msg,
+		Cost: n.Cost, Short: n.Short, ShortCost: n.ShortCost, Head: n.Head, DetailsHead: n.DetailsHead, Join: n.Join, Hash: hex.EncodeToString(n.Hash[:]), Msg: n.Msg,
 		Part: n.Part, Role: n.Role, Time: n.Time, TimeEnd: n.TimeEnd, Tags: n.Tags, Spans: n.Spans}
 }
 
 func (s snapNode) node() (*tree.Node, error) {
 	n := &tree.Node{Level: s.Level, Index: s.Index, First: s.First, Last: s.Last, Tokens: s.Tokens, Text: s.Text, Cost: s.Cost,
-		Short: s.Short, ShortCost: s.ShortCost, Head: s.Head, Msg: s.Msg, Part: s.Part, Role: s.Role, Time: s.Time,
+		Short: s.Short, ShortCost: s.ShortCost, Head: s.Head, DetailsHead: s.DetailsHead, Join: s.Join, Msg: s.Msg, Part: s.Part, Role: s.Role, Time: s.Time,
 		TimeEnd: s.TimeEnd, Tags: s.Tags, Spans: s.Spans}
 	h, err := hex.DecodeString(s.Hash)
 	if err != nil || len(h) != len(n.Hash) {
@@ -253,6 +256,18 @@ func (e *Engine) ExportBundle(k Key, w io.Writer, opts ExportOptions) (bundle.Ro
 	if !opts.Operator {
 		if err := e.checkCleared(c, opts.Scopes); err != nil {
 			return bundle.Root{}, err
+		}
+	}
+	if c.uncounted != nil {
+		// A stored reply's costs are counted before they travel.
+		kvs, err := e.countDeferred(c)
+		if err == nil {
+			err = e.st.Put(kvs...)
+		}
+		if err != nil {
+			e.forget(k)
+			c.stale = true
+			return bundle.Root{}, fmt.Errorf("memory: export: %w", err)
 		}
 	}
 	bw := bundle.NewWriter(w, opts.SigningKey)
@@ -563,16 +578,21 @@ func inTree(msgs []*msgRecord) []bool {
 // rebuildTree derives the tree from the messages with this engine.
 func (e *Engine) rebuildTree(c *mctx, msgs []*msgRecord) {
 	c.index = nil
-	emit := func(*tree.Node) {}
+	// Every count is made at once, when the tree is built.
+	var t tally
+	var nodes []*tree.Node
+	emit := func(n *tree.Node) { nodes = append(nodes, n) }
 	for i, ok := range inTree(msgs) {
 		m := msgs[i]
 		if ok {
-			e.addBlocks(c, m, emit)
+			e.addBlocks(c, m, &t, emit)
 		} else {
-			e.tagUnblocked(m)
+			e.tagUnblocked(m, &t)
 		}
 		c.addMsg(m)
 	}
+	e.settle(&t)
+	sumGists(c, nodes)
 }
 
 // adoptTree takes the bundle's tree after checking it against the
@@ -612,7 +632,7 @@ func (e *Engine) adoptTree(c *mctx, st *bundleContent) error {
 				return bad("block %d does not spell its message's text", next)
 			}
 			pos += len(b.Text)
-			m.Tokens += b.Tokens
+			m.Tokens += b.Tokens + b.Join
 		}
 		if next == m.First || pos != len(m.Text) {
 			return bad("the blocks of message %d do not spell its text", m.Seq)

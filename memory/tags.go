@@ -113,6 +113,8 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([
 	m := c.msgs[seq]
 	var kvs []store.KV
 	var blocks []*tree.Node
+	// Every count is made at once, after the gists are rebuilt.
+	var tl tally
 	for b := m.First; b >= 0 && b <= m.Last; b++ {
 		n := c.tree.Block(b)
 		spans := slices.DeleteFunc(slices.Clone(n.Spans), func(s tree.Span) bool {
@@ -124,10 +126,12 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([
 				spans = append([]tree.Span{whole}, spans...)
 			}
 		}
-		e.respan(c, n, spans)
+		e.respan(c, n, spans, &tl)
 		blocks = append(blocks, n)
 	}
-	for _, n := range append(blocks, e.rebuildGists(c, blocks)...) {
+	gists := e.rebuildGists(c, blocks, &tl)
+	e.settle(&tl)
+	for _, n := range append(blocks, gists...) {
 		kvs = append(kvs, store.KV{Key: nodeKey(k, n.Level, n.Index), Value: mustJSON(n)})
 	}
 	c.msgBytes -= msgFootprint(m)
@@ -161,14 +165,16 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([
 
 // respan gives block n new sensitive spans, with the tags and the cost
 // they imply (a placeholder can cost more than what it replaces: the
-// larger is budgeted), and keeps c's footprint in step.
-func (e *Engine) respan(c *mctx, n *tree.Node, spans []tree.Span) {
+// larger is budgeted: asked of t), and keeps c's footprint in step.
+func (e *Engine) respan(c *mctx, n *tree.Node, spans []tree.Span, t *tally) {
 	c.nodeBytes -= nodeFootprint(n, c.textShared(n))
 	n.Spans = spans
 	n.Cost = n.Tokens
 	if len(spans) > 0 {
 		red, _, _ := e.opts.Policy.Apply(n.Text, toPolicySpans(spans), nil)
-		n.Cost = max(n.Tokens, e.opts.Counter.Count(red))
+		redCost := new(int)
+		t.count(red, redCost)
+		t.after(func() { n.Cost = max(n.Tokens, *redCost) })
 	}
 	n.Tags = nil
 	for _, s := range spans {
@@ -183,8 +189,9 @@ func (e *Engine) respan(c *mctx, n *tree.Node, spans []tree.Span) {
 // erasure, text) changed, from their children as they are now, bottom-up
 // so that a parent summarizes its rebuilt children, and returns the
 // rebuilt gists. Token counts and Merkle hashes are summed and hashed
-// again: they change only when a child's text did.
-func (e *Engine) rebuildGists(c *mctx, blocks []*tree.Node) []*tree.Node {
+// again: they change only when a child's text did. Their costs are asked
+// of t; their token counts are summed again when it settles.
+func (e *Engine) rebuildGists(c *mctx, blocks []*tree.Node, t *tally) []*tree.Node {
 	dirty := map[[2]int]*tree.Node{}
 	for _, n := range blocks {
 		for p := c.tree.Parent(n); p != nil; p = c.tree.Parent(p) {
@@ -208,16 +215,20 @@ func (e *Engine) rebuildGists(c *mctx, blocks []*tree.Node) []*tree.Node {
 		c.nodeBytes -= nodeFootprint(g, false)
 		children := c.tree.Children(g)
 		gs := summarize.Summarize(g.Level, children)
-		g.Text, g.Cost, g.Short, g.ShortCost, g.Head = gs.Text, gs.Cost, gs.Short, gs.ShortCost, gs.Head
+		g.Text, g.Short = gs.Text, gs.Short
+		e.countGist(t, g)
 		g.Tags, g.Tokens = nil, 0
 		for _, ch := range children {
 			g.Tokens += ch.Tokens
-			for _, t := range ch.Tags {
-				if !slices.Contains(g.Tags, t) {
-					g.Tags = append(g.Tags, t)
+			for _, tag := range ch.Tags {
+				if !slices.Contains(g.Tags, tag) {
+					g.Tags = append(g.Tags, tag)
 				}
 			}
 		}
+		// Counts the tally makes (an erased block's) are summed again.
+		sumGists(c, []*tree.Node{g})
+		t.after(func() { sumGists(c, []*tree.Node{g}) })
 		g.Hash = tree.GistHash(g.Level, children)
 		c.nodeBytes += nodeFootprint(g, false)
 		out = append(out, g)

@@ -240,7 +240,7 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		in.OutlineBudget = e.outlineBudget(r, lead+memFixed, memBudget)
 		in.OutlineStep = outlineStep
 		// The header's line break is the +1.
-		in.Details = func(n *tree.Node) int { return e.countCached(detailsHeader(n)) + 1 }
+		in.Details = func(n *tree.Node) int { return e.detailsCost(n) + 1 }
 	}
 	res := focus.Allocate(in)
 	why.res, why.blocks = res, c.tree.Blocks()

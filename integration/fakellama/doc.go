@@ -24,7 +24,8 @@
 //     empty choices array when stream_options.include_usage is set, and the
 //     "timings" object (server-task.cpp).
 //   - GET /props, GET /v1/models (with "meta": n_ctx, n_ctx_train, ...),
-//     POST /tokenize (content, add_special, parse_special, with_pieces),
+//     POST /tokenize (content, a string or an array of strings and token
+//     ids as tokenize_mixed takes it, add_special, parse_special, with_pieces),
 //     POST /detokenize, POST /apply-template, POST /v1/embeddings
 //     (server-context.cpp route handlers, server-common.cpp
 //     format_embeddings_response_oaicompat).

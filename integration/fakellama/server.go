@@ -566,28 +566,49 @@ func (s *Server) handleTokenize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Content      *string `json:"content"`
-		AddSpecial   bool    `json:"add_special"`
-		ParseSpecial *bool   `json:"parse_special"`
-		WithPieces   bool    `json:"with_pieces"`
+		// Content is a string, or (as llama.cpp's tokenize_mixed takes it)
+		// an array of strings, each tokenized on its own, and token ids,
+		// passed through.
+		Content      json.RawMessage `json:"content"`
+		AddSpecial   bool            `json:"add_special"`
+		ParseSpecial *bool           `json:"parse_special"`
+		WithPieces   bool            `json:"with_pieces"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
 		s.writeError(w, http.StatusBadRequest, err.Error(), "invalid_request_error")
 		return
 	}
+	var parts []any
+	if len(req.Content) > 0 && string(req.Content) != "null" {
+		var text string
+		if err := json.Unmarshal(req.Content, &text); err == nil {
+			parts = []any{text}
+		} else if err := json.Unmarshal(req.Content, &parts); err != nil {
+			s.writeError(w, http.StatusBadRequest, "content must be a string or an array of strings and token ids", "invalid_request_error")
+			return
+		}
+	}
 	tokens := []any{}
-	if req.Content != nil {
-		special := req.ParseSpecial == nil || *req.ParseSpecial
-		var ps []string
-		var ids []int
-		scan(*req.Content, special, func(p string, id int) { ps, ids = append(ps, p), append(ids, id) })
-		s.remember(*req.Content, special)
-		for i, id := range ids {
-			if req.WithPieces {
-				tokens = append(tokens, map[string]any{"id": id, "piece": ps[i]})
-			} else {
-				tokens = append(tokens, id)
-			}
+	special := req.ParseSpecial == nil || *req.ParseSpecial
+	var ps []string
+	var ids []int
+	for _, part := range parts {
+		switch v := part.(type) {
+		case string:
+			scan(v, special, func(p string, id int) { ps, ids = append(ps, p), append(ids, id) })
+			s.remember(v, special)
+		case float64:
+			ps, ids = append(ps, ""), append(ids, int(v))
+		default:
+			s.writeError(w, http.StatusBadRequest, "content must be a string or an array of strings and token ids", "invalid_request_error")
+			return
+		}
+	}
+	for i, id := range ids {
+		if req.WithPieces {
+			tokens = append(tokens, map[string]any{"id": id, "piece": ps[i]})
+		} else {
+			tokens = append(tokens, id)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tokens": tokens})

@@ -591,3 +591,24 @@ func TestWords(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenizeMixed: a content array is tokenized string by string, with
+// token ids passed through, as llama.cpp's tokenize_mixed does.
+func TestTokenizeMixed(t *testing.T) {
+	s := newServer(t, Options{})
+	code, b, _ := do(t, "POST", s.URL()+"/tokenize", `{"content":["the cat sat",-1,"on the mat"]}`)
+	if code != 200 {
+		t.Fatalf("/tokenize = %d %s", code, b)
+	}
+	var got struct{ Tokens []int }
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append(Tokenize("the cat sat"), -1), Tokenize("on the mat")...)
+	if !reflect.DeepEqual(got.Tokens, want) {
+		t.Errorf("tokens %v, want %v", got.Tokens, want)
+	}
+	if code, b, _ := do(t, "POST", s.URL()+"/tokenize", `{"content":[{"x":1}]}`); code != 400 {
+		t.Errorf("object in content: %d %s, want 400", code, b)
+	}
+}

@@ -45,6 +45,10 @@ func DecodeNode(s string) (*Node, error) {
 			n.ShortCost, err = intField(k.Str, v)
 		case "hd":
 			n.Head, err = intField(k.Str, v)
+		case "dh":
+			n.DetailsHead, err = intField(k.Str, v)
+		case "j":
+			n.Join, err = intField(k.Str, v)
 		case "p":
 			n.Part, err = intField(k.Str, v)
 		case "m":

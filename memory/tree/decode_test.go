@@ -12,7 +12,7 @@ import (
 // shows as a difference.
 func fullNode() *Node {
 	n := &Node{Level: 1, Index: 2, First: 3, Last: 4, Tokens: 5, Text: "a \"quoted\" text\n", Cost: 6, Short: "short", ShortCost: 7,
-		Head: 8, Msg: 1 << 40, Part: 9, Role: "assistant", Time: 1700000000000, TimeEnd: 1700000000001,
+		Head: 8, DetailsHead: 10, Join: -1, Msg: 1 << 40, Part: 9, Role: "assistant", Time: 1700000000000, TimeEnd: 1700000000001,
 		Tags: []string{"cards", "emails"}, Spans: []Span{{Start: 1, End: 2, Rule: "cards"}}}
 	for i := range n.Hash {
 		n.Hash[i] = byte(255 - i)

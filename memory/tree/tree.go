@@ -33,6 +33,16 @@ type Node struct {
 	// Head is the token count of the header the renderer puts before the
 	// node's text (time and role).
 	Head int `json:"hd,omitempty"`
+	// DetailsHead is the token count of the header the outline layout puts
+	// before the node's quoted details ("Details of [span]:"); 0 when it was
+	// not counted at ingest (nodes stored by older versions).
+	DetailsHead int `json:"dh,omitempty"`
+	// Join is what a block adds to its cost when it is written right after
+	// the previous block of its message rather than on a line of its own:
+	// the two counted together less each counted alone (-1 for
+	// SentencePiece vocabularies, which give every text a leading space); 0
+	// for a message's first block and for blocks stored by older versions.
+	Join int `json:"j,omitempty"`
 	// Hash is the content hash: of the block's message identity and text for
 	// blocks, of the children's hashes for gists (a Merkle tree).
 	Hash Hash `json:"h"`

@@ -48,12 +48,24 @@ type fakeServer struct {
 	tokenizeCalls atomic.Int64
 	inflight      atomic.Int64
 	maxInflight   atomic.Int64
+	// batch makes /tokenize take a "content" array of texts and token ids,
+	// as llama.cpp does (tokenize_mixed); without it only a string.
+	batch bool
 }
 
 // newLlamaServer fakes llama.cpp: /props (with the given body), /v1/models,
 // /health, /tokenize and /apply-template.
 func newLlamaServer(t *testing.T, props string) *fakeServer {
-	fs := &fakeServer{}
+	return startLlamaFake(t, props, false)
+}
+
+// newBatchLlamaServer is newLlamaServer whose /tokenize takes batches.
+func newBatchLlamaServer(t *testing.T, props string) *fakeServer {
+	return startLlamaFake(t, props, true)
+}
+
+func startLlamaFake(t *testing.T, props string, batch bool) *fakeServer {
+	fs := &fakeServer{batch: batch}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /props", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -76,23 +88,47 @@ func newLlamaServer(t *testing.T, props string) *fakeServer {
 			}
 		}
 		var req struct {
-			Content    *string `json:"content"`
-			AddSpecial bool    `json:"add_special"`
+			Content    json.RawMessage `json:"content"`
+			AddSpecial bool            `json:"add_special"`
 		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Content == nil {
+		var text string
+		var parts []any
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Content == nil ||
+			(json.Unmarshal(req.Content, &text) != nil && (!fs.batch || json.Unmarshal(req.Content, &parts) != nil)) {
 			w.WriteHeader(400)
 			io.WriteString(w, `{"error":{"code":400,"message":"\"content\" must be provided","type":"invalid_request_error"}}`)
 			return
 		}
-		if strings.Contains(*req.Content, "FAIL") {
+		if parts != nil {
+			toks := []int{}
+			for _, p := range parts {
+				switch v := p.(type) {
+				case string:
+					text += v
+					toks = append(toks, make([]int, fakeTokens(v, false))...)
+				case float64:
+					toks = append(toks, int(v))
+				}
+			}
+			if strings.Contains(text, "FAIL") {
+				w.WriteHeader(500)
+				io.WriteString(w, `{"error":{"code":500,"message":"tokenizer exploded","type":"server_error"}}`)
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]any{"tokens": toks})
+			return
+		}
+		req.Content = nil
+		content := &text
+		if strings.Contains(*content, "FAIL") {
 			w.WriteHeader(500)
 			io.WriteString(w, `{"error":{"code":500,"message":"tokenizer exploded","type":"server_error"}}`)
 			return
 		}
-		if strings.Contains(*req.Content, "SLOW") {
+		if strings.Contains(*content, "SLOW") {
 			time.Sleep(20 * time.Millisecond)
 		}
-		n2 := fakeTokens(*req.Content, req.AddSpecial)
+		n2 := fakeTokens(*content, req.AddSpecial)
 		toks := make([]int, n2)
 		json.NewEncoder(w).Encode(map[string]any{"tokens": toks})
 	})
@@ -143,14 +179,19 @@ func TestDiscoverLlamaCpp(t *testing.T) {
 		perMsg    int
 		fixed     int
 		tokenizer bool
+		path      string
+		slots     int
 	}{
 		{"current", `{"default_generation_settings":{"id":0,"n_ctx":8192,"params":{"n_predict":-1}},"total_slots":4,"model_alias":"qwen3","model_path":"/models/qwen3.gguf","chat_template":"...","build_info":"b6000"}`,
-			"qwen3", 8192, true, 2, 2, true},
+			"qwen3", 8192, true, 2, 2, true, "/models/qwen3.gguf", 4},
+		// llama.cpp without --alias reports the file path as model_alias.
+		{"alias is the path", `{"default_generation_settings":{"n_ctx":512},"total_slots":4,"model_alias":"/work/shared/models/stories260K.gguf","model_path":"/work/shared/models/stories260K.gguf","build_info":"b1-de3ff81"}`,
+			"stories260K.gguf", 512, true, 2, 2, true, "/work/shared/models/stories260K.gguf", 4},
 		{"2024 shape without alias", `{"system_prompt":"","default_generation_settings":{"n_ctx":2048,"model":"/m/llama.gguf","seed":-1},"total_slots":1,"chat_template":""}`,
-			"served-alias", 2048, true, 2, 2, true},
+			"served-alias", 2048, true, 2, 2, true, "", 1},
 		{"old top-level n_ctx", `{"assistant_name":"","user_name":"","n_ctx":4096,"model_path":"/m/phi-3.gguf"}`,
-			"phi-3.gguf", 4096, true, 2, 2, true},
-		{"no n_ctx", `{"default_generation_settings":{},"total_slots":1}`, "served-alias", 0, true, 2, 2, true},
+			"phi-3.gguf", 4096, true, 2, 2, true, "/m/phi-3.gguf", 0},
+		{"no n_ctx", `{"default_generation_settings":{},"total_slots":1}`, "served-alias", 0, true, 2, 2, true, "", 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,7 +205,7 @@ func TestDiscoverLlamaCpp(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := Info{Kind: KindLlamaCpp, Model: tc.model, NCtx: tc.nctx, CanTokenize: tc.canTok,
-				TemplateOverhead: TemplateCost{PerMessage: tc.perMsg, Fixed: tc.fixed}}
+				ModelPath: tc.path, Slots: tc.slots, TemplateOverhead: TemplateCost{PerMessage: tc.perMsg, Fixed: tc.fixed}}
 			if info != want {
 				t.Fatalf("info = %+v, want %+v", info, want)
 			}
@@ -348,6 +389,61 @@ func TestCountTokens(t *testing.T) {
 	cancel()
 	if _, err := c.CountTokens(ctx, []string{"a"}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled err = %v", err)
+	}
+}
+
+// TestCountTokensBatched: an upstream whose /tokenize takes a content
+// array (llama.cpp) counts every text of a call in one request, with the
+// counts each text gets alone; one that does not is asked text by text.
+func TestCountTokensBatched(t *testing.T) {
+	srv := newBatchLlamaServer(t, `{"default_generation_settings":{"n_ctx":4096}}`)
+	c := newClient(t, Options{BaseURL: srv.URL})
+	info, err := c.Discover(context.Background())
+	if err != nil || !info.BatchTokenize {
+		t.Fatalf("Discover: %+v %v, want BatchTokenize", info, err)
+	}
+	texts := []string{"a b", "", "c d e", "a b", "f", "g h", "i", "j k l m"}
+	before := srv.tokenizeCalls.Load()
+	got, err := c.CountTokens(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.tokenizeCalls.Load() - before; n != 1 {
+		t.Errorf("%d /tokenize requests for one batch, want 1", n)
+	}
+	for i, s := range texts {
+		if got[i] != fakeTokens(s, false) {
+			t.Errorf("count[%d] = %d, want %d", i, got[i], fakeTokens(s, false))
+		}
+	}
+	// A batch larger than maxBatchBytes is split, and still counted right.
+	big := strings.Repeat("w ", maxBatchBytes/4)
+	before = srv.tokenizeCalls.Load()
+	got, err = c.CountTokens(context.Background(), []string{big, "x y", big + "z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != maxBatchBytes/4 || got[1] != 2 || got[2] != maxBatchBytes/4+1 {
+		t.Errorf("big batch counts %v", got)
+	}
+	if n := srv.tokenizeCalls.Load() - before; n != 2 {
+		t.Errorf("%d requests for a megabyte and a bit, want 2", n)
+	}
+	if _, err := c.CountTokens(context.Background(), []string{"ok", "FAIL here"}); err == nil || !strings.Contains(err.Error(), "tokenizer exploded") {
+		t.Errorf("err = %v, want the upstream's message", err)
+	}
+
+	plain := newLlamaServer(t, `{"default_generation_settings":{"n_ctx":4096}}`)
+	c = newClient(t, Options{BaseURL: plain.URL})
+	if info, err := c.Discover(context.Background()); err != nil || info.BatchTokenize {
+		t.Fatalf("Discover on a server without batches: %+v %v", info, err)
+	}
+	before = plain.tokenizeCalls.Load()
+	if got, err := c.CountTokens(context.Background(), []string{"a b", "c"}); err != nil || got[0] != 2 || got[1] != 1 {
+		t.Fatalf("counts %v %v", got, err)
+	}
+	if n := plain.tokenizeCalls.Load() - before; n != 2 {
+		t.Errorf("%d requests, want one per text", n)
 	}
 }
 

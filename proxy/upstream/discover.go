@@ -35,6 +35,18 @@ type Info struct {
 	// CanTokenize is true when the upstream answers POST /tokenize
 	// (llama.cpp and vLLM), so CountTokens gives exact counts.
 	CanTokenize bool
+	// BatchTokenize is true when POST /tokenize counts many texts in one
+	// request (llama.cpp's "content" array of texts and token ids): then
+	// CountTokens costs one round trip, whatever the number of texts.
+	BatchTokenize bool
+	// ModelPath is the served model's file as llama.cpp's /props names it
+	// (model_path); empty when unknown. A proxy on the same machine can
+	// load its vocabulary and count tokens without any round trip.
+	ModelPath string
+	// Slots is llama.cpp's total_slots: requests it serves at once; 0 if
+	// unknown. Slots that share one KV pool each report the whole pool as
+	// their NCtx, so concurrent requests can overflow it.
+	Slots int
 	// TemplateOverhead is the cost of the chat template, measured through
 	// the upstream (llama.cpp /apply-template + /tokenize, vLLM /tokenize
 	// with messages); zero if unknown.
@@ -112,10 +124,17 @@ func (c *Client) Discover(ctx context.Context) (Info, error) {
 	} else if propsStatus == http.StatusOK && jsondepth.Valid(props) && isLlamaProps(props) {
 		info.Kind = KindLlamaCpp
 		info.NCtx = llamaNCtx(props)
-		if a := gjson.GetBytes(props, "model_alias"); a.Type == gjson.String && a.String() != "" {
+		info.Slots = int(gjson.GetBytes(props, "total_slots").Int())
+		mp := gjson.GetBytes(props, "model_path")
+		if mp.Type == gjson.String {
+			info.ModelPath = mp.String()
+		}
+		// Without --alias, llama.cpp reports the model's file path as its
+		// alias: name the model by the file's base name then.
+		if a := gjson.GetBytes(props, "model_alias"); a.Type == gjson.String && a.String() != "" && a.String() != info.ModelPath {
 			info.Model = a.String()
-		} else if mp := gjson.GetBytes(props, "model_path"); mp.Type == gjson.String && mp.String() != "" {
-			info.Model = path.Base(mp.String())
+		} else if info.ModelPath != "" {
+			info.Model = path.Base(info.ModelPath)
 		}
 	}
 
@@ -161,8 +180,9 @@ func (c *Client) Discover(ctx context.Context) (Info, error) {
 
 	info.Responses = c.hasResponses(ctx)
 	if info.Kind == KindLlamaCpp || info.Kind == KindVLLM {
-		if _, err := c.tokenize(ctx, info, "Hello world"); err == nil {
+		if n, err := c.tokenize(ctx, info, "Hello world"); err == nil {
 			info.CanTokenize = true
+			info.BatchTokenize = info.Kind == KindLlamaCpp && c.probeBatch(ctx, n)
 			tc, err := c.measureTemplate(ctx, info)
 			if err != nil {
 				c.log.Debug("template overhead not measured", "error", err)
@@ -178,7 +198,8 @@ func (c *Client) Discover(ctx context.Context) (Info, error) {
 	}
 	c.info.Store(&info)
 	c.log.Info("upstream discovered", "kind", info.Kind, "model", info.Model, "n_ctx", info.NCtx,
-		"can_tokenize", info.CanTokenize, "template_per_message", info.TemplateOverhead.PerMessage,
+		"can_tokenize", info.CanTokenize, "batch_tokenize", info.BatchTokenize, "slots", info.Slots,
+		"model_path", info.ModelPath, "template_per_message", info.TemplateOverhead.PerMessage,
 		"template_fixed", info.TemplateOverhead.Fixed, "responses_api", info.Responses)
 	return info, nil
 }
@@ -362,13 +383,93 @@ func (c *Client) promptTokens(ctx context.Context, info Info, msgs []chatMsg) (i
 	}
 }
 
+// batchSeparator is the token id CountTokens puts between texts in one
+// llama.cpp /tokenize request. llama.cpp passes the integers of a "content"
+// array through as token ids and tokenizes each string on its own (as a
+// lone text, exactly as a request of its own would), so the counts are the
+// runs of tokens between separators. No tokenizer produces a negative id.
+const batchSeparator = -1
+
+// maxBatchBytes bounds the text of one batched /tokenize request; larger
+// batches are split into several requests.
+const maxBatchBytes = 1 << 20
+
+// probeBatch checks that the upstream counts a batch as it counts lone
+// texts: "Hello world" twice around a separator must come back as two runs
+// of single tokens each (the count of one "Hello world").
+func (c *Client) probeBatch(ctx context.Context, single int) bool {
+	counts, err := c.tokenizeBatch(ctx, []string{"Hello world", "Hello world"})
+	if err != nil {
+		c.log.Debug("upstream /tokenize does not take batches", "error", err)
+		return false
+	}
+	return counts[0] == single && counts[1] == single
+}
+
+// tokenizeBatch counts texts (none empty) with one llama.cpp /tokenize
+// request per maxBatchBytes of text.
+func (c *Client) tokenizeBatch(ctx context.Context, texts []string) ([]int, error) {
+	out := make([]int, 0, len(texts))
+	for len(texts) > 0 {
+		n, size := 0, 0
+		for n < len(texts) && (n == 0 || size+len(texts[n]) <= maxBatchBytes) {
+			size += len(texts[n])
+			n++
+		}
+		content := make([]any, 0, 2*n)
+		for i, t := range texts[:n] {
+			if i > 0 {
+				content = append(content, batchSeparator)
+			}
+			content = append(content, t)
+		}
+		body, err := json.Marshal(struct {
+			Content    []any `json:"content"`
+			AddSpecial bool  `json:"add_special"`
+		}{content, false})
+		if err != nil {
+			return nil, fmt.Errorf("tokenize: encode request: %w", err)
+		}
+		status, data, err := c.call(ctx, http.MethodPost, "/tokenize", body)
+		if err != nil {
+			return nil, err
+		}
+		if status != http.StatusOK {
+			return nil, statusError(http.MethodPost, "/tokenize", status, data)
+		}
+		toks := gjson.GetBytes(data, "tokens")
+		if !toks.IsArray() {
+			return nil, fmt.Errorf("upstream POST /tokenize: unexpected answer %q", snippet(data, 120))
+		}
+		run := 0
+		got := len(out)
+		toks.ForEach(func(_, v gjson.Result) bool {
+			if v.Type == gjson.Number && v.Int() == batchSeparator {
+				out = append(out, run)
+				run = 0
+			} else {
+				run++
+			}
+			return true
+		})
+		out = append(out, run)
+		if len(out)-got != n {
+			return nil, fmt.Errorf("upstream POST /tokenize: %d counts for a batch of %d texts", len(out)-got, n)
+		}
+		texts = texts[n:]
+	}
+	return out, nil
+}
+
 // CountTokens returns the exact token count of each text (no special
 // tokens) using the upstream's tokenizer: llama.cpp POST /tokenize
 // {"content","add_special":false} or vLLM POST /tokenize
-// {"prompt","add_special_tokens":false}. Requests run concurrently, at most
-// Options.TokenizeConcurrency at a time; empty and repeated texts cost no
-// request. It discovers the upstream first if Discover was never called,
-// and fails with ErrUnsupported when the upstream cannot tokenize.
+// {"prompt","add_special_tokens":false}. Where the upstream takes batches
+// (Info.BatchTokenize) all texts go in one request; otherwise requests run
+// concurrently, at most Options.TokenizeConcurrency at a time. Empty and
+// repeated texts cost nothing. It discovers the upstream first if Discover
+// was never called, and fails with ErrUnsupported when the upstream cannot
+// tokenize.
 func (c *Client) CountTokens(ctx context.Context, texts []string) ([]int, error) {
 	out := make([]int, len(texts))
 	if len(texts) == 0 {
@@ -393,6 +494,21 @@ func (c *Client) CountTokens(ctx context.Context, texts []string) ([]int, error)
 			order = append(order, t)
 		}
 		uniq[t] = append(uniq[t], i)
+	}
+	if len(order) == 0 {
+		return out, nil
+	}
+	if info.BatchTokenize {
+		counts, err := c.tokenizeBatch(ctx, order)
+		if err != nil {
+			return nil, fmt.Errorf("count tokens: %w", err)
+		}
+		for i, t := range order {
+			for _, pos := range uniq[t] {
+				out[pos] = counts[i]
+			}
+		}
+		return out, nil
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
