@@ -133,9 +133,13 @@ func (s *Server) budgetFor(ctx context.Context, maxTokens int, tools string) bud
 	if b.nctx <= 0 {
 		b.nctx = s.opts.DefaultNCtx
 	}
+	full := s.learned.effective(b.nctx, 0)
 	if b.reserve <= 0 {
-		b.reserve = min(s.opts.DefaultMaxTokens, b.nctx/4)
+		b.reserve = min(s.opts.DefaultMaxTokens, full/4)
 	}
+	// A request's share of a KV pool its slots share, but never less than
+	// the least a window needs.
+	b.nctx = max(s.learned.effective(b.nctx, info.Slots), min(full, b.reserve+defaultTemplateFixed+s.opts.SafetyMargin+minPrompt))
 	if b.perMessage <= 0 {
 		b.perMessage = defaultPerMessage
 	}
@@ -155,15 +159,18 @@ func (s *Server) budgetFor(ctx context.Context, maxTokens int, tools string) bud
 // status) and the window it was given; on failure it has answered the
 // client itself and returns a nil response.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, cctx context.Context, start time.Time, x *exchange) (*upstream.Response, *memory.Window) {
+	release := s.learned.track()
 	b := s.budgetFor(cctx, x.maxTokens, x.tools)
 	b.total -= x.extra
 	if b.total < minPrompt {
+		release()
 		writeError(ctx, errNoRoom(b))
 		return nil, nil
 	}
-	for first := true; ; first = false {
-		resp, w, overshoot, aerr := s.attempt(ctx, cctx, start, x, b, first)
+	for try := 1; ; try++ {
+		resp, w, refusal, aerr := s.attempt(ctx, cctx, start, x, b, try == 1, try < maxContextAttempts)
 		if aerr != nil {
+			release()
 			s.logWindow(x.key, b, w, start, aerr.status)
 			writeError(ctx, aerr)
 			return nil, nil
@@ -175,18 +182,39 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, cctx context.Context, start t
 			s.m.windowTokens.Observe(float64(w.Tokens))
 			s.m.historyTokens.Observe(float64(w.HistoryTokens))
 			s.m.expansions.Add(float64(w.Expanded))
+			resp.Body = releasing{resp.Body, release}
 			return resp, w
 		}
-		// The upstream counted more than we did: shrink by the overshoot it
-		// reports, at least a quarter.
+		// The window did not fit. Learn what the refusal says about the
+		// context (a smaller n_ctx, a shared KV pool) and budget again; if
+		// it says nothing new, the upstream counted more than we did:
+		// shrink by the overshoot it reports, at least a quarter.
 		s.m.retries.Inc()
-		b.total -= max(b.total/4, overshoot)
-		s.log.Info("upstream context exceeded; retrying with a smaller window", "context", x.key.Context, "budget", b.prompt())
+		prev := b
+		s.learn(cctx, refusal, prev.nctx)
+		b = s.budgetFor(cctx, x.maxTokens, x.tools)
+		if b.total >= prev.total {
+			b = prev
+			b.total -= max(prev.total/4, s.overshoot(refusal, prev))
+		}
+		s.log.Info("upstream context exceeded; retrying with a smaller window", "context", x.key.Context, "budget", b.prompt(), "n_ctx", b.nctx)
 		if b.total < minPrompt {
+			release()
 			writeError(ctx, &apiError{status: 400, message: fmt.Sprintf("the conversation does not fit the model's context even after shrinking the window to a budget of %d tokens", b.prompt()), typ: "invalid_request_error", param: "messages", code: "context_length_exceeded"})
 			return nil, nil
 		}
 	}
+}
+
+// overshoot is how many tokens a refused window was over, by llama.cpp's
+// n_prompt_tokens and n_ctx, with the output reservation and the margin;
+// 0 when the refusal does not say.
+func (s *Server) overshoot(refusal []byte, b budget) int {
+	np, nc := gjson.GetBytes(refusal, "error.n_prompt_tokens").Int(), gjson.GetBytes(refusal, "error.n_ctx").Int()
+	if np <= 0 || nc <= 0 {
+		return 0
+	}
+	return int(np-nc) + b.reserve + s.opts.SafetyMargin
 }
 
 // errNoRoom answers a request whose output reservation leaves no budget.
@@ -235,15 +263,16 @@ func (s *Server) plan(x *exchange, b budget, dry bool) (*memory.Window, []byte, 
 	return w, body, liveHits, nil
 }
 
-// attempt is one try of forward: assemble the window within b, render,
-// post. It returns the response to relay, or (nil response, nil error)
-// with the overshoot in tokens when the upstream refused the prompt as too
-// long (first attempts only: a retry's refusal is relayed), or the error
-// to answer. Whatever it does not return it has closed.
-func (s *Server) attempt(ctx *fasthttp.RequestCtx, cctx context.Context, start time.Time, x *exchange, b budget, first bool) (*upstream.Response, *memory.Window, int, *apiError) {
+// attempt is one try of forward (first: the first one): assemble the
+// window within b, render, post. It returns the response to relay, or (nil
+// response, nil error) with the upstream's error body when it refused the
+// prompt as too long (only when canRetry: otherwise the refusal is
+// relayed), or the error to answer. A llama.cpp stream whose first event is
+// that refusal counts as one. Whatever it does not return it has closed.
+func (s *Server) attempt(ctx *fasthttp.RequestCtx, cctx context.Context, start time.Time, x *exchange, b budget, first, canRetry bool) (*upstream.Response, *memory.Window, []byte, *apiError) {
 	w, body, liveHits, aerr := s.plan(x, b, false)
 	if aerr != nil {
-		return nil, w, 0, aerr
+		return nil, w, nil, aerr
 	}
 	if first {
 		s.m.ingested.Add(float64(w.NewMessages))
@@ -254,22 +283,24 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, cctx context.Context, start t
 	resp, err := s.up.Do(cctx, "POST", x.path, s.forwardHeaders(ctx), body)
 	if err != nil {
 		aerr := s.upstreamFailure(err)
-		return nil, w, 0, aerr
+		return nil, w, nil, aerr
 	}
-	if !first || resp.Status < 400 || resp.IsEventStream() {
-		return resp, w, 0, nil
+	if !canRetry || resp.Status < 400 {
+		if canRetry && resp.IsEventStream() && s.upstreamInfo(cctx).Kind == upstream.KindLlamaCpp {
+			refusal, replay := firstEventRefusal(resp)
+			if refusal != nil {
+				return nil, w, refusal, nil
+			}
+			resp = replay
+		}
+		return resp, w, nil, nil
 	}
 	errBody, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	if !upstream.IsContextLengthError(resp.Status, errBody) {
-		return &upstream.Response{Status: resp.Status, Header: resp.Header, Body: io.NopCloser(strings.NewReader(string(errBody)))}, w, 0, nil
+		return &upstream.Response{Status: resp.Status, Header: resp.Header, Body: io.NopCloser(strings.NewReader(string(errBody)))}, w, nil, nil
 	}
-	// llama.cpp reports n_prompt_tokens and n_ctx.
-	overshoot := 0
-	if np, nc := gjson.GetBytes(errBody, "error.n_prompt_tokens").Int(), gjson.GetBytes(errBody, "error.n_ctx").Int(); np > 0 && nc > 0 {
-		overshoot = int(np-nc) + b.reserve + s.opts.SafetyMargin
-	}
-	return nil, w, overshoot, nil
+	return nil, w, errBody, nil
 }
 
 // storeReply returns the callback that stores an upstream reply to the
@@ -281,6 +312,10 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, cctx context.Context, start t
 func (s *Server) storeReply(key memory.Key, w *memory.Window) func(msg upstream.Message, complete bool) error {
 	parent, since := w.LastSeq, w.NextSeq
 	return func(msg upstream.Message, complete bool) error {
+		if msg.Error != "" && upstream.IsSharedPoolExhausted([]byte(msg.Error)) {
+			// Generation overflowed a KV pool shared with other requests.
+			s.learnSharedPool()
+		}
 		if parent < 0 || (msg.Content == "" && len(msg.ToolCalls) == 0) {
 			return nil
 		}

@@ -95,6 +95,9 @@ type Server struct {
 	info   upstream.Info
 	known  bool
 
+	// learned is what the upstream's refusals taught about its context.
+	learned learned
+
 	// ingesting is held shared while a reply is being stored (a stream's
 	// writer may still be storing the partial reply of a client that left);
 	// taking it exclusively waits for them all (a WaitGroup may not be
@@ -160,6 +163,7 @@ func (s *Server) Discover(ctx context.Context) (upstream.Info, error) {
 	s.infoMu.Lock()
 	s.info, s.known = info, true
 	s.infoMu.Unlock()
+	s.learned.discovered(info.NCtx)
 	return info, nil
 }
 

@@ -151,6 +151,24 @@ var contextLengthPhrases = []string{
 	"context window exceeds",                // misc gateways
 	"too big compared to kv size",           // old llama.cpp
 	"input is too long for requested model", // OpenAI embeddings-style wording
+	sharedPoolPhrase,                        // llama.cpp, slots sharing one KV pool
+	"is too large to process",               // llama.cpp embeddings, input over the batch size
+	"larger than the max context size",      // llama.cpp embeddings, input over n_ctx
+}
+
+// sharedPoolPhrase is llama.cpp's HTTP 500 message when the KV pool that
+// its slots share cannot hold what concurrent requests put in it.
+const sharedPoolPhrase = "context size has been exceeded"
+
+// IsSharedPoolExhausted reports whether an error body is llama.cpp's
+// "Context size has been exceeded.": the prompt fit the slot's n_ctx, but
+// not the KV pool the slots share with concurrent requests.
+func IsSharedPoolExhausted(body []byte) bool {
+	msg := string(body)
+	if gjson.ValidBytes(body) {
+		msg = extractMessage(body)
+	}
+	return strings.Contains(strings.ToLower(msg), sharedPoolPhrase)
 }
 
 // IsContextLengthError reports whether an upstream error response says the

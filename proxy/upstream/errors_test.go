@@ -59,6 +59,12 @@ func TestIsContextLengthError(t *testing.T) {
 		{"FastAPI validation", 422, fastapiList, false},
 		{"HTML", 502, htmlGarbage, false},
 		{"plain text context", 400, "error: prompt is too long", true},
+		// llama-server b1-de3ff81, 4 slots sharing one KV pool, concurrent requests.
+		{"llama.cpp shared KV pool", 500, `{"error":{"code":500,"message":"Context size has been exceeded.","type":"server_error"}}`, true},
+		// llama-server --embeddings: an input over the batch size, or over n_ctx.
+		{"llama.cpp embedding over the batch", 500, `{"error":{"code":500,"message":"input (602 tokens) is too large to process. increase the physical batch size (current batch size: 512)","type":"server_error"}}`, true},
+		{"llama.cpp embedding over n_ctx", 400, `{"error":{"code":400,"message":"input (300 tokens) is larger than the max context size (128 tokens). skipping","type":"exceed_context_size_error","n_prompt_tokens":300,"n_ctx":128}}`, true},
+		{"llama.cpp other 500", 500, `{"error":{"code":500,"message":"the current context does not logits computation. skipping","type":"server_error"}}`, false},
 		{"success status", 200, llamaCtxErr, false},
 		{"empty", 400, "", false},
 	}
@@ -250,4 +256,21 @@ func FuzzOpenAIError(f *testing.F) {
 		}
 		_ = IsContextLengthError(status, body)
 	})
+}
+
+func TestIsSharedPoolExhausted(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want bool
+	}{
+		{`{"error":{"code":500,"message":"Context size has been exceeded.","type":"server_error"}}`, true},
+		{`Context size has been exceeded.`, true},
+		{llamaCtxErr, false},
+		{`{"error":{"code":500,"message":"tokenizer exploded","type":"server_error"}}`, false},
+		{``, false},
+	} {
+		if got := IsSharedPoolExhausted([]byte(tc.body)); got != tc.want {
+			t.Errorf("IsSharedPoolExhausted(%q) = %v, want %v", tc.body, got, tc.want)
+		}
+	}
 }
