@@ -35,6 +35,23 @@ func nativeCounter(cfg configs.Config, logger *slog.Logger) (tokens.Counter, boo
 	return tok, true, nil
 }
 
+// upstreamVocabLoader returns the loader the proxy's counter uses for the
+// model file the upstream names (/props model_path): a vocab-only load
+// through the native layer, opened on first use. nil when
+// upstream.tokenize is not auto.
+func upstreamVocabLoader(cfg configs.Config) func(string) (tokens.Counter, error) {
+	if cfg.Upstream.Tokenize != "auto" {
+		return nil
+	}
+	return func(path string) (tokens.Counter, error) {
+		lib, err := native.Open(cfg.Native.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("native libraries unavailable (run `make native`): %w", err)
+		}
+		return lib.LoadVocab(path)
+	}
+}
+
 // startLocalUpstream serves native.model in-process on a loopback port and
 // returns its URL and a stop function: `--upstream local`.
 func startLocalUpstream(ctx context.Context, cfg configs.Config, logger *slog.Logger) (string, func(), error) {

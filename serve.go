@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -44,6 +45,9 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 	counter, err := newCounter(cfg, up, logger)
 	if err != nil {
 		return err
+	}
+	if c, ok := counter.(io.Closer); ok {
+		defer c.Close()
 	}
 	keyring, err := auth.NewKeyring(cfg.Auth.Keys)
 	if err != nil {
@@ -209,6 +213,6 @@ func newCounter(cfg configs.Config, up *upstream.Client, logger *slog.Logger) (t
 	case "estimate":
 		return tokens.Estimate{}, nil
 	default:
-		return &proxy.UpstreamCounter{Client: up, Timeout: 5 * time.Second, Logger: logger}, nil
+		return &proxy.UpstreamCounter{Client: up, Timeout: 5 * time.Second, Logger: logger, LoadVocab: upstreamVocabLoader(cfg)}, nil
 	}
 }

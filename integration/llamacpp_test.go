@@ -3,6 +3,9 @@ package integration
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -141,8 +144,8 @@ func TestLlamaServerLongConversation(t *testing.T) {
 			ls := startLlamaServer(t, llamaServerOptions{NCtx: nctx, Parallel: 1})
 			p := startProxy(t, proxyOptions{Upstream: ls.URL()})
 			const maxTokens = 24
-			turns := converse(t, p, "long", 60, maxTokens, uint64(nctx))
-			var waste []int
+			turns := converse(t, p, "long", 40, maxTokens, uint64(nctx))
+			var unused, over []int
 			for i, tr := range turns {
 				if tr.prompt <= 0 {
 					t.Fatalf("turn %d: no usage.prompt_tokens", i)
@@ -150,13 +153,21 @@ func TestLlamaServerLongConversation(t *testing.T) {
 				if tr.prompt+maxTokens > nctx {
 					t.Errorf("turn %d: prompt %d + max_tokens %d > n_ctx %d", i, tr.prompt, maxTokens, nctx)
 				}
-				if i >= 30 { // the history is far past the context by now
-					waste = append(waste, nctx-maxTokens-tr.prompt)
+				// Pieces are priced as they stand in the prompt, so the count is
+				// exact to a token or two; the safety margin covers the rest.
+				if tr.window < tr.prompt-4 {
+					t.Errorf("turn %d: the proxy counted %d tokens, the server %d", i, tr.window, tr.prompt)
+				}
+				if i >= 16 { // the history is far past the context by now
+					unused = append(unused, nctx-maxTokens-tr.prompt)
+					over = append(over, tr.window-tr.prompt)
 				}
 			}
-			slices.Sort(waste)
-			t.Logf("n_ctx %d: unused context once full (n_ctx - max_tokens - prompt_tokens): min %d, median %d, max %d",
-				nctx, waste[0], waste[len(waste)/2], waste[len(waste)-1])
+			slices.Sort(unused)
+			slices.Sort(over)
+			t.Logf("n_ctx %d, once the history is past the context: unused context (n_ctx - max_tokens - prompt_tokens) min %d, median %d, max %d; "+
+				"the proxy's count over the server's (X-MegaContext-Window-Tokens - prompt_tokens) min %d, median %d, max %d",
+				nctx, unused[0], unused[len(unused)/2], unused[len(unused)-1], over[0], over[len(over)/2], over[len(over)-1])
 		})
 	}
 }
@@ -268,5 +279,102 @@ func TestLlamaServerRestartSmallerContext(t *testing.T) {
 	}
 	if n := metricValue(t, p, "megacontext_context_retries_total") - before; n != 1 {
 		t.Errorf("%v retries over 6 turns after the restart, want 1 (the first refusal only)", n)
+	}
+}
+
+// upstreamHop is a loopback reverse proxy in front of an upstream that
+// counts the requests it relays by path.
+type upstreamHop struct {
+	url string
+	mu  sync.Mutex     // guards n
+	n   map[string]int // requests by path since the last take
+}
+
+// startUpstreamHop relays to target until the test ends.
+func startUpstreamHop(t *testing.T, target string) *upstreamHop {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &upstreamHop{n: map[string]int{}}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.FlushInterval = -1
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		h.n[r.URL.Path]++
+		h.mu.Unlock()
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL
+	return h
+}
+
+// take returns the counts since the last take and starts again.
+func (h *upstreamHop) take() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := h.n
+	h.n = map[string]int{}
+	return out
+}
+
+// TestLlamaServerRoundTrips: a turn costs at most one /tokenize request
+// (one batch: the new message's blocks, its gists and headers, and the
+// previous reply's, which storing it deferred), and none when the proxy can
+// read the model file /props names and counts with its vocabulary
+// in-process (after checking that it counts as the server does).
+func TestLlamaServerRoundTrips(t *testing.T) {
+	ls := startLlamaServer(t, llamaServerOptions{NCtx: 1024, Parallel: 1})
+	for _, tc := range []struct {
+		name, config string
+		most         int
+	}{
+		{"upstream tokenizer", "upstream:\n  tokenize: upstream\n", 1},
+		{"model file's vocabulary", "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.config
+			if tc.most == 0 {
+				cfg = nativeConfig(nativeLibDir(t))
+			}
+			hop := startUpstreamHop(t, ls.URL())
+			p := startProxy(t, proxyOptions{Upstream: hop.url, Config: cfg})
+			talk := newTalker(11)
+			hdr := map[string]string{"X-MegaContext-Id": "trips"}
+			msgs := []msg{{Role: "system", Content: "You are a friendly storyteller."}}
+			hop.take() // discovery
+			most, total := 0, 0
+			for turn := 0; turn < 16; turn++ {
+				msgs = append(msgs, msg{Role: "user", Content: talk.message()})
+				res := p.mustChat(t, chatBody(t, msgs, map[string]any{"max_tokens": 24, "temperature": 0}), hdr)
+				msgs = append(msgs, msg{Role: "assistant", Content: res.Content})
+				p.waitMessages(t, "trips", len(msgs)) // the reply is stored
+				n := hop.take()
+				if n["/v1/chat/completions"] != 1 {
+					t.Fatalf("turn %d: %d chat requests", turn, n["/v1/chat/completions"])
+				}
+				delete(n, "/v1/chat/completions")
+				trips := 0
+				for path, k := range n {
+					if path != "/tokenize" {
+						t.Errorf("turn %d: %d requests to %s", turn, k, path)
+					}
+					trips += k
+				}
+				most, total = max(most, trips), total+trips
+			}
+			t.Logf("%s: %d round trips besides the chat request over 16 turns, at most %d in one", tc.name, total, most)
+			if most > tc.most {
+				t.Errorf("%s: a turn made %d round trips besides the chat request, want at most %d", tc.name, most, tc.most)
+			}
+			if tc.most == 0 {
+				log, _ := os.ReadFile(p.logPath)
+				if !strings.Contains(string(log), "counting tokens in-process with the upstream's model vocabulary") {
+					t.Errorf("the proxy did not say it counts with the model file's vocabulary")
+				}
+			}
+		})
 	}
 }
