@@ -6,7 +6,7 @@ UPSTREAM ?= http://127.0.0.1:8080
 ARGS ?=
 BIN ?= bin/megacontext
 
-.PHONY: all build run test test-short bench vet fmt native native-cuda wordnet prose clean sdk-test
+.PHONY: all build run test test-short bench vet fmt native native-cuda wordnet prose llama-server clean sdk-test
 
 all: build
 
@@ -113,3 +113,41 @@ prose:
 	$(call npm_unpack,prose,$(PROSE_PKG),$(PROSE_DIR),austen-emma.txt,\
 	  cp "$$x"/gutenberg/*.txt "$$dir/"; cp "$$x"/gutenberg/README "$$dir/README.gutenberg"; \
 	  cp "$$x"/LICENSE.md "$$dir/" 2>/dev/null || true)
+
+# llama.cpp's own server (llama-server), built for users from the llama.cpp
+# sources that one pinned npm package bundles (llama/gitRelease.bundle, commit
+# de3ff81, tag v0.5.0): the same build as the tests' ../shared/bin/llama-server.
+# Needs npm, git, cmake and a C++ compiler (apt: cmake build-essential); about
+# 20 minutes on 2 cores. Cached outside the work tree: nothing is rebuilt when
+# the cache already holds this build. CI never runs it (it uses
+# ../shared/bin/llama-server). The last line printed is the binary's path.
+LLAMA_SERVER_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/megacontext/llama-server
+LLAMA_SERVER_PKG ?= node-llama-cpp@3.22.1
+LLAMA_SERVER_COMMIT ?= de3ff815ea7d559ee917f063901b8986f038abc6
+LLAMA_SERVER_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+LLAMA_SERVER_CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON \
+	-DGGML_FMA=ON -DGGML_F16C=ON -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF \
+	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_USE_PREBUILT_UI=OFF \
+	-DLLAMA_BUILD_UI=OFF
+
+llama-server:
+	@set -e; pkg='$(LLAMA_SERVER_PKG)'; dir='$(LLAMA_SERVER_DIR)'; commit='$(LLAMA_SERVER_COMMIT)'; \
+	stamp="$$pkg $$commit $(LLAMA_SERVER_CMAKE_FLAGS)"; \
+	if [ -x "$$dir/llama-server" ] && [ -f "$$dir/.installed" ] && [ "$$(cat "$$dir/.installed")" = "$$stamp" ]; then \
+	  echo "llama-server: already built"; echo "$$dir/llama-server"; exit 0; fi; \
+	for tool in npm git cmake c++; do command -v $$tool >/dev/null || { \
+	  echo "llama-server: $$tool is required (apt-get install cmake build-essential git npm)" >&2; exit 1; }; done; \
+	mkdir -p "$$dir"; tmp=$$(mktemp -d "$$dir/build.XXXXXX"); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "llama-server: fetching $$pkg"; \
+	(cd "$$tmp" && npm pack --silent "$$pkg" >/dev/null); \
+	tar -xzf "$$tmp"/*.tgz -C "$$tmp" package/llama/gitRelease.bundle; \
+	git -c advice.detachedHead=false clone --quiet "$$tmp/package/llama/gitRelease.bundle" "$$tmp/src"; \
+	got=$$(git -C "$$tmp/src" rev-parse HEAD); \
+	[ "$$got" = "$$commit" ] || { echo "llama-server: the bundle holds $$got, want $$commit" >&2; exit 1; }; \
+	echo "llama-server: building llama.cpp $$commit with cmake ($(LLAMA_SERVER_JOBS) jobs, about 20 minutes on 2 cores)"; \
+	cmake -S "$$tmp/src" -B "$$tmp/build" $(LLAMA_SERVER_CMAKE_FLAGS) >"$$tmp/cmake.log" 2>&1 || { cat "$$tmp/cmake.log" >&2; exit 1; }; \
+	cmake --build "$$tmp/build" --target llama-server -j $(LLAMA_SERVER_JOBS) >"$$tmp/build.log" 2>&1 || { tail -50 "$$tmp/build.log" >&2; exit 1; }; \
+	cp "$$tmp/build/bin/llama-server" "$$dir/llama-server.new" && mv "$$dir/llama-server.new" "$$dir/llama-server"; \
+	echo "$$stamp" > "$$dir/.installed"; \
+	echo "llama-server: built; run it with: $$dir/llama-server -m MODEL.gguf --host 127.0.0.1 --port 8080"; \
+	echo "$$dir/llama-server"
