@@ -335,8 +335,10 @@ func TestContextRejectionRetry(t *testing.T) {
 			t.Errorf("stream=%v: retry is not smaller: %d then %d tokens", stream, reqs[0].PromptTokens, reqs[1].PromptTokens)
 		}
 	}
-	// Rejected twice: the client gets the context error, once retried.
+	// Rejected three times: the client gets the context error, after two
+	// retries with smaller windows.
 	n := len(fake.Requests())
+	fake.RejectNextContext()
 	fake.RejectNextContext()
 	fake.RejectNextContext()
 	res, err := turn(false)
@@ -344,13 +346,17 @@ func TestContextRejectionRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Status != http.StatusBadRequest {
-		t.Fatalf("two rejections: status %d, want 400: %s", res.Status, res.Body)
+		t.Fatalf("three rejections: status %d, want 400: %s", res.Status, res.Body)
 	}
-	if e := checkOpenAIError(t, "two rejections", res.Body); e.Get("code").Str != "context_length_exceeded" {
-		t.Errorf("two rejections: code %s", e.Get("code").Raw)
+	if e := checkOpenAIError(t, "three rejections", res.Body); e.Get("code").Str != "context_length_exceeded" {
+		t.Errorf("three rejections: code %s", e.Get("code").Raw)
 	}
-	if got := len(fake.Requests()) - n; got != 2 {
-		t.Errorf("two rejections: %d upstream attempts, want 2", got)
+	reqs := fake.Requests()[n:]
+	if len(reqs) != 3 {
+		t.Fatalf("three rejections: %d upstream attempts, want 3", len(reqs))
+	}
+	if reqs[1].PromptTokens >= reqs[0].PromptTokens || reqs[2].PromptTokens >= reqs[1].PromptTokens {
+		t.Errorf("three rejections: windows of %d, %d and %d tokens, want smaller each time", reqs[0].PromptTokens, reqs[1].PromptTokens, reqs[2].PromptTokens)
 	}
 }
 
