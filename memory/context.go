@@ -168,6 +168,8 @@ type mctx struct {
 	focusDirty map[nodeKey2]bool
 	prevShown  map[nodeKey2]bool
 	kept       []*keptWindow
+	// pins are the context's pins (pins.go), under mu.
+	pins pinsRecord
 	// telBytes is the footprint of focus and kept (read without telMu).
 	telBytes atomic.Int64
 }
@@ -275,6 +277,9 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 	}
 	if c.rec.Policy != e.policyPrint {
 		e.rescan(c)
+	}
+	if err := e.loadPins(c); err != nil {
+		return nil, false, fmt.Errorf("memory: load pins of %q: %w", k.Context, err)
 	}
 	if err := e.loadFocus(c); err != nil {
 		return nil, false, fmt.Errorf("memory: load focus telemetry of %q: %w", k.Context, err)

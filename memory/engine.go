@@ -74,6 +74,10 @@ type Options struct {
 	// focus telemetry. 0 uses DefaultKeepWindows (20); negative turns both
 	// off.
 	KeepWindows int
+	// PinShare is the most of a request's budget pinned blocks may take;
+	// pins that do not fit are left out of that window. 0 uses
+	// DefaultPinShare (0.25).
+	PinShare float64
 	// CacheBytes bounds the memory the MegaContexts held in memory take,
 	// by their approximate footprint (see cache.go); 0 uses
 	// DefaultCacheBytes, a negative value sets no bound. Idle contexts are
@@ -158,6 +162,9 @@ func Open(opts Options) (*Engine, error) {
 	}
 	if opts.MinRelevance == 0 {
 		opts.MinRelevance = DefaultMinRelevance
+	}
+	if opts.PinShare <= 0 || opts.PinShare > 1 {
+		opts.PinShare = DefaultPinShare
 	}
 	if opts.KeepWindows == 0 {
 		opts.KeepWindows = DefaultKeepWindows

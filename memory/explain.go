@@ -63,8 +63,6 @@ type OmittedMatch struct {
 	Why string `json:"why"`
 	// Terms are the query terms the block holds.
 	Terms []string `json:"terms,omitempty"`
-	// node is the block, for explainTerms.
-	node *tree.Node
 }
 
 // maxOmittedMatches bounds the omitted matches an explanation lists.
@@ -72,16 +70,18 @@ const maxOmittedMatches = 16
 
 // explain completes the window's explanation: the best relevant blocks
 // left out, with why (omitted), then the terms each entry matched
-// (explainTerms).
-func (e *Engine) explain(w *Window) {
+// (explainTerms). The caller holds c.mu.
+func (e *Engine) explain(c *mctx, w *Window) {
 	e.omitted(w)
-	explainTerms(w)
+	e.explainTerms(c, w)
 }
 
 // omitted lists the best relevant blocks the window does not show
 // verbatim, from both rounds, strongest relative to their round's best
-// first, with why (their terms come with explainTerms). It reads the
-// blocks the window was assembled from (whyInput.blocks): no lock needed.
+// first, with why: budget or below threshold here, policy (and their
+// terms) with explainTerms. It reads only what the window captured when it
+// was assembled and the blocks' message numbers, which never change: no
+// lock is needed (the keeper runs it).
 func (e *Engine) omitted(w *Window) {
 	x := w.why
 	if x == nil || w.OmittedMatches != nil {
@@ -139,10 +139,9 @@ func (e *Engine) omitted(w *Window) {
 		if cd.b < 0 || cd.b >= len(x.blocks) {
 			continue
 		}
-		n := x.blocks[cd.b]
-		om := OmittedMatch{Block: cd.b, Msg: n.Msg, Score: cd.share * cd.best, Round: cd.round, Why: "budget", node: n}
+		om := OmittedMatch{Block: cd.b, Msg: x.blocks[cd.b].Msg, Score: cd.share * cd.best, Round: cd.round, Why: "budget"}
 		switch {
-		case withheld[cd.b] || e.withheldFor(n, x.scopes):
+		case withheld[cd.b]:
 			om.Why = "policy"
 		case cd.share < x.minRelevance:
 			om.Why = "below threshold"
@@ -152,10 +151,11 @@ func (e *Engine) omitted(w *Window) {
 }
 
 // explainTerms sets the terms each entry (but outline ones) and each
-// omitted match (but policy ones) matched, and the semantic similarity of
-// the blocks the semantic lens scored. It reads only the window's own
-// nodes, whose text never changes once stored: no lock is needed.
-func explainTerms(w *Window) {
+// omitted match matched, and the semantic similarity of the blocks the
+// semantic lens scored; an omitted match the caller may not see is
+// "policy", without terms. It reads the blocks as they are now (a prune
+// may have emptied some). The caller holds c.mu.
+func (e *Engine) explainTerms(c *mctx, w *Window) {
 	x := w.why
 	if x == nil || x.explained {
 		return
@@ -179,12 +179,13 @@ func explainTerms(w *Window) {
 	}
 	for i := range w.Entries {
 		en := &w.Entries[i]
-		if en.node == nil || en.Reason == focus.Cover.String() {
+		n := c.tree.Node(en.Level, en.Index)
+		if n == nil || en.Reason == focus.Cover.String() {
 			continue
 		}
-		text := en.node.Text
+		text := n.Text
 		if en.Detail == focus.Short.String() {
-			text = en.node.Short
+			text = n.Short
 		}
 		en.Terms = matched(text)
 		if s, ok := x.semantic[en.First]; ok && en.Level == 0 {
@@ -193,9 +194,15 @@ func explainTerms(w *Window) {
 	}
 	for i := range w.OmittedMatches {
 		om := &w.OmittedMatches[i]
-		if om.node != nil && om.Why != "policy" {
-			om.Terms = matched(om.node.Text)
+		n := c.tree.Block(om.Block)
+		if n == nil || om.Why == "policy" {
+			continue
 		}
+		if e.withheldFor(n, x.scopes) {
+			om.Why = "policy"
+			continue
+		}
+		om.Terms = matched(n.Text)
 	}
 }
 

@@ -52,7 +52,7 @@ func (e *Engine) Windows(k Key, scopes []string) ([]WindowView, error) {
 	c.telMu.Unlock()
 	out := make([]WindowView, 0, len(kept))
 	for _, kw := range slices.Backward(kept) {
-		explainTerms(&kw.w)
+		e.explainTerms(c, &kw.w)
 		v := WindowView{Time: kw.at.UTC(), Budget: kw.meta.Budget, Tokens: kw.meta.Tokens, MemoryTokens: kw.w.MemoryTokens,
 			HistoryTokens: kw.w.HistoryTokens, Expanded: kw.w.Expanded, OmittedBlocks: kw.w.Omitted, NewMessages: kw.w.NewMessages,
 			UpstreamStatus: kw.meta.Status, SwapRate: kw.swap, OmittedMatches: kw.w.OmittedMatches, Tail: []MessageInfo{}}

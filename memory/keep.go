@@ -154,7 +154,7 @@ func (e *Engine) keepOne(j keepJob) {
 	}
 	kw := &keptWindow{at: j.at, meta: j.meta, w: *j.w, res: x.res, tail: x.tail, question: x.question}
 	kw.w.Memory = ""
-	kw.w.why = &whyInput{query: x.query, refocus: x.refocus, semantic: x.semantic}
+	kw.w.why = &whyInput{query: x.query, refocus: x.refocus, semantic: x.semantic, scopes: x.scopes}
 	kw.swap = e.observeFocus(c, kw, x.levels, questionHash(x.question))
 	c.kept = append(c.kept, kw)
 	if n := len(c.kept) - e.opts.KeepWindows; n > 0 {

@@ -152,13 +152,17 @@ func (w *memoryWriter) line(s string) {
 }
 
 func (w *memoryWriter) entry(en focus.Entry) {
+	if en.Tail && en.Why == focus.Pinned && en.Node != nil {
+		// A pinned block: verbatim in its place (pins.go).
+		en.Tail, en.Detail = false, focus.Verbatim
+	}
 	if en.Tail {
 		w.prev = nil
 		return
 	}
 	n := en.Node
 	w.infos = append(w.infos, EntryInfo{Level: n.Level, Index: n.Index, First: n.First, Last: n.Last, Detail: en.Detail.String(), Tokens: en.Cost,
-		Reason: en.Why.String(), Round: en.Round, Score: en.Score, node: n})
+		Reason: en.Why.String(), Round: en.Round, Score: en.Score})
 	text := n.Text
 	if en.Detail == focus.Verbatim && len(n.Spans) > 0 {
 		out, excluded, h := w.e.opts.Policy.Apply(n.Text, toPolicySpans(n.Spans), w.scopes)

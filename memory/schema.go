@@ -24,6 +24,7 @@ import (
 //	s:TENANT:CONTEXT                 local snapshot facts (snapshotRecord): the
 //	                                 root it was imported from, the last export
 //	f:TENANT:CONTEXT:LEVEL:INDEX     a node's focus telemetry (NodeFocus), 2 and 10 digits
+//	k:TENANT:CONTEXT                 the context's pins (pinsRecord)
 //
 // Parts are escaped by store.Key, so no id can forge another's boundary, and
 // the zero padding makes key order the records' natural order for scans.
@@ -46,6 +47,8 @@ const (
 	kindSnapshot = "s"
 	// kindFocus is a node's focus telemetry, written off the request path.
 	kindFocus = "f"
+	// kindPins holds a context's pins: what every window keeps.
+	kindPins = "k"
 )
 
 // recordKinds lists every kind of record stored under a context besides its
@@ -54,7 +57,7 @@ var recordKinds = []string{kindMessage, kindNode, kindVector, kindResponse, kind
 
 // singleKinds lists the kinds with one record per context, keyed like the
 // header. Delete removes each; a new kind goes here.
-var singleKinds = []string{kindContext, kindImport, kindSnapshot}
+var singleKinds = []string{kindContext, kindImport, kindSnapshot, kindPins}
 
 // headerKey is the key of a context's header record.
 func headerKey(k Key) string { return singleKey(kindContext, k) }

@@ -116,8 +116,6 @@ type EntryInfo struct {
 	Similarity float64 `json:"similarity,omitempty"`
 	// Withheld marks an entry the policy kept out of the text for the caller.
 	Withheld bool `json:"withheld,omitempty"`
-	// node is the entry's tree node, for Explain.
-	node *tree.Node
 }
 
 // outlineStep is how many of the outline's oldest gists collapse to
@@ -170,7 +168,7 @@ func (e *Engine) Prepare(r Request) (*Window, error) {
 	}
 	w.why.tail = seqs[min(w.TailFrom, len(seqs)):]
 	if r.DryRun && r.Explain {
-		e.explain(w)
+		e.explain(c, w)
 	}
 	return w, nil
 }
@@ -202,6 +200,14 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		}
 		return false
 	}
+	// Pinned blocks take their place before the allocator spends the rest;
+	// it tiles the timeline around them as around the tail.
+	pinned, pinCost := e.pinnedBlocks(c, tailRanges, r.Budget, memBudget)
+	allocTail := tailRanges
+	if len(pinned) > 0 {
+		memBudget -= pinCost
+		allocTail = withPinned(tailRanges, pinned)
+	}
 	score := func(q []lens.Term) map[int]float64 { return e.scoreBlocks(c, q, inTail) }
 	scores := score(query)
 	// Semantic similarity (when an embedder is configured) finds what shares
@@ -217,7 +223,7 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 	why.query, why.scores, why.semantic, why.minRelevance = query, scores, semantic, e.opts.MinRelevance
 	in := focus.Input{
 		Tree:     c.tree,
-		Tail:     tailRanges,
+		Tail:     allocTail,
 		Budget:   memBudget,
 		Scores:   scores,
 		Overhead: entryOverhead,
@@ -243,6 +249,15 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		in.Details = func(n *tree.Node) int { return e.detailsCost(n) + 1 }
 	}
 	res := focus.Allocate(in)
+	if len(pinned) > 0 {
+		set := make(map[int]bool, len(pinned))
+		for _, b := range pinned {
+			set[b] = true
+		}
+		markPinned(c, res.Entries, set)
+		markPinned(c, res.Outline, set)
+		res.Cost += pinCost
+	}
 	why.res, why.blocks = res, c.tree.Blocks()
 	for l := 0; l < c.tree.Height(); l++ {
 		why.levels = append(why.levels, c.tree.LevelLen(l))

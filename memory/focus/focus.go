@@ -58,6 +58,9 @@ const (
 	Weak
 	// Recent: the newest history detailed with what budget was left.
 	Recent
+	// Pinned: kept in every window by a pin (set by the caller on the Tail
+	// entries of the blocks it pinned).
+	Pinned
 )
 
 func (r Reason) String() string {
@@ -70,6 +73,8 @@ func (r Reason) String() string {
 		return "weak match"
 	case Recent:
 		return "recent"
+	case Pinned:
+		return "pinned"
 	default:
 		return "outline"
 	}
