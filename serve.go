@@ -142,6 +142,8 @@ func engineOptions(cfg configs.Config, counter tokens.Counter, pol *policy.Polic
 		GistTokens:  cfg.Memory.GistTokens,
 		CacheBytes:  cfg.Memory.CacheBytes,
 		KeepWindows: cfg.Memory.KeepWindows,
+		PinShare:    cfg.Memory.PinShare,
+		Retention:   cfg.Retention.Rules,
 		Counter:     counter,
 		Policy:      pol,
 		Logger:      logger,

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/megacontext/megacontext/memory"
 	"github.com/megacontext/megacontext/memory/bundle"
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/proxy/auth"
@@ -46,6 +47,7 @@ type Config struct {
 	Embeddings Embeddings `mapstructure:"embeddings"`
 	Auth       Auth       `mapstructure:"auth"`
 	Policy     Policy     `mapstructure:"policy"`
+	Retention  Retention  `mapstructure:"retention"`
 	Provenance Provenance `mapstructure:"provenance"`
 }
 
@@ -100,6 +102,12 @@ type Auth struct {
 // Policy lists the rules that filter sensitive spans.
 type Policy struct {
 	Rules []policy.Rule `mapstructure:"rules"`
+}
+
+// Retention lists the rules that prune old raw text (previewed and applied
+// through the admin API and the inspector; gists stay). None by default.
+type Retention struct {
+	Rules []memory.RetentionRule `mapstructure:"rules"`
 }
 
 // Upstream describes the OpenAI-compatible LLM server behind the proxy.
@@ -162,6 +170,9 @@ type Memory struct {
 	// for the inspector (default 20); the same background worker keeps the
 	// focus telemetry. -1 turns both off.
 	KeepWindows int `mapstructure:"keep_windows"`
+	// PinShare is the most of a request's budget pinned messages may take
+	// (default 0.25); pins that do not fit are left out of that window.
+	PinShare float64 `mapstructure:"pin_share"`
 }
 
 // Headers maps client headers to MegaContext selection.
@@ -212,6 +223,7 @@ func Defaults() Config {
 			Render:           "outline",
 			CacheBytes:       256 << 20,
 			KeepWindows:      20,
+			PinShare:         0.25,
 		},
 		Headers: Headers{ContextID: []string{"X-MegaContext-Id"}, ThreadID: []string{"X-MegaContext-Thread"}},
 	}
@@ -320,6 +332,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("memory.render", d.Memory.Render)
 	v.SetDefault("memory.cache_bytes", d.Memory.CacheBytes)
 	v.SetDefault("memory.keep_windows", d.Memory.KeepWindows)
+	v.SetDefault("memory.pin_share", d.Memory.PinShare)
 	v.SetDefault("headers.context_id", d.Headers.ContextID)
 	v.SetDefault("headers.thread_id", d.Headers.ThreadID)
 	v.SetDefault("native.dir", d.Native.Dir)
@@ -387,6 +400,8 @@ func (c *Config) normalize() error {
 		return fmt.Errorf("memory.render %q: want outline or chronological", m.Render)
 	case m.CacheBytes < -1:
 		return fmt.Errorf("memory.cache_bytes %d: want a byte count, 0 for the default or -1 for no bound", m.CacheBytes)
+	case m.PinShare <= 0 || m.PinShare > 1:
+		return fmt.Errorf("memory.pin_share %v: want a share in (0, 1]", m.PinShare)
 	case m.KeepWindows < -1 || m.KeepWindows > 10000:
 		return fmt.Errorf("memory.keep_windows %d: want 1..10000, or -1 for none", m.KeepWindows)
 	case m.TailPercent < 5 || m.TailPercent > 95:
@@ -400,6 +415,16 @@ func (c *Config) normalize() error {
 	}
 	if _, err := auth.NewKeyring(c.Auth.Keys); err != nil {
 		return fmt.Errorf("auth.keys: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, r := range c.Retention.Rules {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("retention.rules: %w", err)
+		}
+		if seen[r.Name] {
+			return fmt.Errorf("retention.rules: two rules named %q", r.Name)
+		}
+		seen[r.Name] = true
 	}
 	if _, err := policy.Compile(c.Policy.Rules); err != nil {
 		return fmt.Errorf("policy.rules: %w", err)

@@ -96,6 +96,11 @@ func TestInvalidConfigs(t *testing.T) {
 		"listen: [\n",
 		"data_sync: never\n",
 		"limits:\n  max_messages: 0\n",
+		"memory:\n  pin_share: 1.5\n",
+		"memory:\n  keep_windows: -2\n",
+		"retention:\n  rules:\n    - {older_than_days: 30}\n",
+		"retention:\n  rules:\n    - {name: r, older_than_days: 0}\n",
+		"retention:\n  rules:\n    - {name: r, older_than_days: 3}\n    - {name: r, older_than_days: 9}\n",
 	}
 	for _, y := range cases {
 		path := filepath.Join(t.TempDir(), "c.yaml")
@@ -169,5 +174,21 @@ func TestDefaultFileIgnoresBinary(t *testing.T) {
 func TestCacheBytesDefaultIsTheEngines(t *testing.T) {
 	if Defaults().Memory.CacheBytes != memory.DefaultCacheBytes {
 		t.Fatalf("memory.cache_bytes default %d, engine default %d", Defaults().Memory.CacheBytes, memory.DefaultCacheBytes)
+	}
+}
+
+// TestRetentionRulesLoad: rules read from the file keep their fields.
+func TestRetentionRulesLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	y := "retention:\n  rules:\n    - {name: stale, older_than_days: 365, never_expanded: true}\n    - {name: year, older_than_days: 400}\n"
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Retention.Rules; len(r) != 2 || r[0].Name != "stale" || r[0].OlderThanDays != 365 || !r[0].NeverExpanded || r[1].NeverExpanded {
+		t.Errorf("rules %+v", r)
 	}
 }

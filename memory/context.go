@@ -57,6 +57,9 @@ type msgRecord struct {
 	Time       int64  `json:"time"`
 	Partial    bool   `json:"partial,omitempty"`
 	Superseded bool   `json:"superseded,omitempty"`
+	// Pruned marks a message whose raw text a retention rule pruned
+	// (retention.go): Text is PrunedText once per block.
+	Pruned bool `json:"pruned,omitempty"`
 	// Damaged marks a record that could not be read back (see
 	// decodeMessage): a placeholder, or one whose chain hash was lost.
 	Damaged bool `json:"damaged,omitempty"`

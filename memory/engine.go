@@ -78,6 +78,8 @@ type Options struct {
 	// pins that do not fit are left out of that window. 0 uses
 	// DefaultPinShare (0.25).
 	PinShare float64
+	// Retention are the retention rules Prune applies (none by default).
+	Retention []RetentionRule
 	// CacheBytes bounds the memory the MegaContexts held in memory take,
 	// by their approximate footprint (see cache.go); 0 uses
 	// DefaultCacheBytes, a negative value sets no bound. Idle contexts are

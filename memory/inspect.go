@@ -2,6 +2,9 @@ package memory
 
 import (
 	"slices"
+
+	"github.com/megacontext/megacontext/memory/focus"
+	"github.com/megacontext/megacontext/memory/tree"
 	"time"
 )
 
@@ -72,10 +75,12 @@ func (e *Engine) Windows(k Key, scopes []string) ([]WindowView, error) {
 		v.Question = q
 		// The text again, for this viewer; the reasons as explained then.
 		var infos []EntryInfo
-		if kw.res.Outline != nil {
-			v.Memory, infos, _ = e.renderZones(c, kw.res, scopes)
+		res := kw.res
+		res.Entries, res.Outline = currentNodes(c, res.Entries), currentNodes(c, res.Outline)
+		if res.Outline != nil {
+			v.Memory, infos, _ = e.renderZones(c, res, scopes)
 		} else {
-			v.Memory, infos, _ = e.render(c, kw.res.Entries, scopes)
+			v.Memory, infos, _ = e.render(c, res.Entries, scopes)
 		}
 		v.Entries = slices.Clone(kw.w.Entries)
 		for i := range v.Entries {
@@ -97,4 +102,115 @@ func (e *Engine) Windows(k Key, scopes []string) ([]WindowView, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// currentNodes returns entries with the tree's nodes as they are now (a
+// retention rule may have pruned some since); nil stays nil.
+func currentNodes(c *mctx, entries []focus.Entry) []focus.Entry {
+	if entries == nil {
+		return nil
+	}
+	out := slices.Clone(entries)
+	for i := range out {
+		if n := out[i].Node; n != nil {
+			if cur := c.tree.Node(n.Level, n.Index); cur != nil {
+				out[i].Node = cur
+			}
+		}
+	}
+	return out
+}
+
+// NodeView is a gist tree node as the inspector shows it.
+type NodeView struct {
+	Level int `json:"level"`
+	Index int `json:"index"`
+	// First and Last are the blocks it covers; Msg the message of the first.
+	First int   `json:"first_block"`
+	Last  int   `json:"last_block"`
+	Msg   int64 `json:"msg"`
+	// Tokens is the raw text it covers; Time and TimeEnd its span in time.
+	Tokens  int       `json:"tokens"`
+	Time    time.Time `json:"time"`
+	TimeEnd time.Time `json:"time_end"`
+	// Text is a gist's text, or a block's text filtered for the viewer;
+	// Headline a gist's short form; Role a block's message role.
+	Text     string `json:"text"`
+	Headline string `json:"headline,omitempty"`
+	Role     string `json:"role,omitempty"`
+	// Tags are the policy rules of what it covers.
+	Tags []string `json:"tags,omitempty"`
+	// Children is how many nodes it opens into (0 for a block).
+	Children int `json:"children"`
+	// Focus is its telemetry; SwapRate its share of swapped turns.
+	Focus    NodeFocus `json:"focus"`
+	SwapRate float64   `json:"swap_rate"`
+	// Pinned is set when a pin covers it (a block) or part of it (a gist);
+	// Pruned when a retention rule pruned a block's text.
+	Pinned bool `json:"pinned"`
+	Pruned bool `json:"pruned,omitempty"`
+}
+
+// TreeView is a range of one level of a context's gist tree.
+type TreeView struct {
+	// Levels are the node counts per level, blocks first; Fanout is F.
+	Levels []int `json:"levels"`
+	Fanout int   `json:"fanout"`
+	// Level and From say where Nodes start.
+	Level int        `json:"level"`
+	From  int        `json:"from"`
+	Nodes []NodeView `json:"nodes"`
+}
+
+// Tree returns up to limit nodes of one level of k's gist tree from index
+// from on, with their telemetry and pin state, texts filtered for a viewer
+// holding scopes (gists are built from redacted text). level < 0 is the
+// top level. The inspector loads the tree this way, a level and a range at
+// a time.
+func (e *Engine) Tree(k Key, level, from, limit int, scopes []string) (TreeView, error) {
+	e.SettleFocus()
+	c, err := e.acquire(k, false)
+	if err != nil {
+		return TreeView{}, err
+	}
+	defer c.mu.Unlock()
+	tv := TreeView{Fanout: c.tree.Fanout(), Nodes: []NodeView{}}
+	for l := 0; l < c.tree.Height(); l++ {
+		tv.Levels = append(tv.Levels, c.tree.LevelLen(l))
+	}
+	if level < 0 || level >= c.tree.Height() {
+		level = c.tree.Height() - 1
+	}
+	tv.Level, tv.From = level, max(from, 0)
+	pinned := func(n *tree.Node) bool {
+		for _, p := range c.pins.Pins {
+			if p.First <= n.Last && n.First <= p.Last {
+				return true
+			}
+		}
+		return false
+	}
+	c.telMu.Lock()
+	defer c.telMu.Unlock()
+	for i := tv.From; i < c.tree.LevelLen(level) && len(tv.Nodes) < limit; i++ {
+		n := c.tree.Node(level, i)
+		v := NodeView{Level: n.Level, Index: n.Index, First: n.First, Last: n.Last, Msg: n.Msg, Tokens: n.Tokens,
+			Time: time.UnixMilli(n.Time).UTC(), TimeEnd: time.UnixMilli(n.TimeEnd).UTC(), Tags: n.Tags,
+			Focus: c.focusOf(n), Pinned: pinned(n)}
+		v.SwapRate = v.Focus.SwapRate()
+		if n.Level == 0 {
+			v.Role, v.Text = n.Role, n.Text
+			if len(n.Spans) > 0 {
+				out, excluded, _ := e.opts.Policy.Apply(n.Text, toPolicySpans(n.Spans), scopes)
+				if v.Text = out; excluded {
+					v.Text = WithheldText
+				}
+			}
+			v.Pruned = n.Msg >= 0 && n.Msg < int64(len(c.msgs)) && c.msgs[n.Msg].Pruned
+		} else {
+			v.Text, v.Headline, v.Children = n.Text, n.Short, c.tree.Fanout()
+		}
+		tv.Nodes = append(tv.Nodes, v)
+	}
+	return tv, nil
 }

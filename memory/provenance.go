@@ -46,6 +46,9 @@ const (
 	provFork   = "fork"
 	provMerge  = "merge"
 	provForget = "forget"
+	// provPrune: a retention rule pruned messages' raw text (Reason names
+	// the rule; Messages and Hashes what was pruned).
+	provPrune = "prune"
 )
 
 // provenanceKV numbers p as k's next provenance record and returns the

@@ -29,6 +29,9 @@ import (
 func (s *Server) admin(ctx *fasthttp.RequestCtx, p auth.Principal, rest string) {
 	tenant := p.Tenant
 	parts := strings.Split(strings.Trim(rest, "/"), "/")
+	if s.inspectTenant(ctx, p, parts) {
+		return
+	}
 	if len(parts) == 0 || parts[0] != "contexts" {
 		writeError(ctx, &apiError{status: 404, message: "unknown admin route", typ: "invalid_request_error", code: "not_found"})
 		return

@@ -127,6 +127,7 @@ func (s *Server) audit(k memory.Key, hits []policy.Hit) {
 	for _, h := range hits {
 		counts[h]++
 	}
+	s.actions.add(k.Tenant, counts)
 	for h, n := range counts {
 		s.m.policy.WithLabelValues(h.Rule, h.Action).Add(float64(n))
 		s.log.Info("policy applied", "tenant", k.Tenant, "context", k.Context, "rule", h.Rule, "action", h.Action, "spans", n)

@@ -97,6 +97,8 @@ type Server struct {
 
 	// learned is what the upstream's refusals taught about its context.
 	learned learned
+	// actions counts policy actions per tenant (the inspector's policy view).
+	actions policyActions
 
 	// ingesting is held shared while a reply is being stored (a stream's
 	// writer may still be storing the partial reply of a client that left);

@@ -5,6 +5,7 @@ package lens
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -349,4 +350,51 @@ func (x *Index) Truncate(n int, text func(block int) string) {
 		x.docLen = x.docLen[:blk]
 		x.bytes -= docBytes
 	}
+}
+
+// Rewrite re-indexes block blk, which was added with the text old, as
+// holding text now (a retention rule pruned its raw text): the old terms'
+// postings of the block go, the new ones are put in block order.
+func (x *Index) Rewrite(blk int, old, text string) {
+	if blk < 0 || blk >= len(x.docLen) {
+		return
+	}
+	at := func(ps []posting) (int, bool) {
+		i := sort.Search(len(ps), func(i int) bool { return int(ps[i].block) >= blk })
+		return i, i < len(ps) && int(ps[i].block) == blk
+	}
+	seen := map[string]bool{}
+	for _, t := range Terms(old) {
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		ps := x.postings[t]
+		if i, ok := at(ps); ok {
+			x.bytes -= postingBytes
+			if len(ps) == 1 {
+				delete(x.postings, t)
+				x.bytes -= termBytes + int64(len(t))
+			} else {
+				x.postings[t] = append(ps[:i:i], ps[i+1:]...)
+			}
+		}
+	}
+	terms := Terms(text)
+	tf := map[string]int{}
+	for _, t := range terms {
+		tf[t]++
+	}
+	for t, n := range tf {
+		ps, ok := x.postings[t]
+		if !ok {
+			x.bytes += termBytes + int64(len(t))
+		}
+		i, _ := at(ps)
+		x.postings[t] = slices.Insert(ps, i, posting{block: int32(blk), tf: uint16(min(n, math.MaxUint16))})
+		x.bytes += postingBytes
+	}
+	l := min(len(terms), math.MaxUint16)
+	x.total += int64(l) - int64(x.docLen[blk])
+	x.docLen[blk] = uint16(l)
 }

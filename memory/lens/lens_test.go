@@ -1,6 +1,7 @@
 package lens
 
 import (
+	"math"
 	"reflect"
 	"testing"
 )
@@ -82,5 +83,38 @@ func TestStem(t *testing.T) {
 		if got := Stem(tc.in); got != tc.want {
 			t.Errorf("Stem(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestRewriteMatchesFreshIndex: rewriting blocks gives the index a fresh
+// build with the new texts would have: same scores for every term.
+func TestRewriteMatchesFreshIndex(t *testing.T) {
+	texts := []string{"the river bank at dawn", "a red kite over the river", "code QX-4471 for the locker", "dawn chorus", "kite string and locker key"}
+	x := NewIndex()
+	for _, s := range texts {
+		x.Add(s)
+	}
+	x.Rewrite(1, texts[1], "[pruned]")
+	x.Rewrite(4, texts[4], "[pruned]")
+	x.Rewrite(9, "", "out of range")
+	want := NewIndex()
+	for i, s := range texts {
+		if i == 1 || i == 4 {
+			s = "[pruned]"
+		}
+		want.Add(s)
+	}
+	q := Query("river kite locker dawn pruned qx-4471 key string", 1)
+	got, exp := x.Score(q, 10, 0), want.Score(q, 10, 0)
+	if len(got) != len(exp) {
+		t.Fatalf("scores %v, fresh index %v", got, exp)
+	}
+	for b, s := range exp {
+		if math.Abs(got[b]-s) > 1e-12 {
+			t.Fatalf("block %d: %v, fresh index %v", b, got[b], s)
+		}
+	}
+	if x.Bytes() != want.Bytes() {
+		t.Errorf("bytes %d, fresh index %d", x.Bytes(), want.Bytes())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // Node is a block (level 0) or a gist node (level >= 1).
@@ -363,3 +364,21 @@ func (t *Tree) Truncate(n int) {
 // when blocks are appended: a reader may keep it (a window's explanation,
 // read in the background) while the tree grows. It must not be modified.
 func (t *Tree) Blocks() []*Node { return t.levels[0][:len(t.levels[0]):len(t.levels[0])] }
+
+// Replace puts nodes in the places of the nodes they stand for (same
+// level and index): a retention rule rewrote them. Each level it touches
+// is copied first, so that a slice from Blocks taken earlier keeps the
+// nodes it had.
+func (t *Tree) Replace(nodes []*Node) {
+	copied := map[int]bool{}
+	for _, n := range nodes {
+		if n.Level >= len(t.levels) || n.Index >= len(t.levels[n.Level]) {
+			continue
+		}
+		if !copied[n.Level] {
+			t.levels[n.Level] = slices.Clone(t.levels[n.Level])
+			copied[n.Level] = true
+		}
+		t.levels[n.Level][n.Index] = n
+	}
+}
