@@ -40,6 +40,9 @@ func TestDeleteRemovesEveryRecordKind(t *testing.T) {
 		}
 	}
 	e.SettleFocus()
+	if _, err := e.AddPin(k, 1, 0, 0); err != nil {
+		t.Fatal(err)
+	}
 	// A provenance record and the store's snapshot record (an export).
 	kv, err := e.provenanceKV(k, ProvenanceRecord{Kind: provForget, Time: 1, FirstBlock: -1, LastBlock: -1})
 	if err != nil || e.st.Put(kv) != nil {
