@@ -85,7 +85,7 @@ func (e *Engine) Windows(k Key, scopes []string) ([]WindowView, error) {
 		v.Entries = slices.Clone(kw.w.Entries)
 		for i := range v.Entries {
 			if i < len(infos) {
-				v.Entries[i].Withheld = infos[i].Withheld
+				v.Entries[i].Withheld, v.Entries[i].At = infos[i].Withheld, infos[i].At
 			}
 			if v.Entries[i].Withheld {
 				v.Entries[i].Terms = nil
@@ -156,7 +156,9 @@ type TreeView struct {
 	// Levels are the node counts per level, blocks first; Fanout is F.
 	Levels []int `json:"levels"`
 	Fanout int   `json:"fanout"`
-	// Level and From say where Nodes start.
+	// Level and From say where Nodes start; Level -1 is the roots: the
+	// coarsest cover of the whole timeline (the top level, then what its
+	// nodes do not cover yet, level by level).
 	Level int        `json:"level"`
 	From  int        `json:"from"`
 	Nodes []NodeView `json:"nodes"`
@@ -164,9 +166,9 @@ type TreeView struct {
 
 // Tree returns up to limit nodes of one level of k's gist tree from index
 // from on, with their telemetry and pin state, texts filtered for a viewer
-// holding scopes (gists are built from redacted text). level < 0 is the
-// top level. The inspector loads the tree this way, a level and a range at
-// a time.
+// holding scopes (gists are built from redacted text). level < 0 returns
+// the roots (from and limit index them). The inspector loads the tree
+// this way, a level and a range at a time.
 func (e *Engine) Tree(k Key, level, from, limit int, scopes []string) (TreeView, error) {
 	e.SettleFocus()
 	c, err := e.acquire(k, false)
@@ -178,10 +180,17 @@ func (e *Engine) Tree(k Key, level, from, limit int, scopes []string) (TreeView,
 	for l := 0; l < c.tree.Height(); l++ {
 		tv.Levels = append(tv.Levels, c.tree.LevelLen(l))
 	}
-	if level < 0 || level >= c.tree.Height() {
-		level = c.tree.Height() - 1
-	}
 	tv.Level, tv.From = level, max(from, 0)
+	var nodes []*tree.Node
+	if level < 0 || level >= c.tree.Height() {
+		tv.Level = -1
+		roots := c.tree.Roots(0)
+		nodes = roots[min(tv.From, len(roots)):min(tv.From+limit, len(roots))]
+	} else {
+		for i := tv.From; i < c.tree.LevelLen(level) && len(nodes) < limit; i++ {
+			nodes = append(nodes, c.tree.Node(level, i))
+		}
+	}
 	pinned := func(n *tree.Node) bool {
 		for _, p := range c.pins.Pins {
 			if p.First <= n.Last && n.First <= p.Last {
@@ -192,8 +201,7 @@ func (e *Engine) Tree(k Key, level, from, limit int, scopes []string) (TreeView,
 	}
 	c.telMu.Lock()
 	defer c.telMu.Unlock()
-	for i := tv.From; i < c.tree.LevelLen(level) && len(tv.Nodes) < limit; i++ {
-		n := c.tree.Node(level, i)
+	for _, n := range nodes {
 		v := NodeView{Level: n.Level, Index: n.Index, First: n.First, Last: n.Last, Msg: n.Msg, Tokens: n.Tokens,
 			Time: time.UnixMilli(n.Time).UTC(), TimeEnd: time.UnixMilli(n.TimeEnd).UTC(), Tags: n.Tags,
 			Focus: c.focusOf(n), Pinned: pinned(n)}

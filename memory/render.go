@@ -177,6 +177,9 @@ func (w *memoryWriter) entry(en focus.Entry) {
 	cont := en.Detail == focus.Verbatim && continues(w.prev, n)
 	w.start(cont)
 	sb := &w.sb
+	info := &w.infos[len(w.infos)-1]
+	info.At[0] = sb.Len()
+	defer func() { info.At[1] = sb.Len() }()
 	switch en.Detail {
 	case focus.Verbatim:
 		if cont {

@@ -116,6 +116,9 @@ type EntryInfo struct {
 	Similarity float64 `json:"similarity,omitempty"`
 	// Withheld marks an entry the policy kept out of the text for the caller.
 	Withheld bool `json:"withheld,omitempty"`
+	// At is where the entry's text lies in the memory text, in bytes
+	// [start, end) (empty when withheld).
+	At [2]int `json:"at"`
 }
 
 // outlineStep is how many of the outline's oldest gists collapse to

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/valyala/fasthttp"
@@ -13,6 +14,7 @@ import (
 	"github.com/megacontext/megacontext/memory"
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/proxy/auth"
+	"github.com/megacontext/megacontext/proxy/ui"
 )
 
 // inspect serves the inspector's admin routes under contexts/{id}/:
@@ -199,4 +201,27 @@ func (a *policyActions) of(tenant string) []PolicyCount {
 		return out[i].Action < out[j].Action
 	})
 	return out
+}
+
+// serveUI serves the inspector's page and files (proxy/ui). They hold no
+// data and need no key: the page signs in to the admin API itself.
+func (s *Server) serveUI(ctx *fasthttp.RequestCtx, path string) {
+	if !ctx.IsGet() && !ctx.IsHead() {
+		writeError(ctx, methodNotAllowed())
+		return
+	}
+	if path == "/megacontext/ui" {
+		ctx.Redirect("/megacontext/ui/", fasthttp.StatusMovedPermanently)
+		return
+	}
+	body, ct, ok := ui.File(strings.TrimPrefix(path, "/megacontext/ui/"))
+	if !ok {
+		writeError(ctx, &apiError{status: 404, message: "no such inspector file", typ: "invalid_request_error", code: "not_found"})
+		return
+	}
+	for k, v := range ui.SecurityHeaders {
+		ctx.Response.Header.Set(k, v)
+	}
+	ctx.SetContentType(ct)
+	ctx.SetBody(body)
 }

@@ -266,6 +266,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.ready(ctx)
 	case path == "/metrics":
 		s.prom(ctx)
+	case path == "/megacontext/ui" || strings.HasPrefix(path, "/megacontext/ui/"):
+		route = "/megacontext/ui"
+		s.serveUI(ctx, path)
 	case strings.HasPrefix(string(ctx.URI().PathOriginal()), "/megacontext/v1/"):
 		// On the raw path: the normalized one resolves a context id's
 		// escaped "../" segments, which would take it out of its route.
