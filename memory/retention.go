@@ -1,13 +1,14 @@
 package memory
 
 import (
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/megacontext/megacontext/memory/qvec"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/memory/tree"
 )
@@ -18,9 +19,12 @@ import (
 // keeps its place, its chain hash (a client resending it still matches
 // it), its gists and its token count; its text and each of its blocks'
 // text become PrunedText, the block hashes and the gist hashes above them
-// are recomputed (the tree verifies as before), the raw JSON is dropped,
-// and a provenance record says what was pruned, when and by which rule,
-// with the SHA-256 of each message's former text.
+// are recomputed (the tree verifies as before), the raw JSON and the
+// blocks' embeddings are dropped, and a provenance record says what was
+// pruned, when and by which rule, with the salted SHA-256 of each message's
+// former text (saltedHash, as an erasure's). Unlike Erase (forget.go),
+// which removes text everywhere, gists included, and rewrites the store
+// file, a prune keeps the gists: it saves space, it does not hide.
 
 // PrunedText is what a pruned block holds instead of its text.
 const PrunedText = "[pruned]"
@@ -178,7 +182,12 @@ func (e *Engine) prune(c *mctx, seqs []int64, rule, caller string) error {
 	pcost := e.countCached(PrunedText)
 	changed := map[[2]int]*tree.Node{}
 	var kvs []store.KV
-	prov := provRecord{Kind: provPrune, Time: e.opts.Now().UnixMilli(), Caller: caller, Reason: "retention rule " + rule, FirstBlock: -1, LastBlock: -1}
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return err
+	}
+	prov := provRecord{Kind: provPrune, Time: e.opts.Now().UnixMilli(), Caller: caller, Reason: "retention rule " + rule,
+		Salt: hex.EncodeToString(salt), FirstBlock: -1, LastBlock: -1}
 	type msgUndo struct {
 		m   *msgRecord
 		old msgRecord
@@ -187,9 +196,8 @@ func (e *Engine) prune(c *mctx, seqs []int64, rule, caller string) error {
 	for _, seq := range seqs {
 		m := c.msgs[seq]
 		undo = append(undo, msgUndo{m, *m})
-		sum := sha256.Sum256([]byte(m.Text))
 		prov.Messages = append(prov.Messages, seq)
-		prov.Hashes = append(prov.Hashes, hex.EncodeToString(sum[:]))
+		prov.Hashes = append(prov.Hashes, saltedHash(salt, m.Text))
 		if prov.FirstBlock < 0 || m.First < prov.FirstBlock {
 			prov.FirstBlock = m.First
 		}
@@ -205,6 +213,11 @@ func (e *Engine) prune(c *mctx, seqs []int64, rule, caller string) error {
 			n.Hash = tree.BlockHash(&n)
 			c.index.Rewrite(b, old.Text, n.Text)
 			changed[[2]int{0, b}] = &n
+			if b < len(c.vecs) {
+				// The vector was the text's: an empty one scores nothing.
+				c.vecs[b] = qvec.Vector{}
+				kvs = append(kvs, store.KV{Key: vecKey(c.key, b), Value: string(qvec.Vector{}.Encode())})
+			}
 		}
 		m.Text, m.Pruned, m.Tags = text, true, slices.Clone(m.Whole)
 		c.msgBytes += msgFootprint(m)
