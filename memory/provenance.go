@@ -16,7 +16,7 @@ type ProvenanceRecord struct {
 	Type string `json:"type"`
 	// Seq numbers the context's provenance records from 0.
 	Seq int64 `json:"seq"`
-	// Kind is provFork, provMerge or provForget.
+	// Kind is provFork, provMerge, provForget or provPrune.
 	Kind string `json:"kind"`
 	// Time is when it happened (Unix ms); Caller who asked, Reason why.
 	Time   int64  `json:"time"`
@@ -179,13 +179,13 @@ func (e *Engine) Provenance(k Key, block int, scopes []string) (SpanProvenance, 
 		p.Origin = SpanOrigin{Kind: "merged", From: m.Origin.Context, Merged: m.Origin}
 	}
 	// A snapshot holds the block as it is when the block was there then
-	// and no erasure rewrote it since.
+	// and no erasure or prune rewrote it since.
 	holds := func(ev *SnapshotEvent) bool {
 		if ev == nil || block >= ev.Blocks {
 			return false
 		}
 		for _, r := range p.Records {
-			if r.Kind == provForget && r.Time >= ev.Time {
+			if (r.Kind == provForget || r.Kind == provPrune) && r.Time >= ev.Time {
 				return false
 			}
 		}

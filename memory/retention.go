@@ -186,7 +186,7 @@ func (e *Engine) prune(c *mctx, seqs []int64, rule, caller string) error {
 	if _, err := rand.Read(salt); err != nil {
 		return err
 	}
-	prov := provRecord{Kind: provPrune, Time: e.opts.Now().UnixMilli(), Caller: caller, Reason: "retention rule " + rule,
+	prov := ProvenanceRecord{Kind: provPrune, Time: e.opts.Now().UnixMilli(), Caller: caller, Reason: "retention rule " + rule,
 		Salt: hex.EncodeToString(salt), FirstBlock: -1, LastBlock: -1}
 	type msgUndo struct {
 		m   *msgRecord

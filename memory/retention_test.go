@@ -183,7 +183,7 @@ func TestRetentionKeepsInvariants(t *testing.T) {
 			t.Fatalf("windows differ after a reopen:\n%v\n%v", w1, w2)
 		}
 		if plan.Applied {
-			var rec provRecord
+			var rec ProvenanceRecord
 			found := false
 			e2.st.Scan(recordPrefix(kindProvenance, k), func(_, v string) bool {
 				if json.Unmarshal([]byte(v), &rec) == nil && rec.Kind == provPrune {
