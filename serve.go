@@ -100,6 +100,7 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 		Responses:        cfg.Upstream.Responses,
 		CORSOrigins:      cfg.Server.CORSOrigins,
 		RequireID:        cfg.Memory.RequireID,
+		Mounts:           cfg.Memory.Mounts,
 		SigningKey:       signing,
 		TrustedKeys:      trusted,
 	})

@@ -166,6 +166,11 @@ type Memory struct {
 	// MegaContext (no context header, no user field) instead of putting
 	// them in the shared "default" memory; off by default.
 	RequireID bool `mapstructure:"require_id"`
+	// Mounts are the memories of the caller's tenant every request draws
+	// on besides its own, read-only (a key's own auth.keys[].mounts
+	// replaces them); empty (the default) mounts none. Requests add more
+	// with X-MegaContext-Mount.
+	Mounts []string `mapstructure:"mounts"`
 	// KeepWindows is how many recent windows each context keeps, explained,
 	// for the inspector (default 20); the same background worker keeps the
 	// focus telemetry. -1 turns both off.
@@ -269,7 +274,7 @@ func Load(path string, flags *pflag.FlagSet, flagKeys map[string]string) (Config
 	}
 	// Env vars for list values arrive as one string, or split at commas
 	// with the spaces after them kept: trim and split every list the same way.
-	for _, l := range []*[]string{&c.Headers.ContextID, &c.Headers.ThreadID, &c.Server.CORSOrigins, &c.Provenance.TrustedKeys} {
+	for _, l := range []*[]string{&c.Headers.ContextID, &c.Headers.ThreadID, &c.Server.CORSOrigins, &c.Provenance.TrustedKeys, &c.Memory.Mounts} {
 		*l = splitList(strings.Join(*l, ","))
 	}
 	if err := c.normalize(); err != nil {
@@ -319,6 +324,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("upstream.responses", d.Upstream.Responses)
 	v.SetDefault("server.cors_origins", d.Server.CORSOrigins)
 	v.SetDefault("memory.require_id", d.Memory.RequireID)
+	v.SetDefault("memory.mounts", d.Memory.Mounts)
 	v.SetDefault("limits.max_body_bytes", d.Limits.MaxBodyBytes)
 	v.SetDefault("limits.max_messages", d.Limits.MaxMessages)
 	v.SetDefault("memory.block_tokens", d.Memory.BlockTokens)

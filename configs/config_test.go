@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -27,7 +28,7 @@ func TestDefaultYAMLEqualsDefaults(t *testing.T) {
 	if err := d.normalize(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != d.Listen || c.Upstream != d.Upstream || c.Memory != d.Memory || c.Limits != d.Limits || c.Native != d.Native || c.Tokenizer != d.Tokenizer || c.Embeddings != d.Embeddings ||
+	if c.Listen != d.Listen || c.Upstream != d.Upstream || !reflect.DeepEqual(c.Memory, d.Memory) || c.Limits != d.Limits || c.Native != d.Native || c.Tokenizer != d.Tokenizer || c.Embeddings != d.Embeddings ||
 		strings.Join(c.Headers.ContextID, ",") != strings.Join(d.Headers.ContextID, ",") || c.Auth.AllowOpen || len(c.Auth.Keys) != 0 || len(c.Policy.Rules) != 0 {
 		t.Fatalf("default file differs from built-in defaults:\n%+v\n%+v", c, d)
 	}

@@ -47,6 +47,9 @@ type Request struct {
 	// message of Messages in place (those found in the store from what it
 	// holds: role, name, extra tokens, and the text of the last turns).
 	Decode Decoder
+	// Mounts name other MegaContexts of the tenant the window also draws
+	// on, read-only (mount.go); one that does not exist is ErrMountNotFound.
+	Mounts []string
 }
 
 // Window is an assembled working window.
@@ -119,6 +122,8 @@ type EntryInfo struct {
 	// At is where the entry's text lies in the memory text, in bytes
 	// [start, end) (empty when withheld).
 	At [2]int `json:"at"`
+	// Memory names the mounted memory the entry quotes; empty for the own.
+	Memory string `json:"memory,omitempty"`
 }
 
 // outlineStep is how many of the outline's oldest gists collapse to
@@ -129,11 +134,14 @@ const outlineStep = 4
 // Prepare reconciles the request's messages with memory (storing new ones
 // durably, unless DryRun) and assembles the working window.
 func (e *Engine) Prepare(r Request) (*Window, error) {
-	c, err := e.acquire(r.Key, !r.DryRun)
+	c, mounts, err := e.acquireWithMounts(r.Key, !r.DryRun, r.Mounts)
 	if err != nil {
 		return nil, err
 	}
 	defer c.mu.Unlock()
+	for _, m := range mounts {
+		defer m.mu.Unlock()
+	}
 	var seqs []int64
 	w := &Window{LastSeq: -1}
 	// What cannot be sent is not stored: a turn too long for the budget is
@@ -165,7 +173,7 @@ func (e *Engine) Prepare(r Request) (*Window, error) {
 	}
 	w.NextSeq = int64(len(c.msgs))
 	w.why = &whyInput{c: c, question: lastUserText(r.Messages), scopes: r.Scopes}
-	e.assemble(c, r, seqs, w)
+	e.assembleMounted(c, r, seqs, w, mounts)
 	if w.TailFrom < 0 {
 		return nil, ErrTooLong
 	}

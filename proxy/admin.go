@@ -75,7 +75,7 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, p auth.Principal, rest string) 
 			}
 			writeJSON(ctx, map[string]any{"id": id, "deleted": true})
 		case len(parts) == 3 && parts[2] == "window" && ctx.IsPost():
-			s.dryRun(ctx, k, p.Scopes)
+			s.dryRun(ctx, k, p)
 		case len(parts) == 3 && parts[2] == "messages" && ctx.IsGet():
 			from, _ := strconv.ParseInt(string(ctx.QueryArgs().Peek("from")), 10, 64)
 			limit, _ := strconv.Atoi(string(ctx.QueryArgs().Peek("limit")))
@@ -129,7 +129,8 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, p auth.Principal, rest string) 
 // "tools" to derive it as a live request does. It goes through the live
 // path's plan: the same question at the same budget gives the same window,
 // and "messages" is byte for byte what the upstream would receive.
-func (s *Server) dryRun(ctx *fasthttp.RequestCtx, k memory.Key, scopes []string) {
+func (s *Server) dryRun(ctx *fasthttp.RequestCtx, k memory.Key, p auth.Principal) {
+	scopes := p.Scopes
 	body := ctx.PostBody()
 	in := gjson.ParseBytes(body)
 	if !gjson.ValidBytes(body) || !in.IsObject() {
@@ -166,6 +167,10 @@ func (s *Server) dryRun(ctx *fasthttp.RequestCtx, k memory.Key, scopes []string)
 		return
 	}
 	x := s.chatExchange(creq, k, scopes)
+	if x.mounts, aerr = s.mountsFor(ctx, p, k); aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
 	b := s.budgetFor(ctx, x.maxTokens, x.tools)
 	if v := in.Get("budget"); v.Exists() {
 		if v.Type != gjson.Number || v.Num != float64(int64(v.Num)) || v.Num < 1 || v.Num > 1<<30 {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
@@ -111,10 +112,29 @@ func (s *Server) sharing(ctx *fasthttp.RequestCtx, p auth.Principal, k memory.Ke
 			writeError(ctx, badRequest("block", "provenance needs ?block=N, a block number (windows list them as first_block/last_block)"))
 			return true
 		}
-		sp, err := s.eng.Provenance(k, block, p.Scopes)
+		// ?mount=NAME traces a block of a memory the context mounts, as a
+		// window's entry naming that memory quotes it.
+		mount := string(ctx.QueryArgs().Peek("mount"))
+		from := k
+		if mount != "" {
+			mounts, aerr := s.mountsFor(ctx, p, k)
+			if aerr != nil {
+				writeError(ctx, aerr)
+				return true
+			}
+			if p.MountsSet && !slices.Contains(mounts, mount) {
+				writeError(ctx, &apiError{status: 403, message: fmt.Sprintf("this key may not mount %q", mount), typ: "permission_error", param: "mount", code: "mount_forbidden"})
+				return true
+			}
+			from = memory.Key{Tenant: k.Tenant, Context: mount}
+		}
+		sp, err := s.eng.Provenance(from, block, p.Scopes)
 		if err != nil {
 			s.adminError(ctx, err)
 			return true
+		}
+		if mount != "" {
+			sp.Origin = memory.SpanOrigin{Kind: "mounted", From: mount, Merged: sp.Origin.Merged}
 		}
 		writeJSON(ctx, sp)
 	default:

@@ -30,8 +30,12 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx, start time.Time, p auth.Principa
 		writeError(ctx, errNoContextID)
 		return
 	}
-	cctx, stop := watchClient(ctx.Conn())
 	x := s.chatExchange(req, key, p.Scopes)
+	if x.mounts, aerr = s.mountsFor(ctx, p, key); aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
+	cctx, stop := watchClient(ctx.Conn())
 	resp, w := s.forward(ctx, cctx, start, x)
 	if resp == nil {
 		stop()

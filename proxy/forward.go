@@ -53,6 +53,8 @@ type exchange struct {
 	extra int
 	// path is the upstream path the rendered body is posted to.
 	path string
+	// mounts are the memories the window also draws on (mountsFor).
+	mounts []string
 	// keep, set by forward, hands the window sent to the engine's keeper
 	// (kept windows, focus telemetry); finish runs it once the answer is
 	// relayed, so that the keeper's work never overlaps the exchange.
@@ -242,7 +244,7 @@ func (s *Server) logWindow(k memory.Key, b budget, w *memory.Window, start time.
 // render the body. A dry run stores nothing (it ingests the exchange's new
 // messages in memory only, exactly as the live request would).
 func (s *Server) plan(x *exchange, b budget, dry bool) (*memory.Window, []byte, []policy.Hit, *apiError) {
-	w, err := s.eng.Prepare(memory.Request{Key: x.key, Messages: x.messages, Decode: x.decode, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent, Scopes: x.scopes, DryRun: dry, AsLive: dry, Explain: dry})
+	w, err := s.eng.Prepare(memory.Request{Key: x.key, Messages: x.messages, Decode: x.decode, Budget: b.total, PerMessage: b.perMessage, TailPercent: s.opts.TailPercent, Scopes: x.scopes, DryRun: dry, AsLive: dry, Explain: dry, Mounts: x.mounts})
 	if err != nil {
 		return nil, nil, nil, s.memoryError(err, b)
 	}
@@ -342,6 +344,8 @@ func (s *Server) memoryError(err error, b budget) *apiError {
 		return aerr
 	case errors.Is(err, memory.ErrTooLong):
 		return &apiError{status: 400, message: fmt.Sprintf("the latest message is too long for the model's context: a budget of %d tokens for the prompt (context %d, reserved output %d)", b.prompt(), b.nctx, b.reserve), typ: "invalid_request_error", param: "messages", code: "context_length_exceeded"}
+	case errors.Is(err, memory.ErrMountNotFound):
+		return &apiError{status: 404, message: strings.TrimPrefix(err.Error(), "memory: "), typ: "invalid_request_error", param: MountHeader, code: "mount_not_found"}
 	case errors.Is(err, memory.ErrNotFound):
 		return &apiError{status: 404, message: "no such MegaContext", typ: "invalid_request_error", code: "not_found"}
 	case errors.Is(err, memory.ErrBadKey):

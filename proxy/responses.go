@@ -141,9 +141,14 @@ func (s *Server) responses(ctx *fasthttp.RequestCtx, start time.Time, p auth.Pri
 		writeError(ctx, badRequest("input", "'input' holds %d items; this server accepts at most %d per request (limits.max_messages)", n, s.opts.MaxMessages))
 		return
 	}
+	mounts, aerr := s.mountsFor(ctx, p, key)
+	if aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
 	cctx, stop := watchClient(ctx.Conn())
 	native := s.native(cctx)
-	x := &exchange{key: key, scopes: p.Scopes, messages: append(prior, input...), decode: decodeInput, maxTokens: req.maxOutput, tools: req.chatTools, path: "/v1/chat/completions"}
+	x := &exchange{key: key, scopes: p.Scopes, messages: append(prior, input...), decode: decodeInput, maxTokens: req.maxOutput, tools: req.chatTools, path: "/v1/chat/completions", mounts: mounts}
 	// A continuation is sent with this request's instructions, not with
 	// the ones its conversation started with (as OpenAI does); memory keeps
 	// the conversation as stored.

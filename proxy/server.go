@@ -66,6 +66,9 @@ type Options struct {
 	// CORSOrigins are the browser origins allowed to call the proxy
 	// (exact "https://host[:port]", or "*" for any); none by default.
 	CORSOrigins []string
+	// Mounts are the memories every request draws on besides its own
+	// (memory.mounts), unless its key has mounts of its own; none by default.
+	Mounts []string
 	// SigningKey, when set, signs exported snapshots (provenance.signing_key).
 	SigningKey ed25519.PrivateKey
 	// TrustedKeys, when not empty, are the only signers whose snapshots

@@ -43,6 +43,11 @@ type Key struct {
 	Tenant string `mapstructure:"tenant" yaml:"tenant"`
 	// Scopes lists what the key's holder is cleared for (policy scopes).
 	Scopes []string `mapstructure:"scopes" yaml:"scopes"`
+	// Mounts, when set, are the memories of the key's tenant its requests
+	// draw on besides their own (mounted read-only), and the only ones they
+	// may mount (X-MegaContext-Mount naming another is refused). Unset, the
+	// key gets memory.mounts and may mount any memory of its tenant.
+	Mounts []string `mapstructure:"mounts" yaml:"mounts"`
 }
 
 // Principal is an authenticated caller.
@@ -55,6 +60,10 @@ type Principal struct {
 	// "sha256:" and the first 16 hex digits of the key's digest, which
 	// match the start of its configured hash; empty on an open Keyring.
 	KeyID string
+	// Mounts are the key's configured mounts; MountsSet says they were
+	// configured (an empty list then mounts nothing and allows nothing).
+	Mounts    []string
+	MountsSet bool
 }
 
 // Caller names the principal in records: its tenant and its key.
@@ -77,9 +86,11 @@ type Keyring struct {
 }
 
 type entry struct {
-	digest [sha256.Size]byte
-	tenant string
-	scopes []string
+	digest    [sha256.Size]byte
+	tenant    string
+	scopes    []string
+	mounts    []string
+	mountsSet bool
 }
 
 // NewKeyring validates keys and builds a Keyring holding only their
@@ -132,6 +143,12 @@ func newEntry(key Key) (entry, error) {
 		}
 	}
 	e.scopes = slices.Clone(key.Scopes)
+	for _, m := range key.Mounts {
+		if strings.TrimSpace(m) == "" || strings.ContainsAny(m, ",\x00\r\n") {
+			return e, fmt.Errorf("invalid mount %q", m)
+		}
+	}
+	e.mounts, e.mountsSet = slices.Clone(key.Mounts), key.Mounts != nil
 	return e, nil
 }
 
@@ -205,7 +222,8 @@ func (k *Keyring) Authenticate(authorization string) (Principal, error) {
 		return Principal{}, ErrUnknownKey
 	}
 	e := &k.entries[idx]
-	return Principal{Tenant: e.tenant, Scopes: slices.Clone(e.scopes), KeyID: hashPrefix + hex.EncodeToString(e.digest[:8])}, nil
+	return Principal{Tenant: e.tenant, Scopes: slices.Clone(e.scopes), KeyID: hashPrefix + hex.EncodeToString(e.digest[:8]),
+		Mounts: slices.Clone(e.mounts), MountsSet: e.mountsSet}, nil
 }
 
 // ParseBearer extracts the key from an Authorization header value of the

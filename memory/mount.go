@@ -1,0 +1,254 @@
+// Mounted memories: a request may draw on other MegaContexts of its
+// tenant, read-only, next to its own (Request.Mounts).
+//
+// The same lens scores every memory's blocks for the question (each with
+// its own index, embeddings and days), and the memories compete for the
+// memory budget by what they hold for it: once the own memory's mandatory
+// parts are placed, a share of the rest (at most mountShare of it) goes to
+// the mounted memories in proportion to their best block's relevance
+// against the own memory's, those below the expansion threshold of the
+// best getting nothing. Each memory then gets the same allocator within its
+// share: the own memory as always (with the budget reduced by what the
+// mounts took), each mount in chronological mode (its coarsest outline,
+// expanded where the question points). A mount's part of the memory text
+// opens with a line naming it, so every span quoted from it names its
+// origin; the window's entries name it too (EntryInfo.Memory). Mounts are
+// filtered by the caller's scopes exactly as the own memory is, and never
+// change: nothing is ingested into them, and their focus (hysteresis,
+// telemetry) is left alone.
+
+package memory
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/megacontext/megacontext/memory/focus"
+	"github.com/megacontext/megacontext/memory/lens"
+	"github.com/megacontext/megacontext/memory/tree"
+)
+
+// ErrMountNotFound means a mounted memory does not exist in the tenant.
+var ErrMountNotFound = fmt.Errorf("%w: mounted memory", ErrNotFound)
+
+// Mount budget parameters.
+const (
+	// mountShare is the most of the memory budget left after the own
+	// memory's mandatory parts that the mounts together may take.
+	mountShare = 0.6
+	// minMountBudget is the least budget a mount is worth: below it, its
+	// outline and one expansion do not fit.
+	minMountBudget = 160
+)
+
+// MountPreamble opens a mounted memory's part of the memory text.
+func MountPreamble(name string) string {
+	return fmt.Sprintf("<memory from=%q>\nFrom the mounted memory %q (read-only, shared), oldest first, times in UTC. Lines with ~ summarize a span; other lines quote it verbatim.\n", name, name)
+}
+
+// acquireWithMounts locks k (created when create is set) and the mounted
+// memories of its tenant named by mounts, all in id order so that no two
+// requests wait on each other. It returns k's context and the mounts' in
+// the order named; a mount that does not exist is ErrMountNotFound.
+func (e *Engine) acquireWithMounts(k Key, create bool, mounts []string) (*mctx, []*mctx, error) {
+	if len(mounts) == 0 {
+		c, err := e.acquire(k, create)
+		return c, nil, err
+	}
+	keys := []Key{k}
+	for _, m := range mounts {
+		mk := Key{Tenant: k.Tenant, Context: m}
+		if err := mk.validate(); err != nil {
+			return nil, nil, err
+		}
+		if !slices.ContainsFunc(keys, func(x Key) bool { return x.id() == mk.id() }) {
+			keys = append(keys, mk)
+		}
+	}
+	order := slices.Clone(keys)
+	slices.SortFunc(order, func(a, b Key) int { return strings.Compare(a.id(), b.id()) })
+	locked := map[string]*mctx{}
+	unlock := func() {
+		for _, c := range locked {
+			c.mu.Unlock()
+		}
+	}
+	for _, key := range order {
+		own := key.id() == k.id()
+		c, err := e.acquire(key, own && create)
+		if err != nil {
+			unlock()
+			if !own && errors.Is(err, ErrNotFound) {
+				return nil, nil, fmt.Errorf("%w %q", ErrMountNotFound, key.Context)
+			}
+			return nil, nil, err
+		}
+		locked[key.id()] = c
+	}
+	out := make([]*mctx, 0, len(keys)-1)
+	for _, key := range keys[1:] {
+		out = append(out, locked[key.id()])
+	}
+	return locked[k.id()], out, nil
+}
+
+// mountPlan is one mounted memory's part of a window.
+type mountPlan struct {
+	c      *mctx
+	query  []lens.Term
+	scores map[int]float64
+	best   float64
+	budget int
+}
+
+// assembleMounted assembles the window of c with its mounts: the mounts
+// that earn a share of the budget (see the file comment) are allocated and
+// rendered after the own memory, which gets the rest.
+func (e *Engine) assembleMounted(c *mctx, r Request, seqs []int64, w *Window, mounts []*mctx) {
+	if len(mounts) == 0 {
+		e.assemble(c, r, seqs, w)
+		return
+	}
+	probe := &Window{}
+	lead, tail, memFixed, ok := e.selectTail(c, r, seqs, probe)
+	if !ok {
+		w.TailFrom = -1
+		return
+	}
+	free := r.Budget - lead - tail - memFixed
+	question := lastUserText(r.Messages)
+	// The own memory's best match, its verbatim tail left out as assemble
+	// leaves it out.
+	own := 0.0
+	if c.tree.Len() > 0 && free > 0 {
+		tailRanges := tailBlockRanges(c, r, seqs, probe.TailFrom)
+		inTail := func(b int) bool {
+			for _, tr := range tailRanges {
+				if b >= tr.First && b <= tr.Last {
+					return true
+				}
+			}
+			return false
+		}
+		own = bestScore(e.memoryScores(c, r, e.query(c, r, probe.TailFrom), question, inTail))
+	}
+	none := func(int) bool { return false }
+	plans := make([]mountPlan, len(mounts))
+	top := own
+	for i, mc := range mounts {
+		q := e.query(mc, r, probe.TailFrom)
+		s := e.memoryScores(mc, r, q, question, none)
+		plans[i] = mountPlan{c: mc, query: q, scores: s, best: bestScore(s)}
+		top = max(top, plans[i].best)
+	}
+	sum := own
+	for i := range plans {
+		if p := &plans[i]; p.best <= 0 || p.best < e.opts.MinRelevance*top {
+			p.best = 0 // not relevant enough to compete
+		}
+		sum += plans[i].best
+	}
+	taken := 0
+	for i := range plans {
+		p := &plans[i]
+		if p.best > 0 && free > 0 {
+			p.budget = int(mountShare * float64(free) * p.best / sum)
+		}
+		if p.budget < minMountBudget+e.mountFixed(p.c) {
+			p.budget = 0
+		}
+		taken += p.budget
+	}
+	// The own memory gets the rest: the prompt's budget less what the
+	// mounts took.
+	own2 := r
+	own2.Budget -= taken
+	e.assemble(c, own2, seqs, w)
+	if w.TailFrom < 0 {
+		return
+	}
+	for _, p := range plans {
+		if p.budget > 0 {
+			e.renderMount(p, r, w)
+		}
+	}
+}
+
+// memoryScores are the lens's block scores of c for a question: lexical,
+// semantic and the days it names, as assemble computes them.
+func (e *Engine) memoryScores(c *mctx, r Request, q []lens.Term, question string, inTail func(int) bool) map[int]float64 {
+	if c.tree.Len() == 0 {
+		return nil
+	}
+	scores := e.scoreBlocks(c, q, inTail)
+	for b, s := range e.semanticScores(c, question, inTail) {
+		scores[b] += s
+	}
+	e.focusOnDays(c, question, scores, inTail)
+	return scores
+}
+
+func bestScore(scores map[int]float64) float64 {
+	best := 0.0
+	for _, s := range scores {
+		best = max(best, s)
+	}
+	return best
+}
+
+// mountFixed is the cost of a mount's part of the memory text beyond its
+// entries: its opening line, its closing and the line break before it.
+func (e *Engine) mountFixed(c *mctx) int {
+	return e.countCached(MountPreamble(c.key.Context)) + e.countCached(Closing) + 2
+}
+
+// renderMount allocates a mount's share and appends its part to w.
+func (e *Engine) renderMount(p mountPlan, r Request, w *Window) {
+	mc := p.c
+	fixed := e.mountFixed(mc)
+	in := focus.Input{
+		Tree:         mc.tree,
+		Budget:       p.budget - fixed,
+		Scores:       p.scores,
+		Overhead:     entryOverhead,
+		Rounds:       2,
+		MinRelevance: e.opts.MinRelevance,
+		Refocus: func(revealed []*tree.Node) map[int]float64 {
+			extra := e.refocusTerms(mc, p.query, revealed)
+			if len(extra) == 0 {
+				return nil
+			}
+			return e.scoreBlocks(mc, extra, func(int) bool { return false })
+		},
+	}
+	res := focus.Allocate(in)
+	text, entries, hits := e.render(mc, res.Entries, r.Scopes)
+	if text == "" {
+		return
+	}
+	text = MountPreamble(mc.key.Context) + strings.TrimPrefix(text, e.preamble())
+	if w.Memory != "" {
+		w.Memory += "\n"
+	} else {
+		// The memory message is the mounts' alone: it costs its framing.
+		w.MemoryTokens += r.PerMessage + 2
+		w.Tokens += r.PerMessage + 2
+	}
+	// Entries say where their text lies in the whole memory text.
+	shift := len(w.Memory) + len(MountPreamble(mc.key.Context)) - len(e.preamble())
+	for i := range entries {
+		entries[i].Memory = mc.key.Context
+		if entries[i].At[1] > entries[i].At[0] {
+			entries[i].At[0] += shift
+			entries[i].At[1] += shift
+		}
+	}
+	w.Memory += text
+	w.Entries = append(w.Entries, entries...)
+	w.Hits = append(w.Hits, hits...)
+	w.MemoryTokens += res.Cost + fixed
+	w.Tokens += res.Cost + fixed
+	w.Expanded += res.Expanded
+}
