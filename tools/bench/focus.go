@@ -15,10 +15,11 @@ import (
 	"github.com/megacontext/megacontext/proxy"
 )
 
-// focusCost measures what the focus telemetry and the kept windows (and
-// pins) add to a request: two proxies over the same preloaded history,
-// one with memory.keep_windows -1 (all off) and one with the default, get
-// the same turns, interleaved with the direct request turn by turn.
+// focusCost measures what the focus telemetry, the kept windows and a pin
+// add to a request: two proxies over the same preloaded history, one with
+// memory.keep_windows -1 (all off) and no pin, one with the default and a
+// pinned message, get the same turns, interleaved with the direct request
+// turn by turn.
 func focusCost(history, turns, nctx int, jsonOut bool) error {
 	key := memory.Key{Tenant: "default", Context: "bench"}
 	var urls [2]string
@@ -31,6 +32,12 @@ func focusCost(history, turns, nctx int, jsonOut bool) error {
 		defer rg.Close()
 		if err := preloadHistory(rg.eng, []memory.Key{key}, history, rand.New(rand.NewPCG(1, 2))); err != nil {
 			return err
+		}
+		if keep > 0 {
+			// A pinned message, so that pins are measured too.
+			if _, err := rg.eng.AddPin(key, 1, 0, 0); err != nil {
+				return err
+			}
 		}
 		url, stop, err := rg.serve(proxy.Options{})
 		if err != nil {
@@ -82,8 +89,8 @@ func focusCost(history, turns, nctx int, jsonOut bool) error {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
 	fmt.Printf("history %d tokens, %d turns\n", history, turns)
-	fmt.Printf("added per request, telemetry and kept windows off  p50 %6.3f ms  p99 %6.3f ms\n", off, pct(added[0], 99))
-	fmt.Printf("added per request, on (keep_windows %d)            p50 %6.3f ms  p99 %6.3f ms\n", memory.DefaultKeepWindows, on, pct(added[1], 99))
+	fmt.Printf("added per request, telemetry, kept windows, pins off  p50 %6.3f ms  p99 %6.3f ms\n", off, pct(added[0], 99))
+	fmt.Printf("added per request, on (keep_windows %d, one pin)      p50 %6.3f ms  p99 %6.3f ms\n", memory.DefaultKeepWindows, on, pct(added[1], 99))
 	fmt.Printf("focus telemetry cost, whole request                p50 %+6.3f ms\n", on-off)
 	fmt.Printf("X-MegaContext-Overhead-Ms (before forwarding)      p50 off %.3f ms, on %.3f ms: %+6.3f ms\n", ownOff, ownOn, ownOn-ownOff)
 	return nil
