@@ -91,21 +91,16 @@ func (e *Engine) rule(name string) (RetentionRule, error) {
 
 // PreviewRetention says what rule name would prune in k now, changing nothing.
 func (e *Engine) PreviewRetention(k Key, name string) (PrunePlan, error) {
-	r, err := e.rule(name)
-	if err != nil {
-		return PrunePlan{}, err
-	}
-	c, err := e.acquire(k, false)
-	if err != nil {
-		return PrunePlan{}, err
-	}
-	defer c.mu.Unlock()
-	plan, _ := e.planPrune(c, r)
-	return plan, nil
+	return e.retain(k, name, "", false)
 }
 
 // Prune applies rule name to k; caller is recorded in provenance.
 func (e *Engine) Prune(k Key, name, caller string) (PrunePlan, error) {
+	return e.retain(k, name, caller, true)
+}
+
+// retain plans rule name on k and, with apply, prunes what it found.
+func (e *Engine) retain(k Key, name, caller string, apply bool) (PrunePlan, error) {
 	r, err := e.rule(name)
 	if err != nil {
 		return PrunePlan{}, err
@@ -116,7 +111,7 @@ func (e *Engine) Prune(k Key, name, caller string) (PrunePlan, error) {
 	}
 	defer c.mu.Unlock()
 	plan, seqs := e.planPrune(c, r)
-	if len(seqs) == 0 {
+	if !apply || len(seqs) == 0 {
 		return plan, nil
 	}
 	if err := e.prune(c, seqs, r.Name, caller); err != nil {
