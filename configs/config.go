@@ -38,6 +38,7 @@ type Config struct {
 	// second) or "always" (fsynced before every acknowledgement).
 	DataSync   string     `mapstructure:"data_sync"`
 	LogLevel   string     `mapstructure:"log_level"`
+	Store      Store      `mapstructure:"store"`
 	Upstream   Upstream   `mapstructure:"upstream"`
 	Limits     Limits     `mapstructure:"limits"`
 	Memory     Memory     `mapstructure:"memory"`
@@ -71,6 +72,23 @@ type Server struct {
 	// ("https://app.example.com", or "*" for any); empty (the default)
 	// allows none.
 	CORSOrigins []string `mapstructure:"cors_origins"`
+}
+
+// Store selects where memory is kept.
+type Store struct {
+	// Kind is "buntdb" (the default: an embedded file in data_dir, owned by
+	// one process) or "postgres" (a PostgreSQL database at DSN, shared by
+	// any number of replicas).
+	Kind string `mapstructure:"kind"`
+	// DSN is the PostgreSQL connection string (postgres://user:password@
+	// host:5432/db?sslmode=disable, or key=value form); empty by default.
+	DSN string `mapstructure:"dsn"`
+	// AutoMigrate lets serve bring the database schema up to date at start
+	// (default true); off, serve refuses a schema that is behind and
+	// `megacontext migrate` upgrades it.
+	AutoMigrate bool `mapstructure:"auto_migrate"`
+	// MaxConns bounds the connections one replica opens (default 16).
+	MaxConns int `mapstructure:"max_conns"`
 }
 
 // Tokenizer configures exact token counting with a model's own vocabulary.
@@ -208,6 +226,7 @@ func Defaults() Config {
 		DataDir:  "./data",
 		DataSync: "second",
 		LogLevel: "info",
+		Store:    Store{Kind: "buntdb", AutoMigrate: true, MaxConns: 16},
 		Upstream: Upstream{
 			URL:         "http://127.0.0.1:8080",
 			Timeout:     10 * time.Minute,
@@ -315,6 +334,10 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("data_dir", d.DataDir)
 	v.SetDefault("data_sync", d.DataSync)
 	v.SetDefault("log_level", d.LogLevel)
+	v.SetDefault("store.kind", d.Store.Kind)
+	v.SetDefault("store.dsn", d.Store.DSN)
+	v.SetDefault("store.auto_migrate", d.Store.AutoMigrate)
+	v.SetDefault("store.max_conns", d.Store.MaxConns)
 	v.SetDefault("upstream.url", d.Upstream.URL)
 	v.SetDefault("upstream.api_key", d.Upstream.APIKey)
 	v.SetDefault("upstream.n_ctx", d.Upstream.NCtx)
@@ -368,6 +391,18 @@ func (c *Config) normalize() error {
 	case "second", "always":
 	default:
 		return fmt.Errorf("data_sync %q: want second or always", c.DataSync)
+	}
+	switch c.Store.Kind {
+	case "buntdb":
+	case "postgres":
+		if strings.TrimSpace(c.Store.DSN) == "" {
+			return errors.New("store.kind postgres needs store.dsn (e.g. postgres://megacontext@127.0.0.1:5432/megacontext)")
+		}
+	default:
+		return fmt.Errorf("store.kind %q: want buntdb or postgres", c.Store.Kind)
+	}
+	if c.Store.MaxConns < 1 {
+		return fmt.Errorf("store.max_conns %d: want >= 1", c.Store.MaxConns)
 	}
 	switch c.Upstream.Tokenize {
 	case "auto", "upstream", "estimate":

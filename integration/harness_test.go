@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/megacontext/megacontext/memory/pgstore/pgtest"
 )
 
 // binPath is the megacontext binary built once by TestMain.
@@ -52,6 +54,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "integration: go build: %v\n%s", err, out)
 		return 1
 	}
+	defer pgtest.StopShared()
 	return m.Run()
 }
 

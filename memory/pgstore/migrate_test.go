@@ -1,0 +1,174 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/megacontext/megacontext/memory/pgstore/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func connect(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// TestMigrateOnceConcurrently: replicas that start together on an empty
+// database migrate it once; a second run applies nothing; the schema
+// reports this binary's version.
+func TestMigrateOnceConcurrently(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	applied := make([]int, 4)
+	errs := make([]error, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer conn.Close(ctx)
+			ms, err := Migrate(ctx, conn)
+			applied[i], errs[i] = len(ms), err
+		})
+	}
+	wg.Wait()
+	total := 0
+	for i := range 4 {
+		if errs[i] != nil {
+			t.Fatalf("migrate %d: %v", i, errs[i])
+		}
+		total += applied[i]
+	}
+	if want := len(Migrations()); total != want {
+		t.Fatalf("%d migrations applied in all, want %d (once each)", total, want)
+	}
+	conn := connect(t, dsn)
+	if ms, err := Migrate(ctx, conn); err != nil || len(ms) != 0 {
+		t.Fatalf("second migrate applied %d, err %v", len(ms), err)
+	}
+	st, err := Status(ctx, conn)
+	if err != nil || st[len(st)-1].Version != SchemaVersion() {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+}
+
+// TestSchemaMismatchRefused: a database without the schema, one migrated
+// by a newer binary and one whose applied migration was edited are each
+// refused with an error that says so.
+func TestSchemaMismatchRefused(t *testing.T) {
+	ctx := context.Background()
+	conn := connect(t, pgtest.NewDB(t))
+	if _, err := Status(ctx, conn); !errors.Is(err, ErrSchemaOld) {
+		t.Fatalf("empty database: %v, want ErrSchemaOld", err)
+	}
+	if _, err := Migrate(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO schema_migrations (version, name, checksum) VALUES (99999, '99999_future.sql', 'x')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Status(ctx, conn); !errors.Is(err, ErrSchemaNewer) {
+		t.Fatalf("newer schema: %v, want ErrSchemaNewer", err)
+	}
+	if _, err := Migrate(ctx, conn); !errors.Is(err, ErrSchemaNewer) {
+		t.Fatalf("migrate on a newer schema: %v, want ErrSchemaNewer", err)
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM schema_migrations WHERE version = 99999; UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Migrate(ctx, conn); err == nil || errors.Is(err, ErrSchemaNewer) {
+		t.Fatalf("edited migration: %v, want a checksum error", err)
+	}
+}
+
+// TestSchemaTables: the schema is relational, one table per kind of record.
+func TestSchemaTables(t *testing.T) {
+	ctx := context.Background()
+	conn := connect(t, pgtest.NewDB(t))
+	if _, err := Migrate(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"tenants", "contexts", "threads", "messages", "tags", "blocks", "nodes", "vectors", "telemetry", "provenance", "jobs"} {
+		if !slices.Contains(tables, want) {
+			t.Errorf("no table %s (have %v)", want, tables)
+		}
+	}
+}
+
+// TestThreadsFollowMessages: the database threads messages as they are
+// inserted: a conversation is one thread, an edit forks a new one at its
+// parent, a new conversation starts another.
+func TestThreadsFollowMessages(t *testing.T) {
+	ctx := context.Background()
+	conn := connect(t, pgtest.NewDB(t))
+	if _, err := Migrate(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	var cid int64
+	err := conn.QueryRow(ctx, `WITH t AS (INSERT INTO tenants (id) VALUES ('t') RETURNING id)
+		INSERT INTO contexts (tenant_id, name, created_ms, updated_ms) SELECT id, 'c', 0, 0 FROM t RETURNING id`).Scan(&cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// seq: parent. 0-1-2 one conversation; 3 edits 2 (fork at 1); 4
+	// continues 3; 5 starts a new conversation; 6 continues 2 (the old
+	// branch, now forked from its own head: it extends thread 0).
+	parents := []int64{-1, 0, 1, 1, 3, -1, 2}
+	for seq, p := range parents {
+		_, err := conn.Exec(ctx, `INSERT INTO messages (context_id, seq, parent, chain_hash, role, body, time_ms, version)
+			VALUES ($1, $2, $3, 'h', 'user', 'x', $2, 1)`, cid, seq, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := conn.Query(ctx, "SELECT thread_id FROM messages WHERE context_id = $1 ORDER BY seq", cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int32{0, 0, 0, 1, 1, 2, 0}; !slices.Equal(got, want) {
+		t.Fatalf("threads %v, want %v", got, want)
+	}
+	var fork *int64
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT fork_seq, messages FROM threads WHERE context_id = $1 AND id = 1", cid).Scan(&fork, &n); err != nil {
+		t.Fatal(err)
+	}
+	if fork == nil || *fork != 1 || n != 2 {
+		t.Fatalf("thread 1 forks at %v with %d messages, want 1 and 2", fork, n)
+	}
+	// Deleting the context removes every record under it.
+	if _, err := conn.Exec(ctx, "DELETE FROM contexts WHERE id = $1", cid); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM threads)").Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d rows left after delete, %v", left, err)
+	}
+}
