@@ -18,9 +18,13 @@ build:
 run: build
 	exec $(BIN) serve --upstream $(UPSTREAM) $(ARGS)
 
+# The engine's suite runs twice: on the embedded store, then on PostgreSQL
+# (a throwaway server of its own; skipped when PostgreSQL is not installed,
+# unless MEGACONTEXT_REQUIRE_POSTGRES=1 as in CI).
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	MEGACONTEXT_TEST_STORE=postgres $(GO) test -count=1 -timeout 20m ./memory
 
 # The official OpenAI Node SDK and the Vercel AI SDK against the real binary
 # (integration/node/sdk.test.mjs; versions pinned in its package-lock.json).

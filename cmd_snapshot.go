@@ -81,7 +81,11 @@ func openOffline(cmd *cobra.Command, configPath, tenant, contextID string) (*off
 	if err != nil {
 		return nil, fmt.Errorf("policy.rules: %w", err)
 	}
-	eng, err := memory.Open(engineOptions(cfg, counter, pol, logger))
+	opts, err := engineOptions(cmd.Context(), cfg, counter, pol, logger)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := memory.Open(opts)
 	if err != nil {
 		return nil, err
 	}

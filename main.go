@@ -68,6 +68,8 @@ var serveFlagKeys = map[string]string{
 	"log-level": "log_level",
 	"vocab":     "tokenizer.vocab",
 	"model":     "native.model",
+	"store":     "store.kind",
+	"dsn":       "store.dsn",
 }
 
 func newServeCmd() *cobra.Command {
@@ -91,6 +93,8 @@ func newServeCmd() *cobra.Command {
 	f.String("listen", d.Listen, "address to listen on")
 	f.String("upstream", d.Upstream.URL, "upstream OpenAI-compatible server root (a /v1 suffix is accepted), or \"local\" with --model")
 	f.String("data", d.DataDir, "data directory of the embedded store")
+	f.String("store", d.Store.Kind, "where memory is kept: buntdb (embedded, one process) or postgres (shared by replicas, at --dsn)")
+	f.String("dsn", "", "PostgreSQL connection string of --store postgres (or MEGACONTEXT_STORE_DSN)")
 	f.Int("n-ctx", 0, "upstream context size in tokens (0 discovers it)")
 	f.String("log-level", d.LogLevel, "debug, info, warn or error")
 	f.String("vocab", "", "GGUF file whose vocabulary counts tokens exactly")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/megacontext/megacontext/configs"
 	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/memory/pgstore"
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/memory/thesaurus"
@@ -68,7 +69,10 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 		defer emb.Close()
 		embedder = emb
 	}
-	mopts := engineOptions(cfg, counter, pol, logger)
+	mopts, err := engineOptions(ctx, cfg, counter, pol, logger)
+	if err != nil {
+		return err
+	}
 	mopts.Embedder = embedder
 	mopts.Expander = openThesaurus(cfg.Memory.Thesaurus, logger)
 	eng, err := memory.Open(mopts)
@@ -117,7 +121,11 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	logger.Info("megacontext listening", "base_url", clientBaseURL(ln.Addr()), "addr", ln.Addr().String(), "data", cfg.DataDir, "tokens", counter.Name())
+	where := []any{"store", cfg.Store.Kind, "data", cfg.DataDir}
+	if cfg.Store.Kind == "postgres" {
+		where = where[:2]
+	}
+	logger.Info("megacontext listening", append([]any{"base_url", clientBaseURL(ln.Addr()), "addr", ln.Addr().String(), "tokens", counter.Name()}, where...)...)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -133,8 +141,21 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 
 // engineOptions are the memory engine's options from the configuration:
 // what serve and the offline commands (export, import…) share.
-func engineOptions(cfg configs.Config, counter tokens.Counter, pol *policy.Policy, logger *slog.Logger) memory.Options {
+// engineOptions are the engine's options of cfg; with store.kind postgres
+// it connects to the database (and migrates it when store.auto_migrate).
+func engineOptions(ctx context.Context, cfg configs.Config, counter tokens.Counter, pol *policy.Policy, logger *slog.Logger) (memory.Options, error) {
+	var st store.Backend
+	if cfg.Store.Kind == "postgres" {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		pg, err := pgstore.Open(pctx, pgstore.Options{DSN: cfg.Store.DSN, MaxConns: cfg.Store.MaxConns, AutoMigrate: cfg.Store.AutoMigrate, Logger: logger})
+		cancel()
+		if err != nil {
+			return memory.Options{}, fmt.Errorf("store: %w", err)
+		}
+		st = pg
+	}
 	return memory.Options{
+		Store:       st,
 		Render:      cfg.Memory.Render,
 		Dir:         cfg.DataDir,
 		Sync:        store.Sync(cfg.DataSync),
@@ -148,7 +169,7 @@ func engineOptions(cfg configs.Config, counter tokens.Counter, pol *policy.Polic
 		Counter:     counter,
 		Policy:      pol,
 		Logger:      logger,
-	}
+	}, nil
 }
 
 // openThesaurus loads WordNet for query expansion; nil (lexical lens only)

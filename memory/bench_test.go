@@ -107,7 +107,7 @@ func BenchmarkIngest(b *testing.B) {
 func BenchmarkResend(b *testing.B) {
 	for _, n := range []int{10_000, 1_000_000} {
 		b.Run(fmt.Sprintf("history=%dk", n/1000), func(b *testing.B) {
-			e, err := Open(Options{Now: fixedClock()})
+			e, err := testOpen(b, Options{Now: fixedClock()})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -394,6 +394,11 @@ func (e *Engine) Merge(into Key, from string, caller string) (MergeResult, error
 	if err := kf.validate(); err != nil {
 		return MergeResult{}, err
 	}
+	return retry(e, into, func() (MergeResult, error) { return e.merge(into, kf, caller) })
+}
+
+func (e *Engine) merge(into, kf Key, caller string) (MergeResult, error) {
+	from := kf.Context
 	res := MergeResult{From: from, Messages: []int64{}, FirstBlock: -1, LastBlock: -1}
 	if kf.id() == into.id() {
 		return res, nil
@@ -470,7 +475,7 @@ func (e *Engine) Merge(into Key, from string, caller string) (MergeResult, error
 		FirstBlock: res.FirstBlock, LastBlock: res.LastBlock})
 	if err == nil {
 		kvs = append(kvs, pkv, store.KV{Key: headerKey(into), Value: mustJSON(ci.rec)})
-		err = e.st.Put(kvs...)
+		err = e.put(ci, kvs...)
 	}
 	if err != nil {
 		// Memory and store disagree now: reload from the store next time.

@@ -126,5 +126,6 @@ func (e *Engine) trimLocked(keep *mctx) {
 		e.cached.Add(-cd.c.bytes)
 		cd.c.mu.Unlock()
 		delete(e.loaded, cd.id)
+		e.dropped++
 	}
 }

@@ -64,7 +64,7 @@ func TestFootprintTracksHeap(t *testing.T) {
 	ingested := e.CachedBytes()
 	e.Close()
 
-	e, err := Open(Options{Dir: dir, Now: fixedClock()})
+	e, err := testOpen(t, Options{Dir: dir, Now: fixedClock()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestCacheBudgetEvictsIdleLeastRecentlyUsed(t *testing.T) {
 	fillContext(t, e, huge, 1000, 9)
 	e.Close()
 
-	e, err := Open(Options{Dir: dir, Now: fixedClock()})
+	e, err := testOpen(t, Options{Dir: dir, Now: fixedClock()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestCacheBudgetEvictsIdleLeastRecentlyUsed(t *testing.T) {
 	one := e.CachedBytes()
 	e.Close()
 	budget := one*5/2 + one/4 // room for two and a half contexts
-	e, err = Open(Options{Dir: dir, Now: fixedClock(), CacheBytes: budget})
+	e, err = testOpen(t, Options{Dir: dir, Now: fixedClock(), CacheBytes: budget})
 	if err != nil {
 		t.Fatal(err)
 	}

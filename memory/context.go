@@ -153,6 +153,9 @@ type mctx struct {
 	vecs  []qvec.Vector
 	used  uint64
 	stale bool
+	// version is the shared store's version c reflects (zero: not stored
+	// yet, or an embedded store, which has none).
+	version store.Version
 	// bytes is the footprint the engine counts for the context (account);
 	// msgBytes and nodeBytes are the running sums it is made of (cache.go).
 	bytes, msgBytes, nodeBytes int64
@@ -237,7 +240,11 @@ func blockSpans(spans []policy.Span, start, end int) []tree.Span {
 func (e *Engine) load(k Key) (*mctx, bool, error) {
 	c := &mctx{key: k, byHash: map[string]int64{}, byRaw: map[rawKey]int64{}, kids: map[int64][]int64{}, tree: e.newTree(), index: lens.NewIndex(), sticky: map[[2]int]bool{},
 		focus: map[nodeKey2]*NodeFocus{}, focusDirty: map[nodeKey2]bool{}}
-	v, found, err := e.st.Get(headerKey(k))
+	src, version, err := e.loadReader(k)
+	if err != nil {
+		return nil, false, err
+	}
+	v, found, err := src.get(headerKey(k))
 	if err != nil {
 		return nil, false, err
 	}
@@ -245,8 +252,9 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 		c.rec.Policy = e.policyPrint // what its spans will be found with
 		return c, false, nil
 	}
+	c.version = version
 	headerOK := decodeHeader(v, &c.rec)
-	err = e.st.Scan(recordPrefix(kindMessage, k), func(key, val string) bool {
+	err = src.scan(recordPrefix(kindMessage, k), func(key, val string) bool {
 		m := e.decodeMessage(k, key, val)
 		m.rawSaved = !m.RawKey.IsZero()
 		m.Role = internRole(m.Role)
@@ -268,7 +276,7 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 		rebuildHeader(c)
 	}
 	var decodeErr error
-	err = e.st.Scan(recordPrefix(kindNode, k), func(key, val string) bool {
+	err = src.scan(recordPrefix(kindNode, k), func(key, val string) bool {
 		decodeErr = e.restoreNode(c, key, val)
 		return decodeErr == nil
 	})
@@ -289,7 +297,7 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 	}
 	e.recountUncounted(c)
 	if e.opts.Embedder != nil {
-		if err := e.loadVectors(c); err != nil {
+		if err := e.loadVectors(c, src); err != nil {
 			return nil, false, fmt.Errorf("memory: load vectors of %q: %w", k.Context, err)
 		}
 		defer e.pokeEmbedder(k)
@@ -624,7 +632,7 @@ func (e *Engine) ingest(c *mctx, k Key, msgs []Message, decode Decoder, at time.
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := e.st.Put(s.kvs...); err != nil {
+	if err := e.put(c, s.kvs...); err != nil {
 		// Memory and store disagree now: reload from the store next time.
 		e.forget(k)
 		c.stale = true
@@ -768,11 +776,13 @@ func (e *Engine) AppendResponse(k Key, parent, since int64, m Message, partial b
 // decide). Messages already stored are skipped, so an import can be resumed.
 // It returns how many messages were added.
 func (e *Engine) Import(k Key, msgs []Message, at time.Time) (int, error) {
-	c, err := e.acquire(k, true)
-	if err != nil {
-		return 0, err
-	}
-	defer c.mu.Unlock()
-	_, added, err := e.ingest(c, k, msgs, nil, at, nil)
-	return added, err
+	return retry(e, k, func() (int, error) {
+		c, err := e.acquire(k, true)
+		if err != nil {
+			return 0, err
+		}
+		defer c.mu.Unlock()
+		_, added, err := e.ingest(c, k, msgs, nil, at, nil)
+		return added, err
+	})
 }

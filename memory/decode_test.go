@@ -61,6 +61,7 @@ func TestDeepRawRefused(t *testing.T) {
 // unreadable tree nodes and headers are rebuilt, and the context goes on
 // working: stats, messages, new turns, delete.
 func TestUnreadableRecordsRecovered(t *testing.T) {
+	embeddedOnly(t)
 	dir := t.TempDir()
 	e := openEngine(t, dir)
 	k := Key{Tenant: "t", Context: "old"}
@@ -153,7 +154,7 @@ func FuzzStoredMessage(f *testing.F) {
 		string(nested(10000)), string(nested(10001)), `{`, `{"role":"user","content":"\ud800"}`, "{\"x\":\"\xff\"}", `[1]`, ``} {
 		f.Add([]byte(raw), "hello")
 	}
-	e, err := Open(Options{Now: fixedClock()})
+	e, err := testOpen(f, Options{Now: fixedClock()})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func TestDryRunAsLiveEqualsLive(t *testing.T) {
 		t.Run(render, func(t *testing.T) {
 			rapid.Check(t, func(t *rapid.T) {
 				clock := &stoppedClock{t: time.Date(2025, 1, 6, 9, 0, 0, 0, time.UTC)}
-				e, err := Open(Options{Now: clock.now, BlockTokens: rapid.IntRange(8, 48).Draw(t, "k"), Fanout: rapid.IntRange(2, 8).Draw(t, "f"), Render: render})
+				e, err := testOpen(t, Options{Now: clock.now, BlockTokens: rapid.IntRange(8, 48).Draw(t, "k"), Fanout: rapid.IntRange(2, 8).Draw(t, "f"), Render: render})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -15,7 +15,7 @@ import (
 func BenchmarkStoreReply(b *testing.B) {
 	for _, sync := range []store.Sync{store.SyncSecond, store.SyncAlways} {
 		b.Run("sync="+string(sync), func(b *testing.B) {
-			e, err := Open(Options{Dir: b.TempDir(), Sync: sync, Now: fixedClock()})
+			e, err := testOpen(b, Options{Dir: b.TempDir(), Sync: sync, Now: fixedClock()})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -91,11 +92,10 @@ func (e *Engine) WaitEmbedded(ctx context.Context, k Key) error {
 		return nil
 	}
 	for {
-		c, err := e.get(k, false)
+		c, err := e.acquire(k, false)
 		if err != nil {
 			return err
 		}
-		c.mu.Lock()
 		missing := len(c.vecs) < c.tree.Len()
 		c.mu.Unlock()
 		if !missing {
@@ -110,14 +110,39 @@ func (e *Engine) WaitEmbedded(ctx context.Context, k Key) error {
 	}
 }
 
-// embedPending embeds, batch by batch, the blocks of k that have no vector.
+// embedLease is how long a replica's claim on embedding a context lasts
+// without being renewed (each batch renews it); a replica that dies
+// holding it delays that context's embedding by at most this.
+const embedLease = 2 * time.Minute
+
+// embedPending embeds, batch by batch, the blocks of k that have no
+// vector. With a shared store, one replica at a time embeds a context (a
+// claim on the job, renewed each batch); the others read its vectors from
+// the store.
 func (e *Engine) embedPending(ctx context.Context, k Key) error {
-	for {
-		c, err := e.get(k, false)
-		if err != nil {
-			return nil // deleted meanwhile
+	var release func()
+	defer func() {
+		if release != nil {
+			release()
 		}
-		c.mu.Lock()
+	}()
+	for {
+		if e.shared != nil {
+			cctx, cancel := e.storeCtx()
+			rel, ok, err := e.shared.Claim(cctx, k.Tenant, k.Context, "embed", embedLease)
+			cancel()
+			if err != nil || !ok {
+				return err // another replica embeds it
+			}
+			release = rel
+		}
+		c, err := e.acquire(k, false)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil // deleted meanwhile
+			}
+			return err
+		}
 		from := len(c.vecs)
 		to := min(c.tree.Len(), from+embedBatch)
 		texts := make([]string, 0, to-from)
@@ -143,18 +168,24 @@ func (e *Engine) embedPending(ctx context.Context, k Key) error {
 			c.mu.Unlock()
 			continue // reloaded or raced: start over from the new state
 		}
-		c.vecs = append(c.vecs, q...)
-		e.account(c)
+		err = e.put(c, kvs...)
+		if err == nil {
+			c.vecs = append(c.vecs, q...)
+			e.account(c)
+		} else if errors.Is(err, store.ErrConflict) {
+			e.forget(k)
+			c.stale = true
+		}
 		c.mu.Unlock()
-		if err := e.st.Put(kvs...); err != nil {
+		if err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
 	}
 }
 
 // loadVectors restores a context's stored vectors (contiguous from block 0).
-func (e *Engine) loadVectors(c *mctx) error {
-	err := e.st.Scan(recordPrefix(kindVector, c.key), func(key, val string) bool {
+func (e *Engine) loadVectors(c *mctx, src reader) error {
+	err := src.scan(recordPrefix(kindVector, c.key), func(key, val string) bool {
 		v, err := qvec.Decode([]byte(val))
 		if err != nil {
 			// Vectors are contiguous from block 0: the worker embeds again

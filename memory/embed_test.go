@@ -53,7 +53,7 @@ func (f *conceptEmbedder) Embed(_ context.Context, texts []string) ([][]float32,
 func TestSemanticLensBridgesLexicalGap(t *testing.T) {
 	dir := t.TempDir()
 	emb := &conceptEmbedder{}
-	e, err := Open(Options{Dir: dir, Now: fixedClock(), Embedder: emb})
+	e, err := testOpen(t, Options{Dir: dir, Now: fixedClock(), Embedder: emb})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestSemanticLensBridgesLexicalGap(t *testing.T) {
 	e.Close()
 
 	// Without the embedder the same question misses (the test is not vacuous).
-	plain, err := Open(Options{Dir: dir, Now: fixedClock()})
+	plain, err := testOpen(t, Options{Dir: dir, Now: fixedClock()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestSemanticLensBridgesLexicalGap(t *testing.T) {
 
 	// Vectors persist: a restarted engine embeds nothing again.
 	emb2 := &conceptEmbedder{}
-	e2, err := Open(Options{Dir: dir, Now: fixedClock(), Embedder: emb2})
+	e2, err := testOpen(t, Options{Dir: dir, Now: fixedClock(), Embedder: emb2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func (hashEmbedder) Embed(_ context.Context, texts []string) ([][]float32, error
 // The semantic scores go to exactly the semanticTop most similar blocks
 // (ties to the newest), whatever the order the vectors are scanned in.
 func TestSemanticScoresKeepTopBlocks(t *testing.T) {
-	e, err := Open(Options{Now: fixedClock(), Embedder: hashEmbedder{}})
+	e, err := testOpen(t, Options{Now: fixedClock(), Embedder: hashEmbedder{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestSemanticScoresKeepTopBlocks(t *testing.T) {
 	if err := e.WaitEmbedded(ctx, k); err != nil {
 		t.Fatal(err)
 	}
-	c, err := e.get(k, false)
+	c, _, err := e.get(k, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@
 package memory
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,13 +39,26 @@ var (
 	// ErrForbidden means the caller's scopes do not clear it for a policy
 	// rule it tried to change.
 	ErrForbidden = errors.New("memory: not cleared for the rule")
+	// ErrUnavailable means the store cannot be reached (a shared database
+	// that is down): nothing was read or stored; the caller may retry.
+	ErrUnavailable = store.ErrUnavailable
+	// ErrConflict means another replica kept writing to the context while
+	// an operation ran, more times than it runs again: retry it.
+	ErrConflict = store.ErrConflict
 )
 
 // Options configure an Engine.
 type Options struct {
-	// Dir is the data directory; empty keeps everything in memory.
+	// Store keeps the records; nil opens the embedded store in Dir. A
+	// store.Shared one (memory/pgstore: PostgreSQL) may be written by other
+	// processes too: see replicas.go. The engine closes it.
+	Store store.Backend
+	// StoreTimeout bounds each call to a shared store; 0 uses 5 seconds.
+	StoreTimeout time.Duration
+	// Dir is the embedded store's data directory; empty keeps everything
+	// in memory.
 	Dir string
-	// Sync is the store's durability policy.
+	// Sync is the embedded store's durability policy.
 	Sync store.Sync
 	// BlockTokens is K, the block size.
 	BlockTokens int
@@ -120,10 +134,12 @@ const DefaultMinRelevance = 0.35
 
 // Engine manages every MegaContext. It is safe for concurrent use.
 type Engine struct {
-	opts  Options
-	st    *store.Store
-	gists gist.Extractive
-	log   *slog.Logger
+	opts Options
+	st   store.Backend
+	// shared is st when other processes write to it too (nil otherwise).
+	shared store.Shared
+	gists  gist.Extractive
+	log    *slog.Logger
 	// policyPrint is opts.Policy's fingerprint, recorded in each context's
 	// header; a context stored under another is rescanned on load.
 	policyPrint string
@@ -134,6 +150,9 @@ type Engine struct {
 	mu     sync.Mutex
 	loaded map[string]*mctx
 	tick   uint64
+	// dropped counts the contexts dropped from loaded (evicted, forgotten),
+	// so that a load that ran meanwhile knows it may be out of date.
+	dropped uint64
 	// cached is the sum of the loaded contexts' footprints (mctx.bytes).
 	cached atomic.Int64
 
@@ -143,6 +162,8 @@ type Engine struct {
 	embed *embedWorker
 	// keeper keeps windows and focus telemetry (keep.go); nil when off.
 	keeper *keeper
+	// counters count conflicts, catch-ups and loads (StoreCounters).
+	counters storeCounters
 }
 
 // Open opens the engine's store.
@@ -193,13 +214,22 @@ func Open(opts Options) (*Engine, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	st, err := store.Open(opts.Dir, opts.Sync)
-	if err != nil {
-		return nil, err
+	if opts.StoreTimeout <= 0 {
+		opts.StoreTimeout = 5 * time.Second
 	}
+	st := opts.Store
+	if st == nil {
+		kv, err := store.Open(opts.Dir, opts.Sync)
+		if err != nil {
+			return nil, err
+		}
+		st = kv
+	}
+	shared, _ := st.(store.Shared)
 	e := &Engine{
-		opts: opts,
-		st:   st,
+		opts:   opts,
+		st:     st,
+		shared: shared,
 		// Gists are sized with the estimate while they are built; the
 		// ingest's tally counts their final costs with opts.Counter.
 		gists:       gist.Extractive{Counter: tokens.Estimate{}, MaxTokens: opts.GistTokens, ShortTokens: opts.ShortTokens},
@@ -258,44 +288,85 @@ func (k Key) validate() error {
 func (k Key) id() string { return k.Tenant + "\x00" + k.Context }
 
 // get returns the loaded context, loading it from the store (or creating
-// an empty one) as needed. The caller must lock the returned context.
-func (e *Engine) get(k Key, create bool) (*mctx, error) {
+// an empty one) as needed; fresh reports that it was just read from the
+// store. The caller must lock the returned context. The store is read
+// without holding the engine's lock, so that one slow load (a database
+// round trip, a large context) does not hold up requests for others.
+func (e *Engine) get(k Key, create bool) (c *mctx, fresh bool, err error) {
 	if err := k.validate(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.tick++
-	if c, ok := e.loaded[k.id()]; ok {
+	for {
+		e.mu.Lock()
+		e.tick++
+		if c, ok := e.loaded[k.id()]; ok {
+			c.used = e.tick
+			e.mu.Unlock()
+			return c, false, nil
+		}
+		dropped := e.dropped
+		e.mu.Unlock()
+		c, found, err := e.load(k)
+		if err != nil {
+			return nil, false, err
+		}
+		if !found && !create {
+			return nil, false, ErrNotFound
+		}
+		e.mu.Lock()
+		e.tick++
+		if other, ok := e.loaded[k.id()]; ok {
+			// Loaded by another request meanwhile: one live copy only.
+			other.used = e.tick
+			e.mu.Unlock()
+			return other, false, nil
+		}
+		if e.dropped != dropped {
+			// A context was dropped while this one loaded: it may have been
+			// this one, loaded, changed and dropped again by another
+			// request, which would make this copy older than the store.
+			e.mu.Unlock()
+			continue
+		}
 		c.used = e.tick
-		return c, nil
+		e.loaded[k.id()] = c
+		e.cached.Add(c.bytes)
+		e.trimLocked(c)
+		e.mu.Unlock()
+		return c, true, nil
 	}
-	c, found, err := e.load(k)
-	if err != nil {
-		return nil, err
-	}
-	if !found && !create {
-		return nil, ErrNotFound
-	}
-	c.used = e.tick
-	e.loaded[k.id()] = c
-	e.cached.Add(c.bytes)
-	e.trimLocked(c)
-	return c, nil
 }
 
-// acquire returns the live context of k, locked; the caller unlocks it. A
-// context evicted or replaced between lookup and lock is looked up again.
+// acquire returns the live context of k, locked, and up to date with the
+// store; the caller unlocks it. A context evicted or replaced between
+// lookup and lock is looked up again. With a shared store, a context
+// loaded earlier is first checked against the store's version and caught
+// up with what other replicas wrote (refresh).
 func (e *Engine) acquire(k Key, create bool) (*mctx, error) {
 	for {
-		c, err := e.get(k, create)
+		c, fresh, err := e.get(k, create)
 		if err != nil {
 			return nil, err
 		}
 		c.mu.Lock()
-		if !c.stale {
+		if c.stale {
+			c.mu.Unlock()
+			continue
+		}
+		if fresh || e.shared == nil {
 			return c, nil
 		}
+		ok, err := e.refresh(c)
+		if err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+		if ok {
+			return c, nil
+		}
+		// Deleted or made again elsewhere, or not caught up: read it again.
+		e.forget(k)
+		c.stale = true
 		c.mu.Unlock()
 	}
 }
@@ -307,6 +378,7 @@ func (e *Engine) forget(k Key) {
 	if c, ok := e.loaded[k.id()]; ok {
 		delete(e.loaded, k.id())
 		e.cached.Add(-c.bytes)
+		e.dropped++
 	}
 	e.mu.Unlock()
 }
@@ -383,8 +455,17 @@ func (e *Engine) Delete(k Key) error {
 	return err
 }
 
-// StoreBytes returns the size of the store file.
+// StoreBytes returns the size of the store (its file, or the database).
 func (e *Engine) StoreBytes() int64 { return e.st.FileSize() }
+
+// Ready reports whether the store can be reached (a shared database that
+// is down fails the requests that need it with ErrUnavailable).
+func (e *Engine) Ready(ctx context.Context) error {
+	if e.shared == nil {
+		return nil
+	}
+	return e.shared.Ping(ctx)
+}
 
 // Stats describes one MegaContext in detail.
 type Stats struct {

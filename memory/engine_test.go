@@ -27,7 +27,7 @@ func fixedClock() func() time.Time {
 
 func openEngine(t testing.TB, dir string) *Engine {
 	t.Helper()
-	e, err := Open(Options{Dir: dir, Now: fixedClock(), BlockTokens: 32, Fanout: 8})
+	e, err := testOpen(t, Options{Dir: dir, Now: fixedClock(), BlockTokens: 32, Fanout: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestReconcileIngestsOnlyNewSuffix(t *testing.T) {
 	if err != nil || w.NewMessages != 1 {
 		t.Fatalf("edit: new %d err %v", w.NewMessages, err)
 	}
-	c, _ := e.get(k, false)
+	c, _, _ := e.get(k, false)
 	if !c.msgs[3].Superseded || c.msgs[4].Superseded || c.msgs[4].Parent != 2 {
 		t.Fatalf("branch state wrong: %+v %+v", *c.msgs[3], *c.msgs[4])
 	}
@@ -177,7 +177,7 @@ func TestOutlineWindowInvariantsProperty(t *testing.T) { windowInvariants(t, Ren
 
 func windowInvariants(t *testing.T, render string) {
 	rapid.Check(t, func(t *rapid.T) {
-		e, err := Open(Options{Now: fixedClock(), BlockTokens: rapid.IntRange(8, 64).Draw(t, "k"), Fanout: rapid.IntRange(2, 10).Draw(t, "f"),
+		e, err := testOpen(t, Options{Now: fixedClock(), BlockTokens: rapid.IntRange(8, 64).Draw(t, "k"), Fanout: rapid.IntRange(2, 10).Draw(t, "f"),
 			Render: render, OutlineShare: rapid.Float64Range(0.05, 1).Draw(t, "share")})
 		if err != nil {
 			t.Fatal(err)
@@ -304,7 +304,7 @@ func TestLateResponseDoesNotSupersedeLiveThread(t *testing.T) {
 	if err := e.AppendResponse(k, w1.LastSeq, w1.NextSeq, msg("assistant", "the answer "), false); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := e.get(k, false)
+	c, _, _ := e.get(k, false)
 	if c.msgs[1].Superseded || c.msgs[2].Superseded || !c.msgs[3].Superseded {
 		t.Fatalf("live thread superseded: %+v %+v %+v", *c.msgs[1], *c.msgs[2], *c.msgs[3])
 	}
@@ -332,7 +332,7 @@ func TestEvictionUnderLoadLosesNothing(t *testing.T) {
 func evictionUnderLoad(t *testing.T, opts Options) {
 	dir := t.TempDir()
 	opts.Dir, opts.Now = dir, fixedClock()
-	e, err := Open(opts)
+	e, err := testOpen(t, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func evictionUnderLoad(t *testing.T, opts Options) {
 	}
 	wg.Wait()
 	e.Close()
-	e2, err := Open(Options{Dir: dir, Now: fixedClock()})
+	e2, err := testOpen(t, Options{Dir: dir, Now: fixedClock()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +381,7 @@ func evictionUnderLoad(t *testing.T, opts Options) {
 // questions get the same outline, byte for byte (the upstream's prompt cache
 // reuses it), and the fact a question needs appears in the details after it.
 func TestOutlineRenderIsQueryIndependent(t *testing.T) {
-	e, err := Open(Options{Now: fixedClock(), BlockTokens: 32, Fanout: 8, Render: RenderOutline})
+	e, err := testOpen(t, Options{Now: fixedClock(), BlockTokens: 32, Fanout: 8, Render: RenderOutline})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,7 +105,7 @@ func TestPolicyOmissionExplained(t *testing.T) {
 func TestEveryEntryHasAReason(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		render := rapid.SampledFrom([]string{RenderOutline, RenderChronological}).Draw(t, "render")
-		e, err := Open(Options{Now: fixedClock(), Render: render})
+		e, err := testOpen(t, Options{Now: fixedClock(), Render: render})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -202,7 +202,7 @@ func (e *Engine) Erase(k Key, req EraseRequest) (EraseResult, error) {
 		clear(e.costCache)
 		e.costMu.Unlock()
 	}()
-	if err := e.st.Put(kvs...); err != nil {
+	if err := e.put(c, kvs...); err != nil {
 		return EraseResult{}, fmt.Errorf("memory: erase: %w", err)
 	}
 	if len(respKeys) > 0 {

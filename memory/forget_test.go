@@ -20,6 +20,9 @@ import (
 // it, in every file under dir.
 func folderHolds(t *testing.T, dir, text string) int {
 	t.Helper()
+	if onPostgres {
+		return databaseHolds(t, dir, text)
+	}
 	q, _ := json.Marshal(text)
 	forms := [][]byte{[]byte(text), q[1 : len(q)-1]}
 	n := 0
@@ -83,7 +86,7 @@ func secretContext(t *testing.T, e *Engine, k Key, secret string) {
 
 func TestEraseMatchLeavesNothingInTheDataFolder(t *testing.T) {
 	dir := t.TempDir()
-	e, err := Open(Options{Dir: dir, Now: fixedClock(), Embedder: &conceptEmbedder{}, Policy: testPolicy(t), Fanout: 4})
+	e, err := testOpen(t, Options{Dir: dir, Now: fixedClock(), Embedder: &conceptEmbedder{}, Policy: testPolicy(t), Fanout: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

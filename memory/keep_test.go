@@ -21,7 +21,7 @@ func ask(t *testing.T, e *Engine, k Key, q string, budget int) *Window {
 // first, with their entries' reasons, the omitted matches, the memory text
 // and the tail as the model saw them.
 func TestKeptWindows(t *testing.T) {
-	e, err := Open(Options{Now: fixedClock(), KeepWindows: 3})
+	e, err := testOpen(t, Options{Now: fixedClock(), KeepWindows: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestKeptWindows(t *testing.T) {
 // question twice swaps nothing; the telemetry is stored and read back.
 func TestFocusTelemetry(t *testing.T) {
 	dir := t.TempDir()
-	e, err := Open(Options{Dir: dir, Now: fixedClock()})
+	e, err := testOpen(t, Options{Dir: dir, Now: fixedClock()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestFocusTelemetry(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	e2, err := Open(Options{Dir: dir, Now: fixedClock()})
+	e2, err := testOpen(t, Options{Dir: dir, Now: fixedClock()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestFocusTelemetry(t *testing.T) {
 // (run with -race): every window is kept or counted dropped, and nothing
 // of a deleted context is stored afterwards.
 func TestKeeperConcurrent(t *testing.T) {
-	e, err := Open(Options{Dir: t.TempDir(), Now: fixedClock(), KeepWindows: 5})
+	e, err := testOpen(t, Options{Dir: t.TempDir(), Now: fixedClock(), KeepWindows: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

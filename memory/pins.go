@@ -59,7 +59,7 @@ func (e *Engine) loadPins(c *mctx) error {
 
 // storePins writes a context's pins. The caller holds c.mu.
 func (e *Engine) storePins(c *mctx) error {
-	return e.st.Put(store.KV{Key: singleKey(kindPins, c.key), Value: mustJSON(c.pins)})
+	return e.put(c, store.KV{Key: singleKey(kindPins, c.key), Value: mustJSON(c.pins)})
 }
 
 // AddPin pins message msg (when msg >= 0) or the blocks first..last.

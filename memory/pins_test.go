@@ -12,7 +12,7 @@ import (
 // unpinned it is not; pins are stored and read back.
 func TestPinnedMessageInEveryWindow(t *testing.T) {
 	dir := t.TempDir()
-	e, err := Open(Options{Dir: dir, Now: fixedClock()})
+	e, err := testOpen(t, Options{Dir: dir, Now: fixedClock()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestPinnedMessageInEveryWindow(t *testing.T) {
 		t.Errorf("%d pinned entries for pin %+v", pinnedEntries, p)
 	}
 	e.Close()
-	e, err = Open(Options{Dir: dir, Now: fixedClock()})
+	e, err = testOpen(t, Options{Dir: dir, Now: fixedClock()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestPinnedMessageInEveryWindow(t *testing.T) {
 func TestPinsKeepWindowInvariants(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		render := rapid.SampledFrom([]string{RenderOutline, RenderChronological}).Draw(t, "render")
-		e, err := Open(Options{Now: fixedClock(), Render: render, PinShare: rapid.Float64Range(0.05, 0.6).Draw(t, "share")})
+		e, err := testOpen(t, Options{Now: fixedClock(), Render: render, PinShare: rapid.Float64Range(0.05, 0.6).Draw(t, "share")})
 		if err != nil {
 			t.Fatal(err)
 		}

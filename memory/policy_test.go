@@ -25,7 +25,7 @@ func openScopedEngine(t *testing.T) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := Open(Options{Now: fixedClock(), Policy: pol})
+	e, err := testOpen(t, Options{Now: fixedClock(), Policy: pol})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestPolicyFiltersMemoryByScope(t *testing.T) {
 		}
 	}
 	// Gists never carry a sensitive span, whoever asks.
-	c, _ := e.get(k, false)
+	c, _, _ := e.get(k, false)
 	for l := 1; l < c.tree.Height(); l++ {
 		for i := 0; i < c.tree.LevelLen(l); i++ {
 			n := c.tree.Node(l, i)
@@ -88,7 +88,7 @@ func TestPolicyFiltersMemoryByScope(t *testing.T) {
 // tenant can list, read or recall them.
 func TestTenantIsolationProperty(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		e, err := Open(Options{Now: fixedClock()})
+		e, err := testOpen(t, Options{Now: fixedClock()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestManualTagWithholdsWholeMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	e, err := Open(Options{Dir: dir, Now: fixedClock(), Policy: pol})
+	e, err := testOpen(t, Options{Dir: dir, Now: fixedClock(), Policy: pol})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestManualTagWithholdsWholeMessage(t *testing.T) {
 	}
 	e.Close()
 	// Tags survive a restart, and can be removed.
-	e, err = Open(Options{Dir: dir, Now: fixedClock(), Policy: pol})
+	e, err = testOpen(t, Options{Dir: dir, Now: fixedClock(), Policy: pol})
 	if err != nil {
 		t.Fatal(err)
 	}

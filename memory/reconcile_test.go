@@ -114,13 +114,13 @@ func TestRawKeysMatchLikeChainHashProperty(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		dir := t.TempDir()
 		rawClock := fixedClock()
-		raw, err := Open(Options{Dir: dir, Now: rawClock})
+		raw, err := testOpen(t, Options{Dir: dir, Now: rawClock})
 		if err != nil {
 			rt.Fatal(err)
 		}
 		defer func() { raw.Close() }()
 		refDir, refClock := t.TempDir(), fixedClock()
-		ref, err := Open(Options{Dir: refDir, Now: refClock})
+		ref, err := testOpen(t, Options{Dir: refDir, Now: refClock})
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -149,11 +149,11 @@ func TestRawKeysMatchLikeChainHashProperty(t *testing.T) {
 				styles[rapid.IntRange(0, len(conv)-1).Draw(rt, "restyle")]++
 			case op == 5: // a restart (of both: focus hysteresis starts afresh)
 				raw.Close()
-				if raw, err = Open(Options{Dir: dir, Now: rawClock}); err != nil {
+				if raw, err = testOpen(t, Options{Dir: dir, Now: rawClock}); err != nil {
 					rt.Fatal(err)
 				}
 				ref.Close()
-				if ref, err = Open(Options{Dir: refDir, Now: refClock}); err != nil {
+				if ref, err = testOpen(t, Options{Dir: refDir, Now: refClock}); err != nil {
 					rt.Fatal(err)
 				}
 			}
@@ -195,6 +195,7 @@ func TestRawKeysMatchLikeChainHashProperty(t *testing.T) {
 // resent history by chain hash, learns the raw keys once, persisted, and
 // keeps every record's raw JSON.
 func TestStoreOfOldFormatReconciles(t *testing.T) {
+	embeddedOnly(t)
 	dir := t.TempDir()
 	b, err := os.ReadFile("testdata/store-v1/megacontext.db")
 	if err != nil {

@@ -96,7 +96,7 @@ func (e *Engine) rescan(c *mctx) {
 	rec := c.rec
 	rec.Policy = e.policyPrint
 	kvs = append(kvs, store.KV{Key: headerKey(c.key), Value: mustJSON(rec)})
-	if err := e.st.Put(kvs...); err != nil {
+	if err := e.put(c, kvs...); err != nil {
 		e.log.Error("storing a rescan failed; the next load rescans again", "tenant", c.key.Tenant, "context", c.key.Context, "err", err)
 		return
 	}

@@ -57,7 +57,7 @@ func BenchmarkRescan(b *testing.B) {
 				b.StopTimer()
 				dir := filepath.Join(b.TempDir(), "data")
 				copyDir(b, src, dir)
-				e, err := Open(Options{Dir: dir, Now: fixedClock(), Policy: pol, Logger: slog.New(logs)})
+				e, err := testOpen(b, Options{Dir: dir, Now: fixedClock(), Policy: pol, Logger: slog.New(logs)})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -111,7 +111,7 @@ func TestRescanOnPolicyChange(t *testing.T) {
 	logs := &rescanLog{}
 	open := func(p *policy.Policy) *Engine {
 		t.Helper()
-		e, err := Open(Options{Dir: dir, Now: fixedClock(), BlockTokens: 32, Fanout: 4, Policy: p, Logger: slog.New(logs)})
+		e, err := testOpen(t, Options{Dir: dir, Now: fixedClock(), BlockTokens: 32, Fanout: 4, Policy: p, Logger: slog.New(logs)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +209,7 @@ func TestRescanClipsSpansAcrossBlocks(t *testing.T) {
 	dir := t.TempDir()
 	open := func(p *policy.Policy) *Engine {
 		t.Helper()
-		e, err := Open(Options{Dir: dir, Now: fixedClock(), BlockTokens: 6, Fanout: 2, Policy: p})
+		e, err := testOpen(t, Options{Dir: dir, Now: fixedClock(), BlockTokens: 6, Fanout: 2, Policy: p})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,7 +269,7 @@ func TestRescanClipsSpansAcrossBlocks(t *testing.T) {
 func TestRescanKeepsLegacyWholeTags(t *testing.T) {
 	dir := t.TempDir()
 	pol := mustPolicy(t, rulePrivate)
-	e, err := Open(Options{Dir: dir, Now: fixedClock(), Policy: pol})
+	e, err := testOpen(t, Options{Dir: dir, Now: fixedClock(), Policy: pol})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestRescanKeepsLegacyWholeTags(t *testing.T) {
 	e.Close()
 
 	logs := &rescanLog{}
-	e, err = Open(Options{Dir: dir, Now: fixedClock(), Policy: pol, Logger: slog.New(logs)})
+	e, err = testOpen(t, Options{Dir: dir, Now: fixedClock(), Policy: pol, Logger: slog.New(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ func TestRescanPropertyHidesWhatThePolicyFinds(t *testing.T) {
 		}
 		logs := &rescanLog{}
 		open := func(rules []policy.Rule) *Engine {
-			e, err := Open(Options{Dir: dir, Now: fixedClock(), BlockTokens: blockTokens, Fanout: 2, Policy: mustPolicy(t, rules...), Logger: slog.New(logs)})
+			e, err := testOpen(t, Options{Dir: dir, Now: fixedClock(), BlockTokens: blockTokens, Fanout: 2, Policy: mustPolicy(t, rules...), Logger: slog.New(logs)})
 			if err != nil {
 				rt.Fatal(err)
 			}

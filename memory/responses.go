@@ -62,6 +62,10 @@ func (e *Engine) StoreResponse(k Key, parent, since int64, reply *Message, parti
 	if rec != nil && !responseIDRE.MatchString(rec.ID) {
 		return -1, fmt.Errorf("%w: response id %q", ErrBadKey, rec.ID)
 	}
+	return retry(e, k, func() (int64, error) { return e.storeResponse(k, parent, since, reply, partial, rec) })
+}
+
+func (e *Engine) storeResponse(k Key, parent, since int64, reply *Message, partial bool, rec *ResponseRecord) (int64, error) {
 	c, err := e.acquire(k, true)
 	if err != nil {
 		return -1, err
@@ -98,7 +102,7 @@ func (e *Engine) StoreResponse(k Key, parent, since int64, reply *Message, parti
 			store.KV{Key: responseKey(k, r.ID), Value: r.encode()},
 			store.KV{Key: responseIndexKey(k.Tenant, r.ID), Value: k.Context})
 	}
-	if err := e.st.Put(p.kvs...); err != nil {
+	if err := e.put(c, p.kvs...); err != nil {
 		e.forget(k)
 		c.stale = true
 		return -1, fmt.Errorf("memory: store response: %w", err)

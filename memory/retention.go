@@ -252,7 +252,7 @@ func (e *Engine) prune(c *mctx, seqs []int64, rule, caller string) error {
 	kv, err := e.provenanceKV(c.key, prov)
 	if err == nil {
 		kvs = append(kvs, kv)
-		err = e.st.Put(kvs...)
+		err = e.put(c, kvs...)
 	}
 	if err != nil {
 		// Nothing was stored: reload the context from the store next time.

@@ -262,7 +262,7 @@ func (e *Engine) ExportBundle(k Key, w io.Writer, opts ExportOptions) (bundle.Ro
 		// A stored reply's costs are counted before they travel.
 		kvs, err := e.countDeferred(c)
 		if err == nil {
-			err = e.st.Put(kvs...)
+			err = e.put(c, kvs...)
 		}
 		if err != nil {
 			e.forget(k)

@@ -88,7 +88,7 @@ func BenchmarkSnapshot(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		dst, err := Open(Options{Dir: filepath.Join(dir, "store"), Now: fixedClock()})
+		dst, err := testOpen(b, Options{Dir: filepath.Join(dir, "store"), Now: fixedClock()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -192,7 +192,7 @@ func BenchmarkSnapshot(b *testing.B) {
 		})
 		// Into an engine that derives the tree differently (fan-out 16):
 		// the tree is rebuilt from the messages.
-		other, err := Open(Options{Dir: filepath.Join(dir, "other"), Now: fixedClock(), Fanout: 16})
+		other, err := testOpen(b, Options{Dir: filepath.Join(dir, "other"), Now: fixedClock(), Fanout: 16})
 		if err != nil {
 			b.Fatal(err)
 		}

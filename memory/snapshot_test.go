@@ -74,7 +74,7 @@ type testingT interface {
 }
 
 func openWith(t testingT, dir string, pol *policy.Policy, fanout int) *Engine {
-	e, err := Open(Options{Dir: dir, Now: fixedClock(), Policy: pol, Fanout: fanout})
+	e, err := testOpen(t, Options{Dir: dir, Now: fixedClock(), Policy: pol, Fanout: fanout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,6 +102,10 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([
 			return nil, fmt.Errorf("%w: changing tag %q needs one of the rule's allow_scopes", ErrForbidden, t)
 		}
 	}
+	return retry(e, k, func() ([]string, error) { return e.tag(k, seq, add, remove) })
+}
+
+func (e *Engine) tag(k Key, seq int64, add, remove []string) ([]string, error) {
 	c, err := e.acquire(k, false)
 	if err != nil {
 		return nil, err
@@ -155,7 +159,7 @@ func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([
 		return nil, err
 	}
 	kvs = append(kvs, kv)
-	if err := e.st.Put(kvs...); err != nil {
+	if err := e.put(c, kvs...); err != nil {
 		e.forget(k)
 		c.stale = true
 		return nil, fmt.Errorf("memory: store tags: %w", err)

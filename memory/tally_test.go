@@ -66,7 +66,7 @@ func TestOneCountPerIngest(t *testing.T) {
 	}
 	for _, render := range []string{RenderOutline, RenderChronological} {
 		t.Run(render, func(t *testing.T) {
-			e, err := Open(Options{Counter: cc, Render: render, Policy: pol})
+			e, err := testOpen(t, Options{Counter: cc, Render: render, Policy: pol})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -133,7 +133,7 @@ func TestDeferredCountsSurviveRestart(t *testing.T) {
 	cc := &callCounter{}
 	dir := t.TempDir()
 	k := Key{Tenant: "t", Context: "c"}
-	e, err := Open(Options{Dir: dir, Counter: cc})
+	e, err := testOpen(t, Options{Dir: dir, Counter: cc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestDeferredCountsSurviveRestart(t *testing.T) {
 	e.Close()
 	cc.take()
 
-	e, err = Open(Options{Dir: dir, Counter: cc})
+	e, err = testOpen(t, Options{Dir: dir, Counter: cc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestDeferredCountsSurviveRestart(t *testing.T) {
 	checkCounted(t, e, k, nil)
 	e.Close()
 
-	e, err = Open(Options{Dir: dir, Counter: cc})
+	e, err = testOpen(t, Options{Dir: dir, Counter: cc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func checkCounted(t *testing.T, e *Engine, k Key, pol *policy.Policy) {
 // field that asked for it; empty texts cost nothing.
 func TestTallyTexts(t *testing.T) {
 	cc := &callCounter{}
-	e, err := Open(Options{Counter: cc})
+	e, err := testOpen(t, Options{Counter: cc})
 	if err != nil {
 		t.Fatal(err)
 	}

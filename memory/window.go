@@ -134,6 +134,10 @@ const outlineStep = 4
 // Prepare reconciles the request's messages with memory (storing new ones
 // durably, unless DryRun) and assembles the working window.
 func (e *Engine) Prepare(r Request) (*Window, error) {
+	return retry(e, r.Key, func() (*Window, error) { return e.prepare(r) })
+}
+
+func (e *Engine) prepare(r Request) (*Window, error) {
 	c, mounts, err := e.acquireWithMounts(r.Key, !r.DryRun, r.Mounts)
 	if err != nil {
 		return nil, err

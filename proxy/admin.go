@@ -217,6 +217,8 @@ func (s *Server) adminError(ctx *fasthttp.RequestCtx, err error) {
 		return
 	}
 	switch {
+	case errors.Is(err, memory.ErrConflict):
+		writeError(ctx, &apiError{status: 409, message: "the memory changed meanwhile (another replica wrote to it): retry", typ: "invalid_request_error", code: "conflict"})
 	case errors.Is(err, memory.ErrNotFound):
 		writeError(ctx, &apiError{status: 404, message: "no such MegaContext", typ: "invalid_request_error", code: "not_found"})
 	case errors.Is(err, memory.ErrForbidden):

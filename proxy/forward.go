@@ -362,6 +362,9 @@ func (s *Server) memoryError(err error, b budget) *apiError {
 // names the cause (a full disk) but never the data path or storage keys,
 // which the log has.
 func storeFailure(err error) *apiError {
+	if errors.Is(err, memory.ErrUnavailable) {
+		return &apiError{status: 503, message: "the memory store is unavailable (its database cannot be reached): this turn was not stored; retry shortly", typ: "server_error", code: "store_unavailable"}
+	}
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		return &apiError{status: 507, message: "the memory store is out of disk space: this turn was not stored", typ: "server_error", code: "insufficient_storage"}
 	}

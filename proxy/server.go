@@ -131,6 +131,7 @@ func New(o Options) *Server {
 		o.MaxMessages = DefaultMaxMessages
 	}
 	s := &Server{opts: o, eng: o.Engine, up: o.Upstream, log: o.Logger, m: newMetrics()}
+	s.m.watchStore(o.Engine)
 	if o.Engine != nil {
 		s.m.watchEngine(o.Engine)
 		s.m.registerFocus(o.Engine)
@@ -330,6 +331,12 @@ func (s *Server) ready(ctx *fasthttp.RequestCtx) {
 	rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	ctx.SetContentType("application/json")
+	if err := s.eng.Ready(rctx); err != nil {
+		s.log.Warn("not ready: memory store", "err", err)
+		ctx.SetStatusCode(503)
+		ctx.SetBodyString(string(upstream.ErrorJSON("memory store not ready: its database cannot be reached", "server_error", "", "store_unavailable")))
+		return
+	}
 	if err := s.up.Ready(rctx); err != nil {
 		ctx.SetStatusCode(503)
 		ctx.SetBodyString(string(upstream.ErrorJSON("upstream not ready: "+err.Error(), "server_error", "", "upstream_unavailable")))

@@ -293,6 +293,44 @@ func GistHash(level int, children []*Node) [32]byte {
 	return out
 }
 
+// Verify checks the tree's structure and provenance: blocks numbered in
+// order, each with its content hash; every level holding one node per F
+// nodes below; each gist covering exactly its children's span with their
+// Merkle hash and token count. It returns the first defect found.
+func (t *Tree) Verify() error {
+	for i, b := range t.levels[0] {
+		switch {
+		case b.Level != 0 || b.Index != i || b.First != i || b.Last != i:
+			return fmt.Errorf("tree: block %d is numbered %d/%d [%d, %d]", i, b.Level, b.Index, b.First, b.Last)
+		case b.Hash != BlockHash(b):
+			return fmt.Errorf("tree: block %d does not match its hash", i)
+		}
+	}
+	for l := 1; l < len(t.levels); l++ {
+		if want := len(t.levels[l-1]) / t.f; len(t.levels[l]) != want {
+			return fmt.Errorf("tree: level %d has %d nodes over %d, want %d", l, len(t.levels[l]), len(t.levels[l-1]), want)
+		}
+		for i, g := range t.levels[l] {
+			children := t.levels[l-1][i*t.f : (i+1)*t.f]
+			tokens := 0
+			for _, c := range children {
+				tokens += c.Tokens
+			}
+			switch {
+			case g.Level != l || g.Index != i:
+				return fmt.Errorf("tree: node %d/%d is numbered %d/%d", l, i, g.Level, g.Index)
+			case g.First != children[0].First || g.Last != children[len(children)-1].Last:
+				return fmt.Errorf("tree: node %d/%d spans [%d, %d], its children [%d, %d]", l, i, g.First, g.Last, children[0].First, children[len(children)-1].Last)
+			case g.Tokens != tokens:
+				return fmt.Errorf("tree: node %d/%d counts %d tokens, its children %d", l, i, g.Tokens, tokens)
+			case g.Hash != GistHash(l, children):
+				return fmt.Errorf("tree: node %d/%d does not match its children's Merkle hash", l, i)
+			}
+		}
+	}
+	return nil
+}
+
 // BlockHash is the content hash of a block: its message, position, role,
 // time and text.
 func BlockHash(b *Node) Hash {

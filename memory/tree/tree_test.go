@@ -112,3 +112,33 @@ func TestHashJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyFindsDefects: a tree built by Append verifies; a block whose
+// text changed, a gist whose hash or span is wrong, or a missing gist
+// does not.
+func TestVerifyFindsDefects(t *testing.T) {
+	build := func() *Tree {
+		tr := New(32, 4, summarize)
+		for i := 0; i < 37; i++ {
+			tr.Append(&Node{Text: fmt.Sprint("block ", i), Tokens: 3, Msg: int64(i / 3), Part: i % 3})
+		}
+		return tr
+	}
+	if err := build().Verify(); err != nil {
+		t.Fatalf("a sound tree: %v", err)
+	}
+	for name, damage := range map[string]func(*Tree){
+		"block text":   func(tr *Tree) { tr.Block(5).Text = "changed" },
+		"gist hash":    func(tr *Tree) { tr.Node(2, 1).Hash[0] ^= 1 },
+		"gist span":    func(tr *Tree) { tr.Node(1, 3).Last++ },
+		"gist tokens":  func(tr *Tree) { tr.Node(1, 0).Tokens++ },
+		"missing gist": func(tr *Tree) { tr.levels[1] = tr.levels[1][:len(tr.levels[1])-1] },
+		"renumbered":   func(tr *Tree) { tr.Block(7).Index = 8 },
+	} {
+		tr := build()
+		damage(tr)
+		if err := tr.Verify(); err == nil {
+			t.Errorf("%s: Verify found nothing", name)
+		}
+	}
+}

@@ -353,13 +353,19 @@ var shared struct {
 	mu   sync.Mutex
 }
 
+// SharedServer returns this test binary's server, started on first use
+// (Shared for callers without a testing.TB).
+func SharedServer() (*Server, error) {
+	shared.once.Do(func() { shared.srv, shared.err = Start(Options{}) })
+	return shared.srv, shared.err
+}
+
 // Shared returns this test binary's server, started on first use. When
 // PostgreSQL is not installed it skips t, or fails it when RequireEnv is
 // set. Call Main from TestMain so that it is removed when the tests end.
 func Shared(t testing.TB) *Server {
 	t.Helper()
-	shared.once.Do(func() { shared.srv, shared.err = Start(Options{}) })
-	if shared.err != nil {
+	if _, err := SharedServer(); err != nil {
 		if errors.Is(shared.err, ErrNotInstalled) && os.Getenv(RequireEnv) == "" {
 			t.Skipf("%v (set %s=1 to fail instead)", shared.err, RequireEnv)
 		}

@@ -1,0 +1,314 @@
+// Many replicas, one memory. With a store that other processes write to
+// as well (store.Shared: PostgreSQL), every cached context carries the
+// store's version of it. Before a context loaded earlier is used, refresh
+// compares that version with the store's and applies what other replicas
+// wrote since (only the changed records), so a replica never answers from a
+// stale copy. Every write of a loaded context is guarded (put): the store
+// refuses it (store.ErrConflict) when another replica wrote first, the
+// context is dropped, and the operation runs again on the context as the
+// store has it (retry), taking the context's lock in the store first, so
+// that writers contending for one context take turns. The embedded store
+// has one process: none of this runs for it.
+
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/megacontext/megacontext/memory/qvec"
+	"github.com/megacontext/megacontext/memory/store"
+	"github.com/megacontext/megacontext/memory/tree"
+)
+
+// StoreCounters count how a replica met the other replicas' writes.
+type StoreCounters struct {
+	// Conflicts counts operations run again because another replica wrote
+	// to their context between reading and writing it.
+	Conflicts uint64
+	// CatchUps counts cached contexts brought up to date with what other
+	// replicas wrote (only the changes read).
+	CatchUps uint64
+	// Loads counts contexts read whole from the store.
+	Loads uint64
+}
+
+// storeCounters are an engine's StoreCounters, updated atomically.
+type storeCounters struct {
+	conflicts, catchUps, loads atomic.Uint64
+}
+
+// StoreCounters returns the engine's counts since it opened.
+func (e *Engine) StoreCounters() StoreCounters {
+	return StoreCounters{Conflicts: e.counters.conflicts.Load(), CatchUps: e.counters.catchUps.Load(), Loads: e.counters.loads.Load()}
+}
+
+// storeCtx bounds one call to a shared store.
+func (e *Engine) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), e.opts.StoreTimeout)
+}
+
+// put writes records of the loaded context c (the caller holds c.mu):
+// with a shared store, guarded by c's version (store.ErrConflict when
+// another replica wrote first), and c takes the new version. When the
+// write fails, c no longer matches the store: it is dropped, to be read
+// again.
+func (e *Engine) put(c *mctx, kvs ...store.KV) error {
+	if len(kvs) == 0 {
+		return nil
+	}
+	var err error
+	if e.shared == nil {
+		err = e.st.Put(kvs...)
+	} else {
+		ctx, cancel := e.storeCtx()
+		var v store.Version
+		v, err = e.shared.PutAt(ctx, c.key.Tenant, c.key.Context, c.version, kvs...)
+		cancel()
+		if err == nil {
+			c.version = v
+		}
+	}
+	if err != nil {
+		e.drop(c)
+	}
+	return err
+}
+
+// drop takes c out of the loaded contexts, if it is the one loaded, so
+// that its key is read again from the store. (A context being loaded is
+// not there yet: it is left as it is.)
+func (e *Engine) drop(c *mctx) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.loaded[c.key.id()] == c {
+		delete(e.loaded, c.key.id())
+		e.cached.Add(-c.bytes)
+		e.dropped++
+		c.stale = true
+	}
+}
+
+// maxConflicts bounds how many times an operation runs again after
+// another replica wrote to its context first.
+const maxConflicts = 16
+
+// lockTimeout bounds waiting for a contended context's turn.
+const lockTimeout = 30 * time.Second
+
+// retry runs op, and again while it fails with store.ErrConflict (another
+// replica wrote to k between reading and writing it; the failed write
+// dropped the context, so the next run reads it as stored). A run after a
+// conflict holds k's lock in the store, so that writers contending for one
+// context take turns rather than race.
+func retry[T any](e *Engine, k Key, op func() (T, error)) (T, error) {
+	v, err := op()
+	for i := 0; i < maxConflicts && e.shared != nil && errors.Is(err, store.ErrConflict); i++ {
+		e.counters.conflicts.Add(1)
+		ctx, cancel := context.WithTimeout(context.Background(), lockTimeout)
+		unlock, lerr := e.shared.Lock(ctx, k.Tenant, k.Context)
+		cancel()
+		if lerr != nil {
+			return v, lerr
+		}
+		v, err = op()
+		unlock()
+	}
+	return v, err
+}
+
+// records is a context's records read in one snapshot of a shared store,
+// read as the store would be (get, scan).
+type records []store.KV
+
+func (rs records) get(key string) (string, bool, error) {
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].Key >= key })
+	if i < len(rs) && rs[i].Key == key {
+		return rs[i].Value, true, nil
+	}
+	return "", false, nil
+}
+
+func (rs records) scan(prefix string, fn func(key, value string) bool) error {
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].Key >= prefix })
+	for ; i < len(rs) && strings.HasPrefix(rs[i].Key, prefix); i++ {
+		if !fn(rs[i].Key, rs[i].Value) {
+			break
+		}
+	}
+	return nil
+}
+
+// reader is where a load reads records: the store, or one snapshot of it.
+type reader interface {
+	get(key string) (string, bool, error)
+	scan(prefix string, fn func(key, value string) bool) error
+}
+
+// backendReader reads the store itself.
+type backendReader struct{ st store.Backend }
+
+func (b backendReader) get(key string) (string, bool, error) { return b.st.Get(key) }
+
+func (b backendReader) scan(prefix string, fn func(key, value string) bool) error {
+	return b.st.Scan(prefix, fn)
+}
+
+// loadReader returns where load reads k from: the embedded store itself,
+// or one consistent snapshot of a shared one (and the version it holds).
+func (e *Engine) loadReader(k Key) (reader, store.Version, error) {
+	if e.shared == nil {
+		return backendReader{e.st}, store.Version{}, nil
+	}
+	ctx, cancel := e.storeCtx()
+	defer cancel()
+	ch, err := e.shared.Since(ctx, k.Tenant, k.Context, store.Version{})
+	if err != nil {
+		return nil, store.Version{}, fmt.Errorf("memory: load %q: %w", k.Context, err)
+	}
+	e.counters.loads.Add(1)
+	return records(ch.Records), ch.Version, nil
+}
+
+// refresh brings c up to date with a shared store: unchanged since it was
+// read, c stays as it is; changed by another replica, what changed is read
+// and applied. ok is false when c must be read again whole (deleted or
+// made again elsewhere, or changes that cannot be applied in place).
+func (e *Engine) refresh(c *mctx) (ok bool, err error) {
+	ctx, cancel := e.storeCtx()
+	defer cancel()
+	v, err := e.shared.Version(ctx, c.key.Tenant, c.key.Context)
+	if err != nil {
+		return false, fmt.Errorf("memory: check %q: %w", c.key.Context, err)
+	}
+	if v == c.version {
+		return true, nil
+	}
+	if v.IsZero() || v.Epoch != c.version.Epoch {
+		return false, nil
+	}
+	ch, err := e.shared.Since(ctx, c.key.Tenant, c.key.Context, c.version)
+	if err != nil {
+		return false, fmt.Errorf("memory: catch up %q: %w", c.key.Context, err)
+	}
+	if ch.Full || ch.Version.IsZero() {
+		return false, nil
+	}
+	grew := c.tree.Len()
+	if err := e.apply(c, ch.Records); err != nil {
+		e.log.Warn("catching up with the store failed; reading the context again", "context", c.key.Context, "err", err)
+		return false, nil
+	}
+	c.version = ch.Version
+	// Replies another replica stored with estimated costs are counted by
+	// the next ingest, whichever replica serves it.
+	c.uncounted = nil
+	e.recountUncounted(c)
+	e.counters.catchUps.Add(1)
+	e.account(c)
+	if c.tree.Len() > grew {
+		e.pokeEmbedder(c.key)
+	}
+	return true, nil
+}
+
+// errGap means changed records do not follow on from the loaded context.
+var errGap = errors.New("records do not follow on from the loaded context")
+
+// apply adds what other replicas wrote (records in key order: the header,
+// messages, tree nodes, vectors) to c. A message or node c has is updated
+// in place; a new one must follow on from the last.
+func (e *Engine) apply(c *mctx, recs []store.KV) error {
+	for _, kv := range recs {
+		switch kv.Key[:2] {
+		case kindContext + ":":
+			var rec ctxRecord
+			if !decodeHeader(kv.Value, &rec) {
+				return fmt.Errorf("header %s unreadable", kv.Key)
+			}
+			c.rec = rec
+		case kindPins + ":":
+			var p pinsRecord
+			if err := unmarshal(kv.Value, &p); err != nil {
+				return fmt.Errorf("pins %s: %w", kv.Key, err)
+			}
+			c.pins = p
+		case kindMessage + ":":
+			m := e.decodeMessage(c.key, kv.Key, kv.Value)
+			m.rawSaved = !m.RawKey.IsZero()
+			m.Role = internRole(m.Role)
+			switch n := int64(len(c.msgs)); {
+			case m.Seq < n:
+				c.replaceMsg(m)
+			case m.Seq == n:
+				c.addMsg(m)
+			default:
+				return fmt.Errorf("%w: message %d after %d", errGap, m.Seq, n)
+			}
+		case kindNode + ":":
+			n, err := tree.DecodeNode(kv.Value)
+			if err != nil {
+				return fmt.Errorf("node %s: %w", kv.Key, err)
+			}
+			if old := c.tree.Node(n.Level, n.Index); old != nil {
+				c.replaceNode(old, n)
+				continue
+			}
+			if n.Index != c.tree.LevelLen(n.Level) {
+				return fmt.Errorf("%w: node %d/%d after %d", errGap, n.Level, n.Index, c.tree.LevelLen(n.Level))
+			}
+			if err := e.restoreNode(c, kv.Key, kv.Value); err != nil {
+				return err
+			}
+		case kindVector + ":":
+			if e.opts.Embedder == nil {
+				continue
+			}
+			b, _ := seqOfKey(kv.Key)
+			if int(b) != len(c.vecs) || int(b) >= c.tree.Len() {
+				continue // embedded again from where they stop
+			}
+			v, err := qvec.Decode([]byte(kv.Value))
+			if err != nil {
+				return fmt.Errorf("vector %s: %w", kv.Key, err)
+			}
+			c.vecs = append(c.vecs, v)
+		}
+	}
+	return nil
+}
+
+// replaceMsg updates a loaded message with its stored record (another
+// replica superseded it, learned its raw key or tagged it). Its place in
+// the threads (parent, chain hash) never changes.
+func (c *mctx) replaceMsg(m *msgRecord) {
+	old := c.msgs[m.Seq]
+	if old.RawKey != m.RawKey {
+		if !old.RawKey.IsZero() {
+			delete(c.byRaw, old.RawKey)
+		}
+		if !m.RawKey.IsZero() {
+			c.byRaw[m.RawKey] = m.Seq
+		}
+	}
+	c.msgBytes += msgFootprint(m) - msgFootprint(old)
+	*old = *m
+}
+
+// replaceNode updates a loaded tree node with its stored record (another
+// replica re-tagged it, or rescanned it, and rebuilt the gists above). A
+// block's text does not change, so the lens index stays as it is.
+func (c *mctx) replaceNode(old, n *tree.Node) {
+	c.nodeBytes -= nodeFootprint(old, c.textShared(old))
+	if n.Level == 0 {
+		n.Text = old.Text // keeps sharing its message's text
+		n.Role = internRole(n.Role)
+	}
+	*old = *n
+	c.nodeBytes += nodeFootprint(old, c.textShared(old))
+}
