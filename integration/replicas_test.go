@@ -79,20 +79,20 @@ func (c *cluster) verify(id string) {
 	}
 }
 
-// turnResult is what a client saw of one turn.
-type turnResult struct {
+// replicaTurn is what a client saw of one turn.
+type replicaTurn struct {
 	res *chatResult
 	err error
 }
 
 // say sends a client's whole history plus a new message through replica r.
-func say(t *testing.T, r *proxy, id string, hdr map[string]string, history []msg, stream bool) turnResult {
+func sayVia(t *testing.T, r *proxy, id string, hdr map[string]string, history []msg, stream bool) replicaTurn {
 	h := map[string]string{"X-MegaContext-Id": id}
 	for k, v := range hdr {
 		h[k] = v
 	}
 	res, err := r.chat(chatBody(t, history, map[string]any{"stream": stream}), h)
-	return turnResult{res, err}
+	return replicaTurn{res, err}
 }
 
 // acked checks that every acknowledged message is stored exactly once,
@@ -135,7 +135,7 @@ func TestReplicasRoundRobin(t *testing.T) {
 			for turn := range turns {
 				r := c.replicas[(cl+turn)%len(c.replicas)]
 				user := msg{"user", fmt.Sprintf("Client %d turn %d. %s", cl, turn, talk.message())}
-				out := say(t, r, id, nil, append(histories[cl], user), turn%2 == 1)
+				out := sayVia(t, r, id, nil, append(histories[cl], user), turn%2 == 1)
 				if out.err != nil || out.res.Status != http.StatusOK {
 					t.Errorf("client %d turn %d: %v %+v", cl, turn, out.err, out.res)
 					return
@@ -168,7 +168,7 @@ func TestReplicasRecallAcrossReplicas(t *testing.T) {
 	c := startCluster(t, 3, false)
 	const id = "recall"
 	fact := []msg{{"user", "Please remember: my locker code is ZX-4471-QK."}}
-	res := say(t, c.replicas[0], id, nil, fact, false)
+	res := sayVia(t, c.replicas[0], id, nil, fact, false)
 	if res.err != nil || res.res.Status != http.StatusOK {
 		t.Fatalf("fact: %v %+v", res.err, res.res)
 	}
@@ -176,14 +176,14 @@ func TestReplicasRecallAcrossReplicas(t *testing.T) {
 	talk := newTalker(3)
 	for turn := range 6 {
 		history = append(history, msg{"user", fmt.Sprintf("Turn %d. %s", turn, talk.message())})
-		out := say(t, c.replicas[1], id, nil, history, false)
+		out := sayVia(t, c.replicas[1], id, nil, history, false)
 		if out.err != nil || out.res.Status != http.StatusOK {
 			t.Fatalf("turn %d: %v %+v", turn, out.err, out.res)
 		}
 		history = append(history, msg{"assistant", out.res.Content})
 	}
 	before := len(c.fake.Requests())
-	out := say(t, c.replicas[2], id, nil, []msg{{"user", "What is my locker code?"}}, false)
+	out := sayVia(t, c.replicas[2], id, nil, []msg{{"user", "What is my locker code?"}}, false)
 	if out.err != nil || out.res.Status != http.StatusOK {
 		t.Fatalf("question: %v %+v", out.err, out.res)
 	}
@@ -228,7 +228,7 @@ func TestReplicasKillUnderLoad(t *testing.T) {
 					for attempt := 0; attempt < 3; attempt++ {
 						next[cl]++
 						rep := c.replicas[next[cl]%len(c.replicas)]
-						out := say(t, rep, id, nil, append(histories[cl], user), turn%2 == 0)
+						out := sayVia(t, rep, id, nil, append(histories[cl], user), turn%2 == 0)
 						if out.err != nil || out.res.Status != http.StatusOK {
 							failed.Add(1)
 							continue
@@ -264,9 +264,9 @@ func TestReplicasDatabaseDownAndBack(t *testing.T) {
 	c := startCluster(t, 3, true)
 	const id = "dbdown"
 	var history []msg
-	turn := func(i int, r *proxy) turnResult {
+	turn := func(i int, r *proxy) replicaTurn {
 		user := msg{"user", fmt.Sprintf("Turn %d: the database may be down.", i)}
-		out := say(t, r, id, nil, append(history, user), i%2 == 0)
+		out := sayVia(t, r, id, nil, append(history, user), i%2 == 0)
 		if out.err == nil && out.res.Status == http.StatusOK {
 			history = append(history, user, msg{"assistant", out.res.Content})
 		}
@@ -326,7 +326,7 @@ func TestReplicasOneContextManyWriters(t *testing.T) {
 			hdr := map[string]string{"X-MegaContext-Thread": fmt.Sprintf("chat-%d", cl)}
 			for turn := range turns {
 				user := msg{"user", fmt.Sprintf("Chat %d turn %d: note %d-%d.", cl, turn, cl, turn)}
-				out := say(t, c.replicas[(cl+turn)%3], id, hdr, append(histories[cl], user), false)
+				out := sayVia(t, c.replicas[(cl+turn)%3], id, hdr, append(histories[cl], user), false)
 				if out.err != nil || out.res.Status != http.StatusOK {
 					t.Errorf("chat %d turn %d: %v %+v", cl, turn, out.err, out.res)
 					return

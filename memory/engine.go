@@ -342,7 +342,16 @@ func (e *Engine) get(k Key, create bool) (c *mctx, fresh bool, err error) {
 // lookup and lock is looked up again. With a shared store, a context
 // loaded earlier is first checked against the store's version and caught
 // up with what other replicas wrote (refresh).
-func (e *Engine) acquire(k Key, create bool) (*mctx, error) {
+func (e *Engine) acquire(k Key, create bool) (*mctx, error) { return e.acquireAs(k, create, true) }
+
+// acquireWriter is acquire for an operation that only writes what it was
+// given after the cached state (a reply to a message this replica just
+// stored): it skips the version check, since the write's guard refuses it
+// if another replica wrote meanwhile (the operation then runs again on
+// the stored context).
+func (e *Engine) acquireWriter(k Key, create bool) (*mctx, error) { return e.acquireAs(k, create, false) }
+
+func (e *Engine) acquireAs(k Key, create, check bool) (*mctx, error) {
 	for {
 		c, fresh, err := e.get(k, create)
 		if err != nil {
@@ -353,7 +362,7 @@ func (e *Engine) acquire(k Key, create bool) (*mctx, error) {
 			c.mu.Unlock()
 			continue
 		}
-		if fresh || e.shared == nil {
+		if fresh || e.shared == nil || !check {
 			return c, nil
 		}
 		ok, err := e.refresh(c)

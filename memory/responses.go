@@ -66,9 +66,17 @@ func (e *Engine) StoreResponse(k Key, parent, since int64, reply *Message, parti
 }
 
 func (e *Engine) storeResponse(k Key, parent, since int64, reply *Message, partial bool, rec *ResponseRecord) (int64, error) {
-	c, err := e.acquire(k, true)
+	// The reply follows the request this replica prepared: its cache holds
+	// the parent, unless it dropped the context since.
+	c, err := e.acquireWriter(k, true)
 	if err != nil {
 		return -1, err
+	}
+	if parent >= int64(len(c.msgs)) && e.shared != nil {
+		c.mu.Unlock()
+		if c, err = e.acquire(k, true); err != nil {
+			return -1, err
+		}
 	}
 	defer c.mu.Unlock()
 	if parent < -1 || parent >= int64(len(c.msgs)) || (parent < 0 && reply != nil) {

@@ -51,8 +51,20 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured turns to this file")
 	sync := flag.String("sync", string(store.SyncSecond), "store durability: second (fsync once a second) or always (fsync every write)")
 	responses := flag.Bool("responses", false, "also send each turn through /v1/responses and compare it with chat completions")
+	replicas := flag.Int("replicas", 0, "measure the real binary as deployed: this many replica processes on --store (round robin), the throughput of --clients, RSS per replica")
+	storeKind := flag.String("store", "buntdb", "with --replicas: buntdb (one replica) or postgres (a durable throwaway server)")
+	clients := flag.Int("clients", 8, "with --replicas: concurrent clients of the throughput phase")
+	perClient := flag.Int("client-turns", 25, "with --replicas: turns each client sends in the throughput phase")
+	syncCommit := flag.Bool("synchronous-commit", true, "with --store postgres: commits wait for their WAL flush (off: like data_sync second, a database crash may lose the last fraction of a second)")
 	focusAB := flag.Bool("focus", false, "A/B in one run: the same turns through a proxy whose focus telemetry and kept windows are off and one where they are on; reports what they add per request")
 	flag.Parse()
+	if *replicas > 0 {
+		b := replicaBench{n: *replicas, history: *history, turns: *turns, clients: *clients, perClient: *perClient, kind: *storeKind, sync: *sync, synchronousCommit: *syncCommit}
+		if err := b.run(*jsonOut); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	profile = *cpuProfile
 	if *focusAB {
 		if err := focusCost(*history, *turns, *nctx, *jsonOut); err != nil {

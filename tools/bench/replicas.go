@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/megacontext/megacontext/integration/fakellama"
+	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/memory/pgstore"
+	"github.com/megacontext/megacontext/memory/pgstore/pgtest"
+	"github.com/megacontext/megacontext/memory/store"
+	"github.com/megacontext/megacontext/proxy"
+	"github.com/megacontext/megacontext/proxy/upstream"
+)
+
+// replicaBench measures the real binary as deployed: n replica processes
+// on the store (the embedded one: n must be 1; PostgreSQL: a durable
+// throwaway server of the bench's own), one fakellama upstream, a
+// preloaded history of --history tokens. It reports the latency each turn
+// adds (direct to the upstream against through a replica, interleaved,
+// turns spread round robin over the replicas, each resending the whole
+// conversation), the throughput of concurrent clients, and each replica's
+// RSS. Everything runs on this machine: client, upstream, replicas and
+// database share its cores.
+//
+//	go run ./tools/bench --replicas 3 --store postgres --history 100000 --turns 200
+type replicaBench struct {
+	n, history, turns, clients, perClient int
+	kind                                  string
+	sync                                  string
+	synchronousCommit                     bool
+}
+
+// replicaProc is one running replica.
+type replicaProc struct {
+	cmd *exec.Cmd
+	url string
+}
+
+func (b replicaBench) run(jsonOut bool) error {
+	if b.kind == "buntdb" && b.n != 1 {
+		return fmt.Errorf("the embedded store has one process: --replicas 1 with --store buntdb")
+	}
+	work, err := os.MkdirTemp("", "megacontext-bench-replicas-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	bin := filepath.Join(work, "megacontext")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("go build: %w (run from the repository root)", err)
+	}
+	fake, err := fakellama.Start(fakellama.Options{NCtx: 8192})
+	if err != nil {
+		return err
+	}
+	defer fake.Close()
+
+	// The store, preloaded with the history through an engine of the
+	// bench's own that counts tokens as the replicas will.
+	var args []string
+	var st store.Backend
+	dataDir := filepath.Join(work, "data")
+	switch b.kind {
+	case "postgres":
+		settings := map[string]string{}
+		if !b.synchronousCommit {
+			settings["synchronous_commit"] = "off"
+		}
+		srv, err := pgtest.Start(pgtest.Options{Durable: true, Settings: settings})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		dsn := srv.DSN("postgres")
+		pg, err := pgstore.Open(context.Background(), pgstore.Options{DSN: dsn, AutoMigrate: true})
+		if err != nil {
+			return err
+		}
+		st = pg
+		args = []string{"--store", "postgres", "--dsn", dsn}
+	case "buntdb":
+		args = []string{"--store", "buntdb", "--data", dataDir}
+	default:
+		return fmt.Errorf("--store %q: want buntdb or postgres", b.kind)
+	}
+	up, err := upstream.New(upstream.Options{BaseURL: fake.URL()})
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	if _, err := up.Discover(context.Background()); err != nil {
+		return err
+	}
+	eng, err := memory.Open(memory.Options{Store: st, Dir: dataDir, Sync: store.Sync(b.sync), Counter: &proxy.UpstreamCounter{Client: up, Timeout: 5 * time.Second}})
+	if err != nil {
+		return err
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	keys := []memory.Key{{Tenant: "default", Context: "bench"}}
+	for c := range b.clients {
+		keys = append(keys, memory.Key{Tenant: "default", Context: fmt.Sprintf("load-%d", c)})
+	}
+	start := time.Now()
+	if err := preloadHistory(eng, keys, b.history, r); err != nil {
+		eng.Close()
+		return err
+	}
+	preload := time.Since(start)
+	eng.Close() // the embedded store's folder is the replica's now
+
+	reps := make([]*replicaProc, b.n)
+	defer func() {
+		for _, p := range reps {
+			if p != nil {
+				p.cmd.Process.Signal(syscall.SIGTERM)
+				p.cmd.Wait()
+			}
+		}
+	}()
+	for i := range reps {
+		if reps[i], err = startReplica(bin, fake.URL(), append(args, "--log-level", "warn"), b.sync, filepath.Join(work, fmt.Sprintf("replica%d.log", i))); err != nil {
+			return err
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+	// Latency: one conversation, each turn through the next replica.
+	var direct, via, overhead []float64
+	msgs := []map[string]string{{"role": "system", "content": "You are a helpful assistant."}}
+	for t := 0; t < b.turns+5; t++ {
+		msgs = append(msgs, map[string]string{"role": "user", "content": sentence(r, 50)})
+		body, _ := json.Marshal(map[string]any{"model": "m", "messages": msgs, "max_tokens": 256})
+		directBody, _ := json.Marshal(map[string]any{"model": "m", "messages": msgs, "max_tokens": 256, "bench_direct": true})
+		d, _, err := post(client, fake.URL()+"/v1/chat/completions", directBody, nil)
+		if err != nil {
+			return fmt.Errorf("direct: %w", err)
+		}
+		v, reply, err := post(client, reps[t%b.n].url+"/v1/chat/completions", body, map[string]string{"X-MegaContext-Id": "bench"})
+		if err != nil {
+			return fmt.Errorf("replica %d: %w", t%b.n, err)
+		}
+		msgs = append(msgs, map[string]string{"role": "assistant", "content": reply})
+		if t >= 5 {
+			direct, via, overhead = append(direct, d), append(via, v), append(overhead, v-d)
+		}
+		if len(msgs) > 60 {
+			msgs = msgs[:1]
+		}
+	}
+
+	// Throughput: clients at once, each its own preloaded memory, turns
+	// round robin over the replicas.
+	var wg sync.WaitGroup
+	errs := make(chan error, b.clients)
+	t0 := time.Now()
+	for c := range b.clients {
+		wg.Go(func() {
+			rc := rand.New(rand.NewPCG(uint64(c), 9))
+			conv := []map[string]string{{"role": "system", "content": "You are a helpful assistant."}}
+			for t := range b.perClient {
+				conv = append(conv, map[string]string{"role": "user", "content": sentence(rc, 50)})
+				body, _ := json.Marshal(map[string]any{"model": "m", "messages": conv, "max_tokens": 256})
+				_, reply, err := post(client, reps[(c+t)%b.n].url+"/v1/chat/completions", body, map[string]string{"X-MegaContext-Id": fmt.Sprintf("load-%d", c)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				conv = append(conv, map[string]string{"role": "assistant", "content": reply})
+			}
+		})
+	}
+	wg.Wait()
+	wall := time.Since(t0)
+	close(errs)
+	if err := <-errs; err != nil {
+		return fmt.Errorf("throughput: %w", err)
+	}
+	reqs := b.clients * b.perClient
+
+	rss := make([]float64, b.n)
+	for i, p := range reps {
+		rss[i] = rssMiB(p.cmd.Process.Pid)
+	}
+	res := map[string]any{
+		"store": b.kind, "replicas": b.n, "history_tokens": b.history, "turns": b.turns, "sync": b.sync,
+		"synchronous_commit": b.synchronousCommit, "preload_s": preload.Seconds(),
+		"direct_ms_p50": pct(direct, 50), "proxy_ms_p50": pct(via, 50), "proxy_ms_p99": pct(via, 99),
+		"overhead_ms_p50": pct(overhead, 50), "overhead_ms_p99": pct(overhead, 99),
+		"clients": b.clients, "requests": reqs, "throughput_rps": float64(reqs) / wall.Seconds(),
+		"rss_mib": rss,
+	}
+	if jsonOut {
+		return json.NewEncoder(os.Stdout).Encode(res)
+	}
+	fmt.Printf("store %s, %d replica(s), history %d tokens (preload %.1fs)\n", b.kind, b.n, b.history, preload.Seconds())
+	fmt.Printf("latency: direct p50 %.2f ms; through a replica p50 %.2f ms p99 %.2f ms; added p50 %.2f ms p99 %.2f ms\n",
+		pct(direct, 50), pct(via, 50), pct(via, 99), pct(overhead, 50), pct(overhead, 99))
+	fmt.Printf("throughput: %d clients, %d requests in %.1fs: %.1f requests/s\n", b.clients, reqs, wall.Seconds(), float64(reqs)/wall.Seconds())
+	fmt.Printf("RSS per replica (MiB): %v\n", rss)
+	return nil
+}
+
+// startReplica runs the binary on a free port and waits until it answers.
+func startReplica(bin, upstreamURL string, args []string, sync, logPath string) (*replicaProc, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr, "--upstream", upstreamURL}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "MEGACONTEXT_DATA_SYNC="+sync)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &replicaProc{cmd: cmd, url: "http://" + addr}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(p.url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // poll until it listens
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	b, _ := os.ReadFile(logPath)
+	return nil, fmt.Errorf("replica on %s not ready: %s", addr, b)
+}
+
+// rssMiB reads a process's resident set size.
+func rssMiB(pid int) float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
