@@ -349,7 +349,9 @@ func (e *Engine) acquire(k Key, create bool) (*mctx, error) { return e.acquireAs
 // stored): it skips the version check, since the write's guard refuses it
 // if another replica wrote meanwhile (the operation then runs again on
 // the stored context).
-func (e *Engine) acquireWriter(k Key, create bool) (*mctx, error) { return e.acquireAs(k, create, false) }
+func (e *Engine) acquireWriter(k Key, create bool) (*mctx, error) {
+	return e.acquireAs(k, create, false)
+}
 
 func (e *Engine) acquireAs(k Key, create, check bool) (*mctx, error) {
 	for {
