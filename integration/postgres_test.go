@@ -2,9 +2,11 @@ package integration
 
 import (
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/megacontext/megacontext/integration/fakellama"
 	"github.com/megacontext/megacontext/memory/pgstore/pgtest"
 )
 
@@ -32,5 +34,28 @@ func TestMigrateCommand(t *testing.T) {
 	out, err = run("--status")
 	if err != nil || !strings.Contains(out, "applied 0001") || !strings.Contains(out, "as this binary needs") {
 		t.Fatalf("status: %v\n%s", err, out)
+	}
+}
+
+// TestDeployConfigServes: the configuration deploy/compose.yaml gives its
+// replicas serves chat through PostgreSQL with its example key (and
+// refuses a request without one).
+func TestDeployConfigServes(t *testing.T) {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := newFake(t, fakellama.Options{})
+	dsn := pgtest.NewDB(t)
+	p := startProxy(t, proxyOptions{Upstream: fake.URL(), Args: []string{"--config", filepath.Join(root, "deploy", "megacontext.yaml")},
+		Env: []string{"MEGACONTEXT_STORE_DSN=" + dsn}})
+	body := chatBody(t, []msg{{"user", "hello from the deploy config"}}, nil)
+	if r := p.mustDo(t, "POST", "/v1/chat/completions", body, nil); r.Status != 401 {
+		t.Fatalf("without a key: %d %s", r.Status, r.Body)
+	}
+	p.mustChat(t, body, map[string]string{"Authorization": "Bearer sk-change-me"})
+	r := p.mustDo(t, "GET", "/megacontext/v1/contexts", nil, map[string]string{"Authorization": "Bearer sk-change-me-admin"})
+	if r.Status != 200 || !strings.Contains(string(r.Body), `"messages":2`) {
+		t.Fatalf("the turn is not in the database: %d %s", r.Status, r.Body)
 	}
 }
