@@ -70,6 +70,8 @@ const routes = [
 ];
 
 async function route() {
+  // When the page started drawing this view (the tree reports its load time from it).
+  window.__routeStart = performance.now();
   const hash = location.hash || "#/";
   for (const a of document.querySelectorAll("#topnav a")) {
     a.classList.toggle("active", (a.dataset.nav === "policy") === hash.startsWith("#/policy") && !hash.startsWith("#/login"));
@@ -205,7 +207,7 @@ function alertLine(body, err) {
 // Tree: loaded a level and a range at a time; a node shows its gist,
 // headline, span, telemetry and pin state; opening it loads its children.
 async function tabTree(id, body) {
-  const t0 = performance.now();
+  const t0 = window.__routeStart ?? performance.now();
   const top = await api("contexts/" + enc(id) + "/tree?level=-1&limit=512");
   const tree = h("ul", { id: "tree", dataset: { levels: top.levels.join(","), fanout: top.fanout } });
   const zoom = (f) => {
