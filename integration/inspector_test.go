@@ -303,11 +303,11 @@ func TestInspectorInBrowser(t *testing.T) {
 
 	// Curation: the pin listed; the retention rule's preview on the big
 	// context, then its prune.
-	do("curation", chromedp.Navigate(ui+"#/c/alice/curation"), visible("table#pins"))
+	do("curation", chromedp.Navigate(ui+"#/c/alice/curation"), visible(`#view-curation[data-context="alice"] table#pins`))
 	if n := count("table#pins tbody tr"); n != 1 {
 		t.Errorf("curation lists %d pins, want 1", n)
 	}
-	do("retention preview", chromedp.Navigate(ui+"#/c/big/curation"), visible(`table#retention tr[data-rule="stale"]`))
+	do("retention preview", chromedp.Navigate(ui+"#/c/big/curation"), visible(`#view-curation[data-context="big"] table#retention tr[data-rule="stale"]`))
 	preview := text(`table#retention tr[data-rule="stale"] td:nth-child(3)`)
 	if n, _ := strconv.Atoi(strings.ReplaceAll(preview, ",", "")); n == 0 {
 		t.Errorf("the stale rule would prune %q messages of the year-old context, want many", preview)

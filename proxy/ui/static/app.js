@@ -144,7 +144,7 @@ async function viewContext(id, tab) {
     h("span", {}, h("b", {}, fmtInt(st.threads)), " threads"),
     h("span", {}, h("b", {}, fmtInt(st.superseded_messages)), " superseded"),
     h("span", {}, "last active ", h("b", {}, fmtTime(st.updated))));
-  const body = h("section", { id: "view-" + tab });
+  const body = h("section", { id: "view-" + tab, dataset: { context: id } });
   show(h("h1", {}, id), stats, h("nav", { class: "tabs" }, tabs), body);
   await ({ timeline: tabTimeline, tree: tabTree, windows: tabWindows, ask: tabAsk, curation: tabCuration })[tab](id, body, st);
 }
