@@ -13,6 +13,21 @@ func init() {
 	extraCommands = append(extraCommands, newForkCmd, newDiffCmd, newMergeCmd, newForgetCmd, newProvenanceCmd)
 }
 
+// runOffline opens the engine of the command's data folder, runs op on it
+// and prints op's result as JSON.
+func runOffline(cmd *cobra.Command, configPath, tenant, contextID string, op func(o *offline) (any, error)) error {
+	o, err := openOffline(cmd, configPath, tenant, contextID)
+	if err != nil {
+		return err
+	}
+	defer o.eng.Close()
+	res, err := op(o)
+	if err != nil {
+		return o.explain(err)
+	}
+	return printJSON(cmd, res)
+}
+
 // printJSON writes v as indented JSON to the command's output.
 func printJSON(cmd *cobra.Command, v any) error {
 	enc := json.NewEncoder(cmd.OutOrStdout())
@@ -34,16 +49,9 @@ provenance record of the fork (POST /megacontext/v1/contexts/{id}/fork).`,
 			if to == "" {
 				return errors.New("--to NEW-ID is required")
 			}
-			o, err := openOffline(cmd, configPath, tenant, contextID)
-			if err != nil {
-				return err
-			}
-			defer o.eng.Close()
-			res, err := o.eng.Fork(o.key(), to, at, "cli")
-			if err != nil {
-				return o.explain(err)
-			}
-			return printJSON(cmd, res)
+			return runOffline(cmd, configPath, tenant, contextID, func(o *offline) (any, error) {
+				return o.eng.Fork(o.key(), to, at, "cli")
+			})
 		},
 	}
 	addOfflineFlags(cmd, &configPath, &tenant, &contextID)
@@ -66,16 +74,9 @@ other lacks (GET /megacontext/v1/contexts/{a}/diff?with={b}).`,
 			if with == "" {
 				return errors.New("--with OTHER-ID is required")
 			}
-			o, err := openOffline(cmd, configPath, tenant, contextID)
-			if err != nil {
-				return err
-			}
-			defer o.eng.Close()
-			d, err := o.eng.Diff(o.key(), with, limit, nil)
-			if err != nil {
-				return o.explain(err)
-			}
-			return printJSON(cmd, d)
+			return runOffline(cmd, configPath, tenant, contextID, func(o *offline) (any, error) {
+				return o.eng.Diff(o.key(), with, limit, nil)
+			})
 		},
 	}
 	addOfflineFlags(cmd, &configPath, &tenant, &contextID)
@@ -97,16 +98,9 @@ the merge (POST /megacontext/v1/contexts/{id}/merge).`,
 			if from == "" {
 				return errors.New("--from OTHER-ID is required")
 			}
-			o, err := openOffline(cmd, configPath, tenant, contextID)
-			if err != nil {
-				return err
-			}
-			defer o.eng.Close()
-			res, err := o.eng.Merge(o.key(), from, "cli")
-			if err != nil {
-				return o.explain(err)
-			}
-			return printJSON(cmd, res)
+			return runOffline(cmd, configPath, tenant, contextID, func(o *offline) (any, error) {
+				return o.eng.Merge(o.key(), from, "cli")
+			})
 		},
 	}
 	addOfflineFlags(cmd, &configPath, &tenant, &contextID)
@@ -129,16 +123,9 @@ time, the caller and --reason, never the text
 (POST /megacontext/v1/contexts/{id}/forget).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := openOffline(cmd, configPath, tenant, contextID)
-			if err != nil {
-				return err
-			}
-			defer o.eng.Close()
-			res, err := o.eng.Erase(o.key(), memory.EraseRequest{Messages: seqs, Match: match, Reason: reason, Caller: "cli"})
-			if err != nil {
-				return o.explain(err)
-			}
-			return printJSON(cmd, res)
+			return runOffline(cmd, configPath, tenant, contextID, func(o *offline) (any, error) {
+				return o.eng.Erase(o.key(), memory.EraseRequest{Messages: seqs, Match: match, Reason: reason, Caller: "cli"})
+			})
 		},
 	}
 	addOfflineFlags(cmd, &configPath, &tenant, &contextID)
@@ -160,16 +147,9 @@ snapshots that hold it and the provenance records that concern it
 (GET /megacontext/v1/contexts/{id}/provenance?block=N).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := openOffline(cmd, configPath, tenant, contextID)
-			if err != nil {
-				return err
-			}
-			defer o.eng.Close()
-			p, err := o.eng.Provenance(o.key(), block, nil)
-			if err != nil {
-				return o.explain(err)
-			}
-			return printJSON(cmd, p)
+			return runOffline(cmd, configPath, tenant, contextID, func(o *offline) (any, error) {
+				return o.eng.Provenance(o.key(), block, nil)
+			})
 		},
 	}
 	addOfflineFlags(cmd, &configPath, &tenant, &contextID)

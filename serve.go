@@ -65,7 +65,14 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 		logger.Warn("no auth.keys configured: the proxy is open (tenant \"default\", no scopes)", "listen", cfg.Listen)
 	}
 	var embedder memory.Embedder
-	if emb, ok := nativeEmbedder(cfg, logger); ok {
+	if cfg.Embeddings.URL != "" {
+		emb, stop, err := remoteEmbedder(cfg, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		embedder = emb
+	} else if emb, ok := nativeEmbedder(cfg, logger); ok {
 		defer emb.Close()
 		embedder = emb
 	}
@@ -224,6 +231,26 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// remoteEmbedder embeds through embeddings.url (an OpenAI-compatible
+// /v1/embeddings; "upstream" is upstream.url, with its key unless
+// embeddings.api_key is set). stop closes its connections.
+func remoteEmbedder(cfg configs.Config, logger *slog.Logger) (*upstream.Embedder, func(), error) {
+	base, key := cfg.Embeddings.URL, cfg.Embeddings.APIKey
+	if base == "upstream" {
+		base = cfg.Upstream.URL
+		if key == "" {
+			key = cfg.Upstream.APIKey
+		}
+	}
+	c, err := upstream.New(upstream.Options{BaseURL: upstream.EmbeddingsBaseURL(base), APIKey: key,
+		Timeout: time.Minute, DialTimeout: cfg.Upstream.DialTimeout, Logger: logger})
+	if err != nil {
+		return nil, nil, fmt.Errorf("embeddings.url: %w", err)
+	}
+	logger.Info("semantic lens on", "embeddings_url", c.BaseURL()+"/v1/embeddings", "model", cfg.Embeddings.Model)
+	return upstream.NewEmbedder(c, upstream.EmbedderOptions{Model: cfg.Embeddings.Model}), func() { _ = c.Close() }, nil
 }
 
 // newCounter picks the token counter: the native tokenizer of a configured

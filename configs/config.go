@@ -100,9 +100,18 @@ type Tokenizer struct {
 
 // Embeddings configures the lens's semantic similarity.
 type Embeddings struct {
-	// Model is an embedding GGUF; when set, blocks are embedded in the
-	// background and the lens adds semantic similarity.
+	// URL is an OpenAI-compatible embeddings endpoint (a server root, its
+	// /v1 or /v1/embeddings; "upstream" is upstream.url): when set, blocks
+	// are embedded there in the background. Default empty: Model is a GGUF
+	// embedded in-process, if set.
+	URL string `mapstructure:"url"`
+	// Model is an embedding GGUF embedded in-process when URL is empty; the
+	// "model" field of each request when URL is set. Default empty: no
+	// semantic lens (or, with URL, no model field).
 	Model string `mapstructure:"model"`
+	// APIKey is sent as Authorization: Bearer to URL; empty sends
+	// upstream.api_key when URL is "upstream", else nothing. Default empty.
+	APIKey string `mapstructure:"api_key"`
 }
 
 // Auth maps API keys to tenants and scopes.
@@ -368,7 +377,9 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("auth.allow_open", d.Auth.AllowOpen)
 	v.SetDefault("auth.pass_through", d.Auth.PassThrough)
 	v.SetDefault("tokenizer.vocab", d.Tokenizer.Vocab)
+	v.SetDefault("embeddings.url", d.Embeddings.URL)
 	v.SetDefault("embeddings.model", d.Embeddings.Model)
+	v.SetDefault("embeddings.api_key", d.Embeddings.APIKey)
 	v.SetDefault("native.model", d.Native.Model)
 	v.SetDefault("native.threads", d.Native.Threads)
 	v.SetDefault("native.gpu_layers", d.Native.GPULayers)
@@ -387,6 +398,12 @@ func (c *Config) normalize() error {
 		}
 	}
 	c.Upstream.URL = u
+	if e := strings.TrimSpace(c.Embeddings.URL); e != "" && e != "upstream" {
+		pu, err := url.Parse(e)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return fmt.Errorf("embeddings.url %q: want http(s)://host[:port][/v1[/embeddings]] or \"upstream\"", c.Embeddings.URL)
+		}
+	}
 	switch c.DataSync {
 	case "second", "always":
 	default:

@@ -251,8 +251,11 @@ func TestInspectorInBrowser(t *testing.T) {
 	if topNodes != roots {
 		t.Errorf("the tree shows %d root nodes, the context has %d", topNodes, roots)
 	}
-	if ms > 1000 || wall > time.Second {
-		t.Errorf("the tree view took %.0f ms in the page, %v from navigation, want <= 1 s", ms, wall)
+	// The page's own clock, from the view's start (the context's stats
+	// read first) to the roots drawn and the first opened; the time from
+	// navigation adds the driver's round trips.
+	if ms <= 0 || ms > 1000 {
+		t.Errorf("the tree view took %.0f ms in the page (%v from navigation), want <= 1 s", ms, wall)
 	}
 	if children := count("#tree > li.node:first-child > ul > li.node"); children != 8 {
 		t.Errorf("the first top node opened into %d children, want the fan-out, 8", children)
@@ -300,11 +303,11 @@ func TestInspectorInBrowser(t *testing.T) {
 
 	// Curation: the pin listed; the retention rule's preview on the big
 	// context, then its prune.
-	do("curation", chromedp.Navigate(ui+"#/c/alice/curation"), visible("table#pins"))
+	do("curation", chromedp.Navigate(ui+"#/c/alice/curation"), visible(`#view-curation[data-context="alice"] table#pins`))
 	if n := count("table#pins tbody tr"); n != 1 {
 		t.Errorf("curation lists %d pins, want 1", n)
 	}
-	do("retention preview", chromedp.Navigate(ui+"#/c/big/curation"), visible(`table#retention tr[data-rule="stale"]`))
+	do("retention preview", chromedp.Navigate(ui+"#/c/big/curation"), visible(`#view-curation[data-context="big"] table#retention tr[data-rule="stale"]`))
 	preview := text(`table#retention tr[data-rule="stale"] td:nth-child(3)`)
 	if n, _ := strconv.Atoi(strings.ReplaceAll(preview, ",", "")); n == 0 {
 		t.Errorf("the stale rule would prune %q messages of the year-old context, want many", preview)

@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -283,11 +285,19 @@ func TestLlamaServerRestartSmallerContext(t *testing.T) {
 }
 
 // upstreamHop is a loopback reverse proxy in front of an upstream that
-// counts the requests it relays by path.
+// counts the requests it relays by path and keeps their bodies.
 type upstreamHop struct {
 	url string
-	mu  sync.Mutex     // guards n
+	mu  sync.Mutex     // guards n and seen
 	n   map[string]int // requests by path since the last take
+	// seen are the requests relayed so far, in order.
+	seen []hopRequest
+}
+
+// hopRequest is one request an upstreamHop relayed.
+type hopRequest struct {
+	path, auth string
+	body       []byte
 }
 
 // startUpstreamHop relays to target until the test ends.
@@ -301,14 +311,30 @@ func startUpstreamHop(t *testing.T, target string) *upstreamHop {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.FlushInterval = -1
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		h.mu.Lock()
 		h.n[r.URL.Path]++
+		h.seen = append(h.seen, hopRequest{path: r.URL.Path, auth: r.Header.Get("Authorization"), body: body})
 		h.mu.Unlock()
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
 	return h
+}
+
+// requests returns the requests relayed so far to path.
+func (h *upstreamHop) requests(path string) []hopRequest {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []hopRequest
+	for _, r := range h.seen {
+		if r.path == path {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // take returns the counts since the last take and starts again.

@@ -316,17 +316,7 @@ func (e *Engine) tagBlocks(c *mctx, m *msgRecord, t *tally) {
 	spans := e.opts.Policy.Scan(m.Text)
 	nameSpans := e.opts.Policy.Scan(m.Name)
 	m.Tags = policy.Tags(slices.Concat(spans, nameSpans, wholeSpans(m.Whole)))
-	var whole []string
-	for _, sp := range slices.Concat(spans, nameSpans) {
-		if e.opts.Policy.Excludes(sp.Rule) && !slices.Contains(whole, sp.Rule) {
-			whole = append(whole, sp.Rule)
-		}
-	}
-	for _, r := range m.Whole {
-		if !slices.Contains(whole, r) {
-			whole = append(whole, r)
-		}
-	}
+	whole := e.wholeRules(m, spans, nameSpans)
 	off := 0
 	for i := m.First; i >= 0 && i <= m.Last; i++ {
 		b := c.tree.Block(i)

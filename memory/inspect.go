@@ -191,20 +191,12 @@ func (e *Engine) Tree(k Key, level, from, limit int, scopes []string) (TreeView,
 			nodes = append(nodes, c.tree.Node(level, i))
 		}
 	}
-	pinned := func(n *tree.Node) bool {
-		for _, p := range c.pins.Pins {
-			if p.First <= n.Last && n.First <= p.Last {
-				return true
-			}
-		}
-		return false
-	}
 	c.telMu.Lock()
 	defer c.telMu.Unlock()
 	for _, n := range nodes {
 		v := NodeView{Level: n.Level, Index: n.Index, First: n.First, Last: n.Last, Msg: n.Msg, Tokens: n.Tokens,
 			Time: time.UnixMilli(n.Time).UTC(), TimeEnd: time.UnixMilli(n.TimeEnd).UTC(), Tags: n.Tags,
-			Focus: c.focusOf(n), Pinned: pinned(n)}
+			Focus: c.focusOf(n), Pinned: c.pinnedWithin(n.First, n.Last)}
 		v.SwapRate = v.Focus.SwapRate()
 		if n.Level == 0 {
 			v.Role, v.Text = n.Role, n.Text

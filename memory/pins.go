@@ -196,3 +196,14 @@ func withPinned(tail []focus.Range, pinned []int) []focus.Range {
 	sortRanges(out)
 	return out
 }
+
+// pinnedWithin reports whether a pin covers any of blocks first..last. The
+// caller holds c.mu.
+func (c *mctx) pinnedWithin(first, last int) bool {
+	for _, p := range c.pins.Pins {
+		if p.First <= last && first <= p.Last {
+			return true
+		}
+	}
+	return false
+}

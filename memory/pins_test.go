@@ -121,3 +121,50 @@ func TestPinsKeepWindowInvariants(t *testing.T) {
 		}
 	})
 }
+
+// TestTreeView: the roots tile the timeline; a level's range opens a
+// node into its children; pins and the viewer's clearances show.
+func TestTreeView(t *testing.T) {
+	e := openScopedEngine(t)
+	k := Key{Tenant: "acme", Context: "tree"}
+	conv := conversation(120, 8)
+	conv[7] = msg("user", "Status of project Nightjar: the launch code is OWL-771.")
+	if _, err := e.Import(k, conv, e.opts.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.AddPin(k, 7, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	roots, err := e.Tree(k, -1, 0, 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := 0
+	for _, n := range roots.Nodes {
+		if n.First != next {
+			t.Fatalf("roots leave a gap at block %d: %+v", next, n)
+		}
+		next = n.Last + 1
+	}
+	if next != roots.Levels[0] || roots.Level != -1 {
+		t.Fatalf("roots end at %d of %d blocks", next, roots.Levels[0])
+	}
+	top := roots.Nodes[0]
+	kids, err := e.Tree(k, top.Level-1, top.Index*roots.Fanout, roots.Fanout, nil)
+	if err != nil || len(kids.Nodes) != roots.Fanout || kids.Nodes[0].First != top.First || kids.Nodes[len(kids.Nodes)-1].Last != top.Last {
+		t.Fatalf("children of %+v: %+v %v", top, kids.Nodes, err)
+	}
+	for _, scopes := range [][]string{nil, {"internal"}} {
+		c, _ := e.acquire(k, false)
+		first := c.msgs[7].First
+		c.mu.Unlock()
+		blk, err := e.Tree(k, 0, first, 1, scopes)
+		if err != nil || len(blk.Nodes) != 1 {
+			t.Fatal(err)
+		}
+		b := blk.Nodes[0]
+		if !b.Pinned || (scopes == nil) != (b.Text == WithheldText) || (scopes != nil && !strings.Contains(b.Text, "OWL-771")) {
+			t.Errorf("scopes %v: pinned block %+v", scopes, b)
+		}
+	}
+}

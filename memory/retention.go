@@ -128,14 +128,6 @@ func (e *Engine) retain(k Key, name, caller string, apply bool) (PrunePlan, erro
 func (e *Engine) planPrune(c *mctx, r RetentionRule) (PrunePlan, []int64) {
 	plan := PrunePlan{Rule: r.Name, Seqs: []int64{}}
 	cutoff := e.opts.Now().Add(-time.Duration(r.OlderThanDays) * 24 * time.Hour).UnixMilli()
-	pinned := func(m *msgRecord) bool {
-		for _, p := range c.pins.Pins {
-			if p.First <= m.Last && m.First <= p.Last {
-				return true
-			}
-		}
-		return false
-	}
 	c.telMu.Lock()
 	defer c.telMu.Unlock()
 	shown := func(m *msgRecord) bool {
@@ -148,7 +140,7 @@ func (e *Engine) planPrune(c *mctx, r RetentionRule) (PrunePlan, []int64) {
 	}
 	var seqs []int64
 	for _, m := range c.msgs {
-		if m.First < 0 || m.Pruned || m.Damaged || m.Time >= cutoff || pinned(m) || (r.NeverExpanded && shown(m)) {
+		if m.First < 0 || m.Pruned || m.Damaged || m.Time >= cutoff || c.pinnedWithin(m.First, m.Last) || (r.NeverExpanded && shown(m)) {
 			continue
 		}
 		seqs = append(seqs, m.Seq)

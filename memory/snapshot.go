@@ -141,6 +141,12 @@ type snapMessage struct {
 	Origin *Origin `json:"origin,omitempty"`
 	// Damaged marks a record the exporting store could not read back.
 	Damaged bool `json:"damaged,omitempty"`
+	// Pruned marks a message whose text a retention rule pruned.
+	Pruned bool `json:"pruned,omitempty"`
+	// Uncounted marks a message whose blocks carry the estimate's costs
+	// until the next ingest counts them (an engine that keeps the tree
+	// counts them then; one that rebuilds it counts everything anew).
+	Uncounted bool `json:"uncounted,omitempty"`
 }
 
 // storedMsg is what only the store keeps of a message.
@@ -151,13 +157,14 @@ type storedMsg struct {
 
 func toSnapMessage(m *msgRecord, st storedMsg) snapMessage {
 	return snapMessage{Type: recMessage, Seq: m.Seq, Parent: m.Parent, Hash: m.Hash, RawKey: st.rawKey, Extra: m.Extra, Role: m.Role,
-		Name: m.Name, Text: m.Text, Raw: st.raw, Time: m.Time, Partial: m.Partial, Superseded: m.Superseded, Tags: m.Tags, Whole: m.Whole, Origin: m.Origin, Damaged: m.Damaged}
+		Name: m.Name, Text: m.Text, Raw: st.raw, Time: m.Time, Partial: m.Partial, Superseded: m.Superseded, Tags: m.Tags, Whole: m.Whole, Origin: m.Origin, Damaged: m.Damaged,
+		Pruned: m.Pruned, Uncounted: m.Uncounted}
 }
 
 // record returns the message record and the client's raw JSON.
 func (s snapMessage) record() (*msgRecord, json.RawMessage) {
 	return &msgRecord{Seq: s.Seq, Parent: s.Parent, Hash: s.Hash, RawKey: s.RawKey, Extra: s.Extra, Role: s.Role, Name: s.Name,
-		Text: s.Text, Time: s.Time, Partial: s.Partial, Superseded: s.Superseded, Tags: s.Tags, Whole: s.Whole, Origin: s.Origin, Damaged: s.Damaged, First: -1, Last: -1,
+		Text: s.Text, Time: s.Time, Partial: s.Partial, Superseded: s.Superseded, Tags: s.Tags, Whole: s.Whole, Origin: s.Origin, Damaged: s.Damaged, Pruned: s.Pruned, Uncounted: s.Uncounted, First: -1, Last: -1,
 		rawSaved: !s.RawKey.IsZero()}, s.Raw
 }
 
@@ -589,6 +596,7 @@ func (e *Engine) rebuildTree(c *mctx, msgs []*msgRecord) {
 		} else {
 			e.tagUnblocked(m, &t)
 		}
+		m.Uncounted = false
 		c.addMsg(m)
 	}
 	e.settle(&t)

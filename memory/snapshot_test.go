@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/megacontext/megacontext/memory/bundle"
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
+	"github.com/megacontext/megacontext/memory/tree"
 )
 
 // testPolicy is the policy of the snapshot tests.
@@ -494,6 +496,22 @@ func TestExportNeedsClearanceForEveryRule(t *testing.T) {
 		_, err := e.ExportBundle(k, io.Discard, ExportOptions{Scopes: tc.scopes})
 		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrForbidden)) {
 			t.Errorf("scopes %v: %v", tc.scopes, err)
+		}
+	}
+}
+
+// TestSnapshotRecordsCoverStoredRecords fails when a stored record gains a
+// field that bundles do not carry: add it to snapNode or snapMessage (or
+// to the derived fields below, with how import derives it).
+func TestSnapshotRecordsCoverStoredRecords(t *testing.T) {
+	derived := map[string]bool{"First": true, "Last": true, "Tokens": true, "rawSaved": true}
+	for _, c := range []struct{ stored, snap any }{{tree.Node{}, snapNode{}}, {msgRecord{}, snapMessage{}}} {
+		st, sn := reflect.TypeOf(c.stored), reflect.TypeOf(c.snap)
+		for i := range st.NumField() {
+			f := st.Field(i)
+			if _, ok := sn.FieldByName(f.Name); !ok && !(st == reflect.TypeOf(msgRecord{}) && derived[f.Name]) {
+				t.Errorf("%s.%s is not in %s", st.Name(), f.Name, sn.Name())
+			}
 		}
 	}
 }

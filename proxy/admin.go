@@ -11,6 +11,7 @@ import (
 	"github.com/tidwall/sjson"
 	"github.com/valyala/fasthttp"
 
+	"github.com/megacontext/megacontext/jsondepth"
 	"github.com/megacontext/megacontext/memory"
 	"github.com/megacontext/megacontext/proxy/auth"
 )
@@ -131,37 +132,7 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, p auth.Principal, rest string) 
 // and "messages" is byte for byte what the upstream would receive.
 func (s *Server) dryRun(ctx *fasthttp.RequestCtx, k memory.Key, p auth.Principal) {
 	scopes := p.Scopes
-	body := ctx.PostBody()
-	in := gjson.ParseBytes(body)
-	if !gjson.ValidBytes(body) || !in.IsObject() {
-		writeError(ctx, badRequest("", "body must be {\"query\": \"...\", \"budget\": N} or {\"messages\": [...], \"budget\": N}"))
-		return
-	}
-	req := map[string]any{}
-	switch q, msgs := in.Get("query"), in.Get("messages"); {
-	case msgs.Exists():
-		req["messages"] = json.RawMessage(msgs.Raw)
-	case q.Type == gjson.String && q.Str != "":
-		type message struct {
-			Role    string `json:"role"`
-			Content string `json:"content"`
-		}
-		req["messages"] = []message{{"user", q.Str}}
-	default:
-		writeError(ctx, badRequest("query", "body must be {\"query\": \"...\", \"budget\": N} or {\"messages\": [...], \"budget\": N}"))
-		return
-	}
-	for _, f := range []string{"max_tokens", "max_completion_tokens", "tools"} {
-		if v := in.Get(f); v.Exists() {
-			req[f] = json.RawMessage(v.Raw)
-		}
-	}
-	raw, err := json.Marshal(req)
-	if err != nil {
-		writeError(ctx, badRequest("messages", "%s", err.Error()))
-		return
-	}
-	creq, aerr := parseChatRequest(raw)
+	creq, budget, aerr := parseDryRun(ctx.PostBody())
 	if aerr != nil {
 		writeError(ctx, aerr)
 		return
@@ -172,12 +143,8 @@ func (s *Server) dryRun(ctx *fasthttp.RequestCtx, k memory.Key, p auth.Principal
 		return
 	}
 	b := s.budgetFor(ctx, x.maxTokens, x.tools)
-	if v := in.Get("budget"); v.Exists() {
-		if v.Type != gjson.Number || v.Num != float64(int64(v.Num)) || v.Num < 1 || v.Num > 1<<30 {
-			writeError(ctx, badRequest("budget", "'budget' must be a positive integer"))
-			return
-		}
-		b = b.withPrompt(int(v.Num))
+	if budget > 0 {
+		b = b.withPrompt(budget)
 	}
 	if b.total < minPrompt {
 		writeError(ctx, badRequest("budget", "a budget of %d tokens leaves no room for a window: the least is %d", b.prompt(), minPrompt+b.fixed))
@@ -209,6 +176,56 @@ func (s *Server) dryRun(ctx *fasthttp.RequestCtx, k memory.Key, p auth.Principal
 	setWindowHeaders(ctx, k, w, b, 0)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(out)
+}
+
+// dryRunUsage is the dry run's answer to a body it cannot read.
+const dryRunUsage = "body must be {\"query\": \"...\", \"budget\": N} or {\"messages\": [...], \"budget\": N}"
+
+// parseDryRun reads a dry run's body: the chat request it stands for (one
+// user message for "query", else its "messages", with its "max_tokens",
+// "max_completion_tokens" and "tools") and its "budget" (0 when absent).
+func parseDryRun(body []byte) (*chatRequest, int, *apiError) {
+	if !jsondepth.Valid(body) {
+		return nil, 0, badRequest("", dryRunUsage)
+	}
+	in := gjson.ParseBytes(body)
+	if !in.IsObject() {
+		return nil, 0, badRequest("", dryRunUsage)
+	}
+	req := map[string]any{}
+	switch q, msgs := in.Get("query"), in.Get("messages"); {
+	case msgs.Exists():
+		req["messages"] = json.RawMessage(msgs.Raw)
+	case q.Type == gjson.String && q.Str != "":
+		type message struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+		}
+		req["messages"] = []message{{"user", q.Str}}
+	default:
+		return nil, 0, badRequest("query", dryRunUsage)
+	}
+	for _, f := range []string{"max_tokens", "max_completion_tokens", "tools"} {
+		if v := in.Get(f); v.Exists() {
+			req[f] = json.RawMessage(v.Raw)
+		}
+	}
+	raw, err := json.Marshal(req)
+	if err != nil {
+		return nil, 0, badRequest("messages", "%s", err.Error())
+	}
+	creq, aerr := parseChatRequest(raw)
+	if aerr != nil {
+		return nil, 0, aerr
+	}
+	budget := 0
+	if v := in.Get("budget"); v.Exists() {
+		if v.Type != gjson.Number || v.Num != float64(int64(v.Num)) || v.Num < 1 || v.Num > 1<<30 {
+			return nil, 0, badRequest("budget", "'budget' must be a positive integer")
+		}
+		budget = int(v.Num)
+	}
+	return creq, budget, nil
 }
 
 func (s *Server) adminError(ctx *fasthttp.RequestCtx, err error) {

@@ -6,7 +6,10 @@
 //     bodies, per-request cancellation that closes the request's connection,
 //     a silence timeout and keep-alive reuse; Discover identifies the server,
 //     its model and context size; CountTokens counts tokens exactly with the
-//     upstream's tokenizer; Ready is a health check.
+//     upstream's tokenizer (one request per batch on llama.cpp); Ready is a
+//     health check.
+//   - Embedder (NewEmbedder) embeds texts through any OpenAI-compatible
+//     /v1/embeddings (the memory engine's Embedder for embeddings.url).
 //   - SSEReader splits an event stream into events while keeping each
 //     event's raw bytes for byte-exact relaying; Accumulator folds
 //     chat.completion.chunk events into the final assistant Message, and

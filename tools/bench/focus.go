@@ -44,6 +44,9 @@ func focusCost(history, turns, nctx int, jsonOut bool) error {
 			return err
 		}
 		defer stop()
+		if rg.fake == nil {
+			return fmt.Errorf("--focus runs on the fakellama fixture, not --upstream")
+		}
 		urls[i], fakeURL = url, rg.fake.URL()
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}

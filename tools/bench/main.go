@@ -10,6 +10,19 @@
 //	go run ./tools/bench --resend --history 1000000 --turns 30
 //	go run ./tools/bench --focus --history 100000 --turns 300
 //
+// With --upstream URL it runs against a real server (llama.cpp's
+// llama-server, say): every turn, the body the proxy forwarded is sent
+// again straight to the upstream (with cache_prompt off in both), so both
+// sides ask the upstream for the same work. Every request crosses a
+// loopback hop that counts the proxy's requests by path (round trips per
+// turn: /tokenize, /apply-template, ...) and, with --hop-delay, adds a
+// latency to each, as a remote upstream would. --local-vocab counts tokens
+// in-process with the vocabulary of the model file /props names, as
+// `megacontext serve` does when it can read it (needs `make native`).
+//
+//	go run ./tools/bench --history 20000 --turns 100 --hop-delay 20ms
+//	go run ./tools/bench --upstream http://127.0.0.1:8080 --history 20000 --turns 100 --max-tokens 8 --words 30
+//
 // With --responses, each turn also sends the same conversation through the
 // proxy's /v1/responses (the messages as input items, to a MegaContext
 // preloaded with the same history), and the report adds its latency and
@@ -38,6 +51,20 @@ import (
 	"github.com/megacontext/megacontext/proxy"
 )
 
+// cfg holds the flags for real upstreams and remote hops.
+var cfg struct {
+	// upstream is the --upstream URL; empty runs the fakellama fixture.
+	upstream string
+	// hopDelay is the latency the hop adds to each request.
+	hopDelay time.Duration
+	// maxTokens is max_tokens of each chat request.
+	maxTokens int
+	// words is the length of each user message in words.
+	words int
+	// localVocab counts with the upstream model file's vocabulary.
+	localVocab bool
+}
+
 func main() {
 	history := flag.Int("history", 100_000, "tokens of history to preload into the MegaContext")
 	turns := flag.Int("turns", 200, "chat turns to measure")
@@ -57,6 +84,11 @@ func main() {
 	perClient := flag.Int("client-turns", 25, "with --replicas: turns each client sends in the throughput phase")
 	syncCommit := flag.Bool("synchronous-commit", true, "with --store postgres: commits wait for their WAL flush (off: like data_sync second, a database crash may lose the last fraction of a second)")
 	focusAB := flag.Bool("focus", false, "A/B in one run: the same turns through a proxy whose focus telemetry and kept windows are off and one where they are on; reports what they add per request")
+	flag.StringVar(&cfg.upstream, "upstream", "", "a running OpenAI-compatible server to measure against instead of the fakellama fixture")
+	flag.DurationVar(&cfg.hopDelay, "hop-delay", 0, "latency added to every request to the upstream (a remote hop)")
+	flag.IntVar(&cfg.maxTokens, "max-tokens", 256, "max_tokens of every chat request")
+	flag.IntVar(&cfg.words, "words", 50, "words per user message")
+	flag.BoolVar(&cfg.localVocab, "local-vocab", false, "count tokens with the vocabulary of the model file the upstream's /props names (native layer)")
 	flag.Parse()
 	if *replicas > 0 {
 		b := replicaBench{n: *replicas, history: *history, turns: *turns, clients: *clients, perClient: *perClient, kind: *storeKind, sync: *sync, synchronousCommit: *syncCommit}
@@ -140,7 +172,7 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 		return err
 	}
 	defer rg.Close()
-	fake, eng, counter := rg.fake, rg.eng, rg.counter
+	fake, eng, counter, hp := rg.fake, rg.eng, rg.counter, rg.hop
 	key := memory.Key{Tenant: "default", Context: "bench"}
 	// The responses turns go to a twin MegaContext with the same history.
 	rkey := memory.Key{Tenant: "default", Context: "bench-responses"}
@@ -172,15 +204,33 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 	var cpuChat, cpuResp, cpuDiff []float64
 	// The proxy's own time before forwarding (X-MegaContext-Overhead-Ms).
 	var preChat, preResp []float64
+	// The proxy's own time before forwarding, every turn.
+	var before []float64
 	var msgs []map[string]string
 	msgs = append(msgs, map[string]string{"role": "system", "content": "You are a helpful assistant."})
+	directHdr := map[string]string{directHeader: "1"}
 	for t := 0; t < turns+5; t++ {
-		msgs = append(msgs, map[string]string{"role": "user", "content": sentence(r, 50)})
-		body, _ := json.Marshal(map[string]any{"model": "m", "messages": msgs, "max_tokens": 256, "stream": stream})
-		directBody, _ := json.Marshal(map[string]any{"model": "m", "messages": msgs, "max_tokens": 256, "stream": stream, "bench_direct": true})
-		d, _, err := post(client, fake.URL()+"/v1/chat/completions", directBody, nil)
-		if err != nil {
-			return fmt.Errorf("direct: %w", err)
+		msgs = append(msgs, map[string]string{"role": "user", "content": sentence(r, cfg.words)})
+		req := map[string]any{"model": "m", "messages": msgs, "max_tokens": cfg.maxTokens, "stream": stream}
+		if fake == nil {
+			// Both sides must ask the same work of a real upstream.
+			req["cache_prompt"], req["temperature"] = false, 0
+		}
+		body, _ := json.Marshal(req)
+		// The proxy's round trips of the previous turn, its reply's storage
+		// included, end where this turn starts.
+		if t > 5 {
+			hp.record(hp.take())
+		} else {
+			hp.take()
+		}
+		var d float64
+		if fake != nil {
+			req["bench_direct"] = true
+			directBody, _ := json.Marshal(req)
+			if d, _, err = post(client, hp.url+"/v1/chat/completions", directBody, directHdr); err != nil {
+				return fmt.Errorf("direct: %w", err)
+			}
 		}
 		// The preloaded history lives in MegaContext "bench".
 		c0 := cpuMs()
@@ -189,6 +239,12 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 			return fmt.Errorf("proxy: %w", err)
 		}
 		cChat, hChat := cpuMs()-c0, lastOverhead
+		if fake == nil {
+			// The body the proxy forwarded, straight to the upstream.
+			if d, _, err = post(client, hp.url+"/v1/chat/completions", hp.lastChatBody(), directHdr); err != nil {
+				return fmt.Errorf("direct: %w", err)
+			}
+		}
 		if responses {
 			// The same conversation as Responses API input items.
 			rbody, _ := json.Marshal(map[string]any{"model": "m", "input": msgs, "max_output_tokens": 256, "stream": stream, "bench_responses": true})
@@ -210,6 +266,7 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 		msgs = append(msgs, map[string]string{"role": "assistant", "content": reply})
 		if t >= 5 { // warm-up turns are not counted
 			direct, via, overhead = append(direct, d), append(via, v), append(overhead, v-d)
+			before = append(before, hChat)
 		}
 		if len(msgs) > 60 { // a new chat now and then keeps direct requests inside n_ctx
 			msgs = msgs[:1]
@@ -220,7 +277,11 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 	// cache_prompt and vLLM's prefix caching skip recomputing).
 	var cache []float64
 	prev := ""
-	for _, rq := range fake.Requests() {
+	var seen []fakellama.Request
+	if fake != nil {
+		seen = fake.Requests()
+	}
+	for _, rq := range seen {
 		if bytes.Contains(rq.Body, []byte(`"bench_direct"`)) || bytes.Contains(rq.Body, []byte(`"bench_responses"`)) || rq.Prompt == "" {
 			continue
 		}
@@ -238,13 +299,16 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 		prev = rq.Prompt
 	}
 	st, _ := eng.Stats(key)
+	trips := hp.perTurnStats()
 	res := map[string]any{
+		"round_trips_per_turn": trips, "hop_delay_ms": float64(cfg.hopDelay.Microseconds()) / 1000,
 		"prompt_cache_reuse_p50": pct(cache, 50),
 		"history_tokens":         st.Tokens, "turns": turns, "stream": stream, "sync": sync, "preload_s": preload.Seconds(),
 		"direct_ms_p50": pct(direct, 50), "direct_ms_p99": pct(direct, 99),
 		"proxy_ms_p50": pct(via, 50), "proxy_ms_p99": pct(via, 99),
 		"overhead_ms_p50": pct(overhead, 50), "overhead_ms_p99": pct(overhead, 99),
-		"ratio_p50": pct(via, 50) / pct(direct, 50),
+		"ratio_p50":             pct(via, 50) / pct(direct, 50),
+		"before_forward_ms_p50": pct(before, 50), "before_forward_ms_p99": pct(before, 99),
 	}
 	if responses {
 		res["responses_ms_p50"], res["responses_ms_p99"] = pct(viaResp, 50), pct(viaResp, 99)
@@ -261,7 +325,19 @@ func run(history, turns, nctx int, stream, jsonOut, estimate, showDiffs bool, re
 	fmt.Printf("direct to upstream   p50 %6.2f ms  p99 %6.2f ms\n", pct(direct, 50), pct(direct, 99))
 	fmt.Printf("through megacontext  p50 %6.2f ms  p99 %6.2f ms\n", pct(via, 50), pct(via, 99))
 	fmt.Printf("added per request    p50 %6.2f ms  p99 %6.2f ms  (ratio p50 %.2fx)\n", pct(overhead, 50), pct(overhead, 99), pct(via, 50)/pct(direct, 50))
-	fmt.Printf("prompt shared with the previous turn's prompt (prefix): p50 %.0f%%, p10 %.0f%%\n", 100*pct(cache, 50), 100*pct(cache, 10))
+	fmt.Printf("before forwarding    p50 %6.2f ms  p99 %6.2f ms  (X-MegaContext-Overhead-Ms)\n", pct(before, 50), pct(before, 99))
+	if fake != nil {
+		fmt.Printf("prompt shared with the previous turn's prompt (prefix): p50 %.0f%%, p10 %.0f%%\n", 100*pct(cache, 50), 100*pct(cache, 10))
+	}
+	paths := make([]string, 0, len(trips))
+	for p := range trips {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	fmt.Printf("proxy round trips to the upstream per turn (hop delay %v), mean / max:\n", cfg.hopDelay)
+	for _, p := range paths {
+		fmt.Printf("  %-28s %6.2f / %.0f\n", p, trips[p][0], trips[p][1])
+	}
 	if responses {
 		fmt.Printf("/v1/responses        p50 %6.2f ms  p99 %6.2f ms  (added p50 %.2f ms, p99 %.2f ms)\n", pct(viaResp, 50), pct(viaResp, 99), pct(respOverhead, 50), pct(respOverhead, 99))
 		fmt.Printf("responses - chat     p50 %+6.3f ms  (paired per turn: p50 %+.3f ms)\n", pct(viaResp, 50)-pct(via, 50), pct(respMinusChat, 50))

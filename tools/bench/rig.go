@@ -8,16 +8,22 @@ import (
 
 	"github.com/megacontext/megacontext/integration/fakellama"
 	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/native"
 	"github.com/megacontext/megacontext/proxy"
 	"github.com/megacontext/megacontext/proxy/upstream"
 	"github.com/megacontext/megacontext/tokens"
 )
 
 // rig is what every measurement runs on: the fakellama fixture as the
-// upstream, discovered, and an engine over a temporary store that counts
-// tokens with the upstream's /tokenize (or the estimate).
+// upstream (or the server --upstream names), behind a loopback hop that
+// counts the proxy's requests (and adds --hop-delay to each), discovered,
+// and an engine over a temporary store that counts tokens with the
+// upstream's /tokenize (or, with --local-vocab, the vocabulary of the model
+// file /props names; or the estimate).
 type rig struct {
+	// fake is the fixture; nil with --upstream.
 	fake    *fakellama.Server
+	hop     *hop
 	up      *upstream.Client
 	counter tokens.Counter
 	eng     *memory.Engine
@@ -27,16 +33,25 @@ type rig struct {
 // newRig starts a rig; opts sets the engine's options beyond its store
 // and counter. Close releases it.
 func newRig(nctx int, estimate bool, countTimeout time.Duration, opts memory.Options) (*rig, error) {
-	fake, err := fakellama.Start(fakellama.Options{NCtx: nctx})
-	if err != nil {
+	r := &rig{}
+	target := cfg.upstream
+	if target == "" {
+		fake, err := fakellama.Start(fakellama.Options{NCtx: nctx})
+		if err != nil {
+			return nil, err
+		}
+		r.fake, target = fake, fake.URL()
+	}
+	var err error
+	if r.hop, err = startHop(target, cfg.hopDelay); err != nil {
+		r.Close()
 		return nil, err
 	}
-	r := &rig{fake: fake}
 	if r.dir, err = os.MkdirTemp("", "megacontext-bench-"); err != nil {
 		r.Close()
 		return nil, err
 	}
-	if r.up, err = upstream.New(upstream.Options{BaseURL: fake.URL()}); err != nil {
+	if r.up, err = upstream.New(upstream.Options{BaseURL: r.hop.url}); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -44,7 +59,17 @@ func newRig(nctx int, estimate bool, countTimeout time.Duration, opts memory.Opt
 		r.Close()
 		return nil, err
 	}
-	r.counter = &proxy.UpstreamCounter{Client: r.up, Timeout: countTimeout}
+	uc := &proxy.UpstreamCounter{Client: r.up, Timeout: countTimeout}
+	if cfg.localVocab {
+		uc.LoadVocab = func(path string) (tokens.Counter, error) {
+			lib, err := native.Open("")
+			if err != nil {
+				return nil, err
+			}
+			return lib.LoadVocab(path)
+		}
+	}
+	r.counter = uc
 	if estimate {
 		r.counter = tokens.Estimate{}
 	}
@@ -64,7 +89,12 @@ func (r *rig) Close() {
 	if r.dir != "" {
 		os.RemoveAll(r.dir)
 	}
-	r.fake.Close()
+	if r.hop != nil {
+		r.hop.close()
+	}
+	if r.fake != nil {
+		r.fake.Close()
+	}
 }
 
 // serve starts the proxy over the rig's engine and upstream (opts sets the

@@ -70,6 +70,8 @@ const routes = [
 ];
 
 async function route() {
+  // When the page started drawing this view (the tree reports its load time from it).
+  window.__routeStart = performance.now();
   const hash = location.hash || "#/";
   for (const a of document.querySelectorAll("#topnav a")) {
     a.classList.toggle("active", (a.dataset.nav === "policy") === hash.startsWith("#/policy") && !hash.startsWith("#/login"));
@@ -142,7 +144,7 @@ async function viewContext(id, tab) {
     h("span", {}, h("b", {}, fmtInt(st.threads)), " threads"),
     h("span", {}, h("b", {}, fmtInt(st.superseded_messages)), " superseded"),
     h("span", {}, "last active ", h("b", {}, fmtTime(st.updated))));
-  const body = h("section", { id: "view-" + tab });
+  const body = h("section", { id: "view-" + tab, dataset: { context: id } });
   show(h("h1", {}, id), stats, h("nav", { class: "tabs" }, tabs), body);
   await ({ timeline: tabTimeline, tree: tabTree, windows: tabWindows, ask: tabAsk, curation: tabCuration })[tab](id, body, st);
 }
@@ -205,7 +207,7 @@ function alertLine(body, err) {
 // Tree: loaded a level and a range at a time; a node shows its gist,
 // headline, span, telemetry and pin state; opening it loads its children.
 async function tabTree(id, body) {
-  const t0 = performance.now();
+  const t0 = window.__routeStart ?? performance.now();
   const top = await api("contexts/" + enc(id) + "/tree?level=-1&limit=512");
   const tree = h("ul", { id: "tree", dataset: { levels: top.levels.join(","), fanout: top.fanout } });
   const zoom = (f) => {
