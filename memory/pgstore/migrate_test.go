@@ -5,12 +5,14 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/megacontext/megacontext/memory/pgstore/pgtest"
+	"github.com/megacontext/megacontext/memory/store"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -170,5 +172,79 @@ func TestThreadsFollowMessages(t *testing.T) {
 	var left int
 	if err := conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM threads)").Scan(&left); err != nil || left != 0 {
 		t.Fatalf("%d rows left after delete, %v", left, err)
+	}
+}
+
+// TestMarksMoveToColumns: rows written under schema 1, which kept the
+// marks added later (pruned, uncounted, dh, j) in their extra column, have
+// them in their own columns after migration 2, and read back the same.
+func TestMarksMoveToColumns(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t)
+	conn := connect(t, dsn)
+	first := Migrations()[0]
+	_, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+		checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, first.SQL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+		first.Version, first.Name, first.Checksum()); err != nil {
+		t.Fatal(err)
+	}
+	var cid int64
+	if err := conn.QueryRow(ctx, "SELECT mc_context('t', 'C')").Scan(&cid); err != nil {
+		t.Fatal(err)
+	}
+	hash := make([]byte, 32)
+	_, err = conn.Exec(ctx, `UPDATE contexts SET header = true, pending_since = NULL, created_ms = 1, updated_ms = 1, messages = 1 WHERE id = $1;`, cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO messages (context_id, seq, parent, chain_hash, role, body, time_ms, first_block, last_block, extra, version)
+			VALUES ($1, 0, -1, 'h', 'user', 'x', 1, 0, 0, '{"pruned":true,"uncounted":true,"later":1}', 1)`, []any{cid}},
+		{`INSERT INTO blocks (context_id, idx, msg_seq, part, role, time_ms, tokens, cost, head, body, hash, extra, version)
+			VALUES ($1, 0, 0, 0, 'user', 1, 1, 1, 0, 'x', $2, '{"dh":4,"j":-1}', 1)`, []any{cid, hash}},
+		{`INSERT INTO nodes (context_id, level, idx, first_block, last_block, msg_seq, tokens, gist, cost, hash, time_ms, time_end_ms, extra, version)
+			VALUES ($1, 1, 0, 0, 0, 0, 1, 'x', 1, $2, 1, 1, '{"dh":6}', 1)`, []any{cid, hash}},
+	}
+	for _, st := range stmts {
+		if _, err := conn.Exec(ctx, st.sql, st.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Migrate(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	var pruned, uncounted bool
+	var extra *string
+	if err := conn.QueryRow(ctx, "SELECT pruned, uncounted, extra::text FROM messages WHERE context_id = $1", cid).Scan(&pruned, &uncounted, &extra); err != nil {
+		t.Fatal(err)
+	}
+	if !pruned || !uncounted || extra == nil || *extra != `{"later": 1}` {
+		t.Errorf("message: pruned %v uncounted %v extra %v", pruned, uncounted, extra)
+	}
+	var dh, join int
+	if err := conn.QueryRow(ctx, "SELECT details_head, join_cost, extra::text FROM blocks WHERE context_id = $1", cid).Scan(&dh, &join, &extra); err != nil {
+		t.Fatal(err)
+	}
+	if dh != 4 || join != -1 || extra != nil {
+		t.Errorf("block: dh %d j %d extra %v", dh, join, extra)
+	}
+	s := openStore(t, dsn)
+	got, _, err := s.Get(store.Key("m", "t", "C", "000000000000"))
+	if err != nil || !strings.Contains(got, `"pruned":true`) || !strings.Contains(got, `"uncounted":true`) || !strings.Contains(got, `"later"`) {
+		t.Errorf("message read back: %s, %v", got, err)
+	}
+	got, _, err = s.Get(store.Key("n", "t", "C", "01", "0000000000"))
+	if err != nil || !strings.Contains(got, `"dh":6`) {
+		t.Errorf("node read back: %s, %v", got, err)
 	}
 }

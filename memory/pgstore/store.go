@@ -197,16 +197,17 @@ const (
 	qPending = `SELECT tenant_id, name FROM contexts WHERE NOT header AND pending_since < now() - $1::interval`
 
 	qMessages = `SELECT seq, parent, chain_hash, raw_key, role, name, body, raw, extra_tokens, tokens, time_ms,
-	                    first_block, last_block, partial, superseded, damaged, origin_context, origin_seq, origin_time_ms, extra
+	                    first_block, last_block, partial, superseded, damaged, origin_context, origin_seq, origin_time_ms, extra,
+	                    pruned, uncounted
 	               FROM messages WHERE context_id = $1 AND version > $2 AND seq >= $3 AND seq <= $4 ORDER BY seq`
 	qTags = `SELECT t.seq, t.rule, t.tagged, t.whole FROM tags t
 	           JOIN messages m ON m.context_id = t.context_id AND m.seq = t.seq
 	          WHERE m.context_id = $1 AND t.context_id = $1 AND m.version > $2 AND m.seq >= $3 AND m.seq <= $4
 	          ORDER BY t.seq, t.ord`
-	qBlocks = `SELECT idx, msg_seq, part, role, time_ms, tokens, cost, head, body, hash, spans, extra
+	qBlocks = `SELECT idx, msg_seq, part, role, time_ms, tokens, cost, head, body, hash, spans, extra, details_head, join_cost
 	             FROM blocks WHERE context_id = $1 AND version > $2 AND idx >= $3 AND idx <= $4 ORDER BY idx`
 	qNodes = `SELECT level, idx, first_block, last_block, msg_seq, tokens, gist, cost, short, short_cost, head,
-	                 hash, time_ms, time_end_ms, tags, extra
+	                 hash, time_ms, time_end_ms, tags, extra, details_head
 	            FROM nodes WHERE context_id = $1 AND version > $2 AND level >= $3::int AND level <= $4::int ORDER BY level, idx`
 	qVectors  = `SELECT block, scale, data FROM vectors WHERE context_id = $1 AND version > $2 AND block >= $3 AND block <= $4 ORDER BY block`
 	qFocus    = `SELECT level, idx, expanded, last_expanded_ms, resident, last_resident_ms, swaps, questions, last_question, extra FROM telemetry WHERE context_id = $1 ORDER BY level, idx`
@@ -226,33 +227,37 @@ const (
 	qPutHeader = `UPDATE contexts SET header = true, pending_since = NULL, created_ms = $2, updated_ms = $3, messages = $4,
 	                  tokens = $5, bytes = $6, policy = $7, extra = $8 WHERE id = $1`
 	qPutMessage = `INSERT INTO messages (context_id, seq, parent, chain_hash, raw_key, role, name, body, raw, extra_tokens, tokens,
-	                   time_ms, first_block, last_block, partial, superseded, damaged, origin_context, origin_seq, origin_time_ms, extra, version)
-	               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+	                   time_ms, first_block, last_block, partial, superseded, damaged, origin_context, origin_seq, origin_time_ms, extra, version,
+	                   pruned, uncounted)
+	               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
 	               ON CONFLICT (context_id, seq) DO UPDATE SET parent = EXCLUDED.parent, chain_hash = EXCLUDED.chain_hash,
 	                   raw_key = EXCLUDED.raw_key, role = EXCLUDED.role, name = EXCLUDED.name, body = EXCLUDED.body, raw = EXCLUDED.raw,
 	                   extra_tokens = EXCLUDED.extra_tokens, tokens = EXCLUDED.tokens, time_ms = EXCLUDED.time_ms,
 	                   first_block = EXCLUDED.first_block, last_block = EXCLUDED.last_block, partial = EXCLUDED.partial,
 	                   superseded = EXCLUDED.superseded, damaged = EXCLUDED.damaged, origin_context = EXCLUDED.origin_context,
 	                   origin_seq = EXCLUDED.origin_seq, origin_time_ms = EXCLUDED.origin_time_ms, extra = EXCLUDED.extra,
-	                   version = EXCLUDED.version`
+	                   version = EXCLUDED.version, pruned = EXCLUDED.pruned, uncounted = EXCLUDED.uncounted`
 	qDeleteTags = `DELETE FROM tags WHERE context_id = $1 AND seq = $2`
 	qPutTags    = `INSERT INTO tags (context_id, seq, ord, rule, tagged, whole)
 	               SELECT $1, $2, u.ord, u.rule, u.tagged, u.whole
 	                 FROM unnest($3::smallint[], $4::text[], $5::boolean[], $6::boolean[]) AS u(ord, rule, tagged, whole)`
-	qPutBlock = `INSERT INTO blocks (context_id, idx, msg_seq, part, role, time_ms, tokens, cost, head, body, hash, spans, extra, version)
-	             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+	qPutBlock = `INSERT INTO blocks (context_id, idx, msg_seq, part, role, time_ms, tokens, cost, head, body, hash, spans, extra, version,
+	                 details_head, join_cost)
+	             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 	             ON CONFLICT (context_id, idx) DO UPDATE SET msg_seq = EXCLUDED.msg_seq, part = EXCLUDED.part,
 	                 role = EXCLUDED.role, time_ms = EXCLUDED.time_ms, tokens = EXCLUDED.tokens, cost = EXCLUDED.cost,
 	                 head = EXCLUDED.head, body = EXCLUDED.body, hash = EXCLUDED.hash, spans = EXCLUDED.spans,
-	                 extra = EXCLUDED.extra, version = EXCLUDED.version`
+	                 extra = EXCLUDED.extra, version = EXCLUDED.version, details_head = EXCLUDED.details_head,
+	                 join_cost = EXCLUDED.join_cost`
 	qPutNode = `INSERT INTO nodes (context_id, level, idx, first_block, last_block, msg_seq, tokens, gist, cost, short,
-	                short_cost, head, hash, time_ms, time_end_ms, tags, extra, version)
-	            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+	                short_cost, head, hash, time_ms, time_end_ms, tags, extra, version, details_head)
+	            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 	            ON CONFLICT (context_id, level, idx) DO UPDATE SET first_block = EXCLUDED.first_block,
 	                last_block = EXCLUDED.last_block, msg_seq = EXCLUDED.msg_seq, tokens = EXCLUDED.tokens,
 	                gist = EXCLUDED.gist, cost = EXCLUDED.cost, short = EXCLUDED.short, short_cost = EXCLUDED.short_cost,
 	                head = EXCLUDED.head, hash = EXCLUDED.hash, time_ms = EXCLUDED.time_ms,
-	                time_end_ms = EXCLUDED.time_end_ms, tags = EXCLUDED.tags, extra = EXCLUDED.extra, version = EXCLUDED.version`
+	                time_end_ms = EXCLUDED.time_end_ms, tags = EXCLUDED.tags, extra = EXCLUDED.extra, version = EXCLUDED.version,
+	                details_head = EXCLUDED.details_head`
 	qPutVector = `INSERT INTO vectors (context_id, block, scale, data, version) VALUES ($1, $2, $3, $4, $5)
 	              ON CONFLICT (context_id, block) DO UPDATE SET scale = EXCLUDED.scale, data = EXCLUDED.data,
 	                  version = EXCLUDED.version`
@@ -438,7 +443,7 @@ func readMessages(br pgx.BatchResults) ([]*msgJSON, error) {
 		var oc *string
 		var os, ot *int64
 		if err := rows.Scan(&m.Seq, &m.Parent, &m.Hash, &rk, &m.Role, &m.Name, &m.Text, &raw, &m.Extra, &m.Tokens, &m.Time,
-			&m.First, &m.Last, &m.Partial, &m.Superseded, &m.Damaged, &oc, &os, &ot, &m.extra); err != nil {
+			&m.First, &m.Last, &m.Partial, &m.Superseded, &m.Damaged, &oc, &os, &ot, &m.extra, &m.Pruned, &m.Uncounted); err != nil {
 			return nil, err
 		}
 		if len(rk) > 0 {
@@ -507,7 +512,8 @@ func readBlocks(br pgx.BatchResults) ([]*tree.Node, [][]byte, error) {
 	for rows.Next() {
 		n := &tree.Node{}
 		var hash, spans, extra []byte
-		if err := rows.Scan(&n.Index, &n.Msg, &n.Part, &n.Role, &n.Time, &n.Tokens, &n.Cost, &n.Head, &n.Text, &hash, &spans, &extra); err != nil {
+		if err := rows.Scan(&n.Index, &n.Msg, &n.Part, &n.Role, &n.Time, &n.Tokens, &n.Cost, &n.Head, &n.Text, &hash, &spans, &extra,
+			&n.DetailsHead, &n.Join); err != nil {
 			return nil, nil, err
 		}
 		n.First, n.Last, n.TimeEnd = n.Index, n.Index, n.Time
@@ -537,7 +543,7 @@ func readNodes(br pgx.BatchResults) ([]*tree.Node, [][]byte, error) {
 		n := &tree.Node{}
 		var hash, extra []byte
 		if err := rows.Scan(&n.Level, &n.Index, &n.First, &n.Last, &n.Msg, &n.Tokens, &n.Text, &n.Cost, &n.Short, &n.ShortCost,
-			&n.Head, &hash, &n.Time, &n.TimeEnd, &n.Tags, &extra); err != nil {
+			&n.Head, &hash, &n.Time, &n.TimeEnd, &n.Tags, &extra, &n.DetailsHead); err != nil {
 			return nil, nil, err
 		}
 		n.Text, n.Short, n.Tags = goText(n.Text), goText(n.Short), goTexts(n.Tags)
@@ -957,7 +963,7 @@ func queueRecord(b *pgx.Batch, id, version int64, r record) error {
 			return err
 		}
 		b.Queue(qPutMessage, id, m.Seq, m.Parent, m.Hash, rk, pgText(m.Role), pgText(m.Name), pgText(m.Text), raw, m.Extra, m.Tokens,
-			m.Time, m.First, m.Last, m.Partial, m.Superseded, m.Damaged, oc, os, ot, extra, version)
+			m.Time, m.First, m.Last, m.Partial, m.Superseded, m.Damaged, oc, os, ot, extra, version, m.Pruned, m.Uncounted)
 		b.Queue(qDeleteTags, id, m.Seq)
 		if ords, rules, tagged, whole := m.tagRows(); len(ords) > 0 {
 			b.Queue(qPutTags, id, m.Seq, ords, pgTexts(rules), tagged, whole)
@@ -975,10 +981,11 @@ func queueRecord(b *pgx.Batch, id, version int64, r record) error {
 			return err
 		}
 		if n.Level == 0 {
-			b.Queue(qPutBlock, id, n.Index, n.Msg, n.Part, pgText(n.Role), n.Time, n.Tokens, n.Cost, n.Head, pgText(n.Text), n.Hash[:], blockSpans(n), extra, version)
+			b.Queue(qPutBlock, id, n.Index, n.Msg, n.Part, pgText(n.Role), n.Time, n.Tokens, n.Cost, n.Head, pgText(n.Text), n.Hash[:], blockSpans(n), extra, version,
+				n.DetailsHead, n.Join)
 		} else {
 			b.Queue(qPutNode, id, n.Level, n.Index, n.First, n.Last, n.Msg, n.Tokens, pgText(n.Text), n.Cost, pgText(n.Short), n.ShortCost,
-				n.Head, n.Hash[:], n.Time, n.TimeEnd, pgTexts(n.Tags), extra, version)
+				n.Head, n.Hash[:], n.Time, n.TimeEnd, pgTexts(n.Tags), extra, version, n.DetailsHead)
 		}
 	case kindVector:
 		scale, data, err := vectorRow(r.val)

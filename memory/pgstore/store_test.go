@@ -38,8 +38,11 @@ func node(level, index int, text string) string {
 	n := &tree.Node{Level: level, Index: index, First: index, Last: index, Tokens: 3, Text: text, Cost: 3, Msg: 1, Role: "user", Time: 1001, TimeEnd: 1001}
 	if level > 0 {
 		n.First, n.Last, n.Short, n.ShortCost, n.Head, n.Tags, n.Role = 0, 1, "~ "+text, 2, 5, []string{"secret"}, ""
+		n.DetailsHead = 6
 	} else if index == 0 {
 		n.Spans, n.Tags = []tree.Span{{Start: 0, End: len(text), Rule: "secret"}, {Start: 1, End: 3, Rule: "email"}}, []string{"secret", "email"}
+	} else {
+		n.Part, n.Join, n.DetailsHead = 1, -1, 4
 	}
 	n.Hash[0], n.Hash[31] = byte(level), byte(index)
 	b, _ := json.Marshal(n)
@@ -56,7 +59,7 @@ func sample() []store.KV {
 	return []store.KV{
 		{Key: kv("c"), Value: `{"created":1000,"updated":1001,"messages":2,"tokens":9,"bytes":120,"policy":"p1","later":{"a":[1,2]}}`},
 		{Key: kv("k"), Value: `{"next":2,"pins":[{"id":1,"msg":0}]}`},
-		{Key: kv("m", "000000000000"), Value: `{"seq":0,"parent":-1,"hash":"h0","role":"system","text":"be brief\u0000\u0001 é","time":1000,"first":-1,"last":-1,"tokens":2,"raw":{"role":"system","content":"be brief"}}`},
+		{Key: kv("m", "000000000000"), Value: `{"seq":0,"parent":-1,"hash":"h0","role":"system","text":"be brief\u0000\u0001 é","time":1000,"pruned":true,"first":-1,"last":-1,"tokens":2,"raw":{"role":"system","content":"be brief"}}`},
 		{Key: kv("m", "000000000001"), Value: `{"seq":1,"parent":0,"hash":"h1","rk":"07000000000000000000000000000009","extra":3,"role":"user","name":"ann","text":"mail me","time":1001,"superseded":true,"tags":["email","secret"],"whole":["secret","orphan"],"origin":{"context":"other","seq":4,"time":999},"first":0,"last":1,"tokens":7,"uncounted":true,"raw":{"role":"user","content":"mail me"}}`},
 		{Key: kv("n", "00", "0000000000"), Value: node(0, 0, "mail")},
 		{Key: kv("n", "00", "0000000001"), Value: node(0, 1, " me")},
@@ -125,6 +128,32 @@ func TestRecordsRoundTrip(t *testing.T) {
 	s.Scan(store.Prefix("c", "t"), func(k, v string) bool { headers = append(headers, k); return true })
 	if len(headers) != 1 || headers[0] != kv("c") {
 		t.Errorf("headers of tenant t: %q", headers)
+	}
+}
+
+// TestEngineFieldsHaveColumns: every field of the engine's messages,
+// blocks and nodes (the sample sets each) is kept in a column of its own,
+// none in the extra column that holds fields this schema does not know.
+func TestEngineFieldsHaveColumns(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	s := openStore(t, dsn)
+	if err := s.Put(sample()...); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, table := range []string{"messages", "blocks", "nodes", "telemetry"} {
+		var extras []string
+		err := conn.QueryRow(context.Background(), "SELECT coalesce(array_agg(extra::text), '{}') FROM "+table+" WHERE extra IS NOT NULL").Scan(&extras)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(extras) > 0 {
+			t.Errorf("%s: fields without a column: %q", table, extras)
+		}
 	}
 }
 

@@ -48,6 +48,7 @@ type msgJSON struct {
 	Time       int64           `json:"time"`
 	Partial    bool            `json:"partial,omitempty"`
 	Superseded bool            `json:"superseded,omitempty"`
+	Pruned     bool            `json:"pruned,omitempty"`
 	Damaged    bool            `json:"damaged,omitempty"`
 	Tags       []string        `json:"tags,omitempty"`
 	Whole      []string        `json:"whole,omitempty"`
@@ -55,6 +56,7 @@ type msgJSON struct {
 	First      int             `json:"first"`
 	Last       int             `json:"last"`
 	Tokens     int             `json:"tokens"`
+	Uncounted  bool            `json:"uncounted,omitempty"`
 	Raw        json.RawMessage `json:"raw,omitempty"`
 	// extra are the record's fields without a column (not encoded here).
 	extra []byte
@@ -277,7 +279,7 @@ var (
 	// nodeFields are the fields of tree.Node the blocks and nodes tables
 	// have columns for (a later field of it travels in extra).
 	nodeFields = map[string]bool{"l": true, "i": true, "f": true, "z": true, "n": true, "t": true, "c": true, "s": true, "sc": true,
-		"hd": true, "h": true, "m": true, "p": true, "r": true, "ts": true, "te": true, "g": true, "sp": true}
+		"hd": true, "dh": true, "j": true, "h": true, "m": true, "p": true, "r": true, "ts": true, "te": true, "g": true, "sp": true}
 	focusFields = knownFields(focusJSON{})
 )
 
