@@ -201,7 +201,9 @@ func (e *Engine) refresh(c *mctx) (ok bool, err error) {
 	}
 	grew := c.tree.Len()
 	if err := e.apply(c, ch.Records); err != nil {
-		e.log.Warn("catching up with the store failed; reading the context again", "context", c.key.Context, "err", err)
+		if !errors.Is(err, errRewritten) {
+			e.log.Warn("catching up with the store failed; reading the context again", "context", c.key.Context, "err", err)
+		}
 		return false, nil
 	}
 	c.version = ch.Version
@@ -219,6 +221,12 @@ func (e *Engine) refresh(c *mctx) (ok bool, err error) {
 
 // errGap means changed records do not follow on from the loaded context.
 var errGap = errors.New("records do not follow on from the loaded context")
+
+// errRewritten means another replica rewrote the text of blocks the loaded
+// context holds (an erasure, a prune): the context is read again whole, so
+// that no copy of the old text (in the blocks, the lens index, the
+// vectors) outlives it in this replica.
+var errRewritten = errors.New("blocks of the loaded context were rewritten")
 
 // apply adds what other replicas wrote (records in key order: the header,
 // messages, tree nodes, vectors) to c. A message or node c has is updated
@@ -256,6 +264,9 @@ func (e *Engine) apply(c *mctx, recs []store.KV) error {
 				return fmt.Errorf("node %s: %w", kv.Key, err)
 			}
 			if old := c.tree.Node(n.Level, n.Index); old != nil {
+				if n.Level == 0 && n.Text != old.Text {
+					return fmt.Errorf("%w: block %d", errRewritten, n.Index)
+				}
 				c.replaceNode(old, n)
 				continue
 			}
