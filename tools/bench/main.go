@@ -82,6 +82,7 @@ func main() {
 	storeKind := flag.String("store", "buntdb", "with --replicas: buntdb (one replica) or postgres (a durable throwaway server)")
 	clients := flag.Int("clients", 8, "with --replicas: concurrent clients of the throughput phase")
 	perClient := flag.Int("client-turns", 25, "with --replicas: turns each client sends in the throughput phase")
+	cacheBytes := flag.Int64("cache-bytes", 0, "with --replicas: memory.cache_bytes of each replica, the bound of its cache of loaded contexts (0: the default, 256 MiB)")
 	syncCommit := flag.Bool("synchronous-commit", true, "with --store postgres: commits wait for their WAL flush (off: like data_sync second, a database crash may lose the last fraction of a second)")
 	focusAB := flag.Bool("focus", false, "A/B in one run: the same turns through a proxy whose focus telemetry and kept windows are off and one where they are on; reports what they add per request")
 	flag.StringVar(&cfg.upstream, "upstream", "", "a running OpenAI-compatible server to measure against instead of the fakellama fixture")
@@ -91,7 +92,7 @@ func main() {
 	flag.BoolVar(&cfg.localVocab, "local-vocab", false, "count tokens with the vocabulary of the model file the upstream's /props names (native layer)")
 	flag.Parse()
 	if *replicas > 0 {
-		b := replicaBench{n: *replicas, history: *history, turns: *turns, clients: *clients, perClient: *perClient, kind: *storeKind, sync: *sync, synchronousCommit: *syncCommit}
+		b := replicaBench{n: *replicas, history: *history, turns: *turns, clients: *clients, perClient: *perClient, kind: *storeKind, sync: *sync, synchronousCommit: *syncCommit, cacheBytes: *cacheBytes}
 		if err := b.run(*jsonOut); err != nil {
 			log.Fatal(err)
 		}

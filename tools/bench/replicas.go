@@ -42,6 +42,8 @@ type replicaBench struct {
 	kind                                  string
 	sync                                  string
 	synchronousCommit                     bool
+	// cacheBytes is each replica's memory.cache_bytes (0: the default).
+	cacheBytes int64
 }
 
 // replicaProc is one running replica.
@@ -134,7 +136,7 @@ func (b replicaBench) run(jsonOut bool) error {
 		}
 	}()
 	for i := range reps {
-		if reps[i], err = startReplica(bin, fake.URL(), append(args, "--log-level", "warn"), b.sync, filepath.Join(work, fmt.Sprintf("replica%d.log", i))); err != nil {
+		if reps[i], err = startReplica(bin, fake.URL(), append(args, "--log-level", "warn"), b.sync, b.cacheBytes, filepath.Join(work, fmt.Sprintf("replica%d.log", i))); err != nil {
 			return err
 		}
 	}
@@ -203,7 +205,7 @@ func (b replicaBench) run(jsonOut bool) error {
 		"direct_ms_p50": pct(direct, 50), "proxy_ms_p50": pct(via, 50), "proxy_ms_p99": pct(via, 99),
 		"overhead_ms_p50": pct(overhead, 50), "overhead_ms_p99": pct(overhead, 99),
 		"clients": b.clients, "requests": reqs, "throughput_rps": float64(reqs) / wall.Seconds(),
-		"rss_mib": rss,
+		"rss_mib": rss, "cache_bytes": b.cacheBytes,
 	}
 	if jsonOut {
 		return json.NewEncoder(os.Stdout).Encode(res)
@@ -212,12 +214,16 @@ func (b replicaBench) run(jsonOut bool) error {
 	fmt.Printf("latency: direct p50 %.2f ms; through a replica p50 %.2f ms p99 %.2f ms; added p50 %.2f ms p99 %.2f ms\n",
 		pct(direct, 50), pct(via, 50), pct(via, 99), pct(overhead, 50), pct(overhead, 99))
 	fmt.Printf("throughput: %d clients, %d requests in %.1fs: %.1f requests/s\n", b.clients, reqs, wall.Seconds(), float64(reqs)/wall.Seconds())
-	fmt.Printf("RSS per replica (MiB): %v\n", rss)
+	cache := "the default cache_bytes (256 MiB)"
+	if b.cacheBytes != 0 {
+		cache = fmt.Sprintf("cache_bytes %d", b.cacheBytes)
+	}
+	fmt.Printf("RSS per replica (MiB), %s, %d memories of %d tokens: %.0f\n", cache, len(keys), b.history, rss)
 	return nil
 }
 
 // startReplica runs the binary on a free port and waits until it answers.
-func startReplica(bin, upstreamURL string, args []string, sync, logPath string) (*replicaProc, error) {
+func startReplica(bin, upstreamURL string, args []string, sync string, cacheBytes int64, logPath string) (*replicaProc, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -231,6 +237,9 @@ func startReplica(bin, upstreamURL string, args []string, sync, logPath string) 
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr, "--upstream", upstreamURL}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "MEGACONTEXT_DATA_SYNC="+sync)
+	if cacheBytes != 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("MEGACONTEXT_MEMORY_CACHE_BYTES=%d", cacheBytes))
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
