@@ -82,6 +82,9 @@ func findAPIKeys(s string, dst []match) []match {
 				if k > i && s[k-1] != '/' && s[k-1] != '+' && k != last && !(k == last+1 && s[k-1] == '-') {
 					continue
 				}
+				if !mayStartPrefixedSecret(s[k]) {
+					continue
+				}
 				if end := prefixedSecretEnd(s, k); end > 0 {
 					dst = append(dst, match{k, end})
 					last = end
@@ -140,6 +143,17 @@ func isBase64URL(c byte) bool { return isAlnum(c) || c == '_' || c == '-' }
 func isWordChar(c byte) bool  { return isAlnum(c) || c == '_' }
 func isDashed62(c byte) bool  { return isAlnum(c) || c == '-' }
 func isUpperNum(c byte) bool  { return isUpper(c) || isDigit(c) }
+
+// mayStartPrefixedSecret reports whether c is the first byte of a known
+// secret prefix (see prefixedSecretBodyEnd): most tokens are rejected
+// without a call.
+func mayStartPrefixedSecret(c byte) bool {
+	switch c {
+	case 's', 'r', 'g', 'x', 'A', 'h', 'n':
+		return true
+	}
+	return false
+}
 
 // prefixedSecretEnd returns the end of a secret with a known prefix that
 // starts at s[i], or 0. The secret must not run on into a word, unless

@@ -42,6 +42,12 @@ func findPhones(s string, dst []match) []match {
 		if groups[len(groups)-1].paren {
 			end++
 		}
+		if end-i < phoneTiles.minDigits || !plus && !phoneFirstGroup(s, groups[0]) {
+			// Too few bytes for the digits of a number, or a first group
+			// that starts none: numbers start their run.
+			i = end - 1
+			continue
+		}
 		// A number right after another ("…0958+1 555…", "…5678,+44…")
 		// is not glued to a numeric structure but next to its neighbour.
 		glued := numericLeft(s, i) && !(i == lastEnd || i == lastEnd+1 && isRunJoiner(s[lastEnd]))
@@ -108,6 +114,18 @@ func partStart(g []digitGroup, k, runStart int) int {
 		return g[k].start - 1
 	}
 	return g[k].start
+}
+
+// phoneFirstGroup reports whether a number written without a '+' may start
+// with the group g, as validPhone requires: a trunk or exit-code group of
+// two to five digits starting with 0, a North American area code of three
+// digits, or the "1" before one.
+func phoneFirstGroup(s string, g digitGroup) bool {
+	n := g.end - g.start
+	if s[g.start] == '0' {
+		return n >= 2 && n <= 5
+	}
+	return n == 3 || n == 1 && s[g.start] == '1' && !g.paren
 }
 
 // plusPhoneTiles is phoneTiles for a run written after a '+'.

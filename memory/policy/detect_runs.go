@@ -272,8 +272,11 @@ func (t *runTiler) findEnds(s string, g []digitGroup, from int, spec *tileSpec) 
 			t.vg = append(t.vg, g[gb])
 		}
 		ob++
-		if e-from < spec.minDigits || ob < g[gb].end-g[gb].start && g[gb].paren {
-			continue // too short, or would split a parenthesized group
+		if e-from < spec.minDigits {
+			continue // too short
+		}
+		if ob < g[gb].end-g[gb].start && (g[gb].paren || total-e < spec.minDigits) {
+			continue // would split a parenthesized group, or leave too little for a value after it
 		}
 		last := &t.vg[len(t.vg)-1]
 		last.end = g[gb].start + ob
