@@ -111,7 +111,7 @@ type proxy struct {
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
-	exited  chan struct{}
+	exited  <-chan struct{}
 	addr    string
 	url     string
 	starts  int
@@ -194,31 +194,48 @@ func (p *proxy) launch() error {
 	cmd.Dir = p.workDir // no ./megacontext.yaml is picked up by accident
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(cleanEnv(), p.opts.Env...)
+	exited, err := startProcess(cmd, logf)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.cmd, p.exited, p.addr, p.url, p.logFile = cmd, exited, addr, "http://"+addr, logf
+	p.starts++
+	p.mu.Unlock()
+	if err := waitHealthy(p.url+"/healthz", exited, startTimeout); err != nil {
+		p.kill(syscall.SIGKILL) // releases the log file
+		return fmt.Errorf("%w (%v)", err, cmd.ProcessState)
+	}
+	return nil
+}
+
+// startProcess starts cmd (its output already pointed at logf, which is
+// closed when the start fails) and returns a channel closed once it exited.
+func startProcess(cmd *exec.Cmd, logf *os.File) (<-chan struct{}, error) {
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return err
+		return nil, err
 	}
 	exited := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	p.mu.Lock()
-	p.cmd, p.exited, p.addr, p.url, p.logFile = cmd, exited, addr, "http://"+addr, logf
-	p.starts++
-	p.mu.Unlock()
+	return exited, nil
+}
 
+// waitHealthy polls url (every 25 ms, under a deadline) until it answers
+// 200; it fails when the process exits first or timeout passes.
+func waitHealthy(url string, exited <-chan struct{}, timeout time.Duration) error {
 	hc := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(startTimeout)
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			p.kill(syscall.SIGKILL) // releases the log file
-			return fmt.Errorf("process exited before it was ready (%v)", cmd.ProcessState)
+			return fmt.Errorf("process exited before %s answered", url)
 		default:
 		}
-		resp, err := hc.Get(p.url + "/healthz")
-		if err == nil {
+		if resp, err := hc.Get(url); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -230,8 +247,7 @@ func (p *proxy) launch() error {
 		case <-time.After(25 * time.Millisecond): // poll interval
 		}
 	}
-	p.kill(syscall.SIGKILL)
-	return fmt.Errorf("/healthz not ready within %v", startTimeout)
+	return fmt.Errorf("%s not ready within %v", url, timeout)
 }
 
 // cleanEnv is the environment without MEGACONTEXT_* variables, which

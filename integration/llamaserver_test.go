@@ -69,10 +69,10 @@ type llamaServer struct {
 
 	mu     sync.Mutex // guards the fields below
 	opts   llamaServerOptions
-	port   int           // the port it listens on, kept across restarts
-	cmd    *exec.Cmd     // nil when stopped
-	exited chan struct{} // closed when cmd has exited
-	logf   *os.File      // the log of the current process
+	port   int             // the port it listens on, kept across restarts
+	cmd    *exec.Cmd       // nil when stopped
+	exited <-chan struct{} // closed when cmd has exited
+	logf   *os.File        // the log of the current process
 }
 
 // llamaServerReady bounds how long the server may take to answer /health.
@@ -182,43 +182,19 @@ func (s *llamaServer) launch(opts llamaServerOptions, port int) error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = filepath.Dir(s.logPath)
 	cmd.Env = llamaServerEnv()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	exited, err := startProcess(cmd, logf)
+	if err != nil {
 		return err
 	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
 	s.mu.Lock()
 	s.opts, s.port, s.cmd, s.exited, s.logf = opts, port, cmd, exited, logf
 	s.mu.Unlock()
-
-	hc := &http.Client{Timeout: 2 * time.Second}
-	url := fmt.Sprintf("http://127.0.0.1:%d/health", port)
-	deadline := time.Now().Add(llamaServerReady)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			s.Stop()
-			return fmt.Errorf("llama-server exited before it was ready (%v)", cmd.ProcessState)
-		default:
-		}
-		if resp, err := hc.Get(url); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-exited:
-		case <-time.After(25 * time.Millisecond): // poll interval
-		}
+	// llama-server answers /health with 503 while it loads the model.
+	if err := waitHealthy(fmt.Sprintf("http://127.0.0.1:%d/health", port), exited, llamaServerReady); err != nil {
+		s.Stop()
+		return fmt.Errorf("llama-server: %w (%v)", err, cmd.ProcessState)
 	}
-	s.Stop()
-	return fmt.Errorf("llama-server /health not ready within %v", llamaServerReady)
+	return nil
 }
 
 // URL is the server's base URL (no /v1), the proxy's --upstream.

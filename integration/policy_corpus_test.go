@@ -34,6 +34,9 @@ type corpusCase struct {
 	// Canonical is the value written plainly; a leak is any text that folds
 	// to it (see leakFold).
 	Canonical string `json:"canonical"`
+	// Also holds, written plainly, the other values of a case that writes
+	// several next to each other (form "adjacent_…"): each one leaks too.
+	Also []string `json:"also,omitempty"`
 }
 
 // Keys of the corpus configuration.
@@ -219,16 +222,22 @@ func spaced(s string) string {
 	return " " + b.String() + " "
 }
 
-// leaks reports whether text holds the case's value in any form a reader
-// recovers: long values compared without separators, short ones (IPv4
-// addresses) as separated groups.
+// leaks reports whether text holds one of the case's values in any form
+// a reader recovers: long values compared without separators, short ones
+// (IPv4 addresses) as separated groups.
 func (c corpusCase) leaks(text string) bool {
 	f := leakFold(text)
-	canon := leakFold(c.Canonical)
-	if s := stripped(canon); len(s) >= 10 {
-		return strings.Contains(stripped(f), s)
+	for _, v := range append([]string{c.Canonical}, c.Also...) {
+		canon := leakFold(v)
+		if s := stripped(canon); len(s) >= 10 {
+			if strings.Contains(stripped(f), s) {
+				return true
+			}
+		} else if strings.Contains(spaced(f), spaced(canon)) {
+			return true
+		}
 	}
-	return strings.Contains(spaced(f), spaced(canon))
+	return false
 }
 
 // jsonStrings returns every string of a JSON document, object keys

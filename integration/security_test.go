@@ -890,6 +890,49 @@ func TestAdminViewNoWiderThanModel(t *testing.T) {
 	}
 }
 
+// TestAdminTagRemovalKeepsDetectorSpans: through the admin API, a pii
+// admin removing the emails tag from a message that is only an e-mail
+// address (the detector's span covers its whole block, as a hand tag
+// would) lifts nothing the detector found: a basic caller's recall and an
+// admin without pii still see the placeholder, not the address, after the
+// removal and after adding and removing the tag by hand.
+func TestAdminTagRemovalKeepsDetectorSpans(t *testing.T) {
+	fake := newFake(t, fakellama.Options{})
+	p := startProxy(t, proxyOptions{Upstream: fake.URL(), Config: securityConfig()})
+	const id = "alice-bare-email"
+	history := []msg{{"user", "I repainted the garden shed green over the weekend and the neighbours loved it."}}
+	res := p.mustChat(t, chatBody(t, history, nil), as(keyBasic, id, ""))
+	history = append(history, msg{"assistant", res.Content}, msg{"user", plantEmail})
+	p.mustChat(t, chatBody(t, history, nil), as(keyBasic, id, ""))
+
+	r := p.mustDo(t, "GET", "/megacontext/v1/contexts/"+id+"/messages?limit=100", nil, as(keyAdmin, "", ""))
+	seq := gjson.GetBytes(r.Body, `data.#(text=="`+plantEmail+`").seq`)
+	if r.Status != http.StatusOK || !seq.Exists() {
+		t.Fatalf("the bare address is not listed to the pii admin: %d %s", r.Status, r.Body)
+	}
+	tagPath := fmt.Sprintf("/megacontext/v1/contexts/%s/messages/%d/tags", id, seq.Int())
+	check := func(when string) {
+		t.Helper()
+		_, req := forwarded(t, p, fake, chatBody(t, []msg{{"user", "What e-mail address did I give you earlier?"}}, nil), as(keyBasic, id, "ask-"+when))
+		if strings.Contains(req.Prompt, plantEmail) {
+			t.Errorf("%s: a basic caller recalls the address:\n%s", when, req.Prompt)
+		}
+		r := p.mustDo(t, "GET", "/megacontext/v1/contexts/"+id+"/messages?limit=100", nil, as(keyAdminBasic, "", ""))
+		w := p.mustDo(t, "POST", "/megacontext/v1/contexts/"+id+"/window", []byte(`{"query":"e-mail address"}`), as(keyAdminBasic, "", ""))
+		if s, ok := containsAny(string(r.Body)+string(w.Body), plantEmail); ok {
+			t.Errorf("%s: an admin without pii reads %q", when, s)
+		}
+	}
+	check("before")
+	for _, body := range []string{`{"remove":["emails"]}`, `{"add":["emails"]}`, `{"remove":["emails"]}`} {
+		r := p.mustDo(t, "POST", tagPath, []byte(body), as(keyAdmin, "", ""))
+		if tags := gjson.GetBytes(r.Body, "tags").Array(); r.Status != http.StatusOK || len(tags) != 1 || tags[0].Str != "emails" {
+			t.Fatalf("tags %s as the pii admin: %d %s (the detector's span tags the message)", body, r.Status, r.Body)
+		}
+		check("after " + body)
+	}
+}
+
 // TestCompletionsFiltered: the text of the pass-through completions
 // route reaches the upstream filtered like a chat message (embeddings
 // inputs are filtered the same way: see proxy's TestPassthroughFields).

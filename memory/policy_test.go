@@ -264,3 +264,82 @@ func TestAdminViewNoWiderThanWindow(t *testing.T) {
 		t.Errorf("cleared caller lost the tagged leading prompt")
 	}
 }
+
+// TestTagRemovalKeepsDetectorSpans: removing a rule's tag from a message
+// lifts only what was tagged by hand, never a span the rule's detector
+// found, even one that covers a whole block (a message that is only an
+// e-mail address), nor an exclude rule's mark on the whole message; a
+// hand tag added on top of such a span, then removed, leaves the span;
+// and what holds in memory holds after a restart.
+func TestTagRemovalKeepsDetectorSpans(t *testing.T) {
+	dir := t.TempDir()
+	pol, err := policy.Compile([]policy.Rule{
+		{Name: "emails", Detector: "email", Action: "redact", AllowScopes: []string{"pii"}},
+		{Name: "internal", Pattern: `(?i)project\s+nightjar`, Action: "exclude", AllowScopes: []string{"internal"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func() *Engine {
+		e, err := Open(Options{Dir: dir, Now: fixedClock(), Policy: pol})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	e := open()
+	k := Key{Tenant: "acme", Context: "carol"}
+	conv := conversation(12, 6)
+	conv[3] = msg("user", "alice.w@example.com")
+	conv[7] = msg("user", "Project Nightjar")
+	if _, err := e.Prepare(Request{Key: k, Messages: conv, Budget: 4000, PerMessage: 4, TailPercent: 20}); err != nil {
+		t.Fatal(err)
+	}
+	seen := func(e *Engine) string {
+		t.Helper()
+		w, err := e.Prepare(Request{Key: k, Messages: []Message{msg("user", "What e-mail address and which project did I mention?")}, Budget: 4000, PerMessage: 4, TailPercent: 20, DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := e.Messages(k, 0, 100, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sb strings.Builder
+		sb.WriteString(w.Memory)
+		for _, m := range msgs {
+			sb.WriteString("\n" + m.Text)
+		}
+		return sb.String()
+	}
+	check := func(e *Engine, when string) {
+		t.Helper()
+		if s := seen(e); strings.Contains(s, "alice.w") || strings.Contains(s, "Nightjar") {
+			t.Errorf("%s: recall or listing without clearance shows what the detectors found:\n%s", when, s)
+		}
+	}
+	check(e, "before any tag change")
+	all := []string{"pii", "internal"}
+	if _, err := e.Tag(k, 3, nil, []string{"emails"}, all); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Tag(k, 7, nil, []string{"internal"}, all); err != nil {
+		t.Fatal(err)
+	}
+	check(e, "after removing the tags")
+	// A hand tag on top of the detector's span, then removed.
+	if tags, err := e.Tag(k, 3, []string{"emails"}, nil, all); err != nil || !slices.Equal(tags, []string{"emails"}) {
+		t.Fatalf("tag: %v %v", tags, err)
+	}
+	if tags, err := e.Tag(k, 3, nil, []string{"emails"}, all); err != nil || !slices.Equal(tags, []string{"emails"}) {
+		t.Fatalf("untag: %v %v (the detector's span still tags the message)", tags, err)
+	}
+	check(e, "after tagging and untagging")
+	e.Close()
+	e = open()
+	defer e.Close()
+	check(e, "after a restart")
+	if s := seen(e); !strings.Contains(s, "[redacted:email]") {
+		t.Errorf("no placeholder where the address was:\n%s", s)
+	}
+}

@@ -61,25 +61,9 @@ import (
 // the next load rescans again.
 func (e *Engine) rescan(c *mctx) {
 	start := time.Now()
-	var msgs []*msgRecord
-	var blocks []*tree.Node
-	seen := make([]bool, c.tree.Len())
 	// Every count of the rescan is made at once (one batch).
 	var t tally
-	for _, m := range c.msgs {
-		retagged, changed := e.rescanMessage(c, m, seen, &t)
-		if retagged {
-			msgs = append(msgs, m)
-		}
-		blocks = append(blocks, changed...)
-	}
-	// Blocks no message claims (a damaged record's) are scanned alone.
-	for i, ok := range seen {
-		if n := c.tree.Block(i); !ok && e.rescanBlock(c, n, nil, e.opts.Policy.Scan(n.Text), 0, &t) {
-			blocks = append(blocks, n)
-		}
-	}
-	gists := e.rebuildGists(c, blocks, &t)
+	msgs, blocks, gists := e.respanAll(c, &t)
 	e.settle(&t)
 	kvs := make([]store.KV, 0, len(msgs)+len(blocks)+len(gists)+1)
 	for _, m := range msgs {
@@ -103,6 +87,29 @@ func (e *Engine) rescan(c *mctx) {
 	c.rec = rec
 	e.log.Info("policy changed since the context was stored: rescanned", "tenant", c.key.Tenant, "context", c.key.Context,
 		"messages", len(c.msgs), "retagged", len(msgs), "blocks", len(blocks), "gists", len(gists), "took", time.Since(start))
+}
+
+// respanAll finds the spans of every message of c again, and of the
+// blocks no message claims (a damaged record's) alone, and rebuilds the
+// gists above the blocks whose spans changed; the counts it needs are
+// asked of t. It returns the messages whose tags changed, the blocks whose
+// spans did and the rebuilt gists. A rescan stores them; an import, which
+// never trusts the spans a bundle carries, stores the whole context.
+func (e *Engine) respanAll(c *mctx, t *tally) (msgs []*msgRecord, blocks, gists []*tree.Node) {
+	seen := make([]bool, c.tree.Len())
+	for _, m := range c.msgs {
+		retagged, changed := e.rescanMessage(c, m, seen, t)
+		if retagged {
+			msgs = append(msgs, m)
+		}
+		blocks = append(blocks, changed...)
+	}
+	for i, ok := range seen {
+		if n := c.tree.Block(i); !ok && e.rescanBlock(c, n, nil, e.opts.Policy.Scan(n.Text), 0, t) {
+			blocks = append(blocks, n)
+		}
+	}
+	return msgs, blocks, e.rebuildGists(c, blocks, t)
 }
 
 // rescanMessage rescans one message: its blocks (marked in seen) get their

@@ -265,7 +265,7 @@ func TestRescanClipsSpansAcrossBlocks(t *testing.T) {
 
 // TestRescanKeepsLegacyWholeTags: a tag added through the admin API before
 // tags were recorded on the message (only as whole-block spans) survives a
-// rescan.
+// rescan, and an admin can still remove it.
 func TestRescanKeepsLegacyWholeTags(t *testing.T) {
 	dir := t.TempDir()
 	pol := mustPolicy(t, rulePrivate)
@@ -311,6 +311,17 @@ func TestRescanKeepsLegacyWholeTags(t *testing.T) {
 	}
 	if strings.Contains(w.Memory, "Elm Street") {
 		t.Fatalf("legacy tag lost in the rescan:\n%s", w.Memory)
+	}
+	// An admin still lifts it.
+	if tags, err := e.Tag(k, 3, nil, []string{"private"}, []string{"private"}); err != nil || len(tags) != 0 {
+		t.Fatalf("untag: %v %v", tags, err)
+	}
+	w, err = e.Prepare(Request{Key: k, Messages: []Message{msg("user", "When is my therapist appointment at the clinic?")}, Budget: 4000, PerMessage: 4, TailPercent: 20, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(w.Memory, "Elm Street") {
+		t.Fatalf("legacy tag not lifted:\n%s", w.Memory)
 	}
 }
 

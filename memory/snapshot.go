@@ -433,6 +433,15 @@ func (e *Engine) ImportBundle(k Key, r io.Reader, opts ImportOptions) (ImportRes
 		e.rebuildTree(built, st.msgs)
 	} else if err := e.adoptTree(built, st); err != nil {
 		return ImportResult{}, err
+	} else {
+		// The bundle's spans are never trusted, whatever policy its header
+		// names: anyone can write a bundle that claims this engine's
+		// policy and carries no span for a secret. The messages are
+		// scanned again as a rescan does, and the gists above what changed
+		// rebuilt, before anything is stored.
+		var t tally
+		e.respanAll(built, &t)
+		e.settle(&t)
 	}
 	res.Blocks = built.tree.Len()
 	snap := snapshotRecord{Imported: &SnapshotEvent{Root: root.String(), Signer: root.SignerString(), Time: e.opts.Now().UnixMilli(),

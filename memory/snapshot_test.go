@@ -515,3 +515,48 @@ func TestSnapshotRecordsCoverStoredRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestImportNeverTrustsSpans: a bundle whose header claims the importing
+// engine's policy but whose tree carries no span for a secret (here made
+// by the exporter of an engine without the rule that says it has it) is
+// scanned again on import: the address and the excluded message are
+// hidden in every block, every gist above them is rebuilt from redacted
+// text, at rest as in recall.
+func TestImportNeverTrustsSpans(t *testing.T) {
+	pol := testPolicy(t)
+	crafted := openWith(t, t.TempDir(), nil, 4)
+	crafted.policyPrint = pol.Fingerprint() // what the bundle will claim
+	k := Key{Tenant: "acme", Context: "team"}
+	richContext(t, crafted, k, 40)
+	b, _ := export(t, crafted, k, nil)
+
+	dst := openWith(t, t.TempDir(), pol, 4)
+	res, err := dst.ImportBundle(k, bytes.NewReader(b), ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rebuilt {
+		t.Fatalf("the bundle's derivation does not match (%s): the test does not reach adoption", res.Why)
+	}
+	secrets := []string{"bob@example.com", "Nightjar"} // a redact and an exclude rule's
+	if w := window(t, dst, k, "Where should the invoice about the project be mailed?", nil); strings.Contains(w.Memory, secrets[0]) || strings.Contains(w.Memory, secrets[1]) {
+		t.Errorf("recall shows the secret:\n%s", w.Memory)
+	}
+	c, err := dst.acquire(k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.mu.Unlock()
+	for l := 0; l < c.tree.Height(); l++ {
+		for i := 0; i < c.tree.LevelLen(l); i++ {
+			n := c.tree.Node(l, i)
+			shown := n.Text + " " + n.Short
+			if l == 0 {
+				shown, _, _ = pol.Apply(n.Text, toPolicySpans(n.Spans), nil)
+			}
+			if strings.Contains(shown, secrets[0]) || strings.Contains(shown, secrets[1]) {
+				t.Errorf("node %d/%d shows the secret: %q", l, i, shown)
+			}
+		}
+	}
+}

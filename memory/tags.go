@@ -89,9 +89,18 @@ func (e *Engine) taggedWhole(c *mctx, m *msgRecord, scopes []string) bool {
 // callers not cleared for it. Gists above the message are rebuilt from the
 // newly redacted text. A caller holding scopes may change only the tags of
 // rules it is cleared for (ErrForbidden otherwise): whoever moves a rule's
-// boundary must be allowed to see both sides of it. Removing a tag lifts
-// only the whole-message tag; the spans the rule's detector found stay
-// filtered. It returns the message's tags.
+// boundary must be allowed to see both sides of it. It returns the
+// message's tags.
+//
+// Removing a tag lifts only what was tagged by hand, never what the rule
+// finds: the tag leaves the message record (msgRecord.Whole) and its
+// whole-block spans leave the blocks, and then the message is scanned
+// again as a rescan does (rescanMessage), which gives back every span the
+// rule's detector or pattern finds (one that covers a whole block, as in a
+// message that is only an e-mail address, included) and an exclude rule's
+// mark on every block of a message it matches. Whole-block spans stored
+// by hand before tags were recorded on the message are lifted too, since
+// nothing tells them from the rule's mark but the scan.
 func (e *Engine) Tag(k Key, seq int64, add, remove []string, scopes []string) ([]string, error) {
 	rules := e.opts.Policy.Rules()
 	for _, t := range slices.Concat(add, remove) {
@@ -115,29 +124,6 @@ func (e *Engine) tag(k Key, seq int64, add, remove []string) ([]string, error) {
 		return nil, fmt.Errorf("%w: message %d", ErrNotFound, seq)
 	}
 	m := c.msgs[seq]
-	var kvs []store.KV
-	var blocks []*tree.Node
-	// Every count is made at once, after the gists are rebuilt.
-	var tl tally
-	for b := m.First; b >= 0 && b <= m.Last; b++ {
-		n := c.tree.Block(b)
-		spans := slices.DeleteFunc(slices.Clone(n.Spans), func(s tree.Span) bool {
-			return s.Start == 0 && s.End == len(n.Text) && slices.Contains(remove, s.Rule)
-		})
-		for _, t := range add {
-			whole := tree.Span{Start: 0, End: len(n.Text), Rule: t}
-			if !slices.Contains(spans, whole) {
-				spans = append([]tree.Span{whole}, spans...)
-			}
-		}
-		e.respan(c, n, spans, &tl)
-		blocks = append(blocks, n)
-	}
-	gists := e.rebuildGists(c, blocks, &tl)
-	e.settle(&tl)
-	for _, n := range append(blocks, gists...) {
-		kvs = append(kvs, store.KV{Key: nodeKey(k, n.Level, n.Index), Value: mustJSON(n)})
-	}
 	c.msgBytes -= msgFootprint(m)
 	m.Whole = slices.DeleteFunc(m.Whole, func(t string) bool { return slices.Contains(remove, t) })
 	for _, t := range add {
@@ -145,14 +131,29 @@ func (e *Engine) tag(k Key, seq int64, add, remove []string) ([]string, error) {
 			m.Whole = append(m.Whole, t)
 		}
 	}
-	// What the message holds, and what is tagged on it whole.
-	spans := slices.Concat(e.opts.Policy.Scan(m.Text), e.opts.Policy.Scan(m.Name))
-	for _, t := range m.Whole {
-		spans = append(spans, policy.Span{Rule: t})
-	}
-	tags := policy.Tags(spans)
-	m.Tags = tags
 	c.msgBytes += msgFootprint(m)
+	// Lift the removed rules' whole-block spans, then scan again: what the
+	// rules find comes back, the tags on the message (m.Whole) are given.
+	// Every count is made at once, after the gists are rebuilt.
+	var tl tally
+	var blocks []*tree.Node
+	for b := m.First; b >= 0 && b <= m.Last; b++ {
+		n := c.tree.Block(b)
+		spans := slices.DeleteFunc(slices.Clone(n.Spans), func(s tree.Span) bool {
+			return isWholeSpan(n, s) && slices.Contains(remove, s.Rule)
+		})
+		if !sameSpans(spans, n.Spans) {
+			e.respan(c, n, spans, &tl)
+		}
+		blocks = append(blocks, n)
+	}
+	e.rescanMessage(c, m, make([]bool, c.tree.Len()), &tl)
+	gists := e.rebuildGists(c, blocks, &tl)
+	e.settle(&tl)
+	var kvs []store.KV
+	for _, n := range append(blocks, gists...) {
+		kvs = append(kvs, store.KV{Key: nodeKey(k, n.Level, n.Index), Value: mustJSON(n)})
+	}
 	defer e.account(c)
 	kv, err := e.msgRecordKV(c, m)
 	if err != nil {
@@ -164,7 +165,7 @@ func (e *Engine) tag(k Key, seq int64, add, remove []string) ([]string, error) {
 		c.stale = true
 		return nil, fmt.Errorf("memory: store tags: %w", err)
 	}
-	return tags, nil
+	return slices.Clone(m.Tags), nil
 }
 
 // respan gives block n new sensitive spans, with the tags and the cost

@@ -74,14 +74,20 @@ func findAPIKeys(s string, dst []match) []match {
 		for j < len(s) && isTokenByte(s[j]) {
 			j++
 		}
-		// Known prefixes, at the start of the run or after a '/' or '+'.
+		// Known prefixes, at the start of the run, after a '/' or '+', or
+		// right after another prefixed secret (glued, or after a '-').
 		if !isWordByte(byteAt(s, i-1)) {
+			last := -1 // end of the last prefixed secret of the run
 			for k := i; k < j; k++ {
-				if k > i && s[k-1] != '/' && s[k-1] != '+' {
+				if k > i && s[k-1] != '/' && s[k-1] != '+' && k != last && !(k == last+1 && s[k-1] == '-') {
+					continue
+				}
+				if !mayStartPrefixedSecret(s[k]) {
 					continue
 				}
 				if end := prefixedSecretEnd(s, k); end > 0 {
 					dst = append(dst, match{k, end})
+					last = end
 				}
 			}
 			if end := jwtEnd(s, i); end > 0 && byteAt(s, i-1) != '.' {
@@ -138,9 +144,35 @@ func isWordChar(c byte) bool  { return isAlnum(c) || c == '_' }
 func isDashed62(c byte) bool  { return isAlnum(c) || c == '-' }
 func isUpperNum(c byte) bool  { return isUpper(c) || isDigit(c) }
 
+// mayStartPrefixedSecret reports whether c is the first byte of a known
+// secret prefix (see prefixedSecretBodyEnd): most tokens are rejected
+// without a call.
+func mayStartPrefixedSecret(c byte) bool {
+	switch c {
+	case 's', 'r', 'g', 'x', 'A', 'h', 'n':
+		return true
+	}
+	return false
+}
+
 // prefixedSecretEnd returns the end of a secret with a known prefix that
-// starts at s[i], or 0.
+// starts at s[i], or 0. The secret must not run on into a word, unless
+// that word is another prefixed secret ("AKIA…AKIA…": fixed-length keys
+// written back to back).
 func prefixedSecretEnd(s string, i int) int {
+	end := prefixedSecretBodyEnd(s, i)
+	if end > 0 && isWordByte(byteAt(s, end)) && prefixedSecretBodyEnd(s, end) == 0 {
+		return 0
+	}
+	return end
+}
+
+// prefixedSecretBodyEnd returns the end of a secret with a known prefix
+// that starts at s[i], or 0, whatever follows it.
+func prefixedSecretBodyEnd(s string, i int) int {
+	if i >= len(s) {
+		return 0
+	}
 	rest := s[i:]
 	var (
 		body      func(byte) bool
@@ -202,12 +234,16 @@ func prefixedSecretEnd(s string, i int) int {
 	default:
 		return 0
 	}
-	end := secretBodyEnd(s, i+prefix, body)
+	var end int
+	if exact > 0 {
+		// What runs on is judged by the caller; the body is not read past
+		// its length, so that keys back to back are read in linear time.
+		end = secretBodyEnd(s[:min(len(s), i+prefix+exact)], i+prefix, body)
+	} else {
+		end = secretBodyEnd(s, i+prefix, body)
+	}
 	n := end - (i + prefix)
 	if exact > 0 && n != exact || n < minBody {
-		return 0
-	}
-	if isWordByte(byteAt(s, end)) {
 		return 0
 	}
 	if needMixed && !hasMixedClasses(s[i+prefix:end]) {

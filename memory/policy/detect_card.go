@@ -1,92 +1,60 @@
 package policy
 
-// maxCardGroups bounds the digit groups of one card candidate.
-const maxCardGroups = 8
+// cardTiles says how card numbers sit in a run of digit groups: 13 to 19
+// digits in at most five groups (4-4-4-4-3), after other numbers too.
+var cardTiles = tileSpec{minDigits: 13, maxDigits: 19, maxGroups: 5, fillerThenValue: true, valid: validCardGroups}
 
 // findCreditCards finds payment card numbers: 13 to 19 digits, either
 // unseparated or grouped by single spaces, dashes or dots the way cards
 // are printed (4-4-4-4, 4-4-4-4-3, Amex 4-6-5, Diners 4-6-4), with a known
 // issuer prefix valid for that length and a correct Luhn check digit.
-// Numbers glued to words or other numeric structures are rejected.
+// Numbers glued to words or other numeric structures are rejected, unless
+// what they are glued to is another card: several cards in a row are all
+// found, whatever separates them, nothing included (see tileRun).
 func findCreditCards(s string, dst []match) []match {
 	var (
-		groups [maxCardGroups][2]int
-		digits [19]byte
+		t      runTiler
+		groups []digitGroup
 	)
 	for i := 0; i < len(s); i++ {
 		if !isDigit(s[i]) {
 			continue
 		}
-		// Read the run: digit groups joined by single ' ', '-' or '.'.
-		n, j := 0, i
+		// Read the run: digit groups joined by single separators.
+		groups = groups[:0]
 		var sep byte
-		consistent := true // one kind of separator throughout
+		j := i
 		for {
 			k := j
 			for k < len(s) && isDigit(s[k]) {
 				k++
 			}
-			if n < maxCardGroups {
-				groups[n] = [2]int{j, k}
-			}
-			n++
+			groups = append(groups, digitGroup{start: j, end: k, sep: sep})
 			j = k
-			if c := byteAt(s, j); (c == ' ' || c == '-' || c == '.') && isDigit(byteAt(s, j+1)) {
-				if sep == 0 {
-					sep = c
-				} else if c != sep {
-					consistent = false
-				}
+			if c := byteAt(s, j); isRunJoiner(c) && isDigit(byteAt(s, j+1)) {
+				sep = c
 				j++
 				continue
 			}
 			break
 		}
-		end := j
-		if !consistent {
-			sep = 0 // mixed separators: the whole run or nothing
+		if j-i >= cardTiles.minDigits {
+			dst = t.tileRun(s, groups, i, numericLeft(s, i), numericRight(s, j), &cardTiles, dst)
 		}
-		if !numericLeft(s, i) && n <= maxCardGroups {
-			if a, b, ok := findCardInRun(s, groups[:n], sep, digits[:0]); ok {
-				dst = append(dst, match{a, b})
-			}
-		}
-		i = end - 1
+		i = j - 1
 	}
 	return dst
 }
 
-// findCardInRun finds the longest valid card number in a run of digit
-// groups: the whole run, or, when groups are separated by spaces, a
-// sub-run of whole groups ("Visa 13 4222222222222", "4111 1111 1111 1111
-// 2024").
-func findCardInRun(s string, g [][2]int, sep byte, buf []byte) (start, end int, ok bool) {
-	n := len(g)
-	if numericRight(s, g[n-1][1]) {
-		return 0, 0, false
-	}
-	if validCardGroups(s, g, buf) {
-		return g[0][0], g[n-1][1], true
-	}
-	if sep != ' ' {
-		return 0, 0, false
-	}
-	for size := n - 1; size > 0; size-- {
-		for a := 0; a+size <= n; a++ {
-			if validCardGroups(s, g[a:a+size], buf) {
-				return g[a][0], g[a+size-1][1], true
-			}
-		}
-	}
-	return 0, 0, false
-}
-
-// validCardGroups checks the grouping, issuer prefix, length and Luhn
-// digit of a candidate; buf is scratch space of capacity 19.
-func validCardGroups(s string, g [][2]int, buf []byte) bool {
+// validCardGroups checks the separators, grouping, issuer prefix, length
+// and Luhn digit of a candidate.
+func validCardGroups(s string, g []digitGroup, _ bool) bool {
 	total := 0
-	for _, x := range g {
-		total += x[1] - x[0]
+	for k, x := range g {
+		total += x.end - x.start
+		if k > 0 && x.sep != ' ' && x.sep != '-' && x.sep != '.' {
+			return false
+		}
 	}
 	if total < 13 || total > 19 {
 		return false
@@ -94,16 +62,18 @@ func validCardGroups(s string, g [][2]int, buf []byte) bool {
 	if len(g) > 1 && !validCardGrouping(g) {
 		return false
 	}
+	var buf [19]byte
+	d := buf[:0]
 	for _, x := range g {
-		buf = append(buf, s[x[0]:x[1]]...)
+		d = append(d, s[x.start:x.end]...)
 	}
-	return validCardIIN(buf) && luhnValid(buf)
+	return validCardIIN(d) && luhnValid(d)
 }
 
 // validCardGrouping accepts printed groupings: fours with a shorter last
 // group, or the 4-6-5 / 4-6-4 layouts of Amex and Diners cards.
-func validCardGrouping(g [][2]int) bool {
-	l := func(k int) int { return g[k][1] - g[k][0] }
+func validCardGrouping(g []digitGroup) bool {
+	l := func(k int) int { return g[k].end - g[k].start }
 	if len(g) == 3 && l(0) == 4 && l(1) == 6 && (l(2) == 5 || l(2) == 4) {
 		return true
 	}

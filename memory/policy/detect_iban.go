@@ -6,39 +6,61 @@ package policy
 // ("DE89370400440532013000") or in groups of four separated by single
 // spaces, dashes or dots ("DE89 3704 0044 0532 0130 00",
 // "GB82-WEST-1234-5698-7654-32"), in upper or lower case (the country code
-// in one case), whose ISO 7064 mod-97 checksum is 1.
+// in one case), whose ISO 7064 mod-97 checksum is 1. IBANs glued to words
+// are rejected, unless what they are glued to is another IBAN: several in
+// a row are all found, whatever separates them, nothing included.
 func findIBANs(s string, dst []match) []match {
-	var buf [34]byte
+	lastEnd := -1 // end of the last IBAN found
 	for i := 0; i+4 < len(s); i++ {
-		a, b := s[i], s[i+1]
-		if !(isUpper(a) && isUpper(b) || isLower(a) && isLower(b)) || !isDigit(s[i+2]) || !isDigit(s[i+3]) || isWordByte(byteAt(s, i-1)) {
+		if !isAlpha(s[i]) || !isDigit(s[i+2]) || isWordByte(byteAt(s, i-1)) && i != lastEnd {
 			continue
 		}
-		length := ibanLength(a&^0x20, b&^0x20)
-		if length == 0 {
+		end, sep, ok := readIBAN(s, i)
+		if !ok {
 			continue
 		}
-		if end, ok := readIBAN(s, i, length, buf[:0]); ok {
-			dst = append(dst, match{i, end})
-			i = end - 1
+		// What follows must end the IBAN, or be the next one.
+		if c := byteAt(s, end); isWordByte(c) || sep != 0 && sep != ' ' && c == sep && isAlnum(byteAt(s, end+1)) {
+			next := end
+			if !isWordByte(c) {
+				next++
+			}
+			if _, _, ok := readIBAN(s, next); !ok {
+				continue
+			}
 		}
+		dst = append(dst, match{i, end})
+		lastEnd = end
+		i = end - 1
 	}
 	return dst
 }
 
-// readIBAN reads an IBAN of the given length starting at s[i] and returns
-// its end if it is well-formed and its checksum verifies. Letters are
-// upper-cased into buf.
-func readIBAN(s string, i, length int, buf []byte) (int, bool) {
-	var sep byte
-	if c := byteAt(s, i+4); c == ' ' || c == '-' || c == '.' {
+// readIBAN reads an IBAN starting at s[i], whatever follows it, and
+// returns its end and the separator of its groups (0 when compact) if it
+// is well-formed and its checksum verifies.
+func readIBAN(s string, i int) (end int, sep byte, ok bool) {
+	if i+4 >= len(s) {
+		return 0, 0, false
+	}
+	a, b := s[i], s[i+1]
+	if !(isUpper(a) && isUpper(b) || isLower(a) && isLower(b)) || !isDigit(s[i+2]) || !isDigit(s[i+3]) {
+		return 0, 0, false
+	}
+	length := ibanLength(a&^0x20, b&^0x20)
+	if length == 0 {
+		return 0, 0, false
+	}
+	if c := s[i+4]; c == ' ' || c == '-' || c == '.' {
 		sep = c
 	}
+	var buf [34]byte
+	d := buf[:0]
 	j := i
 	for n := 0; n < length; n++ {
 		if sep != 0 && n > 0 && n%4 == 0 {
 			if byteAt(s, j) != sep {
-				return 0, false
+				return 0, 0, false
 			}
 			j++
 		}
@@ -47,18 +69,15 @@ func readIBAN(s string, i, length int, buf []byte) (int, bool) {
 		case isLower(c):
 			c &^= 0x20
 		case !isUpper(c) && !isDigit(c):
-			return 0, false
+			return 0, 0, false
 		}
-		buf = append(buf, c)
+		d = append(d, c)
 		j++
 	}
-	if isWordByte(byteAt(s, j)) || sep != 0 && byteAt(s, j) == sep && isAlnum(byteAt(s, j+1)) && sep != ' ' {
-		return 0, false
+	if check := int(d[2]-'0')*10 + int(d[3]-'0'); check < 2 || check > 98 {
+		return 0, 0, false
 	}
-	if check := int(buf[2]-'0')*10 + int(buf[3]-'0'); check < 2 || check > 98 {
-		return 0, false
-	}
-	return j, ibanChecksumValid(buf)
+	return j, sep, ibanChecksumValid(d)
 }
 
 // ibanChecksumValid computes ISO 7064 MOD 97-10 over an IBAN of upper-case

@@ -10,8 +10,11 @@ import (
 // net/netip (at least two non-empty hex groups and four hex digits, so
 // that "::", "a::b" or times like "12:30:45" do not count), optionally
 // with an IPv4 tail ("::ffff:192.0.2.1"). Addresses glued to words or
-// longer dotted structures (versions such as "1.2.3.4.5") are rejected.
+// longer dotted structures (versions such as "1.2.3.4.5") are rejected;
+// a dash between two addresses is a range ("10.0.0.1-10.0.0.9"), and both
+// are found.
 func findIPAddresses(s string, dst []match) []match {
+	lastEnd := -1 // end of the last address found
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !isHex(c) && c != ':' {
@@ -34,7 +37,7 @@ func findIPAddresses(s string, dst []match) []match {
 			j--
 		}
 		left := byteAt(s, i-1)
-		if isWordByte(left) || left == '.' || left == ':' || left == '-' || isWordByte(byteAt(s, j)) ||
+		if isWordByte(left) || left == '.' || left == ':' || left == '-' && i-1 != lastEnd || isWordByte(byteAt(s, j)) ||
 			byteAt(s, j) == '-' && isAlpha(byteAt(s, j+1)) {
 			i = max(i, j-1)
 			continue
@@ -42,9 +45,11 @@ func findIPAddresses(s string, dst []match) []match {
 		if colons >= 2 {
 			if validIPv6(s[i:j]) {
 				dst = append(dst, match{i, j})
+				lastEnd = j
 			}
 		} else if colons == 0 && validIPv4(s[i:j]) && !afterReferenceWord(s, i) && !isHeadingNumber(s, i, j) {
 			dst = append(dst, match{i, j})
+			lastEnd = j
 		} else if colons == 1 {
 			// host:port
 			k := i
@@ -53,6 +58,7 @@ func findIPAddresses(s string, dst []match) []match {
 			}
 			if validIPv4(s[i:k]) && allDigits(s[k+1:j]) && !afterReferenceWord(s, i) {
 				dst = append(dst, match{i, k})
+				lastEnd = k
 			}
 		}
 		i = max(i, j-1)

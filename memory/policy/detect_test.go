@@ -74,6 +74,17 @@ func TestFindPhones(t *testing.T) {
 		{"(020) 7946 0958", []string{"(020) 7946 0958"}},
 		{"555-234-5678 2024", []string{"555-234-5678"}},
 		{"+1 555 123 4567 12345", []string{"+1 555 123 4567"}},
+		// Adjacent numbers: all found, whatever separates them.
+		{"555 234 5678 555 234 5679", []string{"555 234 5678", "555 234 5679"}},
+		{"555-234-5678555-234-5679", []string{"555-234-5678", "555-234-5679"}},
+		{"+44 20 7946 0958+1 555 234 5678", []string{"+44 20 7946 0958", "+1 555 234 5678"}},
+		{"+44 20 7946 0958,555-234-5678", []string{"+44 20 7946 0958", "555-234-5678"}},
+		{"555-234-5678,+44 20 7946 0958", []string{"555-234-5678", "+44 20 7946 0958"}},
+		{"(555) 234-5678 555-234-5678", []string{"(555) 234-5678", "555-234-5678"}},
+		{"(555) 234-5678(555) 234-5679", []string{"(555) 234-5678", "(555) 234-5679"}},
+		{"020 7946 0958 01 23 45 67 89", []string{"020 7946 0958", "01 23 45 67 89"}},
+		{"+1 555 234 5678 555 234 5678", []string{"+1 555 234 5678", "555 234 5678"}},
+		{"+14155552671 1 555 234 5678", []string{"+14155552671", "1 555 234 5678"}},
 		// Negatives: dates, versions, times, IPs, long numbers, other IDs.
 		{"2024-01-15 and 15.01.2024 and 01/02/2023", nil},
 		{"01 02 2024 and 05 12 2023 10 30", nil},
@@ -92,6 +103,8 @@ func TestFindPhones(t *testing.T) {
 		{"0.123.456.789", nil},
 		{"010.001.001.001", nil},
 		{"2024 555 123 4567 1234 5678", nil},
+		{"01 02 01 01 58 01 04 00 01 01 59 01 04 00 00 00", nil}, // a byte dump
+		{"01 02 03 04 05 06 07 08 09 10 11 12 13 14", nil},       // a numbered list
 	})
 }
 
@@ -109,15 +122,32 @@ func TestFindCreditCards(t *testing.T) {
 		{"UnionPay 6200000000000005", []string{"6200000000000005"}},
 		{"Visa 13 4222222222222", []string{"4222222222222"}},
 		{"4111 1111 1111 1111 2024", []string{"4111 1111 1111 1111"}},
+		// Adjacent cards: all found, whatever separates them.
+		{"4012 8888 8888 1881 4012 8888 8888 1881", []string{"4012 8888 8888 1881", "4012 8888 8888 1881"}},
+		{"4111111111111111 4012888888881881", []string{"4111111111111111", "4012888888881881"}},
+		{"4111111111111111\n4012888888881881", []string{"4111111111111111", "4012888888881881"}},
+		{"41111111111111114012888888881881", []string{"4111111111111111", "4012888888881881"}},
+		{"4012 8888 8888 18814111 1111 1111 1111", []string{"4012 8888 8888 1881", "4111 1111 1111 1111"}},
+		{"4111-1111-1111-1111-4012-8888-8888-1881", []string{"4111-1111-1111-1111", "4012-8888-8888-1881"}},
+		{"4111111111111111,4012888888881881.5555555555554444", []string{"4111111111111111", "4012888888881881", "5555555555554444"}},
+		{"4012 8888 8888 1881 4111 1111 1111 1111 5555 5555 5555 4444",
+			[]string{"4012 8888 8888 1881", "4111 1111 1111 1111", "5555 5555 5555 4444"}},
+		{"3782 822463 10005 4111 1111 1111 1111 2024", []string{"3782 822463 10005", "4111 1111 1111 1111"}},
+		{"at 12:30 4111 1111 1111 1111", []string{"4111 1111 1111 1111"}},
+		{"4111111111111111 2024x", []string{"4111111111111111"}}, // the glue is the filler's
 		// Negatives.
-		{"4111111111111112", nil},         // Luhn
-		{"1234567812345670", nil},         // passes Luhn, no issuer
-		{"4111 1111 1111 1111-2222", nil}, // mixed separators
-		{"41111 11111 11111 1", nil},      // not a card grouping
-		{"x4111111111111111", nil},        // glued to a word
-		{"4111111111111111234567", nil},   // too long
-		{"411111111111111", nil},          // Visa of 15 digits
-		{"v1.4111111111111111", nil},      // numeric structure
+		{"4111111111111112", nil},                    // Luhn
+		{"1234567812345670", nil},                    // passes Luhn, no issuer
+		{"4111 1111 1111 1111-2222", nil},            // mixed separators
+		{"4111111111111111,12", nil},                 // numeric structure
+		{"41111111111111114111111111111112", nil},    // the second fails Luhn: one 32-digit number
+		{"123456789012345678901234", nil},            // too short for two, too long for one
+		{"1.4111111111111111-4012888888881881", nil}, // a numeric structure throughout
+		{"41111 11111 11111 1", nil},                 // not a card grouping
+		{"x4111111111111111", nil},                   // glued to a word
+		{"4111111111111111234567", nil},              // too long
+		{"411111111111111", nil},                     // Visa of 15 digits
+		{"v1.4111111111111111", nil},                 // numeric structure
 		{"378282246310005 is Amex but 37828224631 isn't", []string{"378282246310005"}},
 		{"2024-01-15 12:30:45 192.168.1.1 555-123-4567", nil},
 	})
@@ -132,6 +162,11 @@ func TestFindIBANs(t *testing.T) {
 		{"NL91ABNA0417164300 BE68539007547034 CH9300762011623852957",
 			[]string{"NL91ABNA0417164300", "BE68539007547034", "CH9300762011623852957"}},
 		{"NO9386011117947", []string{"NO9386011117947"}},
+		// Adjacent IBANs: all found, whatever separates them.
+		{"DE89370400440532013000DE89370400440532013000", []string{"DE89370400440532013000", "DE89370400440532013000"}},
+		{"DE89 3704 0044 0532 0130 00GB82 WEST 1234 5698 7654 32", []string{"DE89 3704 0044 0532 0130 00", "GB82 WEST 1234 5698 7654 32"}},
+		{"GB82-WEST-1234-5698-7654-32-NL91-ABNA-0417-1643-00", []string{"GB82-WEST-1234-5698-7654-32", "NL91-ABNA-0417-1643-00"}},
+		{"nl91abna0417164300nl91 abna 0417 1643 00", []string{"nl91abna0417164300", "nl91 abna 0417 1643 00"}},
 		// Negatives.
 		{"DE89 3704 0044 0532 0130 01", nil}, // checksum
 		{"DE8937040044053201300", nil},       // too short for DE
@@ -144,6 +179,7 @@ func TestFindIBANs(t *testing.T) {
 		{"DE89 3704-0044 0532 0130 00", nil},    // mixed separators
 		{"DE89 37040044 0532 0130 00", nil},     // bad grouping
 		{"ADE89370400440532013000", nil},        // glued
+		{"DE89370400440532013000DE8937", nil},   // glued to what is no IBAN
 		{"DE89370400440532013000X", nil},        // glued
 		{"US12 3456 7890", nil},
 		{"ISO8601 and RFC3339 and AB12CD34", nil},
@@ -162,6 +198,8 @@ func TestFindAPIKeys(t *testing.T) {
 		{"slack xoxb-1234567890-abcdefghij", []string{"xoxb-1234567890-abcdefghij"}},
 		{"xoxp-123456789012-abcdefABCDEF", []string{"xoxp-123456789012-abcdefABCDEF"}},
 		{"aws AKIAIOSFODNN7EXAMPLE,", []string{"AKIAIOSFODNN7EXAMPLE"}},
+		{"AKIAIOSFODNN7EXAMPLEAKIAI44QH8DHBEXAMPLE", []string{"AKIAIOSFODNN7EXAMPLE", "AKIAI44QH8DHBEXAMPLE"}},
+		{"AKIAIOSFODNN7EXAMPLE-AKIAI44QH8DHBEXAMPLE", []string{"AKIAIOSFODNN7EXAMPLE", "AKIAI44QH8DHBEXAMPLE"}},
 		{"AIzaSyA-1234567890abcdefghijklmnopqrstu", []string{"AIzaSyA-1234567890abcdefghijklmnopqrstu"}},
 		{"glpat-Ab12Cd34Ef56Gh78Ij90", []string{"glpat-Ab12Cd34Ef56Gh78Ij90"}},
 		{"hf_abcdefghijklmnopqrstuvwxyzABCDEFGH", []string{"hf_abcdefghijklmnopqrstuvwxyzABCDEFGH"}},
@@ -198,6 +236,7 @@ func TestFindIPAddresses(t *testing.T) {
 		{"2001:0db8:85a3:0000:0000:8a2e:0370:7334", []string{"2001:0db8:85a3:0000:0000:8a2e:0370:7334"}},
 		{"mapped ::ffff:192.0.2.1 ok", []string{"::ffff:192.0.2.1"}},
 		{"net 10.1.0.0/16", []string{"10.1.0.0"}},
+		{"range 10.0.0.1-10.0.0.9 and 2001:db8::1-2001:db8::ff", []string{"10.0.0.1", "10.0.0.9", "2001:db8::1", "2001:db8::ff"}},
 		// Negatives.
 		{"256.1.1.1 and 1.2.3 and 1.2.3.4.5", nil},
 		{"01.02.03.04", nil},

@@ -18,8 +18,10 @@ import (
 //
 // History: 1, the normalized views (NFKC, format characters, typographic
 // and defanged separators) and the detectors that accept dotted cards,
-// dashed IBANs and spaced e-mail addresses.
-const DetectorVersion = 1
+// dashed IBANs and spaced e-mail addresses. 2, adjacent values: every
+// card, phone number and IBAN of a run of them is found, back to back or
+// across any separator, IP ranges and fixed-length keys written in a row.
+const DetectorVersion = 2
 
 // Fingerprint identifies what the policy finds in text: its rules in
 // order, each with its name, action, and detector or pattern, and the

@@ -10,6 +10,8 @@ var fuzzSeeds = []string{
 	"DE89 3704 0044 0532 0130 00", "sk-Ab3dEf9hIjKlMn0pQrStUvWx", "Bearer abc123def456ghi789",
 	"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc", "192.168.1.10:80", "[fe80::1%eth0]:80",
 	"2024-01-15 12:30:45 v1.2.3.4", "a@b.c@d.e", "+", "(", "::", "é@é.é",
+	"4012 8888 8888 1881 4012 8888 8888 1881", "41111111111111114012888888881881", "555-234-5678555-234-5679",
+	"+44 20 7946 0958,+1 (555) 234-5678", "DE89370400440532013000nl91abna0417164300", "AKIAIOSFODNN7EXAMPLEAKIAI44QH8DHBEXAMPLE",
 }
 
 // FuzzScan checks that Scan never panics and that its spans are in
