@@ -6,7 +6,7 @@ UPSTREAM ?= http://127.0.0.1:8080
 ARGS ?=
 BIN ?= bin/megacontext
 
-.PHONY: all build run test test-short bench vet fmt native native-cuda wordnet prose llama-server clean sdk-test
+.PHONY: all build run test test-short bench vet fmt native native-cuda wordnet prose llama-server clean sdk-test recall-report
 
 all: build
 
@@ -30,6 +30,17 @@ test:
 # (integration/node/sdk.test.mjs; versions pinned in its package-lock.json).
 sdk-test:
 	cd integration/node && npm ci --no-audit --no-fund --loglevel=error && node sdk.test.mjs
+
+# The whole recall matrix of issue 9 (README, "Recall"): both generators' dev
+# and held-out seed splits, the llama-bpe and stories260K vocabularies of
+# ../shared at 512, 1024 and 4096 tokens, with the installed assets and
+# without, megacontext against rag and truncate. Writes the tables
+# (docs/recall/README.md), the plot (docs/recall/recall.svg) and every
+# number (docs/recall/matrix.json). RECALL_JOBS cells run at once.
+RECALL_JOBS ?= 2
+
+recall-report: native wordnet prose
+	$(GO) run . eval report -o docs/recall --jobs $(RECALL_JOBS)
 
 test-short:
 	$(GO) test -short -count=1 ./...

@@ -16,6 +16,7 @@ import (
 	"github.com/megacontext/megacontext/tools/eval/chatgen"
 	"github.com/megacontext/megacontext/tools/eval/dataset"
 	"github.com/megacontext/megacontext/tools/eval/gen"
+	"github.com/megacontext/megacontext/tools/eval/report"
 	"github.com/megacontext/megacontext/tools/eval/run"
 )
 
@@ -88,16 +89,84 @@ an SVG plot of recall against budget (--plot, default next to the data file).`,
 	ef.register(cmd, "2048,4096,8192")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of tables (no plot)")
 	f.StringVar(&plot, "plot", "", `SVG file for the recall plot (default: next to the data file; "-" for none)`)
-	cmd.AddCommand(newEvalGenCmd(), newEvalSplitsCmd())
+	cmd.AddCommand(newEvalGenCmd(), newEvalSplitsCmd(), newEvalReportCmd())
 	return cmd
 }
 
 // evalFlags are the flags `eval` and `eval splits` share: what to measure
 // and how the strategies run.
 type evalFlags struct {
-	budgets, strategies, vocab, nativeDir, dumpDir, embeddings, wordnet string
-	quiet                                                               bool
-	opts                                                                run.Options
+	assetFlags
+	budgets, strategies, vocab, dumpDir string
+	quiet                               bool
+	opts                                run.Options
+}
+
+// assetFlags choose the optional assets of `eval`, `eval splits` and
+// `eval report`: what the megacontext strategy's lens uses and rag's
+// retrieval is given too.
+type assetFlags struct {
+	nativeDir, embeddings, wordnet string
+	// noAssets turns every asset off: the pure-Go fallback.
+	noAssets bool
+}
+
+// register adds the asset flags to cmd.
+func (af *assetFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&af.wordnet, "thesaurus", "auto", "WordNet folder for the megacontext strategy's query expansion: auto (./.wordnet when `make wordnet` ran), off, or a folder")
+	f.StringVar(&af.embeddings, "embeddings", "", "embedding GGUF for the megacontext strategy's semantic lens (default: lexical only)")
+	f.StringVar(&af.nativeDir, "native-dir", "", "folder of the llama.cpp libraries (default: $"+native.EnvDir+", ./"+native.DefaultDir+", or next to the executable)")
+	f.BoolVar(&af.noAssets, "no-assets", false, "the pure-Go fallback: no thesaurus and no embeddings, whatever is installed (tokens are still counted with --vocab)")
+}
+
+// load opens the assets the flags name into the engine options' asset
+// fields, and names them ("none" for none); done releases them.
+func (af *assetFlags) load() (eo run.EngineOptions, names []string, done func(), err error) {
+	var closers []func()
+	done = func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	if af.noAssets {
+		if af.embeddings != "" || (af.wordnet != "auto" && af.wordnet != "off") {
+			return eo, nil, done, fmt.Errorf("eval: --no-assets turns assets off: drop --embeddings and --thesaurus")
+		}
+		return eo, []string{"none"}, done, nil
+	}
+	if af.embeddings != "" {
+		lib, err := native.Open(af.nativeDir)
+		if err != nil {
+			return eo, nil, done, fmt.Errorf("eval: %w", err)
+		}
+		emb, err := lib.LoadEmbedder(af.embeddings, native.EmbedderOptions{})
+		if err != nil {
+			return eo, nil, done, fmt.Errorf("eval: %w", err)
+		}
+		closers = append(closers, func() { emb.Close() })
+		eo.Embedder = emb
+		names = append(names, "embeddings "+filepath.Base(af.embeddings))
+	}
+	if af.wordnet != "off" {
+		dir := af.wordnet
+		if dir == "auto" {
+			dir = ""
+		}
+		th, err := thesaurus.Open(dir)
+		switch {
+		case err == nil:
+			eo.Expander = th
+			names = append(names, "WordNet")
+		case af.wordnet != "auto":
+			done()
+			return eo, nil, func() {}, fmt.Errorf("eval: %w", err)
+		}
+	}
+	if len(names) == 0 {
+		names = []string{"none"}
+	}
+	return eo, names, done, nil
 }
 
 // register adds the shared flags to cmd, budgets defaulting to budgets.
@@ -106,9 +175,7 @@ func (ef *evalFlags) register(cmd *cobra.Command, budgets string) {
 	f.StringVar(&ef.budgets, "budgets", budgets, "comma-separated window budgets in tokens")
 	f.StringVar(&ef.strategies, "strategies", strings.Join(run.Strategies(), ","), "comma-separated strategies: "+strings.Join(run.Strategies(), ", "))
 	f.StringVar(&ef.vocab, "vocab", "", "GGUF file whose tokenizer counts tokens (default: the pure-Go estimate)")
-	f.StringVar(&ef.wordnet, "thesaurus", "auto", "WordNet folder for the megacontext strategy's query expansion: auto (./.wordnet when `make wordnet` ran), off, or a folder")
-	f.StringVar(&ef.embeddings, "embeddings", "", "embedding GGUF for the megacontext strategy's semantic lens (default: lexical only)")
-	f.StringVar(&ef.nativeDir, "native-dir", "", "folder of the llama.cpp libraries (default: $"+native.EnvDir+", ./"+native.DefaultDir+", or next to the executable)")
+	ef.assetFlags.register(cmd)
 	f.StringVar(&ef.dumpDir, "dump", "", "folder to write the window of every question whose evidence was missed")
 	f.BoolVarP(&ef.quiet, "quiet", "q", false, "no progress lines on stderr")
 	o := &ef.opts
@@ -124,8 +191,8 @@ func (ef *evalFlags) register(cmd *cobra.Command, budgets string) {
 	f.Float64Var(&o.Engine.OutlineShare, "outline-share", 0, "with --render outline, the outline's share of the memory budget (0: engine default)")
 }
 
-// options builds the run options from the flags, loading the tokenizer,
-// embedder and thesaurus they name; done releases what was loaded.
+// options builds the run options from the flags, loading the tokenizer
+// and the assets they name; done releases what was loaded.
 func (ef *evalFlags) options(cmd *cobra.Command) (run.Options, func(), error) {
 	opts := ef.opts
 	var closers []func()
@@ -160,31 +227,12 @@ func (ef *evalFlags) options(cmd *cobra.Command) (run.Options, func(), error) {
 		closers = append(closers, func() { tok.Close() })
 		opts.Counter = tok
 	}
-	if ef.embeddings != "" {
-		lib, err := native.Open(ef.nativeDir)
-		if err != nil {
-			return fail(fmt.Errorf("eval: %w", err))
-		}
-		emb, err := lib.LoadEmbedder(ef.embeddings, native.EmbedderOptions{})
-		if err != nil {
-			return fail(fmt.Errorf("eval: %w", err))
-		}
-		closers = append(closers, func() { emb.Close() })
-		opts.Engine.Embedder = emb
+	assets, _, release, err := ef.assetFlags.load()
+	if err != nil {
+		return fail(err)
 	}
-	if ef.wordnet != "off" {
-		dir := ef.wordnet
-		if dir == "auto" {
-			dir = ""
-		}
-		th, err := thesaurus.Open(dir)
-		switch {
-		case err == nil:
-			opts.Engine.Expander = th
-		case ef.wordnet != "auto":
-			return fail(fmt.Errorf("eval: %w", err))
-		}
-	}
+	closers = append(closers, release)
+	opts.Engine.Expander, opts.Engine.Embedder = assets.Expander, assets.Embedder
 	if !ef.quiet {
 		opts.Log = cmd.ErrOrStderr()
 	}
@@ -194,8 +242,8 @@ func (ef *evalFlags) options(cmd *cobra.Command) (run.Options, func(), error) {
 
 // Dataset generator styles of `eval gen --style`.
 const (
-	styleDocs = "docs" // package gen: Go-documentation chats, the first generator
-	styleChat = chatgen.Style
+	styleDocs = report.GeneratorDocs // package gen: Go-documentation chats, the first generator
+	styleChat = report.GeneratorChat // package chatgen: everyday chats, the second
 )
 
 // newEvalGenCmd returns `megacontext eval gen`.
@@ -257,8 +305,8 @@ chats with an assistant over a year, prose from public-domain books (run
 
 // Splits of `eval splits`.
 const (
-	splitDev     = "dev"
-	splitHeldOut = "heldout"
+	splitDev     = report.SplitDev
+	splitHeldOut = report.SplitHeldOut
 	splitBoth    = "both"
 )
 
@@ -276,7 +324,7 @@ func newEvalSplitsCmd() *cobra.Command {
 		Long: fmt.Sprintf(`Splits generates the chat-style dataset (see "eval gen --style chat") for every seed
 of a split, one case per size and seed, and evaluates them together like "eval" does.
 The dev split (seeds %s) may be looked at and tuned on; the held-out split (seeds %s)
-is for reporting only. Needs "make prose".`, seedList(chatgen.DevSeeds), seedList(chatgen.HeldOutSeeds)),
+is for reporting only. Needs "make prose".`, report.SeedList(chatgen.DevSeeds), report.SeedList(chatgen.HeldOutSeeds)),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sz, err := gen.ParseSizes(sizes)
@@ -292,8 +340,7 @@ is for reporting only. Needs "make prose".`, seedList(chatgen.DevSeeds), seedLis
 			default:
 				return fmt.Errorf("eval splits: --split %q: want %s, %s or %s", split, splitDev, splitHeldOut, splitBoth)
 			}
-			prose, err := chatgen.LoadProse("")
-			if err != nil {
+			if _, err := chatgen.LoadProse(""); err != nil {
 				return err
 			}
 			opts, done, err := ef.options(cmd)
@@ -303,26 +350,13 @@ is for reporting only. Needs "make prose".`, seedList(chatgen.DevSeeds), seedLis
 			defer done()
 			out := cmd.OutOrStdout()
 			reports := map[string]*run.Report{}
+			src := &report.Sources{}
 			for i, sp := range splits {
-				seeds := chatgen.DevSeeds
-				if sp == splitHeldOut {
-					seeds = chatgen.HeldOutSeeds
+				set, err := report.NewSet(report.GeneratorChat, sp, sz)
+				if err != nil {
+					return err
 				}
-				cases := func(yield func(dataset.Case, error) bool) {
-					for _, seed := range seeds {
-						cs, err := chatgen.Generate(chatgen.Options{Seed: seed, Sizes: sz, Prose: prose})
-						if err != nil {
-							yield(dataset.Case{}, err)
-							return
-						}
-						for _, c := range cs {
-							if !yield(c, nil) {
-								return
-							}
-						}
-					}
-				}
-				rep, err := run.Run(cmd.Context(), cases, opts)
+				rep, err := run.Run(cmd.Context(), set.Cases(src), opts)
 				if err != nil {
 					return fmt.Errorf("eval splits: %s: %w", sp, err)
 				}
@@ -333,7 +367,7 @@ is for reporting only. Needs "make prose".`, seedList(chatgen.DevSeeds), seedLis
 				if i > 0 {
 					fmt.Fprintln(out)
 				}
-				fmt.Fprintf(out, "== %s split: seeds %s, sizes %s, %s ==\n\n", sp, seedList(seeds), sizes, rep.Counter)
+				fmt.Fprintf(out, "== %s split: seeds %s, sizes %s, %s ==\n\n", sp, report.SeedList(set.Seeds), sizes, rep.Counter)
 				if err := run.WriteTable(out, rep); err != nil {
 					return err
 				}
@@ -352,15 +386,6 @@ is for reporting only. Needs "make prose".`, seedList(chatgen.DevSeeds), seedLis
 	f.BoolVar(&asJSON, "json", false, "print one JSON object, split name to report, instead of tables")
 	ef.register(cmd, "512,1024,4096")
 	return cmd
-}
-
-// seedList writes seeds as "1, 2, 3".
-func seedList(seeds []int64) string {
-	var parts []string
-	for _, s := range seeds {
-		parts = append(parts, strconv.FormatInt(s, 10))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // parseInts parses a comma-separated list of positive integers.

@@ -271,6 +271,11 @@ func TestInspectorInBrowser(t *testing.T) {
 	if ok, _ := eval("locker expanded", `[...document.querySelectorAll('#windows details[open] span.entry[data-reason="expanded"]')].some(e => e.textContent.includes("ZX-4471-QK"))`).(bool); !ok {
 		t.Errorf("the newest kept window shows no expanded entry with the locker code")
 	}
+	// Its verbatim tail lists the question as a message of its own (an
+	// element per message, not an array written as text).
+	if tail := text("#windows details[open] .tailmsg"); tail != "user: What is my locker code at the gym?" {
+		t.Errorf("the newest kept window's verbatim tail reads %q", tail)
+	}
 	shot("windows")
 
 	// The ask box: the window for a question, with the reason of its entries.

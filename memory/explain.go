@@ -43,8 +43,35 @@ type whyInput struct {
 	minRelevance float64
 	// scopes are the caller's clearances.
 	scopes []string
+	// mounts are the mounted memories' parts of the window, in the order
+	// their text follows the own memory's (renderMount).
+	mounts []mountPart
 	// explained is set once explain ran.
 	explained bool
+}
+
+// mountPart is what a view needs to render a mounted memory's part of a
+// window again: the memory's name and the allocator's entries over its
+// tree.
+type mountPart struct {
+	// name is the mounted memory's context id (EntryInfo.Memory).
+	name string
+	// c is the mounted memory while the request that assembled the window
+	// holds it; nil in a kept window (a view locks the mount anew).
+	c *mctx
+	// entries are the allocator's entries over the mount's tree.
+	entries []focus.Entry
+}
+
+// mountOf returns the mounted memory named name among parts that hold one,
+// or nil.
+func mountOf(parts []mountPart, name string) *mctx {
+	for _, p := range parts {
+		if p.name == name && p.c != nil {
+			return p.c
+		}
+	}
+	return nil
 }
 
 // OmittedMatch is a block relevant to the question that the window does
@@ -73,7 +100,7 @@ const maxOmittedMatches = 16
 // (explainTerms). The caller holds c.mu.
 func (e *Engine) explain(c *mctx, w *Window) {
 	e.omitted(w)
-	e.explainTerms(c, w)
+	e.explainTerms(c, w, func(name string) *mctx { return mountOf(w.why.mounts, name) })
 }
 
 // omitted lists the best relevant blocks the window does not show
@@ -91,7 +118,8 @@ func (e *Engine) omitted(w *Window) {
 	shown := map[int]bool{}
 	withheld := map[int]bool{}
 	for _, en := range w.Entries {
-		if en.Level == 0 && en.Detail == "verbatim" {
+		// A mounted memory's blocks are its own, not the context's.
+		if en.Memory == "" && en.Level == 0 && en.Detail == "verbatim" {
 			if en.Withheld {
 				withheld[en.First] = true
 			} else {
@@ -154,8 +182,10 @@ func (e *Engine) omitted(w *Window) {
 // omitted match matched, and the semantic similarity of the blocks the
 // semantic lens scored; an omitted match the caller may not see is
 // "policy", without terms. It reads the blocks as they are now (a prune
-// may have emptied some). The caller holds c.mu.
-func (e *Engine) explainTerms(c *mctx, w *Window) {
+// may have emptied some). An entry of a mounted memory is read from the
+// memory mount returns for its name (none: no terms). The caller holds
+// c.mu and the mounts' locks.
+func (e *Engine) explainTerms(c *mctx, w *Window, mount func(name string) *mctx) {
 	x := w.why
 	if x == nil || x.explained {
 		return
@@ -179,7 +209,13 @@ func (e *Engine) explainTerms(c *mctx, w *Window) {
 	}
 	for i := range w.Entries {
 		en := &w.Entries[i]
-		n := c.tree.Node(en.Level, en.Index)
+		src := c
+		if en.Memory != "" {
+			if src = mount(en.Memory); src == nil {
+				continue
+			}
+		}
+		n := src.tree.Node(en.Level, en.Index)
 		if n == nil || en.Reason == focus.Cover.String() {
 			continue
 		}
@@ -188,7 +224,7 @@ func (e *Engine) explainTerms(c *mctx, w *Window) {
 			text = n.Short
 		}
 		en.Terms = matched(text)
-		if s, ok := x.semantic[en.First]; ok && en.Level == 0 {
+		if s, ok := x.semantic[en.First]; ok && en.Level == 0 && en.Memory == "" {
 			en.Similarity = cosineOf(s)
 		}
 	}

@@ -1,7 +1,9 @@
 package memory
 
 import (
+	"errors"
 	"slices"
+	"strings"
 
 	"github.com/megacontext/megacontext/memory/focus"
 	"github.com/megacontext/megacontext/memory/tree"
@@ -45,17 +47,28 @@ type WindowView struct {
 // viewer holding scopes as a window would be.
 func (e *Engine) Windows(k Key, scopes []string) ([]WindowView, error) {
 	e.SettleFocus()
-	c, err := e.acquire(k, false)
+	c, mounts, err := e.acquireKept(k)
 	if err != nil {
 		return nil, err
 	}
 	defer c.mu.Unlock()
+	for _, m := range mounts {
+		defer m.mu.Unlock()
+	}
+	mount := func(name string) *mctx {
+		for _, m := range mounts {
+			if m.key.Context == name {
+				return m
+			}
+		}
+		return nil
+	}
 	c.telMu.Lock()
 	kept := slices.Clone(c.kept)
 	c.telMu.Unlock()
 	out := make([]WindowView, 0, len(kept))
 	for _, kw := range slices.Backward(kept) {
-		e.explainTerms(c, &kw.w)
+		e.explainTerms(c, &kw.w, mount)
 		v := WindowView{Time: kw.at.UTC(), Budget: kw.meta.Budget, Tokens: kw.meta.Tokens, MemoryTokens: kw.w.MemoryTokens,
 			HistoryTokens: kw.w.HistoryTokens, Expanded: kw.w.Expanded, OmittedBlocks: kw.w.Omitted, NewMessages: kw.w.NewMessages,
 			UpstreamStatus: kw.meta.Status, SwapRate: kw.swap, OmittedMatches: kw.w.OmittedMatches, Tail: []MessageInfo{}}
@@ -82,6 +95,11 @@ func (e *Engine) Windows(k Key, scopes []string) ([]WindowView, error) {
 		} else {
 			v.Memory, infos, _ = e.render(c, res.Entries, scopes)
 		}
+		if kw.w.why != nil {
+			for _, mp := range kw.w.why.mounts {
+				v.Memory, infos = e.renderKeptMount(mount(mp.name), mp, scopes, v.Memory, infos)
+			}
+		}
 		v.Entries = slices.Clone(kw.w.Entries)
 		for i := range v.Entries {
 			if i < len(infos) {
@@ -102,6 +120,76 @@ func (e *Engine) Windows(k Key, scopes []string) ([]WindowView, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// renderKeptMount appends a mounted memory's part of a kept window to its
+// memory text and entry infos, rendered for the viewer as renderMount
+// rendered it for the request. A mount deleted since (mc nil) keeps its
+// entries, without text.
+func (e *Engine) renderKeptMount(mc *mctx, mp mountPart, scopes []string, memory string, infos []EntryInfo) (string, []EntryInfo) {
+	if mc == nil {
+		return memory, append(infos, make([]EntryInfo, len(mp.entries))...)
+	}
+	text, minfos, _ := e.render(mc, currentNodes(mc, mp.entries), scopes)
+	if text == "" {
+		return memory, append(infos, make([]EntryInfo, len(mp.entries))...)
+	}
+	if memory != "" {
+		memory += "\n"
+	}
+	shift := len(memory) + len(MountPreamble(mp.name)) - len(e.preamble())
+	for i := range minfos {
+		if minfos[i].At[1] > minfos[i].At[0] {
+			minfos[i].At[0] += shift
+			minfos[i].At[1] += shift
+		}
+	}
+	return memory + MountPreamble(mp.name) + strings.TrimPrefix(text, e.preamble()), append(infos, minfos...)
+}
+
+// acquireKept locks k and the memories its kept windows mounted that still
+// exist, in the order requests lock them (acquireWithMounts).
+func (e *Engine) acquireKept(k Key) (*mctx, []*mctx, error) {
+	for try := 0; ; try++ {
+		c, err := e.acquire(k, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		var names []string
+		c.telMu.Lock()
+		for _, kw := range c.kept {
+			if kw.w.why == nil {
+				continue
+			}
+			for _, mp := range kw.w.why.mounts {
+				if mp.name != k.Context && !slices.Contains(names, mp.name) {
+					names = append(names, mp.name)
+				}
+			}
+		}
+		c.telMu.Unlock()
+		if len(names) == 0 {
+			return c, nil, nil
+		}
+		c.mu.Unlock()
+		// A memory deleted since is left out; its part shows no text.
+		names = slices.DeleteFunc(names, func(name string) bool {
+			mc, err := e.acquire(Key{Tenant: k.Tenant, Context: name}, false)
+			if err == nil {
+				mc.mu.Unlock()
+			}
+			return err != nil
+		})
+		c, mounts, err := e.acquireWithMounts(k, false, names)
+		if errors.Is(err, ErrMountNotFound) {
+			if try < 3 {
+				continue // deleted meanwhile
+			}
+			c, err = e.acquire(k, false)
+			return c, nil, err
+		}
+		return c, mounts, err
+	}
 }
 
 // currentNodes returns entries with the tree's nodes as they are now (a

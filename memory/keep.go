@@ -155,6 +155,10 @@ func (e *Engine) keepOne(j keepJob) {
 	kw := &keptWindow{at: j.at, meta: j.meta, w: *j.w, res: x.res, tail: x.tail, question: x.question}
 	kw.w.Memory = ""
 	kw.w.why = &whyInput{query: x.query, refocus: x.refocus, semantic: x.semantic, scopes: x.scopes}
+	for _, m := range x.mounts {
+		// Not the mount itself: a view locks it anew (Windows).
+		kw.w.why.mounts = append(kw.w.why.mounts, mountPart{name: m.name, entries: m.entries})
+	}
 	kw.swap = e.observeFocus(c, kw, x.levels, questionHash(x.question))
 	c.kept = append(c.kept, kw)
 	if n := len(c.kept) - e.opts.KeepWindows; n > 0 {
@@ -180,6 +184,11 @@ func keptBytes(kept []*keptWindow) int64 {
 	var b int64
 	for _, kw := range kept {
 		b += 256 + int64(len(kw.res.Entries)+len(kw.res.Outline))*96 + int64(len(kw.w.Entries))*160 + int64(len(kw.w.OmittedMatches))*96 + int64(len(kw.question))
+		if kw.w.why != nil {
+			for _, m := range kw.w.why.mounts {
+				b += int64(len(m.entries)) * 96
+			}
+		}
 	}
 	return b
 }

@@ -246,6 +246,9 @@ func (e *Engine) renderMount(p mountPlan, r Request, w *Window) {
 		}
 	}
 	w.Memory += text
+	if w.why != nil {
+		w.why.mounts = append(w.why.mounts, mountPart{name: mc.key.Context, c: mc, entries: res.Entries})
+	}
 	w.Entries = append(w.Entries, entries...)
 	w.Hits = append(w.Hits, hits...)
 	w.MemoryTokens += res.Cost + fixed

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -173,5 +174,124 @@ func TestCrossMountsDoNotDeadlock(t *testing.T) {
 	case <-done:
 	case <-time.After(60 * time.Second):
 		t.Fatal("requests mounting each other deadlocked")
+	}
+}
+
+// TestKeptWindowsShowMounts: a kept window shows the mounted memories' part
+// of the memory text as the model saw it, rendered for the viewer's
+// clearances, each mounted entry's bytes and terms its own memory's, and
+// a mounted block never hides an own block of the same index from the
+// omitted matches.
+func TestKeptWindowsShowMounts(t *testing.T) {
+	pol, err := policy.Compile([]policy.Rule{{Name: "emails", Detector: "email", AllowScopes: []string{"pii"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := openWith(t, "", pol, 8)
+	me := Key{Tenant: "acme", Context: "alice"}
+	team := Key{Tenant: "acme", Context: "team-handbook"}
+	handbook(t, e, team, []string{
+		"The VPN gateway for the office is vpn-east-3.corp and needs the Tunnelblick client.",
+		"VPN trouble goes to netops@example.com with the gateway name.",
+	}, 1)
+	if _, err := e.Import(me, conversation(40, 4), time.Date(2025, 4, 1, 9, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	r := Request{Key: me, Messages: []Message{msg("user", "Which VPN gateway does the office use, and whom do I mail about VPN trouble?")},
+		Budget: 1500, PerMessage: 4, TailPercent: 30, Scopes: []string{"pii"}, Mounts: []string{"team-handbook"}}
+	w, err := e.Prepare(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(w.Memory, "netops@example.com") {
+		t.Fatalf("the mount's answer is not in the window:\n%s", w.Memory)
+	}
+	e.KeepWindow(w, WindowMeta{Budget: r.Budget, Tokens: w.Tokens, Status: 200})
+	// A dry run explains the mounted entries from the mount's blocks.
+	dr := r
+	dr.DryRun, dr.Explain = true, true
+	d, err := e.Prepare(dr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	termed := false
+	for _, en := range d.Entries {
+		if en.Memory == "team-handbook" && en.Reason == "expanded" && strings.Contains(d.Memory[en.At[0]:en.At[1]], "vpn-east-3.corp") {
+			termed = slices.Contains(en.Terms, "vpn")
+		}
+	}
+	if !termed {
+		t.Fatalf("the dry run's mounted entry with the gateway lacks the term \"vpn\": %+v", d.Entries)
+	}
+	for _, tc := range []struct {
+		scopes   []string
+		want     string
+		redacted bool
+	}{{[]string{"pii"}, w.Memory, false}, {nil, "", true}} {
+		ws, err := e.Windows(me, tc.scopes)
+		if err != nil || len(ws) != 1 {
+			t.Fatalf("windows: %v, %d", err, len(ws))
+		}
+		v := ws[0]
+		if tc.want != "" && v.Memory != tc.want {
+			t.Fatalf("kept window for %v:\n%s\nwant the memory text sent:\n%s", tc.scopes, v.Memory, tc.want)
+		}
+		i := strings.Index(v.Memory, MountPreamble("team-handbook"))
+		if i < 0 || !strings.Contains(v.Memory[i:], "vpn-east-3.corp") {
+			t.Fatalf("kept window for %v lacks the mount's part:\n%s", tc.scopes, v.Memory)
+		}
+		if tc.redacted && (strings.Contains(v.Memory, "netops@example.com") || !strings.Contains(v.Memory[i:], "[redacted:email]")) {
+			t.Fatalf("kept window for a viewer without pii:\n%s", v.Memory)
+		}
+		vpn := false
+		for _, en := range v.Entries {
+			if en.At[1] > len(v.Memory) || en.At[0] > en.At[1] {
+				t.Fatalf("entry %+v lies outside the memory text (%d bytes)", en, len(v.Memory))
+			}
+			if en.Memory != "team-handbook" || en.At[1] == en.At[0] {
+				continue
+			}
+			if en.At[0] < i {
+				t.Fatalf("mounted entry %+v points into the own memory's part", en)
+			}
+			if strings.Contains(v.Memory[en.At[0]:en.At[1]], "vpn-east-3.corp") && en.Reason == "expanded" {
+				vpn = slices.Contains(en.Terms, "vpn")
+			}
+		}
+		if !vpn {
+			t.Fatalf("no expanded mounted entry holds the gateway with the term \"vpn\": %+v", v.Entries)
+		}
+	}
+	// Views lock the mount as requests do: the mount's own requests, and
+	// requests that mount alice from the mount, run beside them.
+	var wg sync.WaitGroup
+	for g := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 5 {
+				var err error
+				switch g {
+				case 0:
+					_, err = e.Windows(me, nil)
+				case 1:
+					_, err = e.Prepare(Request{Key: team, Messages: []Message{msg("user", fmt.Sprintf("New VPN note %d.", i))}, Budget: 1500, PerMessage: 4, TailPercent: 30})
+				default:
+					var w *Window
+					w, err = e.Prepare(Request{Key: team, Messages: []Message{msg("user", fmt.Sprintf("VPN gateway? %d", i))}, Budget: 1500, PerMessage: 4, TailPercent: 30, Mounts: []string{"alice"}})
+					if err == nil {
+						e.KeepWindow(w, WindowMeta{Budget: 1500, Tokens: w.Tokens, Status: 200})
+					}
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if _, err := e.Windows(team, nil); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -6,7 +6,8 @@
 const API = "/megacontext/v1/";
 const state = { key: sessionStorage.getItem("mcKey") || "", open: false };
 
-// h builds an element: h("td", {class: "num"}, "12").
+// h builds an element: h("td", {class: "num"}, "12"). Kids may be nested
+// arrays of any depth (a view returns lists of lists): all are flattened.
 function h(tag, attrs, ...kids) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -15,7 +16,7 @@ function h(tag, attrs, ...kids) {
     else if (k === "dataset") Object.assign(el.dataset, v);
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const kid of kids.flat()) {
+  for (const kid of kids.flat(Infinity)) {
     if (kid === undefined || kid === null || kid === false) continue;
     el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
   }

@@ -32,7 +32,7 @@ func WriteTable(w io.Writer, r *Report) error {
 			res.WindowTokens, res.AssemblyMSP50, res.AssemblyMSP99, pct(res.PrefixStability), pct(res.CachePrefix), res.OverBudget)
 	}
 	fmt.Fprintln(bw)
-	writeGroups(bw, r, "question type", typeKeys(r), func(res Result) map[string]Group { return res.ByType })
+	writeGroups(bw, r, "question type", TypeKeys(r), func(res Result) map[string]Group { return res.ByType })
 	fmt.Fprintln(bw)
 	writeGroups(bw, r, "history size", sizeKeys(r), func(res Result) map[string]Group { return res.BySize })
 	if len(r.Cases) > 0 {
@@ -112,9 +112,9 @@ func axes(r *Report) (strats []string, budgets []int) {
 	return strats, budgets
 }
 
-// typeKeys lists the question types present: the known ones in their
-// order, then others sorted.
-func typeKeys(r *Report) []string {
+// TypeKeys lists the question types of a report's results: the known
+// ones (dataset.Types) in their order, then others sorted.
+func TypeKeys(r *Report) []string {
 	have := map[string]bool{}
 	for _, res := range r.Results {
 		for k := range res.ByType {
