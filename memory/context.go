@@ -83,6 +83,11 @@ type msgRecord struct {
 	Uncounted bool `json:"uncounted,omitempty"`
 	// rawSaved reports that the stored record has a raw key (not stored).
 	rawSaved bool
+	// rawNone reports that the stored record is known to hold no raw JSON
+	// (written or read without one), so that rewriting it needs no read of
+	// the store first: a round trip on the request path with a shared
+	// store (not stored).
+	rawNone bool
 }
 
 // msgDisk is a message record as stored: msgRecord plus the raw JSON of
@@ -96,6 +101,9 @@ type msgDisk struct {
 // raw JSON the store holds for it.
 func (e *Engine) msgRecordKV(c *mctx, m *msgRecord) (store.KV, error) {
 	key := msgKey(c.key, m.Seq)
+	if m.rawNone {
+		return store.KV{Key: key, Value: mustJSON(msgDisk{m, nil})}, nil
+	}
 	v, _, err := e.st.Get(key)
 	if err != nil {
 		return store.KV{}, err
@@ -469,6 +477,7 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 		p.kvs = append(p.kvs, kv)
 	}
 	for i, rec := range recs {
+		rec.rawNone = len(raws[i]) == 0
 		val := mustJSON(msgDisk{rec, raws[i]})
 		c.rec.Bytes += int64(len(val))
 		p.kvs = append(p.kvs, store.KV{Key: msgKey(c.key, rec.Seq), Value: val})

@@ -51,6 +51,9 @@ func (e *Engine) decodeMessage(k Key, key, val string) *msgRecord {
 	m := &msgRecord{}
 	err := json.Unmarshal([]byte(val), m)
 	if err == nil && m.Seq == seq {
+		// A key can be spelt this way only as a key (quotes inside strings
+		// are escaped): its absence means the record holds no raw JSON.
+		m.rawNone = !strings.Contains(val, `"raw":`)
 		return m
 	}
 	if err == nil {

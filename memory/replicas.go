@@ -182,19 +182,13 @@ func (e *Engine) loadReader(k Key) (reader, store.Version, error) {
 func (e *Engine) refresh(c *mctx) (ok bool, err error) {
 	ctx, cancel := e.storeCtx()
 	defer cancel()
-	v, err := e.shared.Version(ctx, c.key.Tenant, c.key.Context)
+	// One round trip: the version, and what changed since c's if anything.
+	ch, err := e.shared.Since(ctx, c.key.Tenant, c.key.Context, c.version)
 	if err != nil {
 		return false, fmt.Errorf("memory: check %q: %w", c.key.Context, err)
 	}
-	if v == c.version {
+	if ch.Version == c.version {
 		return true, nil
-	}
-	if v.IsZero() || v.Epoch != c.version.Epoch {
-		return false, nil
-	}
-	ch, err := e.shared.Since(ctx, c.key.Tenant, c.key.Context, c.version)
-	if err != nil {
-		return false, fmt.Errorf("memory: catch up %q: %w", c.key.Context, err)
 	}
 	if ch.Full || ch.Version.IsZero() {
 		return false, nil

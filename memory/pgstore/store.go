@@ -187,6 +187,11 @@ func (s *Store) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.timeout)
 }
 
+// msgColumns are the columns of a message row, as readMessages scans them.
+const msgColumns = `seq, parent, chain_hash, raw_key, role, name, body, raw, extra_tokens, tokens, time_ms,
+	first_block, last_block, partial, superseded, damaged, origin_context, origin_seq, origin_time_ms, extra,
+	pruned, uncounted`
+
 // The queries of the store, each served by an index (TestQueriesUseIndexes).
 const (
 	qVersion = `SELECT id, version FROM contexts WHERE tenant_id = $1 AND name = $2 AND header`
@@ -196,10 +201,13 @@ const (
 	qHeaders = `SELECT name, created_ms, updated_ms, messages, tokens, bytes, policy, extra FROM contexts WHERE tenant_id = $1 AND header`
 	qPending = `SELECT tenant_id, name FROM contexts WHERE NOT header AND pending_since < now() - $1::interval`
 
-	qMessages = `SELECT seq, parent, chain_hash, raw_key, role, name, body, raw, extra_tokens, tokens, time_ms,
-	                    first_block, last_block, partial, superseded, damaged, origin_context, origin_seq, origin_time_ms, extra,
-	                    pruned, uncounted
-	               FROM messages WHERE context_id = $1 AND version > $2 AND seq >= $3 AND seq <= $4 ORDER BY seq`
+	qMessages = `SELECT ` + msgColumns + ` FROM messages WHERE context_id = $1 AND version > $2 AND seq >= $3 AND seq <= $4 ORDER BY seq`
+	// qMessageAt and qTagsAt read one message of a context named by tenant
+	// and name, in the same round trip as finding the context.
+	qMessageAt = `SELECT ` + msgColumns + ` FROM messages
+	                WHERE context_id = (SELECT id FROM contexts WHERE tenant_id = $1 AND name = $2) AND seq = $3`
+	qTagsAt = `SELECT seq, rule, tagged, whole FROM tags
+	             WHERE context_id = (SELECT id FROM contexts WHERE tenant_id = $1 AND name = $2) AND seq = $3 ORDER BY ord`
 	qTags = `SELECT t.seq, t.rule, t.tagged, t.whole FROM tags t
 	           JOIN messages m ON m.context_id = t.context_id AND m.seq = t.seq
 	          WHERE m.context_id = $1 AND t.context_id = $1 AND m.version > $2 AND m.seq >= $3 AND m.seq <= $4
@@ -217,6 +225,10 @@ const (
 	qResp     = `SELECT r.record FROM responses r JOIN contexts c ON c.id = r.context_id WHERE r.tenant_id = $1 AND r.id = $2 AND c.name = $3`
 	qRespCtx  = `SELECT c.name FROM responses r JOIN contexts c ON c.id = r.context_id WHERE r.tenant_id = $1 AND r.id = $2`
 	qSnapshot = `SELECT record FROM snapshots WHERE context_id = $1`
+
+	// qBeginSnapshot starts the transaction of a batch whose reads must
+	// agree (sinceIn).
+	qBeginSnapshot = `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY`
 
 	qNextID  = `SELECT nextval(pg_get_serial_sequence('contexts', 'id'))`
 	qContext = `SELECT mc_context($1, $2)`
@@ -325,6 +337,13 @@ var everything = span{-1, 1<<31 - 1}
 // since (all of them, when since is zero or of another epoch), in one
 // repeatable-read snapshot so that they agree.
 func (s *Store) Since(ctx context.Context, tenant, name string, since store.Version) (*store.Changes, error) {
+	if !since.IsZero() {
+		out, err := s.sinceIn(ctx, tenant, name, since)
+		if err != nil || !out.Full || out.Version.IsZero() {
+			return out, err
+		}
+		// Made again since (another epoch): read it whole.
+	}
 	out := &store.Changes{}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var h headerJSON
@@ -365,6 +384,68 @@ func (s *Store) Since(ctx context.Context, tenant, name string, since store.Vers
 	return out, nil
 }
 
+// sinceIn is Since from a version of the context's current epoch, in one
+// round trip: the header, the pins and the records written since, read in
+// one repeatable-read transaction sent as one batch. Full (without
+// records) means the context is now of another epoch; a zero Version, that
+// it is gone. This is the request path of every replica (refresh): one
+// round trip whether the context changed or not.
+func (s *Store) sinceIn(ctx context.Context, tenant, name string, since store.Version) (*store.Changes, error) {
+	out := &store.Changes{}
+	b := &pgx.Batch{}
+	b.Queue(qBeginSnapshot)
+	b.Queue(qHeader, tenant, pgName(name))
+	b.Queue(qPins, since.Epoch, since.N)
+	queueTree(b, since.Epoch, since.N, everything)
+	b.Queue("COMMIT")
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	err := func() error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		var h headerJSON
+		var v store.Version
+		var extra []byte
+		err := br.QueryRow().Scan(&v.Epoch, &v.N, &h.Created, &h.Updated, &h.Messages, &h.Tokens, &h.Bytes, &h.Policy, &extra)
+		if errors.Is(err, pgx.ErrNoRows) {
+			out.Full = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out.Version = v
+		if v.Epoch != since.Epoch {
+			out.Full = true
+			return nil
+		}
+		k := key{tenant: tenant, context: name}
+		emit := func(kk key, val string) { out.Records = append(out.Records, store.KV{Key: kk.String(), Value: val}) }
+		ck := k
+		ck.kind = kindContext
+		emit(ck, withExtra(encode(h), extra))
+		var pins string
+		switch err := br.QueryRow().Scan(&pins); {
+		case err == nil:
+			pk := k
+			pk.kind = kindPins
+			emit(pk, goText(pins))
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		if err := readTreeResults(br, k, emit); err != nil {
+			return err
+		}
+		_, err = br.Exec()
+		return err
+	}()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return out, wrap(br.Close())
+}
+
 // querier is a pool or a transaction.
 type querier interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
@@ -375,13 +456,27 @@ type querier interface {
 // in key order.
 func (s *Store) readTree(ctx context.Context, q querier, k key, id, after int64, sp span, emit func(key, string)) error {
 	b := &pgx.Batch{}
+	queueTree(b, id, after, sp)
+	br := q.SendBatch(ctx, b)
+	defer br.Close()
+	if err := readTreeResults(br, k, emit); err != nil {
+		return err
+	}
+	return br.Close()
+}
+
+// queueTree queues the reads of readTree.
+func queueTree(b *pgx.Batch, id, after int64, sp span) {
 	b.Queue(qMessages, id, after, sp.lo, sp.hi)
 	b.Queue(qTags, id, after, sp.lo, sp.hi)
 	b.Queue(qBlocks, id, after, sp.lo, sp.hi)
 	b.Queue(qNodes, id, after, max(sp.lo, 1), sp.hi)
 	b.Queue(qVectors, id, after, sp.lo, sp.hi)
-	br := q.SendBatch(ctx, b)
-	defer br.Close()
+}
+
+// readTreeResults reads the results of queueTree's queries and emits the
+// records in key order.
+func readTreeResults(br pgx.BatchResults, k key, emit func(key, string)) error {
 	msgs, err := readMessages(br)
 	if err != nil {
 		return err
@@ -424,10 +519,7 @@ func (s *Store) readTree(ctx context.Context, q querier, k key, id, after int64,
 		vk.kind, vk.a = kindVector, block
 		emit(vk, vectorValue(scale, data))
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	return br.Close()
+	return rows.Err()
 }
 
 func readMessages(br pgx.BatchResults) ([]*msgJSON, error) {
@@ -583,6 +675,8 @@ func (s *Store) Get(k string) (string, bool, error) {
 				err = pgx.ErrNoRows
 			}
 		}
+	case kindMessage:
+		val, err = s.message(ctx, pk)
 	default:
 		found := false
 		err = s.scan(ctx, pk, span{pk.a, pk.a}, func(kk key, v string) bool {
@@ -602,6 +696,31 @@ func (s *Store) Get(k string) (string, bool, error) {
 		return "", false, wrap(err)
 	}
 	return val, true, nil
+}
+
+// message reads one message record in one round trip (pgx.ErrNoRows when
+// there is none): the engine reads a message back to rewrite it (its raw
+// key learned, superseded), on the request path.
+func (s *Store) message(ctx context.Context, k key) (string, error) {
+	b := &pgx.Batch{}
+	b.Queue(qMessageAt, k.tenant, pgName(k.context), k.a)
+	b.Queue(qTagsAt, k.tenant, pgName(k.context), k.a)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	msgs, err := readMessages(br)
+	if err != nil {
+		return "", err
+	}
+	if err := readTags(br, msgs); err != nil {
+		return "", err
+	}
+	if err := br.Close(); err != nil {
+		return "", err
+	}
+	if len(msgs) == 0 {
+		return "", pgx.ErrNoRows
+	}
+	return withExtra(encode(msgs[0]), msgs[0].extra), nil
 }
 
 // Scan calls fn for every record under prefix, in key order.

@@ -526,6 +526,8 @@ func TestQueriesUseIndexes(t *testing.T) {
 		"header":   {qHeader, []any{"t", "C"}},
 		"headers":  {qHeaders, []any{"t"}},
 		"messages": {qMessages, []any{1, 0, 0, 100}},
+		"message":  {qMessageAt, []any{"t", "C", 1}},
+		"tagsat":   {qTagsAt, []any{"t", "C", 1}},
 		"tags":     {qTags, []any{1, 0, 0, 100}},
 		"blocks":   {qBlocks, []any{1, 0, 0, 100}},
 		"nodes":    {qNodes, []any{1, 0, 1, 100}},
