@@ -270,9 +270,10 @@ func newVerifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify FILE.mcx [--pub KEY]",
 		Short: "Check every hash and the signature of a snapshot bundle",
-		Long: `Check every hash of a snapshot bundle against its manifest and root, and
-its signature when it has one; with --pub, require a signature by that key.
-Prints the root and exits non-zero on any failure. Needs no data folder.`,
+		Long: `Check every hash of a snapshot bundle (FILE, or - for standard input)
+against its manifest and root, and its signature when it has one; with --pub,
+require a signature by that key. Prints the root and exits non-zero on any
+failure. Needs no data folder.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var trusted []ed25519.PublicKey
@@ -283,12 +284,16 @@ Prints the root and exits non-zero on any failure. Needs no data folder.`,
 				}
 				trusted = append(trusted, k)
 			}
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
+			var r io.Reader = cmd.InOrStdin()
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
 			}
-			defer f.Close()
-			root, err := bundle.Verify(f, bundle.ReadOptions{Trusted: trusted})
+			root, err := bundle.Verify(r, bundle.ReadOptions{Trusted: trusted})
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}

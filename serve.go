@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/megacontext/megacontext/configs"
@@ -132,7 +133,7 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 	if cfg.Store.Kind == "postgres" {
 		where = where[:2]
 	}
-	logger.Info("megacontext listening", append([]any{"base_url", clientBaseURL(ln.Addr()), "addr", ln.Addr().String(), "tokens", counter.Name()}, where...)...)
+	logger.Info("megacontext listening", append([]any{"base_url", clientBaseURL(ln.Addr(), cfg.Listen), "addr", ln.Addr().String(), "tokens", counter.Name()}, where...)...)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -203,9 +204,11 @@ func openThesaurus(setting string, logger *slog.Logger) memory.Expander {
 }
 
 // clientBaseURL is the base URL clients give their OpenAI SDK for a proxy
-// listening on addr: http://HOST:PORT/v1, with 127.0.0.1 (or ::1) for a
-// wildcard address.
-func clientBaseURL(addr net.Addr) string {
+// listening on addr, as configured by listen (host:port): http://HOST:PORT/v1,
+// with 127.0.0.1 for a wildcard address, or ::1 when listen named an IPv6
+// one ("[::]:8787"). Go listens on "0.0.0.0" or ":8787" with a dual-stack
+// socket that reports itself as [::], and takes IPv4 connections too.
+func clientBaseURL(addr net.Addr, listen string) string {
 	tcp, ok := addr.(*net.TCPAddr)
 	if !ok {
 		return "http://" + addr.String() + "/v1"
@@ -213,7 +216,7 @@ func clientBaseURL(addr net.Addr) string {
 	ip := tcp.IP
 	if ip == nil || ip.IsUnspecified() {
 		ip = net.IPv4(127, 0, 0, 1)
-		if tcp.IP != nil && tcp.IP.To4() == nil {
+		if host, _, err := net.SplitHostPort(listen); err == nil && strings.Contains(host, ":") {
 			ip = net.IPv6loopback
 		}
 	}

@@ -33,6 +33,22 @@ func TestLlamaServerResponses(t *testing.T) {
 			if outputText(obj) == "" || obj.Get("usage.output_tokens").Int() <= 0 || (obj.Get("status").Str != "completed" && obj.Get("status").Str != "incomplete") {
 				t.Fatalf("plain answer: %s", r.Body)
 			}
+			// Structured output: llama.cpp's own /v1/responses ignores
+			// text.format, so auto translates such a request to its chat
+			// completions, which constrain the answer with the schema.
+			schema := map[string]any{"type": "object", "additionalProperties": false, "required": []string{"answer", "count"}, "properties": map[string]any{
+				"answer": map[string]any{"type": "string", "enum": []string{"yes", "no"}}, "count": map[string]any{"type": "integer", "minimum": 0, "maximum": 9}}}
+			for _, stream := range []bool{false, true} {
+				r, so, _ := p.responses(t, map[string]any{"input": "Did Lily see any birds? How many?", "max_output_tokens": 64, "temperature": 0, "stream": stream,
+					"text": map[string]any{"format": map[string]any{"type": "json_schema", "name": "birds", "strict": true, "schema": schema}}}, hdr)
+				var got struct {
+					Answer string `json:"answer"`
+					Count  *int   `json:"count"`
+				}
+				if err := json.Unmarshal([]byte(outputText(so)), &got); r.Status != http.StatusOK || err != nil || (got.Answer != "yes" && got.Answer != "no") || got.Count == nil {
+					t.Fatalf("structured output (stream %v): %d %q: %v", stream, r.Status, outputText(so), err)
+				}
+			}
 			r, fin, evs := p.responses(t, map[string]any{"previous_response_id": obj.Get("id").Str, "input": "What did Lily find?", "max_output_tokens": 16, "stream": true}, nil)
 			if r.Status != http.StatusOK {
 				t.Fatalf("stream: %d %s", r.Status, r.Body)

@@ -237,7 +237,13 @@ func (s *Server) adminError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, memory.ErrConflict):
 		writeError(ctx, &apiError{status: 409, message: "the memory changed meanwhile (another replica wrote to it): retry", typ: "invalid_request_error", code: "conflict"})
 	case errors.Is(err, memory.ErrNotFound):
-		writeError(ctx, &apiError{status: 404, message: "no such MegaContext", typ: "invalid_request_error", code: "not_found"})
+		// The context, or what the call names in it: a message, a block, a
+		// pin or a mounted memory, which the engine's error names.
+		msg := "no such MegaContext"
+		if what, ok := strings.CutPrefix(err.Error(), memory.ErrNotFound.Error()+": "); ok {
+			msg = "not found: " + what
+		}
+		writeError(ctx, &apiError{status: 404, message: msg, typ: "invalid_request_error", code: "not_found"})
 	case errors.Is(err, memory.ErrForbidden):
 		writeError(ctx, &apiError{status: 403, message: err.Error(), typ: "permission_error", param: "tags", code: "insufficient_scope"})
 	case errors.Is(err, memory.ErrBadKey), errors.Is(err, memory.ErrBadTag):

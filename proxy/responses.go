@@ -34,15 +34,23 @@ const (
 	ResponsesTranslate = "translate"
 )
 
-// native reports whether /v1/responses is forwarded to the upstream's own.
-func (s *Server) native(ctx context.Context) bool {
+// native reports whether req is forwarded to the upstream's own
+// /v1/responses. In auto mode, a request for structured output (text.format
+// json_schema or json_object) in front of llama.cpp is translated: its
+// /v1/responses ignores text.format, its chat completions honour
+// response_format with a grammar.
+func (s *Server) native(ctx context.Context, req *responsesRequest) bool {
 	switch s.opts.Responses {
 	case ResponsesNative:
 		return true
 	case ResponsesTranslate:
 		return false
 	}
-	return s.upstreamInfo(ctx).Responses
+	info := s.upstreamInfo(ctx)
+	if info.Kind == upstream.KindLlamaCpp && req.structured() {
+		return false
+	}
+	return info.Responses
 }
 
 // responsesRoute serves /v1/responses and /v1/responses/{id} (path is
@@ -147,7 +155,7 @@ func (s *Server) responses(ctx *fasthttp.RequestCtx, start time.Time, p auth.Pri
 		return
 	}
 	cctx, stop := watchClient(ctx.Conn())
-	native := s.native(cctx)
+	native := s.native(cctx, req)
 	x := &exchange{key: key, scopes: p.Scopes, messages: append(prior, input...), decode: decodeInput, maxTokens: req.maxOutput, tools: req.chatTools, path: "/v1/chat/completions", mounts: mounts}
 	// A continuation is sent with this request's instructions, not with
 	// the ones its conversation started with (as OpenAI does); memory keeps

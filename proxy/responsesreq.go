@@ -160,6 +160,16 @@ func parseResponsesRequest(body []byte) (*responsesRequest, *apiError) {
 // get returns a top-level field of the body.
 func (r *responsesRequest) get(name string) gjson.Result { return r.fields[name] }
 
+// structured reports whether the request asks for structured output
+// (text.format json_schema or json_object).
+func (r *responsesRequest) structured() bool {
+	switch r.get("text").Get("format").Get("type").Str {
+	case "json_schema", "json_object":
+		return true
+	}
+	return false
+}
+
 func unsupported(param, format string, args ...any) *apiError {
 	return &apiError{status: 400, message: fmt.Sprintf(format, args...), typ: "invalid_request_error", param: param, code: "unsupported_parameter"}
 }

@@ -22,7 +22,7 @@ import assert from "node:assert/strict";
 
 import OpenAI from "openai";
 import { createOpenAI } from "@ai-sdk/openai";
-import { generateText, streamText, tool, jsonSchema, stepCountIs } from "ai";
+import { generateText, generateObject, streamText, tool, jsonSchema, stepCountIs } from "ai";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -380,6 +380,20 @@ async function suite(label, baseURL, opts) {
       });
       assert.equal(res.steps[0].toolCalls[0].input.city, "Lima");
       assert.ok(res.steps.length >= 2, `steps: ${res.steps.length}`);
+    });
+  } else {
+    // A real model obeys the schema's grammar (llama.cpp's own
+    // /v1/responses ignores text.format: the proxy translates such requests).
+    await check(`${label}: Vercel AI SDK generateObject (structured output)`, async () => {
+      const res = await generateObject({
+        model: provider(`${run}-vercel-object`)("m"),
+        prompt: "Did Lily see any birds? How many?",
+        maxOutputTokens: 64,
+        temperature: 0,
+        schema: jsonSchema({ type: "object", additionalProperties: false, required: ["answer", "count"],
+          properties: { answer: { type: "string", enum: ["yes", "no"] }, count: { type: "integer", minimum: 0, maximum: 9 } } }),
+      });
+      assert.ok(["yes", "no"].includes(res.object.answer) && Number.isInteger(res.object.count), JSON.stringify(res.object));
     });
   }
 }
