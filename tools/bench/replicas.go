@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/megacontext/megacontext/integration/fakellama"
 	"github.com/megacontext/megacontext/memory"
 	"github.com/megacontext/megacontext/memory/pgstore"
@@ -77,6 +79,9 @@ func (b replicaBench) run(jsonOut bool) error {
 	// bench's own that counts tokens as the replicas will.
 	var args []string
 	var st store.Backend
+	// ping times one round trip to the database (postgres only), to read
+	// the added latency against: a turn makes three.
+	var ping func() (float64, error)
 	dataDir := filepath.Join(work, "data")
 	switch b.kind {
 	case "postgres":
@@ -95,6 +100,16 @@ func (b replicaBench) run(jsonOut bool) error {
 			return err
 		}
 		st = pg
+		conn, err := pgx.Connect(context.Background(), dsn)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		ping = func() (float64, error) {
+			t0 := time.Now()
+			_, err := conn.Exec(context.Background(), "SELECT 1")
+			return float64(time.Since(t0).Microseconds()) / 1000, err
+		}
 		args = []string{"--store", "postgres", "--dsn", dsn}
 	case "buntdb":
 		args = []string{"--store", "buntdb", "--data", dataDir}
@@ -143,7 +158,7 @@ func (b replicaBench) run(jsonOut bool) error {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 	// Latency: one conversation, each turn through the next replica.
-	var direct, via, overhead []float64
+	var direct, via, overhead, rtt []float64
 	msgs := []map[string]string{{"role": "system", "content": "You are a helpful assistant."}}
 	for t := 0; t < b.turns+5; t++ {
 		msgs = append(msgs, map[string]string{"role": "user", "content": sentence(r, 50)})
@@ -160,6 +175,13 @@ func (b replicaBench) run(jsonOut bool) error {
 		msgs = append(msgs, map[string]string{"role": "assistant", "content": reply})
 		if t >= 5 {
 			direct, via, overhead = append(direct, d), append(via, v), append(overhead, v-d)
+			if ping != nil {
+				p, err := ping()
+				if err != nil {
+					return fmt.Errorf("database round trip: %w", err)
+				}
+				rtt = append(rtt, p)
+			}
 		}
 		if len(msgs) > 60 {
 			msgs = msgs[:1]
@@ -196,8 +218,12 @@ func (b replicaBench) run(jsonOut bool) error {
 	reqs := b.clients * b.perClient
 
 	rss := make([]float64, b.n)
+	counters := map[string]float64{}
 	for i, p := range reps {
 		rss[i] = rssMiB(p.cmd.Process.Pid)
+		if err := storeCounters(client, p.url, counters); err != nil {
+			return err
+		}
 	}
 	res := map[string]any{
 		"store": b.kind, "replicas": b.n, "history_tokens": b.history, "turns": b.turns, "sync": b.sync,
@@ -205,7 +231,10 @@ func (b replicaBench) run(jsonOut bool) error {
 		"direct_ms_p50": pct(direct, 50), "proxy_ms_p50": pct(via, 50), "proxy_ms_p99": pct(via, 99),
 		"overhead_ms_p50": pct(overhead, 50), "overhead_ms_p99": pct(overhead, 99),
 		"clients": b.clients, "requests": reqs, "throughput_rps": float64(reqs) / wall.Seconds(),
-		"rss_mib": rss, "cache_bytes": b.cacheBytes,
+		"rss_mib": rss, "cache_bytes": b.cacheBytes, "store_counters": counters,
+	}
+	if len(rtt) > 0 {
+		res["db_round_trip_ms_p50"] = pct(rtt, 50)
 	}
 	if jsonOut {
 		return json.NewEncoder(os.Stdout).Encode(res)
@@ -213,6 +242,10 @@ func (b replicaBench) run(jsonOut bool) error {
 	fmt.Printf("store %s, %d replica(s), history %d tokens (preload %.1fs)\n", b.kind, b.n, b.history, preload.Seconds())
 	fmt.Printf("latency: direct p50 %.2f ms; through a replica p50 %.2f ms p99 %.2f ms; added p50 %.2f ms p99 %.2f ms\n",
 		pct(direct, 50), pct(via, 50), pct(via, 99), pct(overhead, 50), pct(overhead, 99))
+	if len(rtt) > 0 {
+		fmt.Printf("database round trip (SELECT 1 from the bench, between turns) p50 %.2f ms: a turn makes three\n", pct(rtt, 50))
+	}
+	fmt.Printf("store counters, all replicas: %v\n", counters)
 	fmt.Printf("throughput: %d clients, %d requests in %.1fs: %.1f requests/s\n", b.clients, reqs, wall.Seconds(), float64(reqs)/wall.Seconds())
 	cache := "the default cache_bytes (256 MiB)"
 	if b.cacheBytes != 0 {
@@ -258,6 +291,25 @@ func startReplica(bin, upstreamURL string, args []string, sync string, cacheByte
 	cmd.Wait()
 	b, _ := os.ReadFile(logPath)
 	return nil, fmt.Errorf("replica on %s not ready: %s", addr, b)
+}
+
+// storeCounters adds a replica's megacontext_store_*_total counters
+// (contexts read whole, caught up, operations redone) to into.
+func storeCounters(client *http.Client, url string, into map[string]float64) error {
+	resp, err := client.Get(url + "/metrics")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if n, found := strings.CutPrefix(name, "megacontext_store_"); ok && found && strings.HasSuffix(n, "_total") {
+			f, _ := strconv.ParseFloat(v, 64)
+			into[strings.TrimSuffix(n, "_total")] += f
+		}
+	}
+	return sc.Err()
 }
 
 // rssMiB reads a process's resident set size.
