@@ -228,24 +228,15 @@ func (e *Engine) renderMount(p mountPlan, r Request, w *Window) {
 	if text == "" {
 		return
 	}
-	text = MountPreamble(mc.key.Context) + strings.TrimPrefix(text, e.preamble())
-	if w.Memory != "" {
-		w.Memory += "\n"
-	} else {
+	if w.Memory == "" {
 		// The memory message is the mounts' alone: it costs its framing.
 		w.MemoryTokens += r.PerMessage + 2
 		w.Tokens += r.PerMessage + 2
 	}
-	// Entries say where their text lies in the whole memory text.
-	shift := len(w.Memory) + len(MountPreamble(mc.key.Context)) - len(e.preamble())
 	for i := range entries {
 		entries[i].Memory = mc.key.Context
-		if entries[i].At[1] > entries[i].At[0] {
-			entries[i].At[0] += shift
-			entries[i].At[1] += shift
-		}
 	}
-	w.Memory += text
+	w.Memory = e.joinMount(w.Memory, mc.key.Context, text, entries)
 	if w.why != nil {
 		w.why.mounts = append(w.why.mounts, mountPart{name: mc.key.Context, c: mc, entries: res.Entries})
 	}
@@ -254,4 +245,22 @@ func (e *Engine) renderMount(p mountPlan, r Request, w *Window) {
 	w.MemoryTokens += res.Cost + fixed
 	w.Tokens += res.Cost + fixed
 	w.Expanded += res.Expanded
+}
+
+// joinMount appends a mounted memory's part to the memory text: its text as
+// render wrote it (opening with the own memory's preamble) under the
+// mount's own preamble, after a line break. Entries, render's for that
+// text, are shifted to where their text now lies in the whole.
+func (e *Engine) joinMount(memory, name, text string, entries []EntryInfo) string {
+	if memory != "" {
+		memory += "\n"
+	}
+	shift := len(memory) + len(MountPreamble(name)) - len(e.preamble())
+	for i := range entries {
+		if entries[i].At[1] > entries[i].At[0] {
+			entries[i].At[0] += shift
+			entries[i].At[1] += shift
+		}
+	}
+	return memory + MountPreamble(name) + strings.TrimPrefix(text, e.preamble())
 }
