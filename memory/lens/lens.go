@@ -33,6 +33,12 @@ type Index struct {
 	total    int64
 	// bytes is the approximate memory the index holds (Bytes).
 	bytes int64
+	// sem is the GloVe channel, nil without vectors (UseVectors).
+	sem *Semantic
+	// lower holds the terms of words seen in lower case at least once, and
+	// midCap those seen capitalized inside a sentence: a term of midCap
+	// never seen in lower case is a name (Name).
+	lower, midCap map[string]struct{}
 }
 
 // Approximate memory costs of the index, in bytes (64-bit Go): a posting
@@ -50,7 +56,26 @@ const (
 func (x *Index) Bytes() int64 { return x.bytes }
 
 // NewIndex returns an empty index.
-func NewIndex() *Index { return &Index{postings: map[string][]posting{}} }
+func NewIndex() *Index {
+	return &Index{postings: map[string][]posting{}, lower: map[string]struct{}{}, midCap: map[string]struct{}{}}
+}
+
+// Name reports whether term is a name: capitalized inside a sentence
+// somewhere in the history, and never written in lower case there
+// ("Damien", never "damien"; not "Noted", which only opens sentences).
+func (x *Index) Name(term string) bool {
+	_, low := x.lower[term]
+	_, mid := x.midCap[term]
+	return mid && !low
+}
+
+// Capitalized reports whether term is in the history and never written in
+// lower case there: a name, or a word that only ever opens a sentence
+// ("Noted"); a rare one is most likely a name.
+func (x *Index) Capitalized(term string) bool {
+	_, low := x.lower[term]
+	return !low && len(x.postings[term]) > 0
+}
 
 // Len returns the number of blocks indexed.
 func (x *Index) Len() int { return len(x.docLen) }
@@ -82,6 +107,23 @@ func (x *Index) Add(text string) {
 	}
 	x.docLen = append(x.docLen, uint16(l))
 	x.total += int64(l)
+	words := contentWords(text)
+	for _, w := range words {
+		set := x.lower
+		if w.capital {
+			if w.opener {
+				continue
+			}
+			set = x.midCap
+		}
+		if _, ok := set[w.term]; !ok {
+			set[w.term] = struct{}{}
+			x.bytes += termBytes
+		}
+	}
+	if x.sem != nil {
+		x.bytes += x.sem.add(words)
+	}
 }
 
 // Term is a query term with a weight.
