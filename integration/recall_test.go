@@ -1,15 +1,9 @@
 package integration
 
 import (
-	"bytes"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -18,63 +12,26 @@ import (
 // Recall through the real binary in front of the real llama.cpp server
 // (stories260K.gguf, whose small vocabulary makes text cost about three
 // times the tokens of a Llama 3 vocabulary): the cases outsiders found
-// the engine failing. A recording relay between the proxy and the server
-// keeps every forwarded chat body, so the tests read the prompt the model
-// actually got.
+// the engine failing. A hop between the proxy and the server keeps every
+// forwarded body, so the tests read the prompt the model actually got.
 
-// relay forwards everything to the llama.cpp server and records the
-// bodies of chat completions.
-type relay struct {
-	srv *httptest.Server
-	mu  sync.Mutex // guards chats
-	// chats are the forwarded chat completion bodies, in arrival order.
-	chats [][]byte
-}
-
-func startRelay(t *testing.T, upstream string) *relay {
+// lastPrompt returns the text of every message of the last chat
+// completion the hop relayed: the prompt the model actually got.
+func lastPrompt(t *testing.T, h *upstreamHop) string {
 	t.Helper()
-	u, err := url.Parse(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.FlushInterval = -1
-	r := &relay{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/chat/completions") {
-			b, err := io.ReadAll(req.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			r.mu.Lock()
-			r.chats = append(r.chats, b)
-			r.mu.Unlock()
-			req.Body = io.NopCloser(bytes.NewReader(b))
-		}
-		rp.ServeHTTP(w, req)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-// lastPrompt returns the text of every message of the last forwarded chat.
-func (r *relay) lastPrompt(t *testing.T) string {
-	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.chats) == 0 {
+	chats := h.requests("/v1/chat/completions")
+	if len(chats) == 0 {
 		t.Fatal("no chat reached the server")
 	}
 	var sb strings.Builder
-	for _, m := range gjson.GetBytes(r.chats[len(r.chats)-1], "messages").Array() {
+	for _, m := range gjson.GetBytes(chats[len(chats)-1].body, "messages").Array() {
 		sb.WriteString(m.Get("content").Str)
 		sb.WriteString("\n")
 	}
 	return sb.String()
 }
 
-const lockerFact = "ZX-4471-QK"
+const lockerCode = "ZX-4471-QK"
 
 // chatter is a client that resends its whole history every turn.
 type chatter struct {
@@ -104,7 +61,7 @@ func (c *chatter) plantAndTalk(k *talker, turns int) {
 	for turn := 1; turn <= turns; turn++ {
 		text := k.message()
 		if turn == 3 {
-			text = k.sentence() + " By the way, my locker code is " + lockerFact + ", please keep it in mind for later. " + k.sentence()
+			text = k.sentence() + " By the way, my locker code is " + lockerCode + ", please keep it in mind for later. " + k.sentence()
 		}
 		c.say(text)
 	}
@@ -127,20 +84,20 @@ func TestLlamaServerOldFactAt512(t *testing.T) {
 		t.Skip("150 real turns")
 	}
 	ls := startLlamaServer(t, llamaServerOptions{NCtx: 512, Parallel: 1})
-	rl := startRelay(t, ls.URL())
-	p := startProxy(t, proxyOptions{Upstream: rl.srv.URL})
+	rl := startUpstreamHop(t, ls.URL())
+	p := startProxy(t, proxyOptions{Upstream: rl.url})
 	c := &chatter{t: t, p: p, user: "locker-512", extra: map[string]any{"max_tokens": 32, "temperature": 0}}
 	c.plantAndTalk(newTalker(3), 149)
 	res := c.say("What is my locker code?")
 	exp, budget, window := windowHeaders(res.Header)
-	if prompt := rl.lastPrompt(t); !strings.Contains(prompt, lockerFact) {
-		t.Errorf("turn 150: the prompt (budget %d, window %d tokens, %d expansions) lacks %s:\n%s", budget, window, exp, lockerFact, prompt)
+	if prompt := lastPrompt(t, rl); !strings.Contains(prompt, lockerCode) {
+		t.Errorf("turn 150: the prompt (budget %d, window %d tokens, %d expansions) lacks %s:\n%s", budget, window, exp, lockerCode, prompt)
 	}
 	p.restartHard()
 	res = p.mustChat(t, chatBody(t, []msg{{"user", "Remind me, what is my locker code?"}}, map[string]any{"user": c.user, "max_tokens": 32}), nil)
 	exp, budget, window = windowHeaders(res.Header)
-	if prompt := rl.lastPrompt(t); !strings.Contains(prompt, lockerFact) {
-		t.Errorf("new chat after a restart: the prompt (budget %d, window %d tokens, %d expansions) lacks %s:\n%s", budget, window, exp, lockerFact, prompt)
+	if prompt := lastPrompt(t, rl); !strings.Contains(prompt, lockerCode) {
+		t.Errorf("new chat after a restart: the prompt (budget %d, window %d tokens, %d expansions) lacks %s:\n%s", budget, window, exp, lockerCode, prompt)
 	}
 }
 
@@ -152,34 +109,39 @@ func TestLlamaServerFillerQuestionAt2048(t *testing.T) {
 		t.Skip("150 real turns")
 	}
 	ls := startLlamaServer(t, llamaServerOptions{NCtx: 2048, Parallel: 1})
-	rl := startRelay(t, ls.URL())
-	p := startProxy(t, proxyOptions{Upstream: rl.srv.URL})
+	rl := startUpstreamHop(t, ls.URL())
+	p := startProxy(t, proxyOptions{Upstream: rl.url})
 	c := &chatter{t: t, p: p, user: "locker-2048", extra: map[string]any{"max_tokens": 32, "temperature": 0}}
 	k := newTalker(4)
 	c.plantAndTalk(k, 149)
 	q := k.sentence() + " " + k.sentence() + " Quick question: what is my locker code again? " + k.sentence()
 	res := c.say(q)
 	exp, budget, window := windowHeaders(res.Header)
-	if prompt := rl.lastPrompt(t); !strings.Contains(prompt, lockerFact) {
-		t.Errorf("turn 150: the prompt (budget %d, window %d tokens, %d expansions) lacks %s:\n%s", budget, window, exp, lockerFact, prompt)
+	if prompt := lastPrompt(t, rl); !strings.Contains(prompt, lockerCode) {
+		t.Errorf("turn 150: the prompt (budget %d, window %d tokens, %d expansions) lacks %s:\n%s", budget, window, exp, lockerCode, prompt)
 	}
 }
 
-// TestLlamaServerRepeatedQuestion: at -c 700 with max_tokens 64 (a budget
-// of about 600 tokens), 20 turns, then the same question in two new chats:
-// asking again must never lose what the first answer recalled.
+// TestLlamaServerRepeatedQuestion: a budget of 604 tokens (at -c 700,
+// which this llama.cpp pads to 768, max_tokens 132 leaves 604), 20 turns,
+// then the same question in two new chats: asking again must never lose
+// what the first answer recalled.
 func TestLlamaServerRepeatedQuestion(t *testing.T) {
+	const maxTokens, want = 132, 604
 	ls := startLlamaServer(t, llamaServerOptions{NCtx: 700, Parallel: 1})
-	rl := startRelay(t, ls.URL())
-	p := startProxy(t, proxyOptions{Upstream: rl.srv.URL})
-	c := &chatter{t: t, p: p, user: "newcomer", extra: map[string]any{"max_tokens": 64, "temperature": 0}}
+	rl := startUpstreamHop(t, ls.URL())
+	p := startProxy(t, proxyOptions{Upstream: rl.url})
+	c := &chatter{t: t, p: p, user: "newcomer", extra: map[string]any{"max_tokens": maxTokens, "temperature": 0}}
 	c.plantAndTalk(newTalker(5), 20)
 	for i := 1; i <= 2; i++ {
-		res := p.mustChat(t, chatBody(t, []msg{{"user", "What is my locker code?"}}, map[string]any{"user": c.user, "max_tokens": 64}), nil)
+		res := p.mustChat(t, chatBody(t, []msg{{"user", "What is my locker code?"}}, map[string]any{"user": c.user, "max_tokens": maxTokens}), nil)
 		exp, budget, window := windowHeaders(res.Header)
 		t.Logf("new chat %d: budget %d, window %d tokens, %d expansions", i, budget, window, exp)
-		if prompt := rl.lastPrompt(t); !strings.Contains(prompt, lockerFact) {
-			t.Errorf("new chat %d: the prompt (budget %d, window %d tokens, %d expansions) lacks %s:\n%s", i, budget, window, exp, lockerFact, prompt)
+		if budget != want {
+			t.Fatalf("new chat %d: budget %d, want the issue's %d (did the server's context padding or the template cost change?)", i, budget, want)
+		}
+		if prompt := lastPrompt(t, rl); !strings.Contains(prompt, lockerCode) {
+			t.Errorf("new chat %d: the prompt (budget %d, window %d tokens, %d expansions) lacks %s:\n%s", i, budget, window, exp, lockerCode, prompt)
 		}
 	}
 }

@@ -35,10 +35,11 @@ type Index struct {
 	bytes int64
 	// sem is the GloVe channel, nil without vectors (UseVectors).
 	sem *Semantic
-	// lower holds the terms of words seen in lower case at least once, and
-	// midCap those seen capitalized inside a sentence: a term of midCap
-	// never seen in lower case is a name (Name).
-	lower, midCap map[string]struct{}
+	// lower counts the occurrences of each term written in lower case, and
+	// midCap those capitalized inside a sentence: a term of midCap never
+	// seen in lower case is a name (Name). Counts, so that Rewrite can take
+	// a text's occurrences back.
+	lower, midCap map[string]int32
 }
 
 // Approximate memory costs of the index, in bytes (64-bit Go): a posting
@@ -57,7 +58,7 @@ func (x *Index) Bytes() int64 { return x.bytes }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{postings: map[string][]posting{}, lower: map[string]struct{}{}, midCap: map[string]struct{}{}}
+	return &Index{postings: map[string][]posting{}, lower: map[string]int32{}, midCap: map[string]int32{}}
 }
 
 // Name reports whether term is a name: capitalized inside a sentence
@@ -75,6 +76,30 @@ func (x *Index) Name(term string) bool {
 func (x *Index) Capitalized(term string) bool {
 	_, low := x.lower[term]
 	return !low && len(x.postings[term]) > 0
+}
+
+// countCase adds delta to the case counts of words (sentence openers are
+// not counted: any word may open one).
+func (x *Index) countCase(words []word, delta int32) {
+	for _, w := range words {
+		set := x.lower
+		if w.capital {
+			if w.opener {
+				continue
+			}
+			set = x.midCap
+		}
+		n := set[w.term]
+		switch {
+		case n == 0 && delta > 0:
+			x.bytes += termBytes
+		case n+delta <= 0:
+			delete(set, w.term)
+			x.bytes -= termBytes
+			continue
+		}
+		set[w.term] = n + delta
+	}
 }
 
 // Len returns the number of blocks indexed.
@@ -108,19 +133,7 @@ func (x *Index) Add(text string) {
 	x.docLen = append(x.docLen, uint16(l))
 	x.total += int64(l)
 	words := contentWords(text)
-	for _, w := range words {
-		set := x.lower
-		if w.capital {
-			if w.opener {
-				continue
-			}
-			set = x.midCap
-		}
-		if _, ok := set[w.term]; !ok {
-			set[w.term] = struct{}{}
-			x.bytes += termBytes
-		}
-	}
+	x.countCase(words, 1)
 	if x.sem != nil {
 		x.bytes += x.sem.add(words)
 	}
@@ -439,4 +452,10 @@ func (x *Index) Rewrite(blk int, old, text string) {
 	l := min(len(terms), math.MaxUint16)
 	x.total += int64(l) - int64(x.docLen[blk])
 	x.docLen[blk] = uint16(l)
+	x.countCase(contentWords(old), -1)
+	words := contentWords(text)
+	x.countCase(words, 1)
+	if x.sem != nil {
+		x.bytes += x.sem.rewrite(blk, words)
+	}
 }

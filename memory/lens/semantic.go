@@ -90,9 +90,17 @@ func sifWeight(r glove.ID) float32 {
 // surface form) to the channel and returns the approximate bytes it took.
 func (s *Semantic) add(words []word) (bytes int64) {
 	dim := s.vec.Dim()
-	acc := s.scratch
-	clear(acc)
-	any := false
+	bytes = s.learn(words)
+	start := len(s.blockVecs)
+	s.blockVecs = slices.Grow(s.blockVecs, dim)[:start+dim]
+	s.blockScale = append(s.blockScale, 0)
+	s.setVector(start/dim, s.sum(words))
+	return bytes + int64(dim) + 4
+}
+
+// learn records the terms of words not seen before, and the clusters of
+// those first seen in lower case; it returns the bytes they took.
+func (s *Semantic) learn(words []word) (bytes int64) {
 	for _, w := range words {
 		p, ok := s.termPos[w.term]
 		if !ok {
@@ -112,6 +120,17 @@ func (s *Semantic) add(words []word) (bytes int64) {
 				bytes += 4
 			}
 		}
+	}
+	return bytes
+}
+
+// sum returns the SIF-weighted sum of the vectors of words (in scratch),
+// nil when none has a vector.
+func (s *Semantic) sum(words []word) []float32 {
+	acc := s.scratch
+	clear(acc)
+	any := false
+	for _, w := range words {
 		id, ok := s.vec.Lookup(w.surface)
 		if !ok {
 			continue
@@ -123,23 +142,44 @@ func (s *Semantic) add(words []word) (bytes int64) {
 		}
 		any = true
 	}
+	if !any {
+		return nil
+	}
+	return acc
+}
+
+// setVector stores acc, the weighted sum of block b's word vectors (nil:
+// none), as b's unit vector in int8.
+func (s *Semantic) setVector(b int, acc []float32) {
+	dim := s.vec.Dim()
+	row := s.blockVecs[b*dim : (b+1)*dim]
 	var scale float32
-	start := len(s.blockVecs)
-	s.blockVecs = slices.Grow(s.blockVecs, dim)[:start+dim]
-	if any && glove.Normalize(acc) {
+	if acc != nil && glove.Normalize(acc) {
 		var m float32
 		for _, v := range acc {
 			m = max(m, float32(math.Abs(float64(v))))
 		}
 		scale = m / 127
 		for i, v := range acc {
-			s.blockVecs[start+i] = int8(math.Round(float64(v / scale)))
+			row[i] = int8(math.Round(float64(v / scale)))
 		}
 	} else {
-		clear(s.blockVecs[start:])
+		clear(row)
 	}
-	s.blockScale = append(s.blockScale, scale)
-	return bytes + int64(dim) + 4
+	s.blockScale[b] = scale
+}
+
+// rewrite replaces block b's sentence vector by that of words (the text
+// that replaced the block's: a pruned block's). The terms the old text
+// brought stay known: they only widen the neighbours a question may find,
+// each still scored by the BM25 postings, which Rewrite took back.
+func (s *Semantic) rewrite(b int, words []word) (bytes int64) {
+	if b < 0 || b >= len(s.blockScale) {
+		return 0
+	}
+	bytes = s.learn(words)
+	s.setVector(b, s.sum(words))
+	return bytes
 }
 
 // semTermBytes is the approximate memory of one term of the channel: its
