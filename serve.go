@@ -12,8 +12,8 @@ import (
 
 	"github.com/megacontext/megacontext/configs"
 	"github.com/megacontext/megacontext/memory"
-	"github.com/megacontext/megacontext/memory/pgstore"
 	"github.com/megacontext/megacontext/memory/glove"
+	"github.com/megacontext/megacontext/memory/pgstore"
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/memory/thesaurus"

@@ -237,11 +237,15 @@ func (e *Engine) renderMount(p mountPlan, r Request, w *Window) {
 		Rounds:       2,
 		MinRelevance: e.opts.MinRelevance,
 		Refocus: func(revealed []*tree.Node) map[int]float64 {
-			extra := e.refocusTerms(mc, p.query, map[string]bool{}, revealed)
+			extra, from := e.refocusTerms(mc, p.query, map[string]bool{}, revealed)
 			if len(extra) == 0 {
 				return nil
 			}
-			return p.score(lens.Merge(extra, scaled(p.query, refocusQuestionWeight)))
+			s := p.score(lens.Merge(extra, scaled(p.query, refocusQuestionWeight)))
+			for _, b := range from {
+				delete(s, b)
+			}
+			return s
 		},
 	}
 	res := focus.Allocate(in)

@@ -172,3 +172,61 @@ func TestDayQuestionsBringThatDay(t *testing.T) {
 		}
 	}
 }
+
+// A date without a year is the latest such day the history holds: the
+// history is of 2023, and "now" is in 2025, when nothing was said on 13
+// March 2024 (it used to look there).
+func TestDayWithoutYear(t *testing.T) {
+	e := openEngine(t, "")
+	k := Key{Tenant: "t", Context: "days2023"}
+	dayHistory(t, e, k, time.Date(2023, 3, 1, 0, 0, 0, 0, time.UTC), map[int]string{
+		12: "Spent the afternoon repainting the garden fence, arms are dead.",
+	})
+	for _, q := range []string{"Remind me what I was doing on Monday, March 13.", "What did I get up to on the 13th of March?"} {
+		w, err := e.Prepare(Request{Key: k, Messages: []Message{msg("user", q)}, Budget: 1024, PerMessage: 5, TailPercent: 40, DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(w.Memory, "repainting the garden fence") {
+			t.Errorf("%q: the day's statement is not in the window:\n%s", q, w.Memory)
+		}
+	}
+}
+
+// Three hops: the question names the first block only; its name leads to
+// the second, whose name leads to the third. The second hop's block, once
+// shown, leads on even when an earlier round showed it, and the block a
+// round followed does not lead its next round again.
+func TestThreeHops(t *testing.T) {
+	e := openEngine(t, "")
+	k := Key{Tenant: "t", Context: "hops"}
+	talk := smallTalk{rand.New(rand.NewPCG(5, 1))}
+	start := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+	said := map[int]string{
+		5:  "PS: Book club is at Hattie's house this month, she's hosting.",
+		11: "btw: Hattie's husband Sienna made the most amazing curry.",
+		17: "Sienna grew up in Krakow.",
+	}
+	for day := 0; day < 30; day++ {
+		u := talk.message()
+		if day%3 == 0 {
+			u += " PS: book club is on Moby Dick this month."
+		}
+		if s, ok := said[day]; ok {
+			u += " " + s + " " + talk.sentence()
+		}
+		msgs := []Message{msg("user", u), msg("assistant", "Noted. "+talk.sentence())}
+		if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(day)}, msgs, start.AddDate(0, 0, day)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := e.Prepare(Request{Key: k, Messages: []Message{msg("user", "Where is the husband of this month's book club host from?")}, Budget: 2048, PerMessage: 5, TailPercent: 40, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"at Hattie's house", "husband Sienna", "grew up in Krakow"} {
+		if !strings.Contains(w.Memory, want) {
+			t.Errorf("%q is not in the window:\n%s", want, w.Memory)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/megacontext/megacontext/memory/gist"
 	"github.com/megacontext/megacontext/memory/lens"
@@ -128,7 +129,10 @@ func isAsking(s string) bool {
 // did) more than the assistant's, and those that match the question three
 // times their score.
 func (e *Engine) focusOnDays(c *mctx, question string, scores map[int]float64, inTail func(int) bool) {
-	days := questionDays(question, e.opts.Now())
+	days := questionDays(question, e.opts.Now(), func(d time.Time) bool {
+		first, last := c.dayBlocks(d)
+		return last > first
+	})
 	if off, ok := relativeDay(question); ok {
 		if b := bestBlock(scores); b >= 0 {
 			t := time.UnixMilli(c.tree.Block(b).Time).UTC()
@@ -465,8 +469,9 @@ func asksAboutYou(q string) bool { return toYouRE.MatchString(q) }
 // (they arrive most relevant first): the rare terms a second hop can be
 // found by, such as the name the first hop revealed. query is the round's
 // query; have holds every term already searched for (the new ones are
-// added to it).
-func (e *Engine) refocusTerms(c *mctx, query []lens.Term, have map[string]bool, revealed []*tree.Node) []lens.Term {
+// added to it). from are the blocks the terms were taken from: this hop,
+// which the next one is not.
+func (e *Engine) refocusTerms(c *mctx, query []lens.Term, have map[string]bool, revealed []*tree.Node) (out []lens.Term, from []int) {
 	weight := map[string]float64{}
 	for _, t := range query {
 		have[t.Text] = true
@@ -499,44 +504,86 @@ func (e *Engine) refocusTerms(c *mctx, query []lens.Term, have map[string]bool, 
 		cov[b] = coverage(b)
 	}
 	sort.SliceStable(ranked, func(i, j int) bool { return cov[ranked[i]] > cov[ranked[j]] })
-	var out []lens.Term
-	for i, b := range ranked {
-		if i == refocusBlocks || cov[b] == 0 {
-			break // a block with no question term is only a hit's neighbour
-		}
-		// Only the sentences that hold the round's terms: a block often
-		// goes on with small talk the next hop has nothing to do with.
-		for _, sent := range gist.SplitSentences(b.Text) {
-			terms := lens.Terms(sent)
-			held := false
-			for _, t := range terms {
-				if weight[t] > 0 {
-					held = true
-					break
-				}
+	// next lists the new terms of block b's sentences that hold the
+	// round's terms (a block often goes on with small talk the next hop has
+	// nothing to do with), and whether one is a name.
+	top := c.index.IDF("")
+	next := func(b *tree.Node) (terms []lens.Term, named bool) {
+		seen := map[string]bool{}
+		// A sentence cut at the block's end goes on in the message's next
+		// block: its rest counts too.
+		text := b.Text
+		if nb := b.Index + 1; b.Level == 0 && nb < c.tree.Len() && c.tree.Block(nb).Msg == b.Msg && !strings.ContainsAny(lastRune(strings.TrimSpace(b.Text)), ".!?") {
+			if rest := gist.SplitSentences(c.tree.Block(nb).Text); len(rest) > 0 {
+				text += " " + rest[0]
 			}
-			if !held {
+		}
+		for _, sent := range gist.SplitSentences(text) {
+			ts := lens.Terms(sent)
+			if !slices.ContainsFunc(ts, func(t string) bool { return weight[t] > 0 }) {
 				continue
 			}
-			for _, t := range terms {
-				if have[t] {
+			for _, t := range ts {
+				if have[t] || seen[t] || c.index.IDF(t) <= refocusMinIDF {
 					continue
 				}
-				// A hop hinges on a name: the names the last hop revealed
-				// lead the next round; other rare words only help.
-				if c.index.IDF(t) <= refocusMinIDF {
-					continue
-				}
+				seen[t] = true
 				w := refocusWeight
-				if c.index.Capitalized(t) {
-					w = refocusNameWeight // rare, never in lower case: a name
+				if c.index.Capitalized(t) && c.index.IDF(t) >= refocusNameIDF*top {
+					w, named = refocusNameWeight, true // rare, never in lower case: a name
 				}
-				have[t] = true
-				out = append(out, lens.Term{Text: t, Weight: w})
+				terms = append(terms, lens.Term{Text: t, Weight: w})
+			}
+		}
+		return terms, named
+	}
+	// A hop hinges on a name: the best covering blocks that reveal a new
+	// name lead the next round (their other rare words only help); only
+	// when none does, the best covering blocks whatever they reveal.
+	type source struct {
+		b     *tree.Node
+		terms []lens.Term
+	}
+	var named, any []source
+	for _, b := range ranked {
+		if cov[b] == 0 {
+			break // a block with no question term is only a hit's neighbour
+		}
+		if cov[b] < refocusSecond*cov[ranked[0]] {
+			break // a far weaker match leads nowhere the best does not
+		}
+		terms, isNamed := next(b)
+		if isNamed && len(named) < refocusBlocks {
+			named = append(named, source{b, terms})
+		}
+		if len(any) < refocusBlocks {
+			any = append(any, source{b, terms})
+		}
+	}
+	if len(named) == 0 {
+		named = any
+	}
+	for i, src := range named {
+		from = append(from, src.b.Index)
+		for _, t := range src.terms {
+			// The other rare words of a weaker source would lead the next
+			// round astray: only its names.
+			if i > 0 && t.Weight < refocusNameWeight {
+				continue
+			}
+			if !have[t.Text] {
+				have[t.Text] = true
+				out = append(out, t)
 			}
 		}
 	}
-	return out
+	return out, from
+}
+
+// lastRune returns the last character of s ("" for "").
+func lastRune(s string) string {
+	_, n := utf8.DecodeLastRuneInString(s)
+	return s[len(s)-n:]
 }
 
 // SoftOptions returns the engine's options for soft term matching, which
@@ -553,4 +600,10 @@ const (
 	refocusMinIDF     = 4
 	refocusWeight     = 0.3
 	refocusNameWeight = 0.8
+	// refocusSecond is the least coverage of a block that leads a hop, as
+	// a share of the best covering block's.
+	refocusSecond = 0.5
+	// refocusNameIDF is the least IDF of a name, as a share of the
+	// highest: a capitalized word as common as "Oh" or "PS" names no one.
+	refocusNameIDF = 0.6
 )

@@ -262,7 +262,7 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		Refocus: func(revealed []*tree.Node) map[int]float64 {
 			// The revealed blocks that cover the round's query best lead on:
 			// the question's terms first, then what the last round followed.
-			extra := e.refocusTerms(c, round, searched, revealed)
+			extra, from := e.refocusTerms(c, round, searched, revealed)
 			if len(extra) == 0 {
 				return nil
 			}
@@ -271,6 +271,11 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 			// the question, lower, picks among the blocks that name it.
 			why.refocus = append(why.refocus, extra...)
 			why.rescored = score(lens.Merge(extra, scaled(query, refocusQuestionWeight)))
+			// The next hop is another block than this one, which holds the
+			// new terms too and the question's besides: it would lead again.
+			for _, b := range from {
+				delete(why.rescored, b)
+			}
 			return why.rescored
 		},
 	}

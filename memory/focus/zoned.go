@@ -267,7 +267,7 @@ func (a *allocator) rankBlocks(scores map[int]float64) []int {
 }
 
 // showAll shows the unit of each block in order while the cost stays
-// within limit, and returns the strong matches it showed. A unit that does
+// within limit, and returns the strong matches it showed or found shown. A unit that does
 // not fit the whole budget while the focus zone holds less than
 // DetailFloor is a shortfall: the outline should yield.
 func (z *zone) showAll(blocks []int, limit int) []*tree.Node {
@@ -276,7 +276,15 @@ func (z *zone) showAll(blocks []int, limit int) []*tree.Node {
 	for _, b := range blocks {
 		if free := limit - a.cost; free <= 0 {
 			break
-		} else if a.t.Block(b).Cost > free || a.shownOrTail(b) {
+		} else if a.shownOrTail(b) {
+			// Shown already (by an earlier round, or the outline's newest
+			// history): still this round's match, which the next hop may
+			// lead on from.
+			if a.strong(a.t.Block(b)) && !a.inTail(b) {
+				revealed = append(revealed, a.t.Block(b))
+			}
+			continue
+		} else if a.t.Block(b).Cost > free {
 			continue // its unit costs at least its own text
 		}
 		u := a.in.Unit(b)
@@ -387,6 +395,17 @@ func (a *allocator) showBlock(b int) bool {
 			}
 			a.entries[i] = e
 			a.cost += e.Cost
+			// The block after it, shown before it was, now goes on with
+			// it on its line: it costs its join, not a header.
+			if i+1 < len(a.entries) {
+				if nx := a.entries[i+1]; !nx.Tail && nx.prev == nil && nx.Refines == e.Refines && nx.Detail == Verbatim && continues(e.Node, nx.Node) {
+					a.cost -= nx.Cost
+					nx.prev = e.Node
+					nx.Cost = a.entryCost(nx.Node, Verbatim, e.Node)
+					a.cost += nx.Cost
+					a.entries[i+1] = nx
+				}
+			}
 			return true
 		}
 		repl, _ := a.childEntries(e, func(*tree.Node) bool { return false })
