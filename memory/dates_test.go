@@ -24,7 +24,7 @@ func TestQuestionDays(t *testing.T) {
 	}
 	for _, c := range cases {
 		var got []string
-		for _, d := range questionDays(c.q, now) {
+		for _, d := range questionDays(c.q, now, nil) {
 			got = append(got, d.Format("2006-01-02"))
 		}
 		if fmt.Sprint(got) != fmt.Sprint(c.want) {
@@ -36,7 +36,7 @@ func TestQuestionDays(t *testing.T) {
 func FuzzQuestionDays(f *testing.F) {
 	f.Add("on December 12, 2024 and 2023-01-02 and 3rd of May")
 	f.Fuzz(func(t *testing.T, q string) {
-		for _, d := range questionDays(q, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		for _, d := range questionDays(q, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), nil) {
 			if d.Hour() != 0 || d.Location() != time.UTC {
 				t.Fatalf("day %v is not a UTC midnight", d)
 			}
@@ -66,5 +66,26 @@ func TestDayNamedInQuestionWins(t *testing.T) {
 	}
 	if !strings.Contains(w.Memory, "Paper Moons") {
 		t.Fatalf("the named day's statement is missing:\n%s", w.Memory)
+	}
+}
+
+// A date without a year is the latest such day that the history holds
+// something on, on the weekday the question names when one is.
+func TestQuestionDaysWithoutYear(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	held := map[string]bool{"2024-02-09": true, "2023-02-09": true, "2021-02-09": true}
+	has := func(d time.Time) bool { return held[d.Format("2006-01-02")] }
+	for _, c := range []struct{ q, want string }{
+		{"Remind me what I was doing on February 9.", "2024-02-09"},           // the latest held, not 2026
+		{"Remind me what I was doing on Friday, February 9.", "2024-02-09"},   // a Friday in 2024
+		{"Remind me what I was doing on Thursday, February 9.", "2023-02-09"}, // a Thursday in 2023
+		{"What was I up to on Tue 9 Feb?", "2021-02-09"},                      // a Tuesday in 2021
+		{"What was I up to on Monday, February 9?", "2024-02-09"},             // no such Monday held: the latest
+		{"What was I up to on March 3?", "2026-03-03"},                        // nothing held: the latest not after now
+	} {
+		got := questionDays(c.q, now, has)
+		if len(got) != 1 || got[0].Format("2006-01-02") != c.want {
+			t.Errorf("questionDays(%q) = %v, want %s", c.q, got, c.want)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/megacontext/megacontext/memory/gist"
+	"github.com/megacontext/megacontext/memory/glove"
 	"github.com/megacontext/megacontext/memory/lens"
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
@@ -81,6 +82,10 @@ type Options struct {
 	// Expander, when set, adds related terms (synonyms, a thesaurus) to
 	// the question's lens query.
 	Expander Expander
+	// Vectors, when set, are GloVe word vectors (`make glove`): the lens
+	// adds the history's words near the question's words to its query
+	// (soft term matching). nil: lexical matching only.
+	Vectors *glove.Vectors
 	// MaxLoaded bounds how many MegaContexts are held in memory; 0 uses 256.
 	MaxLoaded int
 	// KeepWindows is how many recent live windows each context keeps for
@@ -127,6 +132,15 @@ const DefaultOutlineShare = 0.9
 // Expander adds weighted related terms to a question.
 type Expander interface {
 	Expand(question string) []lens.Term
+}
+
+// HistoryExpander is an Expander that also finds the history's own words a
+// question describes (a reverse dictionary: "who trims my hair?" finds
+// "barber" when the history says "barber"); has reports whether the
+// history holds a lens term.
+type HistoryExpander interface {
+	Expander
+	ExpandIn(question string, has func(term string) bool) []lens.Term
 }
 
 // DefaultMinRelevance is the expansion threshold tuned with `megacontext eval`.

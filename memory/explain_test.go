@@ -128,10 +128,10 @@ func TestEveryEntryHasAReason(t *testing.T) {
 					t.Fatalf("%s entry with score %v round %d", en.Reason, en.Score, en.Round)
 				}
 			case "expanded":
-				if en.Round < 1 || en.Round > 2 {
+				if en.Round < 1 || en.Round > 3 {
 					t.Fatalf("expanded entry in round %d", en.Round)
 				}
-			case "hysteresis", "weak match":
+			case "hysteresis", "weak match", "context":
 			default:
 				t.Fatalf("entry with reason %q", en.Reason)
 			}

@@ -3,7 +3,6 @@ package memory
 import (
 	"errors"
 	"slices"
-	"strings"
 
 	"github.com/megacontext/megacontext/memory/focus"
 	"github.com/megacontext/megacontext/memory/tree"
@@ -134,17 +133,7 @@ func (e *Engine) renderKeptMount(mc *mctx, mp mountPart, scopes []string, memory
 	if text == "" {
 		return memory, append(infos, make([]EntryInfo, len(mp.entries))...)
 	}
-	if memory != "" {
-		memory += "\n"
-	}
-	shift := len(memory) + len(MountPreamble(mp.name)) - len(e.preamble())
-	for i := range minfos {
-		if minfos[i].At[1] > minfos[i].At[0] {
-			minfos[i].At[0] += shift
-			minfos[i].At[1] += shift
-		}
-	}
-	return memory + MountPreamble(mp.name) + strings.TrimPrefix(text, e.preamble()), append(infos, minfos...)
+	return e.joinMount(memory, mp.name, text, minfos), append(infos, minfos...)
 }
 
 // acquireKept locks k and the memories its kept windows mounted that still

@@ -96,11 +96,12 @@ func (e *Engine) acquireWithMounts(k Key, create bool, mounts []string) (*mctx, 
 
 // mountPlan is one mounted memory's part of a window.
 type mountPlan struct {
-	c      *mctx
-	query  []lens.Term
-	scores map[int]float64
-	best   float64
-	budget int
+	c      *mctx                             // the mounted memory
+	query  []lens.Term                       // the question's terms in it
+	score  func([]lens.Term) map[int]float64 // its lexical scorer (refocus rounds)
+	scores map[int]float64                   // its block scores for the question
+	best   float64                           // its best score (0: not relevant enough)
+	budget int                               // the share of the budget it earned
 }
 
 // assembleMounted assembles the window of c with its mounts: the mounts
@@ -132,15 +133,18 @@ func (e *Engine) assembleMounted(c *mctx, r Request, seqs []int64, w *Window, mo
 			}
 			return false
 		}
-		own = bestScore(e.memoryScores(c, r, e.query(c, r, probe.TailFrom), question, inTail))
+		q, ctx := e.query(c, r, probe.TailFrom)
+		s, _ := e.memoryScores(c, e.scorer(c, question, inTail), q, ctx, question, inTail)
+		own = bestScore(s)
 	}
 	none := func(int) bool { return false }
 	plans := make([]mountPlan, len(mounts))
 	top := own
 	for i, mc := range mounts {
-		q := e.query(mc, r, probe.TailFrom)
-		s := e.memoryScores(mc, r, q, question, none)
-		plans[i] = mountPlan{c: mc, query: q, scores: s, best: bestScore(s)}
+		q, ctx := e.query(mc, r, probe.TailFrom)
+		score := e.scorer(mc, question, none)
+		s, _ := e.memoryScores(mc, score, q, ctx, question, none)
+		plans[i] = mountPlan{c: mc, query: q, score: score, scores: s, best: bestScore(s)}
 		top = max(top, plans[i].best)
 	}
 	sum := own
@@ -176,18 +180,35 @@ func (e *Engine) assembleMounted(c *mctx, r Request, seqs []int64, w *Window, mo
 	}
 }
 
-// memoryScores are the lens's block scores of c for a question: lexical,
-// semantic and the days it names, as assemble computes them.
-func (e *Engine) memoryScores(c *mctx, r Request, q []lens.Term, question string, inTail func(int) bool) map[int]float64 {
-	if c.tree.Len() == 0 {
-		return nil
+// scorer returns the lexical scorer of c's blocks outside the tail for a
+// question (see scoreBlocks): the best maxScored of each query's scores.
+func (e *Engine) scorer(c *mctx, question string, inTail func(int) bool) func(q []lens.Term) map[int]float64 {
+	toYou, owned := asksAboutYou(question), ownedTerms(question)
+	return func(q []lens.Term) map[int]float64 {
+		return topScores(e.scoreBlocks(c, q, inTail, toYou, owned), maxScored)
 	}
-	scores := e.scoreBlocks(c, q, inTail)
-	for b, s := range e.semanticScores(c, question, inTail) {
+}
+
+// memoryScores are the lens's block scores of c for a question: lexical
+// (the question's terms, and the recent turns' at a lower weight),
+// semantic and the days it names, the same for the own memory and its
+// mounts; semantic is the semantic part alone (for explanations).
+func (e *Engine) memoryScores(c *mctx, score func([]lens.Term) map[int]float64, query, context []lens.Term, question string, inTail func(int) bool) (scores, semantic map[int]float64) {
+	if c.tree.Len() == 0 {
+		return nil, nil
+	}
+	scores = score(query)
+	if len(context) > 0 {
+		scores = combine(scores, score(context))
+	}
+	// Semantic similarity (when an embedder is configured) finds what shares
+	// no words with the question.
+	semantic = e.semanticScores(c, question, inTail)
+	for b, s := range semantic {
 		scores[b] += s
 	}
 	e.focusOnDays(c, question, scores, inTail)
-	return scores
+	return topScores(scores, maxScored), semantic
 }
 
 func bestScore(scores map[int]float64) float64 {
@@ -216,11 +237,15 @@ func (e *Engine) renderMount(p mountPlan, r Request, w *Window) {
 		Rounds:       2,
 		MinRelevance: e.opts.MinRelevance,
 		Refocus: func(revealed []*tree.Node) map[int]float64 {
-			extra := e.refocusTerms(mc, p.query, revealed)
+			extra, from := e.refocusTerms(mc, p.query, map[string]bool{}, revealed)
 			if len(extra) == 0 {
 				return nil
 			}
-			return e.scoreBlocks(mc, extra, func(int) bool { return false })
+			s := p.score(lens.Merge(extra, scaled(p.query, refocusQuestionWeight)))
+			for _, b := range from {
+				delete(s, b)
+			}
+			return s
 		},
 	}
 	res := focus.Allocate(in)
@@ -228,24 +253,15 @@ func (e *Engine) renderMount(p mountPlan, r Request, w *Window) {
 	if text == "" {
 		return
 	}
-	text = MountPreamble(mc.key.Context) + strings.TrimPrefix(text, e.preamble())
-	if w.Memory != "" {
-		w.Memory += "\n"
-	} else {
+	if w.Memory == "" {
 		// The memory message is the mounts' alone: it costs its framing.
 		w.MemoryTokens += r.PerMessage + 2
 		w.Tokens += r.PerMessage + 2
 	}
-	// Entries say where their text lies in the whole memory text.
-	shift := len(w.Memory) + len(MountPreamble(mc.key.Context)) - len(e.preamble())
 	for i := range entries {
 		entries[i].Memory = mc.key.Context
-		if entries[i].At[1] > entries[i].At[0] {
-			entries[i].At[0] += shift
-			entries[i].At[1] += shift
-		}
 	}
-	w.Memory += text
+	w.Memory = e.joinMount(w.Memory, mc.key.Context, text, entries)
 	if w.why != nil {
 		w.why.mounts = append(w.why.mounts, mountPart{name: mc.key.Context, c: mc, entries: res.Entries})
 	}
@@ -254,4 +270,22 @@ func (e *Engine) renderMount(p mountPlan, r Request, w *Window) {
 	w.MemoryTokens += res.Cost + fixed
 	w.Tokens += res.Cost + fixed
 	w.Expanded += res.Expanded
+}
+
+// joinMount appends a mounted memory's part to the memory text: its text as
+// render wrote it (opening with the own memory's preamble) under the
+// mount's own preamble, after a line break. Entries, render's for that
+// text, are shifted to where their text now lies in the whole.
+func (e *Engine) joinMount(memory, name, text string, entries []EntryInfo) string {
+	if memory != "" {
+		memory += "\n"
+	}
+	shift := len(memory) + len(MountPreamble(name)) - len(e.preamble())
+	for i := range entries {
+		if entries[i].At[1] > entries[i].At[0] {
+			entries[i].At[0] += shift
+			entries[i].At[1] += shift
+		}
+	}
+	return memory + MountPreamble(name) + strings.TrimPrefix(text, e.preamble())
 }

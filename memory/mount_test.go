@@ -13,6 +13,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/megacontext/megacontext/memory/policy"
+	"github.com/megacontext/megacontext/memory/tree"
 )
 
 // handbook stores a team's knowledge under k: facts among filler turns.
@@ -30,14 +31,35 @@ func handbook(t testing.TB, e *Engine, k Key, facts []string, seed uint64) {
 	}
 }
 
-func TestMountsCompeteAndNameTheirOrigin(t *testing.T) {
+// mountEngine opens an engine whose policy redacts e-mail addresses for
+// callers without "pii", and names the own memory and the team's.
+func mountEngine(t *testing.T) (e *Engine, me, team Key) {
+	t.Helper()
 	pol, err := policy.Compile([]policy.Rule{{Name: "emails", Detector: "email", AllowScopes: []string{"pii"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := openWith(t, "", pol, 8)
-	me := Key{Tenant: "acme", Context: "alice"}
-	team := Key{Tenant: "acme", Context: "team-handbook"}
+	return openWith(t, "", pol, 8), Key{Tenant: "acme", Context: "alice"}, Key{Tenant: "acme", Context: "team-handbook"}
+}
+
+// TestOmittedIgnoresMountedBlocks: a block a mounted memory showed
+// verbatim does not count as the own block of the same index shown, so
+// that one stays among the omitted matches.
+func TestOmittedIgnoresMountedBlocks(t *testing.T) {
+	blocks := []*tree.Node{{Msg: 0}, {Msg: 1}, {Msg: 2}}
+	w := &Window{
+		Entries: []EntryInfo{{Level: 0, First: 0, Last: 0, Detail: "verbatim"}, {Memory: "team", Level: 0, First: 2, Last: 2, Detail: "verbatim"}},
+		why:     &whyInput{blocks: blocks, scores: map[int]float64{0: 3, 2: 2}, minRelevance: 0.35},
+	}
+	e := &Engine{}
+	e.omitted(w)
+	if len(w.OmittedMatches) != 1 || w.OmittedMatches[0].Block != 2 || w.OmittedMatches[0].Why != "budget" {
+		t.Fatalf("omitted %+v, want the own block 2 (budget)", w.OmittedMatches)
+	}
+}
+
+func TestMountsCompeteAndNameTheirOrigin(t *testing.T) {
+	e, me, team := mountEngine(t)
 	faq := Key{Tenant: "acme", Context: "product-faq"}
 	handbook(t, e, team, []string{
 		"The VPN gateway for the office is vpn-east-3.corp and needs the Tunnelblick client.",
@@ -96,7 +118,7 @@ func TestMountsCompeteAndNameTheirOrigin(t *testing.T) {
 	if after, _ := e.Stats(team); after.Messages != before.Messages || after.Tokens != before.Tokens {
 		t.Fatal("a request changed its mount")
 	}
-	_, err = e.Prepare(Request{Key: Key{Tenant: "other", Context: "bob"}, Messages: []Message{msg("user", "VPN?")}, Budget: 1500, PerMessage: 4, TailPercent: 30, Mounts: []string{"team-handbook"}})
+	_, err := e.Prepare(Request{Key: Key{Tenant: "other", Context: "bob"}, Messages: []Message{msg("user", "VPN?")}, Budget: 1500, PerMessage: 4, TailPercent: 30, Mounts: []string{"team-handbook"}})
 	if !errors.Is(err, ErrMountNotFound) {
 		t.Fatalf("another tenant's mount: %v", err)
 	}
@@ -179,17 +201,10 @@ func TestCrossMountsDoNotDeadlock(t *testing.T) {
 
 // TestKeptWindowsShowMounts: a kept window shows the mounted memories' part
 // of the memory text as the model saw it, rendered for the viewer's
-// clearances, each mounted entry's bytes and terms its own memory's, and
-// a mounted block never hides an own block of the same index from the
-// omitted matches.
+// clearances, each mounted entry's bytes and terms its own memory's (and
+// so does a dry run's explanation).
 func TestKeptWindowsShowMounts(t *testing.T) {
-	pol, err := policy.Compile([]policy.Rule{{Name: "emails", Detector: "email", AllowScopes: []string{"pii"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := openWith(t, "", pol, 8)
-	me := Key{Tenant: "acme", Context: "alice"}
-	team := Key{Tenant: "acme", Context: "team-handbook"}
+	e, me, team := mountEngine(t)
 	handbook(t, e, team, []string{
 		"The VPN gateway for the office is vpn-east-3.corp and needs the Tunnelblick client.",
 		"VPN trouble goes to netops@example.com with the gateway name.",

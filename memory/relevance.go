@@ -1,12 +1,15 @@
 package memory
 
 import (
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
-	"unicode"
+	"time"
 	"unicode/utf8"
 
+	"github.com/megacontext/megacontext/memory/gist"
 	"github.com/megacontext/megacontext/memory/lens"
 	"github.com/megacontext/megacontext/memory/tree"
 )
@@ -25,10 +28,14 @@ func lastUserText(msgs []Message) string {
 // reads besides the last user message.
 const queryTail = 4
 
-// query builds the lens query: the latest user message, plus the rest of
-// the tail at a lower weight.
-func (e *Engine) query(c *mctx, r Request, tailFrom int) []lens.Term {
-	var lists [][]lens.Term
+// query builds the lens query in two parts. main is what the question
+// asks: the question sentences of the latest user message and their
+// expansions. context is what surrounds it: the rest of that message (the
+// small talk around a question recurs all through a history) and the
+// earlier turns of the tail. Context only sharpens the ranking of what
+// main finds (see combine).
+func (e *Engine) query(c *mctx, r Request, tailFrom int) (main, context []lens.Term) {
+	var lists, ctx [][]lens.Term
 	last := -1
 	for i := len(r.Messages) - 1; i >= 0; i-- {
 		if r.Messages[i].Role == "user" {
@@ -37,25 +44,101 @@ func (e *Engine) query(c *mctx, r Request, tailFrom int) []lens.Term {
 		}
 	}
 	if last >= 0 {
-		lists = append(lists, lens.Query(r.Messages[last].Text, 1))
+		text := r.Messages[last].Text
+		ask, rest := splitQuestion(text)
+		lists = append(lists, lens.Query(ask, 1))
+		ctx = append(ctx, lens.Query(rest, 1))
 		if e.opts.Expander != nil {
-			lists = append(lists, e.expand(c, r.Messages[last].Text))
+			lists = append(lists, e.expand(c, ask))
 		}
+		if hx, ok := e.opts.Expander.(HistoryExpander); ok {
+			lists = append(lists, hx.ExpandIn(ask, func(t string) bool { return c.index.DF(t) > 0 }))
+		}
+		// The history's words near the question's (GloVe): "allergic" for
+		// "allergies", "boss" for "manager".
+		lists = append(lists, c.index.Semantic().SoftTerms(ask, softOptions))
 	}
 	for i := len(r.Messages) - 1; i >= tailFrom && i >= len(r.Messages)-queryTail; i-- {
 		if i != last && !isLeadingRole(r.Messages[i].Role) {
-			lists = append(lists, lens.Query(r.Messages[i].Text, 0.25))
+			ctx = append(ctx, lens.Query(r.Messages[i].Text, 1))
 		}
 	}
-	return lens.Merge(lists...)
+	return lens.Merge(lists...), lens.Merge(ctx...)
+}
+
+// combine adds to the main scores the context scores, weighted by
+// contextWeight, and for each block at most its main score: the context
+// picks among the blocks the question matches, it never brings its own
+// (recurring small talk would drown the question's rare words). Only when
+// the question matches nothing (a follow-up such as "and the other
+// one?") does the context stand alone.
+func combine(main, context map[int]float64) map[int]float64 {
+	if len(main) == 0 {
+		for b, s := range context {
+			context[b] = contextWeight * s
+		}
+		return context
+	}
+	for b, s := range main {
+		main[b] = s + min(contextWeight*context[b], s)
+	}
+	return main
+}
+
+// contextWeight weighs the context's words against the question's.
+const contextWeight = 0.3
+
+// splitQuestion splits a user message into its question sentences (those
+// ending in a question mark, or opening with a request such as "remind me"
+// or "tell me") and the rest. A message with no such sentence is all
+// question.
+func splitQuestion(text string) (ask, rest string) {
+	var a, b []string
+	for _, s := range gist.SplitSentences(text) {
+		if isAsking(s) {
+			a = append(a, s)
+		} else {
+			b = append(b, s)
+		}
+	}
+	if len(a) == 0 {
+		return text, ""
+	}
+	return strings.Join(a, " "), strings.Join(b, " ")
+}
+
+// isAsking reports whether a sentence asks something.
+func isAsking(s string) bool {
+	if strings.HasSuffix(strings.TrimRight(s, " \"'”)"), "?") {
+		return true
+	}
+	l := strings.ToLower(s)
+	for _, p := range []string{"remind me", "tell me", "what ", "which ", "who ", "where ", "when ", "how ", "list ", "can you", "could you", "do you remember"} {
+		if strings.HasPrefix(l, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // focusOnDays favours what was said on the days a question names ("on
-// December 12, 2024"): blocks of those days that match the question weigh
-// three times as much, and the rest of those days' blocks get a little
-// relevance of their own.
+// December 12, 2024", "yesterday") or places next to an event ("the day
+// after my driving test": the day after the day of the question's best
+// match). Such a question is about that day, whatever words it shares with
+// it: the day's blocks get relevance of their own, the user's (what I
+// did) more than the assistant's, and those that match the question three
+// times their score.
 func (e *Engine) focusOnDays(c *mctx, question string, scores map[int]float64, inTail func(int) bool) {
-	days := questionDays(question, e.opts.Now())
+	days := questionDays(question, e.opts.Now(), func(d time.Time) bool {
+		first, last := c.dayBlocks(d)
+		return last > first
+	})
+	if off, ok := relativeDay(question); ok {
+		if b := bestBlock(scores); b >= 0 {
+			t := time.UnixMilli(c.tree.Block(b).Time).UTC()
+			days = append(days, time.Date(t.Year(), t.Month(), t.Day()+off, 0, 0, 0, 0, time.UTC))
+		}
+	}
 	if len(days) == 0 {
 		return
 	}
@@ -72,13 +155,88 @@ func (e *Engine) focusOnDays(c *mctx, question string, scores map[int]float64, i
 			if inTail(b) {
 				continue
 			}
-			if s, ok := scores[b]; ok && s > 0 {
-				scores[b] = 3 * s
-			} else {
-				scores[b] = 0.1 * best
+			blk := c.tree.Block(b)
+			own := dayOtherShare * best
+			if blk.Role == "user" {
+				own = dayUserShare * best
 			}
+			// What the day was about is what only that day says: among its
+			// blocks, the rarer words first, the recurring small talk last.
+			scores[b] = 3*scores[b] + own*(1+c.rarity(blk.Text))
 		}
 	}
+}
+
+// rarity is the mean inverse document frequency of the distinct terms of
+// text, as a share of the highest possible: 1 for words found nowhere
+// else, near 0 for the small talk every block repeats.
+func (c *mctx) rarity(text string) float64 {
+	top := c.index.IDF("")
+	if top <= 0 {
+		return 0
+	}
+	seen := map[string]bool{}
+	sum := 0.0
+	for _, t := range lens.Terms(text) {
+		if !seen[t] {
+			seen[t] = true
+			sum += c.index.IDF(t)
+		}
+	}
+	if len(seen) == 0 {
+		return 0
+	}
+	return sum / float64(len(seen)) / top
+}
+
+// Relevance of a named day's blocks, as a share of the best match: the
+// user's as relevant as the best match elsewhere (the question is about
+// that day), the assistant's less.
+const (
+	dayUserShare  = 1
+	dayOtherShare = 0.3
+)
+
+// bestBlock returns the block with the highest score (the newest on
+// ties), or -1.
+func bestBlock(scores map[int]float64) int {
+	best, bs := -1, 0.0
+	for b, s := range scores {
+		if s > bs || (s == bs && b > best) {
+			best, bs = b, s
+		}
+	}
+	return best
+}
+
+var (
+	relDayRE  = regexp.MustCompile(`(?i)\b(?:day|morning|evening|night)\s+(after|before)\b`)
+	relDaysRE = regexp.MustCompile(`(?i)\b(\d{1,2}|two|three|four|five|six)\s+days\s+(after|before)\b`)
+	numWords  = map[string]int{"two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+)
+
+// relativeDay returns the day offset a question places relative to an
+// event it names: +1 for "the day after", -2 for "two days before".
+func relativeDay(q string) (int, bool) {
+	sign := func(w string) int {
+		if strings.EqualFold(w, "before") {
+			return -1
+		}
+		return 1
+	}
+	if m := relDaysRE.FindStringSubmatch(q); m != nil {
+		n, ok := numWords[strings.ToLower(m[1])]
+		if !ok {
+			n, _ = strconv.Atoi(m[1])
+		}
+		if n > 0 {
+			return sign(m[2]) * n, true
+		}
+	}
+	if m := relDayRE.FindStringSubmatch(q); m != nil {
+		return sign(m[1]), true
+	}
+	return 0, false
 }
 
 // expand adds the thesaurus's related terms. When a word of the question
@@ -102,17 +260,50 @@ func (e *Engine) expand(c *mctx, question string) []lens.Term {
 }
 
 // scoreBlocks scores blocks outside the tail: BM25, a mild recency boost
-// (newer statements win ties, so updates outrank what they replace) and a
-// share for neighbours in the same message.
-func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool) map[int]float64 {
+// (newer statements win ties, so updates outrank what they replace), a
+// share for neighbours in the same message, and a share for the reply to
+// a matching message (what the assistant said to a request) and for the
+// request an answer replied to.
+//
+// A question about what the assistant said ("what did you suggest ...")
+// is answered by the reply, not by the request the question echoes:
+// toYou gives replies more than their request's score.
+func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYou bool, owned map[string]bool) map[int]float64 {
+	asked := make(map[string]bool, len(q))
+	for _, t := range q {
+		asked[t.Text] = true
+	}
+	share := replyShare
+	if toYou {
+		share = replyShareToYou
+	}
 	raw := c.index.Score(q, c.tree.Len(), 0.2)
 	n := float64(c.tree.Len())
 	out := make(map[int]float64, len(raw)*3)
+	give := func(b int, s float64) {
+		if b >= 0 && b < c.tree.Len() && !inTail(b) {
+			out[b] += s
+		}
+	}
 	for b, s := range raw {
 		if inTail(b) {
 			continue
 		}
 		s *= 1 + 0.15*float64(b+1)/n
+		// What a person tells about their own life, they tell in their own
+		// turns: the assistant's text (stories, passages, advice) weighs
+		// less, unless the question asks what the assistant said.
+		if !toYou && c.tree.Block(b).Role == "assistant" {
+			s *= assistantWeight
+		}
+		// A question asked before in the same words matches best of all
+		// and answers nothing: what answers it is elsewhere.
+		if c.echoes(b, asked) {
+			s *= echoWeight
+		}
+		if len(owned) > 0 {
+			s *= ownership(c.tree.Block(b).Text, owned)
+		}
 		out[b] += s
 		// Neighbours in the same message share the score: the block after a
 		// hit often holds the value its sentence was leading up to.
@@ -121,20 +312,166 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool) map[
 			b     int
 			share float64
 		}{{b - 1, 0.3}, {b + 1, 0.6}} {
-			if nb.b < 0 || nb.b >= c.tree.Len() || inTail(nb.b) || c.tree.Block(nb.b).Msg != blk.Msg {
+			if nb.b < 0 || nb.b >= c.tree.Len() || c.tree.Block(nb.b).Msg != blk.Msg {
 				continue
 			}
-			out[nb.b] += nb.share * s
+			give(nb.b, nb.share*s)
+		}
+		// The other side of the exchange: a request's reply, an answer's
+		// request.
+		m := c.msgs[blk.Msg]
+		switch m.Role {
+		case "user":
+			for _, k := range c.kids[m.Seq] {
+				if r := c.msgs[k]; r.Role == "assistant" && r.First >= 0 {
+					for x := r.First; x <= min(r.Last, r.First+1); x++ {
+						give(x, share*s)
+					}
+				}
+			}
+		case "assistant":
+			if m.Parent >= 0 {
+				if p := c.msgs[m.Parent]; p.Role == "user" && p.First >= 0 {
+					give(p.Last, requestShare*s)
+				}
+			}
 		}
 	}
 	return out
 }
 
+// Whose thing a question asks about. "When is our wedding anniversary?"
+// asks about ours, not about "Tomas's wedding anniversary" or "my
+// parents' wedding anniversary" that the history also holds: a block that
+// says the question's thing is someone else's weighs less, one that says
+// it is mine or ours more.
+
+// ownedRE finds what a question says is the asker's own.
+var ownedRE = regexp.MustCompile(`(?i)\b(?:my|our)\s+((?:[a-z'’-]+\s+){0,2}[a-z'’-]+)`)
+
+// ownedTerms returns the terms of what a question says is the asker's.
+func ownedTerms(q string) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range ownedRE.FindAllStringSubmatch(q, -1) {
+		for _, t := range lens.Terms(m[1]) {
+			out[t] = true
+		}
+	}
+	return out
+}
+
+// Weights of a block by whose the question's thing is in it.
+const (
+	ownedMine   = 1.2
+	ownedOthers = 0.6
+)
+
+// ownership returns the weight of a block by whose the question's owned
+// things are in it: ownedMine when one follows "my" or "our", ownedOthers
+// when they only follow someone else's possessive ("Tomas's", "parents'",
+// "her"), 1 otherwise.
+func ownership(text string, owned map[string]bool) float64 {
+	words := strings.Fields(strings.ToLower(text))
+	mine, others := false, false
+	for i, w := range words {
+		ts := lens.Terms(w)
+		if len(ts) == 0 || !owned[ts[0]] {
+			continue
+		}
+		// The word before the owned phrase: skip the phrase's own words.
+		j := i - 1
+		for j >= 0 && j >= i-2 {
+			if ps := lens.Terms(words[j]); len(ps) == 1 && owned[ps[0]] {
+				j--
+				continue
+			}
+			break
+		}
+		if j < 0 {
+			continue
+		}
+		p := strings.TrimRight(words[j], ",.;:!?\"")
+		switch {
+		case p == "my" || p == "our" || p == "i'm" || p == "we're":
+			mine = true
+		case strings.HasSuffix(p, "'s") || strings.HasSuffix(p, "’s") || strings.HasSuffix(p, "s'") || p == "his" || p == "her" || p == "their" || p == "your":
+			others = true
+		}
+	}
+	switch {
+	case mine:
+		return ownedMine
+	case others:
+		return ownedOthers
+	}
+	return 1
+}
+
+// echoWeight weighs a block that only repeats the question.
+const echoWeight = 0.2
+
+// echoes reports whether block b belongs to an earlier question in the
+// user's words that asks for what the query asks: a user message that asks
+// something and whose terms the query holds, nearly all of them.
+func (c *mctx) echoes(b int, asked map[string]bool) bool {
+	blk := c.tree.Block(b)
+	if blk.Role != "user" {
+		return false
+	}
+	m := c.msgs[blk.Msg]
+	if m.Last-m.First > 2 {
+		return false // a long message says more than it asks
+	}
+	ask, _ := splitQuestion(m.Text)
+	if ask == m.Text && !isAskingText(m.Text) {
+		return false
+	}
+	terms := lens.Terms(ask)
+	if len(terms) == 0 {
+		return false
+	}
+	in := 0
+	for _, t := range terms {
+		if asked[t] {
+			in++
+		}
+	}
+	return in*10 >= len(terms)*7
+}
+
+// isAskingText reports whether some sentence of text asks something.
+func isAskingText(text string) bool {
+	for _, s := range gist.SplitSentences(text) {
+		if isAsking(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// assistantWeight weighs the assistant's blocks against the user's.
+const assistantWeight = 0.5
+
+// Shares of a match's score for the other side of its exchange.
+const (
+	replyShare      = 0.25
+	replyShareToYou = 1.2
+	requestShare    = 0.3
+)
+
+// toYouRE finds questions about what the assistant said.
+var toYouRE = regexp.MustCompile(`(?i)\b(?:you|your)\b[^.?!]*\b(?:suggest\w*|propos\w*|recommend\w*|told|tell|think|thought|say|said|advis\w*|pick\w*|mention\w*|came up|come up|idea|reckon\w*)\b|\b(?:suggest\w*|propos\w*|recommend\w*|advice|idea)\b[^.?!]*\byou\b`)
+
+// asksAboutYou reports whether a question asks what the assistant said.
+func asksAboutYou(q string) bool { return toYouRE.MatchString(q) }
+
 // refocusTerms extracts new query terms from the best revealed blocks
 // (they arrive most relevant first): the rare terms a second hop can be
-// found by, such as the name the first hop revealed.
-func (e *Engine) refocusTerms(c *mctx, query []lens.Term, revealed []*tree.Node) []lens.Term {
-	have := map[string]bool{}
+// found by, such as the name the first hop revealed. query is the round's
+// query; have holds every term already searched for (the new ones are
+// added to it). from are the blocks the terms were taken from: this hop,
+// which the next one is not.
+func (e *Engine) refocusTerms(c *mctx, query []lens.Term, have map[string]bool, revealed []*tree.Node) (out []lens.Term, from []int) {
 	weight := map[string]float64{}
 	for _, t := range query {
 		have[t.Text] = true
@@ -142,7 +479,8 @@ func (e *Engine) refocusTerms(c *mctx, query []lens.Term, revealed []*tree.Node)
 	}
 	// The first hop is the block that covers the question's most specific
 	// terms, not the one that repeats a common one most: rank by the
-	// weighted IDF of the distinct question terms each block holds.
+	// weighted IDF of the distinct question terms each block holds (the
+	// user's own statements first).
 	coverage := func(b *tree.Node) float64 {
 		sum := 0.0
 		seen := map[string]bool{}
@@ -151,6 +489,9 @@ func (e *Engine) refocusTerms(c *mctx, query []lens.Term, revealed []*tree.Node)
 				seen[t] = true
 				sum += w * c.index.IDF(t)
 			}
+		}
+		if b.Role == "assistant" {
+			sum *= assistantWeight
 		}
 		return sum
 	}
@@ -163,47 +504,94 @@ func (e *Engine) refocusTerms(c *mctx, query []lens.Term, revealed []*tree.Node)
 		cov[b] = coverage(b)
 	}
 	sort.SliceStable(ranked, func(i, j int) bool { return cov[ranked[i]] > cov[ranked[j]] })
-	var out []lens.Term
-	for i, b := range ranked {
-		if i == refocusBlocks || cov[b] == 0 {
-			break // a block with no question term is only a hit's neighbour
+	// next lists the new terms of block b's sentences that hold the
+	// round's terms (a block often goes on with small talk the next hop has
+	// nothing to do with), and whether one is a name.
+	top := c.index.IDF("")
+	next := func(b *tree.Node) (terms []lens.Term, named bool) {
+		seen := map[string]bool{}
+		// A sentence cut at the block's end goes on in the message's next
+		// block: its rest counts too.
+		text := b.Text
+		if nb := b.Index + 1; b.Level == 0 && nb < c.tree.Len() && c.tree.Block(nb).Msg == b.Msg && !strings.ContainsAny(lastRune(strings.TrimSpace(b.Text)), ".!?") {
+			if rest := gist.SplitSentences(c.tree.Block(nb).Text); len(rest) > 0 {
+				text += " " + rest[0]
+			}
 		}
-		names := entityTerms(b.Text)
-		for _, t := range lens.Terms(b.Text) {
-			if have[t] || c.index.IDF(t) <= refocusMinIDF {
+		for _, sent := range gist.SplitSentences(text) {
+			ts := lens.Terms(sent)
+			if !slices.ContainsFunc(ts, func(t string) bool { return weight[t] > 0 }) {
 				continue
 			}
-			have[t] = true
-			// A hop hinges on a name: names the first hop revealed lead the
-			// second round; other rare words only help.
-			w := refocusWeight
-			if names[t] {
-				w = refocusNameWeight
+			for _, t := range ts {
+				if have[t] || seen[t] || c.index.IDF(t) <= refocusMinIDF {
+					continue
+				}
+				seen[t] = true
+				w := refocusWeight
+				if c.index.Capitalized(t) && c.index.IDF(t) >= refocusNameIDF*top {
+					w, named = refocusNameWeight, true // rare, never in lower case: a name
+				}
+				terms = append(terms, lens.Term{Text: t, Weight: w})
 			}
-			out = append(out, lens.Term{Text: t, Weight: w})
+		}
+		return terms, named
+	}
+	// A hop hinges on a name: the best covering blocks that reveal a new
+	// name lead the next round (their other rare words only help); only
+	// when none does, the best covering blocks whatever they reveal.
+	type source struct {
+		b     *tree.Node
+		terms []lens.Term
+	}
+	var named, any []source
+	for _, b := range ranked {
+		if cov[b] == 0 {
+			break // a block with no question term is only a hit's neighbour
+		}
+		if cov[b] < refocusSecond*cov[ranked[0]] {
+			break // a far weaker match leads nowhere the best does not
+		}
+		terms, isNamed := next(b)
+		if isNamed && len(named) < refocusBlocks {
+			named = append(named, source{b, terms})
+		}
+		if len(any) < refocusBlocks {
+			any = append(any, source{b, terms})
 		}
 	}
-	return out
+	if len(named) == 0 {
+		named = any
+	}
+	for i, src := range named {
+		from = append(from, src.b.Index)
+		for _, t := range src.terms {
+			// The other rare words of a weaker source would lead the next
+			// round astray: only its names.
+			if i > 0 && t.Weight < refocusNameWeight {
+				continue
+			}
+			if !have[t.Text] {
+				have[t.Text] = true
+				out = append(out, t)
+			}
+		}
+	}
+	return out, from
 }
 
-// entityTerms returns the index terms of capitalized words that do not
-// start a sentence: names, mostly.
-func entityTerms(text string) map[string]bool {
-	out := map[string]bool{}
-	start := true
-	for _, w := range strings.Fields(text) {
-		core := strings.TrimFunc(w, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
-		if core != "" && !start {
-			if r, _ := utf8.DecodeRuneInString(core); unicode.IsUpper(r) {
-				for _, t := range lens.Terms(core) {
-					out[t] = true
-				}
-			}
-		}
-		start = strings.HasSuffix(w, ".") || strings.HasSuffix(w, "!") || strings.HasSuffix(w, "?") || strings.HasSuffix(w, ":")
-	}
-	return out
+// lastRune returns the last character of s ("" for "").
+func lastRune(s string) string {
+	_, n := utf8.DecodeLastRuneInString(s)
+	return s[len(s)-n:]
 }
+
+// SoftOptions returns the engine's options for soft term matching, which
+// baselines use too so that comparisons measure retrieval, not vocabulary.
+func SoftOptions() lens.SoftOptions { return softOptions }
+
+// softOptions tune soft term matching.
+var softOptions = lens.DefaultSoftOptions
 
 // Refocus parameters, tuned with `megacontext eval` (see README).
 const (
@@ -212,4 +600,10 @@ const (
 	refocusMinIDF     = 4
 	refocusWeight     = 0.3
 	refocusNameWeight = 0.8
+	// refocusSecond is the least coverage of a block that leads a hop, as
+	// a share of the best covering block's.
+	refocusSecond = 0.5
+	// refocusNameIDF is the least IDF of a name, as a share of the
+	// highest: a capitalized word as common as "Oh" or "PS" names no one.
+	refocusNameIDF = 0.6
 )

@@ -13,7 +13,7 @@ import (
 const Preamble = "<memory>\nEarlier conversation from your long-term memory, oldest first, times in UTC. Lines with ~ summarize a span; other lines quote messages verbatim.\n"
 
 // OutlinePreamble opens the memory text in RenderOutline mode.
-const OutlinePreamble = "<memory>\nEarlier conversation from your long-term memory, times in UTC: an outline, oldest first, then details of some of its spans. Lines with ~ summarize a span; other lines quote messages verbatim.\n"
+const OutlinePreamble = "<memory>\nYour long-term memory (UTC): an outline, oldest first (~ lines summarize), then details quoted verbatim.\n"
 
 // Closing ends the memory text.
 const Closing = "</memory>"
@@ -101,7 +101,9 @@ func (e *Engine) render(c *mctx, entries []focus.Entry, scopes []string) (string
 func (e *Engine) renderZones(c *mctx, res focus.Result, scopes []string) (string, []EntryInfo, []policy.Hit) {
 	mw := memoryWriter{e: e, scopes: scopes}
 	for _, en := range res.Outline {
-		mw.entry(en)
+		if en.Detail != focus.Elided {
+			mw.entry(en)
+		}
 	}
 	var group *tree.Node
 	pending := false // group's header is not written yet

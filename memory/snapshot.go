@@ -38,6 +38,7 @@ import (
 
 	"github.com/megacontext/megacontext/jsondepth"
 	"github.com/megacontext/megacontext/memory/bundle"
+	"github.com/megacontext/megacontext/memory/lens"
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/memory/tree"
@@ -55,7 +56,9 @@ var (
 // deriveVersion numbers the engine's ways of deriving the tree from
 // messages (block splitting, gist extraction, span tagging): bump it when
 // one changes, so that imports rebuild what older engines derived.
-const deriveVersion = 1
+// 2: headlines weigh words by their rarity in the history and never glue
+// messages together.
+const deriveVersion = 2
 
 // Derivation is what the tree derived from a context's messages depends
 // on besides them.
@@ -427,7 +430,8 @@ func (e *Engine) ImportBundle(k Key, r io.Reader, opts ImportOptions) (ImportRes
 		return ImportResult{}, err
 	}
 	res := ImportResult{Root: root, Messages: len(st.msgs)}
-	built := &mctx{key: k, byHash: map[string]int64{}, byRaw: map[rawKey]int64{}, kids: map[int64][]int64{}, tree: e.newTree()}
+	built := &mctx{key: k, byHash: map[string]int64{}, byRaw: map[rawKey]int64{}, kids: map[int64][]int64{}, index: lens.NewIndex()}
+	built.tree = e.newTree(built.index)
 	if mine := e.derivation(); st.header.Engine != mine {
 		res.Rebuilt, res.Why = true, derivationChange(st.header.Engine, mine)
 		e.rebuildTree(built, st.msgs)
@@ -593,7 +597,9 @@ func inTree(msgs []*msgRecord) []bool {
 
 // rebuildTree derives the tree from the messages with this engine.
 func (e *Engine) rebuildTree(c *mctx, msgs []*msgRecord) {
-	c.index = nil
+	// The index only weighs the gists' words while the tree is built (as
+	// a live ingest does); the imported context is loaded afresh.
+	defer func() { c.index = nil }()
 	// Every count is made at once, when the tree is built.
 	var t tally
 	var nodes []*tree.Node

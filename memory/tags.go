@@ -213,7 +213,7 @@ func (e *Engine) rebuildGists(c *mctx, blocks []*tree.Node, t *tally) []*tree.No
 		}
 		return a[1] - b[1]
 	})
-	summarize := e.newTree() // only its summarizer is used
+	summarize := e.newTree(c.index) // only its summarizer is used
 	out := make([]*tree.Node, 0, len(keys))
 	for _, key := range keys {
 		g := dirty[key]

@@ -6,6 +6,9 @@
 package memory
 
 import (
+	"cmp"
+	"slices"
+
 	"github.com/megacontext/megacontext/memory/focus"
 	"github.com/megacontext/megacontext/memory/lens"
 	"github.com/megacontext/megacontext/memory/policy"
@@ -72,8 +75,8 @@ type Window struct {
 	HistoryTokens int
 	// Expanded counts focus expansions.
 	Expanded int
-	// Omitted counts history blocks left out because even the coarsest
-	// cover did not fit.
+	// Omitted counts history blocks the window shows in no form: even the
+	// coarsest cover did not fit, and no detail reached them.
 	Omitted int
 	// LastSeq is the stored sequence number of the last request message,
 	// the parent of the response.
@@ -104,9 +107,10 @@ type EntryInfo struct {
 	// cover, whatever the question), "recent" (the newest history detailed
 	// with budget left), "expanded" (a relevance expansion, in round Round),
 	// "hysteresis" (expanded in the previous window), "weak match" (shown
-	// with what budget was left) or "pinned".
+	// with what budget was left), "context" (around a match: the rest of
+	// its message, with what budget was left) or "pinned".
 	Reason string `json:"reason"`
-	// Round is the relevance round of an "expanded" entry (1, 2).
+	// Round is the relevance round of an "expanded" entry (1, 2, 3).
 	Round int `json:"round,omitempty"`
 	// Score is the node's relevance when the allocator placed it (0 for
 	// outline and recent entries).
@@ -206,7 +210,7 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		return
 	}
 	tailRanges := tailBlockRanges(c, r, seqs, w.TailFrom)
-	query := e.query(c, r, w.TailFrom)
+	query, context := e.query(c, r, w.TailFrom)
 	inTail := func(b int) bool {
 		for _, tr := range tailRanges {
 			if b >= tr.First && b <= tr.Last {
@@ -223,15 +227,24 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		memBudget -= pinCost
 		allocTail = withPinned(tailRanges, pinned)
 	}
-	score := func(q []lens.Term) map[int]float64 { return e.scoreBlocks(c, q, inTail) }
-	scores := score(query)
-	// Semantic similarity (when an embedder is configured) finds what shares
-	// no words with the question.
-	semantic := e.semanticScores(c, lastUserText(r.Messages), inTail)
-	for b, s := range semantic {
-		scores[b] += s
+	question := lastUserText(r.Messages)
+	score := e.scorer(c, question, inTail)
+	round := query // the query of the last relevance round
+	searched := map[string]bool{}
+	// matched reports text holding a term of any round's query.
+	asked := map[string]bool{}
+	for _, t := range query {
+		asked[t.Text] = true
 	}
-	e.focusOnDays(c, lastUserText(r.Messages), scores, inTail)
+	matched := func(text string) bool {
+		for _, t := range lens.Terms(text) {
+			if asked[t] || searched[t] {
+				return true
+			}
+		}
+		return false
+	}
+	scores, semantic := e.memoryScores(c, score, query, context, question, inTail)
 	// What explains the window later (explain), kept by reference: nothing
 	// is computed for it on the request path.
 	why := w.why
@@ -243,23 +256,38 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		Scores:   scores,
 		Overhead: entryOverhead,
 		Sticky:   func(n *tree.Node) bool { return c.sticky[[2]int{n.Level, n.Index}] },
-		Rounds:   2,
+		Rounds:   3,
 		// Tuned with `megacontext eval` (see README).
 		MinRelevance: e.opts.MinRelevance,
 		Refocus: func(revealed []*tree.Node) map[int]float64 {
-			extra := e.refocusTerms(c, query, revealed)
+			// The revealed blocks that cover the round's query best lead on:
+			// the question's terms first, then what the last round followed.
+			extra, from := e.refocusTerms(c, round, searched, revealed)
 			if len(extra) == 0 {
 				return nil
 			}
-			// The next round follows only what the revealed text points to.
+			round = extra
+			// The next round follows what the revealed text points to, and
+			// the question, lower, picks among the blocks that name it.
 			why.refocus = append(why.refocus, extra...)
-			why.rescored = score(extra)
+			why.rescored = score(lens.Merge(extra, scaled(query, refocusQuestionWeight)))
+			// The next hop is another block than this one, which holds the
+			// new terms too and the question's besides: it would lead again.
+			for _, b := range from {
+				delete(why.rescored, b)
+			}
 			return why.rescored
 		},
 	}
 	if e.opts.Render == RenderOutline {
 		in.OutlineBudget = e.outlineBudget(r, lead+memFixed, memBudget)
 		in.OutlineStep = outlineStep
+		in.OutlineQuantum = max(16, r.Budget/16)
+		// The details may claim what plain retrieval would spend on its
+		// matches, half the budget, before the outline takes its share.
+		in.DetailFloor = min(memBudget, r.Budget/2)
+		in.Unit = func(b int) focus.Range { return c.sentenceUnit(b, matched) }
+		in.Context = func(b int) focus.Range { return c.messageContext(b) }
 		// The header's line break is the +1.
 		in.Details = func(n *tree.Node) int { return e.detailsCost(n) + 1 }
 	}
@@ -278,7 +306,7 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		why.levels = append(why.levels, c.tree.LevelLen(l))
 	}
 	w.Expanded = res.Expanded
-	w.Omitted = res.Cut
+	w.Omitted = res.Omitted
 	if res.Outline != nil {
 		w.Memory, w.Entries, w.Hits = e.renderZones(c, res, r.Scopes)
 	} else {
@@ -322,6 +350,48 @@ func (e *Engine) outlineBudget(r Request, fixed, memBudget int) int {
 		ob = cap
 	}
 	return max(1, ob)
+}
+
+// refocusQuestionWeight weighs the question's terms in refocus rounds.
+const refocusQuestionWeight = 0.3
+
+// scaled returns the terms with their weights times f.
+func scaled(q []lens.Term, f float64) []lens.Term {
+	out := make([]lens.Term, len(q))
+	for i, t := range q {
+		out[i] = lens.Term{Text: t.Text, Weight: t.Weight * f}
+	}
+	return out
+}
+
+// maxScored bounds the blocks a relevance round hands the allocator: the
+// best ones, many times what any budget shows.
+const maxScored = 1500
+
+// topScores keeps the n best scores (the newer on ties).
+func topScores(scores map[int]float64, n int) map[int]float64 {
+	if len(scores) <= n {
+		return scores
+	}
+	type bs struct {
+		b int
+		s float64
+	}
+	all := make([]bs, 0, len(scores))
+	for b, s := range scores {
+		all = append(all, bs{b, s})
+	}
+	slices.SortFunc(all, func(x, y bs) int {
+		if c := cmp.Compare(y.s, x.s); c != 0 {
+			return c
+		}
+		return cmp.Compare(y.b, x.b)
+	})
+	out := make(map[int]float64, n)
+	for _, x := range all[:n] {
+		out[x.b] = x.s
+	}
+	return out
 }
 
 // maxOutlineShare is the most of the memory budget the outline may take.

@@ -61,6 +61,9 @@ const (
 	// Pinned: kept in every window by a pin (set by the caller on the Tail
 	// entries of the blocks it pinned).
 	Pinned
+	// Context: around a match (the rest of its message, or a level opened
+	// on the way to a weak match) with what budget was left.
+	Context
 )
 
 func (r Reason) String() string {
@@ -75,6 +78,8 @@ func (r Reason) String() string {
 		return "recent"
 	case Pinned:
 		return "pinned"
+	case Context:
+		return "context"
 	default:
 		return "outline"
 	}
@@ -152,6 +157,24 @@ type Input struct {
 	// Details returns the tokens of the header that introduces the focus
 	// zone's refinement of outline entry n (outline mode).
 	Details func(n *tree.Node) int
+	// DetailFloor, in outline mode, is the budget the focus zone may claim
+	// before the outline gets its share: up to it, the outline yields to
+	// the question's matches (collapsing, then eliding its oldest entries),
+	// so that the window holds at least what plain retrieval would fit in
+	// that much budget. 0: the outline keeps OutlineBudget.
+	DetailFloor int
+	// OutlineQuantum, in outline mode, rounds the outline's budget down to
+	// a multiple of it whenever the focus zone changes that budget, so that
+	// the outline changes in steps (0 or 1: no rounding).
+	OutlineQuantum int
+	// Unit, in outline mode, returns the blocks shown together with block b
+	// (b among them): the rest of the sentences b holds, so that a
+	// statement is never shown cut. nil: each block alone.
+	Unit func(b int) Range
+	// Context, in outline mode, returns the wider span around block b that
+	// budget left after every match goes to (the rest of its message, say).
+	// nil: none.
+	Context func(b int) Range
 }
 
 // Result is the allocator's window.
@@ -175,6 +198,14 @@ type Result struct {
 	Outline []Entry
 	// OutlineCost is the outline's share of Cost.
 	OutlineCost int
+	// OutlineBudget is the budget the outline was fitted to: at most
+	// Input.OutlineBudget, less when the focus zone needed the room, more
+	// when the question matched too little to use it.
+	OutlineBudget int
+	// Omitted counts blocks that neither the outline nor the focus zone
+	// shows in any form (outline mode: the outline's elided entries, less
+	// the blocks shown from them; otherwise the blocks before Cut).
+	Omitted int
 }
 
 type key struct{ level, index int }
@@ -193,20 +224,13 @@ type allocator struct {
 	zoned bool
 	// step quantizes fit's collapses (outline building).
 	step int
-	// weak lists the focus zone's weakly matching elided blocks.
-	weak []weakMatch
 	// why and round stamp the entries an expansion makes (splice): the
 	// phase the allocator is in.
 	why   Reason
 	round int
-}
-
-// weakMatch is a block an expansion matched too weakly to show at once.
-type weakMatch struct {
-	n     *tree.Node
-	share float64
-	// score is the block's relevance when it was noted.
-	score float64
+	// elide makes fit elide the oldest entries instead of cutting them
+	// (outline building: the focus zone can still detail them).
+	elide bool
 }
 
 // Allocate computes the window. It is deterministic for equal inputs.
@@ -243,17 +267,6 @@ func (a *allocator) relevanceRounds() {
 			limit = a.cost + int(float64(in.Budget-a.cost)*in.RoundShare)
 		}
 		revealed := a.expandRelevant(limit)
-		if a.zoned && round == 0 {
-			// The outline may already show a relevant block verbatim (its
-			// newest history): it counts as revealed for refocusing.
-			for _, e := range a.entries {
-				if a.outlineEntry(e) && e.Node.Level == 0 {
-					if p := a.relevance(e.Node); p > 0 && p >= in.MinRelevance*a.maxRel {
-						revealed = append(revealed, e.Node)
-					}
-				}
-			}
-		}
 		if round+1 == in.Rounds || in.Refocus == nil || len(revealed) == 0 {
 			break
 		}
@@ -270,87 +283,15 @@ func (a *allocator) relevanceRounds() {
 func (a *allocator) finish() Result {
 	a.result.Entries = a.entries
 	a.result.Cost = a.cost
+	if !a.zoned {
+		a.result.Omitted = a.result.Cut
+	}
 	for _, e := range a.entries {
 		if !e.Tail && e.Refines == nil && e.Detail == Short {
 			a.result.Collapsed++
 		}
 	}
 	return a.result
-}
-
-// allocateZoned is Allocate in outline mode.
-func allocateZoned(in Input) Result {
-	if in.Details == nil {
-		in.Details = func(*tree.Node) int { return 0 }
-	}
-	// The outline: no relevance, no hysteresis, its own budget.
-	oin := in
-	oin.Budget = min(in.OutlineBudget, in.Budget)
-	oin.Scores, oin.Sticky, oin.Refocus = nil, nil, nil
-	o := &allocator{in: oin, t: in.Tree, done: map[key]bool{}, step: max(1, in.OutlineStep)}
-	o.initialCover()
-	o.fit()
-	o.expandRecent()
-	a := &allocator{in: in, t: in.Tree, done: map[key]bool{}, zoned: true}
-	a.result.Cut = o.result.Cut
-	a.result.Outline = o.entries
-	a.result.OutlineCost = o.cost
-	a.result.Expanded = o.result.Expanded
-	a.entries = append([]Entry(nil), o.entries...)
-	a.cost = o.cost
-	a.setScores(in.Scores)
-	a.relevanceRounds()
-	a.restoreSticky()
-	a.fillWeak()
-	a.prune()
-	return a.finish()
-}
-
-// prune undoes the focus zone's expansions that show nothing: children all
-// elided become their elided parent again, and an outline entry whose
-// details are all elided is no longer refined (its header is refunded).
-func (a *allocator) prune() {
-	for changed := true; changed; {
-		changed = false
-		out := a.entries[:0:0]
-		for i := 0; i < len(a.entries); i++ {
-			e := a.entries[i]
-			if e.Tail || e.Detail != Elided {
-				out = append(out, e)
-				continue
-			}
-			p := a.t.Parent(e.Node)
-			if p == nil || e.First != p.First {
-				out = append(out, e)
-				continue
-			}
-			j := i
-			for j < len(a.entries) && a.entries[j].Detail == Elided && !a.entries[j].Tail && a.entries[j].Last <= p.Last {
-				j++
-			}
-			if a.entries[j-1].Last != p.Last {
-				out = append(out, e)
-				continue
-			}
-			if p == e.Refines {
-				a.cost -= a.in.Details(p)
-				out = append(out, a.outlineEntryOf(p))
-			} else {
-				out = append(out, Entry{Node: p, Detail: Elided, First: p.First, Last: p.Last, Refines: e.Refines})
-			}
-			a.result.Expanded--
-			i = j - 1
-			changed = true
-		}
-		a.entries = out
-	}
-}
-
-// outlineEntryOf returns the outline's entry for node n.
-func (a *allocator) outlineEntryOf(n *tree.Node) Entry {
-	o := a.result.Outline
-	i := sort.Search(len(o), func(i int) bool { return o[i].Last >= n.First })
-	return o[i]
 }
 
 // setScores computes node relevance: the maximum block score in its span.
@@ -377,49 +318,8 @@ func (a *allocator) setScores(scores map[int]float64) {
 func (a *allocator) relevance(n *tree.Node) float64 { return a.rel[key{n.Level, n.Index}] }
 
 // shows reports whether an expansion shows child c: any match earns a gist
-// its full text, but in outline mode's focus zone, where a shown block
-// costs its whole text and an unshown one nothing, only strong matches are
-// shown at once; weaker ones wait for what budget is left (fillWeak).
-func (a *allocator) shows(c *tree.Node) bool {
-	if a.zoned && c.Level == 0 {
-		return a.strong(c)
-	}
-	return a.relevance(c) > 0
-}
-
-// noteWeak records the elided blocks of an expansion that match the query
-// weakly, with their relevance as a share of the round's best.
-func (a *allocator) noteWeak(repl []Entry) {
-	if !a.zoned {
-		return
-	}
-	for _, e := range repl {
-		if e.Detail == Elided && e.Node.Level == 0 && a.relevance(e.Node) > 0 {
-			a.weak = append(a.weak, weakMatch{e.Node, a.relevance(e.Node) / a.maxRel, a.relevance(e.Node)})
-		}
-	}
-}
-
-// fillWeak spends what budget is left on the weak matches of the focus
-// zone's expansions, best first.
-func (a *allocator) fillWeak() {
-	sort.SliceStable(a.weak, func(i, j int) bool { return a.weak[i].share > a.weak[j].share })
-	for _, w := range a.weak {
-		i := a.find(w.n)
-		if i < 0 || a.entries[i].Detail != Elided {
-			continue
-		}
-		// Priced without joining its predecessor: an upper bound.
-		e := a.memoryEntry(w.n, Verbatim, nil)
-		if a.cost+e.Cost > a.in.Budget {
-			continue
-		}
-		e.Refines = a.entries[i].Refines
-		e.Why, e.Score = Weak, w.score
-		a.entries[i] = e
-		a.cost += e.Cost
-	}
-}
+// its full text.
+func (a *allocator) shows(c *tree.Node) bool { return a.relevance(c) > 0 }
 
 // strong reports whether n is a strong match: at least MinRelevance of the
 // best.
@@ -508,6 +408,17 @@ func (a *allocator) fit() {
 		return
 	}
 	a.collapse(a.cost-a.in.Budget, -1, -1)
+	if a.elide {
+		// The outline elides its oldest entries: they cost nothing and stay
+		// in place, so that the focus zone can still detail them.
+		for i := 0; a.cost > a.in.Budget && i < len(a.entries); i++ {
+			if e := &a.entries[i]; !e.Tail && e.Detail != Elided {
+				a.cost -= e.Cost
+				e.Detail, e.Cost = Elided, 0
+			}
+		}
+		return
+	}
 	// Drop the oldest entries. Tail ranges passed on the way are dropped from
 	// the list too (the caller renders them in the tail regardless), so the
 	// entries always tile [Cut, Len).
@@ -625,7 +536,6 @@ func (a *allocator) expandRelevant(limit int) []*tree.Node {
 		a.done[k] = true
 		a.splice(i, repl)
 		a.result.Expanded++
-		a.noteWeak(repl)
 		for _, c := range children {
 			if c.Level == 0 {
 				revealed = append(revealed, c)
@@ -658,7 +568,6 @@ func (a *allocator) restoreSticky() {
 				continue
 			}
 			a.splice(i, repl)
-			a.noteWeak(repl)
 			a.result.Expanded++
 			changed = true
 		}
@@ -762,6 +671,9 @@ func (a *allocator) splice(i int, repl []Entry) {
 		repl[j].Why, repl[j].Round = a.why, a.round
 		if a.why != Recent {
 			repl[j].Score = a.relevance(repl[j].Node)
+		}
+		if a.why == Weak && repl[j].Score <= 0 {
+			repl[j].Why = Context // opened on the way to a weak match
 		}
 	}
 	sum := 0

@@ -68,8 +68,10 @@ func checkInvariants(t *rapid.T, in Input, r Result) {
 			t.Fatalf("entry node not in tree")
 		}
 		if e.Detail == Elided {
-			if e.Refines == nil || e.Cost != 0 {
-				t.Fatalf("elided entry %d-%d outside the focus zone or with a cost", e.First, e.Last)
+			// Only outline mode elides: focus entries, and the outline's
+			// oldest entries when even its headlines do not fit.
+			if (e.Refines == nil && in.OutlineBudget <= 0) || e.Cost != 0 {
+				t.Fatalf("elided entry %d-%d outside outline mode or with a cost", e.First, e.Last)
 			}
 		} else if (e.Node.Level == 0) != (e.Detail == Verbatim) {
 			t.Fatalf("detail %v at level %d", e.Detail, e.Node.Level)
@@ -245,8 +247,8 @@ func checkOutline(t *rapid.T, in Input, r Result, details func(*tree.Node) int) 
 			t.Fatalf("outline gap/overlap at %d: entry starts at %d", pos, e.First)
 		}
 		pos = e.Last + 1
-		if e.Refines != nil || e.Detail == Elided {
-			t.Fatalf("outline entry %+v refines or is elided", e)
+		if e.Refines != nil || (e.Detail == Elided && e.Cost != 0) {
+			t.Fatalf("outline entry %+v refines, or is elided with a cost", e)
 		}
 		if !e.Tail {
 			outline[e.Node] = true
@@ -259,8 +261,8 @@ func checkOutline(t *rapid.T, in Input, r Result, details func(*tree.Node) int) 
 	if ocost != r.OutlineCost {
 		t.Fatalf("outline cost %d != sum %d", r.OutlineCost, ocost)
 	}
-	if ocost > min(in.OutlineBudget, in.Budget) && ocost > 0 {
-		t.Fatalf("outline cost %d over its budget %d", ocost, in.OutlineBudget)
+	if ocost > r.OutlineBudget && ocost > 0 || r.OutlineBudget > max(in.Budget, 0) {
+		t.Fatalf("outline cost %d over its budget %d (window budget %d)", ocost, r.OutlineBudget, in.Budget)
 	}
 	sum := ocost
 	refined := map[*tree.Node]bool{}
@@ -271,9 +273,6 @@ func checkOutline(t *rapid.T, in Input, r Result, details func(*tree.Node) int) 
 		if e.Refines == nil {
 			if !outline[e.Node] {
 				t.Fatalf("effective entry %d-%d is neither an outline entry nor refines one", e.First, e.Last)
-			}
-			if e.Detail == Elided {
-				t.Fatalf("elided outline entry")
 			}
 			continue
 		}
@@ -305,10 +304,70 @@ func checkOutline(t *rapid.T, in Input, r Result, details func(*tree.Node) int) 
 	}
 }
 
+// checkSpent checks that outline mode spends its budget: every matching
+// block is shown, or showing its unit would cost more than what is left;
+// and the focus zone holds at least what retrieval would fit in
+// DetailFloor tokens: every match ranked before the first one left out
+// is shown, or the outline has yielded all it could.
+func checkSpent(t *rapid.T, in Input, r Result) {
+	spare := in.Budget - r.Cost
+	shown := map[int]bool{}
+	for _, e := range r.Entries {
+		if !e.Tail && e.Node.Level == 0 && e.Detail == Verbatim {
+			shown[e.Node.Index] = true
+		}
+	}
+	elidedOutline := map[int]bool{}
+	for _, e := range r.Outline {
+		if !e.Tail && e.Node.Level == 0 && e.Detail == Elided {
+			elidedOutline[e.Node.Index] = true
+		}
+	}
+	for b, s := range in.Scores {
+		if s <= 0 || shown[b] || elidedOutline[b] || inTailRanges(in.Tail, b) {
+			continue
+		}
+		u := Range{b, b}
+		if in.Unit != nil {
+			u = in.Unit(b)
+		}
+		// What showing it costs at most: each block with its overhead,
+		// and a header.
+		need := in.Details(in.Tree.Block(b))
+		for x := u.First; x <= u.Last; x++ {
+			if !shown[x] && !inTailRanges(in.Tail, x) {
+				n := in.Tree.Block(x)
+				need += n.Cost + in.Overhead(n, Verbatim, nil)
+			}
+		}
+		if need <= spare {
+			t.Fatalf("block %d (score %.2f) not shown: its unit costs at least %d, %d tokens left unused", b, s, need, spare)
+		}
+	}
+}
+
+func inTailRanges(rs []Range, b int) bool {
+	for _, r := range rs {
+		if b >= r.First && b <= r.Last {
+			return true
+		}
+	}
+	return false
+}
+
 func genOutlineInput(t *rapid.T) (Input, func(*tree.Node) int) {
 	in := genInput(t)
 	in.OutlineBudget = rapid.IntRange(1, max(1, in.Budget)).Draw(t, "outlineBudget")
 	in.OutlineStep = rapid.IntRange(0, 5).Draw(t, "step")
+	in.DetailFloor = rapid.IntRange(0, max(0, in.Budget)).Draw(t, "floor")
+	in.OutlineQuantum = rapid.IntRange(0, 64).Draw(t, "quantum")
+	if rapid.Bool().Draw(t, "units") {
+		// Units of up to three consecutive blocks of one message.
+		in.Unit = func(b int) Range {
+			m := b / 3
+			return Range{max(b-1, 3*m), min(b+1, 3*m+2, in.Tree.Len()-1)}
+		}
+	}
 	hd := rapid.IntRange(0, 12).Draw(t, "details")
 	details := func(*tree.Node) int { return hd }
 	in.Details = details
@@ -329,10 +388,13 @@ func TestAllocateOutlineInvariants(t *testing.T) {
 		if r2 := Allocate(in); !reflect.DeepEqual(r, r2) {
 			t.Fatalf("not deterministic")
 		}
-		// The outline does not depend on the query or the previous window.
-		in.Scores, in.Sticky, in.Refocus = nil, nil, nil
+		checkSpent(t, in, r)
+		// The outline depends on the query and the previous window only
+		// through the budget it was fitted to.
+		in.Scores, in.Sticky, in.Refocus, in.DetailFloor = nil, nil, nil, 0
+		in.Budget, in.OutlineBudget = r.OutlineBudget, max(1, r.OutlineBudget)
 		if r3 := Allocate(in); !reflect.DeepEqual(r.Outline, r3.Outline) || r.OutlineCost != r3.OutlineCost || r.Cut != r3.Cut {
-			t.Fatalf("outline depends on the query")
+			t.Fatalf("outline depends on the query beyond its budget")
 		}
 	})
 }
@@ -350,7 +412,7 @@ func TestOutlineStableAsHistoryGrows(t *testing.T) {
 		n := 0
 		for blocks := 500; blocks <= 600; blocks++ {
 			tr := buildTree(32, 8, costs[:blocks], 40, 6)
-			r := Allocate(Input{Tree: tr, Budget: 1200, OutlineBudget: 500, OutlineStep: step, Scores: map[int]float64{blocks / 3: 5}})
+			r := Allocate(Input{Tree: tr, Budget: 1200, OutlineBudget: 500, OutlineStep: step, OutlineQuantum: 1200 / 16, Scores: map[int]float64{blocks / 3: 5}})
 			if prev != nil {
 				same := 0
 				for same < len(prev) && same < len(r.Outline) && prev[same].First == r.Outline[same].First &&
@@ -390,8 +452,8 @@ func TestOutlineRefinementShowsRelevantBlock(t *testing.T) {
 	if !found {
 		t.Fatalf("block 137 not detailed in the focus zone")
 	}
-	if r.Cost > in.Budget || r.OutlineCost > in.OutlineBudget {
-		t.Fatalf("over budget: %d (outline %d)", r.Cost, r.OutlineCost)
+	if r.Cost > in.Budget || r.OutlineCost > r.OutlineBudget {
+		t.Fatalf("over budget: %d (outline %d of %d)", r.Cost, r.OutlineCost, r.OutlineBudget)
 	}
 }
 
@@ -437,5 +499,75 @@ func TestOutlineShowsStrongMatchWhenWeakOnesDoNotFit(t *testing.T) {
 	}
 	if strong, weak, _ := shown(base.OutlineCost + 2000); !strong || weak != 7 {
 		t.Fatalf("ample budget: strong match shown %v, weak matches shown %d of 7", strong, weak)
+	}
+}
+
+// The outline elides its oldest entries when even its headlines do not
+// fit its budget, and the focus zone still details a match inside them:
+// details reach every span, including those the outline leaves out.
+func TestFocusReachesElidedOutline(t *testing.T) {
+	costs := make([]int, 1024)
+	for i := range costs {
+		costs[i] = 30
+	}
+	tr := buildTree(32, 4, costs, 40, 6)
+	in := Input{Tree: tr, Budget: 300, OutlineBudget: 20, OutlineStep: 4, Scores: map[int]float64{3: 5}, Tail: []Range{{1020, 1023}},
+		Details: func(*tree.Node) int { return 10 }}
+	r := Allocate(in)
+	elided, shown := false, false
+	for _, e := range r.Outline {
+		if !e.Tail && e.First <= 3 && 3 <= e.Last {
+			elided = e.Detail == Elided
+		}
+	}
+	for _, e := range r.Entries {
+		if !e.Tail && e.Node.Level == 0 && e.Node.Index == 3 {
+			shown = e.Detail == Verbatim && e.Refines != nil
+		}
+	}
+	if !elided || !shown {
+		t.Fatalf("block 3: outline elides it %v, focus zone shows it %v", elided, shown)
+	}
+	if r.Cost > in.Budget || r.Cut != 0 || r.Omitted == 0 {
+		t.Fatalf("cost %d (budget %d), cut %d, omitted %d", r.Cost, in.Budget, r.Cut, r.Omitted)
+	}
+}
+
+// With a detail floor, the outline yields: matches that the outline's
+// share would crowd out are shown, best first, up to the floor, and the
+// outline takes what they leave.
+func TestOutlineYieldsToDetailFloor(t *testing.T) {
+	costs := make([]int, 512)
+	for i := range costs {
+		costs[i] = 30
+	}
+	tr := buildTree(32, 8, costs, 40, 6)
+	scores := map[int]float64{}
+	for i := 0; i < 10; i++ {
+		scores[40*i+5] = float64(20 - i)
+	}
+	shownMatches := func(floor int) (int, Result) {
+		in := Input{Tree: tr, Budget: 800, OutlineBudget: 780, OutlineStep: 4, OutlineQuantum: 50, Scores: scores, Tail: []Range{{500, 511}},
+			Details: func(*tree.Node) int { return 10 }, DetailFloor: floor}
+		r := Allocate(in)
+		n := 0
+		for _, e := range r.Entries {
+			if !e.Tail && e.Node.Level == 0 && e.Refines != nil && e.Detail == Verbatim && scores[e.Node.Index] > 0 {
+				n++
+			}
+		}
+		if r.Cost > in.Budget {
+			t.Fatalf("floor %d: cost %d over budget", floor, r.Cost)
+		}
+		return n, r
+	}
+	without, _ := shownMatches(0)
+	with, r := shownMatches(400)
+	// Each match costs 30 tokens and a 10-token header: the floor holds 10.
+	if with != 10 || with <= without {
+		t.Fatalf("matches shown: %d with a floor of 400 tokens, %d without", with, without)
+	}
+	if r.OutlineBudget > 800-400 || r.OutlineBudget%50 != 0 {
+		t.Fatalf("outline budget %d: did not yield in steps of 50", r.OutlineBudget)
 	}
 }

@@ -33,6 +33,15 @@ type Extractive struct {
 	MaxTokens int
 	// ShortTokens caps a short gist.
 	ShortTokens int
+	// Rarity, when set, says how much a lower-case word tells apart the
+	// span it occurs in (an inverse document frequency over the history):
+	// a headline names what is rare, not the boilerplate that recurs
+	// everywhere ("Noted", "Let me know"). nil: every word alike.
+	Rarity func(word string) float64
+	// IsName, when set, reports a word the history only ever capitalizes
+	// (a name), which a headline keeps as a name even where it opens a
+	// sentence. nil: only capitals inside a sentence make a name.
+	IsName func(word string) bool
 }
 
 type sentence struct {
@@ -49,7 +58,12 @@ func (e Extractive) Summarize(level int, children []*tree.Node) tree.Gist {
 	var src strings.Builder
 	if level == 1 {
 		cands = blockSentences(children)
-		for _, c := range children {
+		// Blocks of one message are one text; messages are separate lines,
+		// so that no word is glued across them ("apples.Tim").
+		for i, c := range children {
+			if i > 0 && c.Msg != children[i-1].Msg {
+				src.WriteByte('\n')
+			}
 			src.WriteString(c.Text)
 		}
 	} else {
@@ -182,31 +196,67 @@ func labelled(s sentence) string {
 }
 
 // short returns a headline of the span's key terms (entities, codes and
-// rare words), within ShortTokens by the sizer.
+// rare words), within ShortTokens by the sizer. A capitalized word that
+// only ever opens a sentence is an ordinary word ("Noted", "Let"); with
+// Rarity, each word counts by how rare it is in the history.
 func (e Extractive) short(text string) string {
 	sz := e.sizer()
 	type term struct {
 		w     string
 		score float64
 		first int
+		// name: capitalized somewhere other than a sentence start;
+		// opener: capitalized at a sentence start.
+		name, opener bool
 	}
 	seen := map[string]*term{}
 	var terms []*term
-	for i, w := range strings.FieldsFunc(text, func(r rune) bool {
-		return !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' || r == '.' || r == '\'')
-	}) {
-		w = strings.Trim(w, "-_.'")
-		if len(w) < 3 || isStopword(strings.ToLower(w)) || roleWords[strings.ToLower(w)] {
-			continue
+	i := 0
+	// Gists of gists hold pieces joined by Separator, each after a role
+	// label: each piece starts a sentence of its own.
+	text = strings.ReplaceAll(text, Separator, "\n")
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if r, rest, ok := strings.Cut(line, ": "); ok && roleWords[r] {
+			line = rest
 		}
-		key := strings.ToLower(w)
-		t, ok := seen[key]
-		if !ok {
-			t = &term{w: w, first: i}
-			seen[key] = t
-			terms = append(terms, t)
+		for _, sent := range SplitSentences(line) {
+			for k, w := range strings.FieldsFunc(sent, func(r rune) bool {
+				return !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' || r == '.' || r == '\'')
+			}) {
+				i++
+				w = strings.Trim(w, "-_.'")
+				lw := strings.ToLower(w)
+				if len(w) < 3 || isStopword(lw) || roleWords[lw] {
+					continue
+				}
+				t, ok := seen[lw]
+				if !ok {
+					t = &term{w: w, first: i}
+					seen[lw] = t
+					terms = append(terms, t)
+				}
+				ws := wordSalience(w)
+				switch {
+				case ws == 2 && e.IsName != nil && e.IsName(lw):
+					t.name = true
+				case k == 0 && ws == 2:
+					ws = wordSalience(lw) // a capital at a sentence start says nothing
+					t.opener = true
+				case ws == 2:
+					t.name = true
+				}
+				if e.Rarity != nil {
+					ws *= e.Rarity(lw)
+				}
+				t.score += ws
+			}
 		}
-		t.score += wordSalience(w)
+	}
+	for _, t := range terms {
+		if t.opener && !t.name {
+			t.w = strings.ToLower(t.w) // an ordinary word, however it was first written
+		}
 	}
 	sort.SliceStable(terms, func(a, b int) bool { return terms[a].score > terms[b].score })
 	var out []string

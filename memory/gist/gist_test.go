@@ -61,3 +61,43 @@ func TestGistKeepsCodesAndEntitiesWithinCap(t *testing.T) {
 		t.Errorf("level-2 gist %q cost %d", parent.Text, parent.Cost)
 	}
 }
+
+// A headline never glues the words of two messages together (it used to
+// read "apples.Tim" for "...apples." and "Tim said..."), and it names what
+// the span is about, not the boilerplate that opens its sentences.
+func TestHeadlineSeparatesMessagesAndSkipsBoilerplate(t *testing.T) {
+	e := Extractive{Counter: tokens.Estimate{}, MaxTokens: 48, ShortTokens: 12}
+	children := []*tree.Node{
+		{Text: "We bought apples.", Msg: 1, Role: "user"},
+		{Text: "Tim said the orchard in Kent sells Bramley apples cheaply.", Msg: 2, Role: "user"},
+		{Text: "Noted! Let me know if you want to talk about it.", Msg: 3, Role: "assistant"},
+		{Text: "Noted. Let me know anytime.", Msg: 4, Role: "assistant"},
+	}
+	g := e.Summarize(1, children)
+	for _, glued := range []string{"apples.Tim", "apples.tim", "it.Noted"} {
+		if strings.Contains(g.Short, glued) || strings.Contains(g.Text, glued) {
+			t.Errorf("words glued across messages: %q / %q", g.Short, g.Text)
+		}
+	}
+	for _, w := range strings.Split(g.Short, ShortSeparator) {
+		if w == "Noted" || w == "Let" {
+			t.Errorf("headline %q names sentence-opening boilerplate", g.Short)
+		}
+	}
+	if !strings.Contains(g.Short, "Kent") {
+		t.Errorf("headline %q lacks the span's names", g.Short)
+	}
+	// With the history's rarity, recurring words give way to rare ones.
+	common := map[string]bool{"noted": true, "let": true, "know": true, "talk": true, "anytime": true, "apples": true}
+	e.Rarity = func(w string) float64 {
+		if common[w] {
+			return 0.1
+		}
+		return 3
+	}
+	e.IsName = func(w string) bool { return w == "tim" || w == "kent" || w == "bramley" }
+	g = e.Summarize(1, children)
+	if strings.Contains(g.Short, "anytime") || !strings.Contains(g.Short, "Tim") || strings.Contains(g.Short, "let") {
+		t.Errorf("headline with rarity %q", g.Short)
+	}
+}

@@ -33,6 +33,13 @@ type Index struct {
 	total    int64
 	// bytes is the approximate memory the index holds (Bytes).
 	bytes int64
+	// sem is the GloVe channel, nil without vectors (UseVectors).
+	sem *Semantic
+	// lower counts the occurrences of each term written in lower case, and
+	// midCap those capitalized inside a sentence: a term of midCap never
+	// seen in lower case is a name (Name). Counts, so that Rewrite can take
+	// a text's occurrences back.
+	lower, midCap map[string]int32
 }
 
 // Approximate memory costs of the index, in bytes (64-bit Go): a posting
@@ -50,7 +57,50 @@ const (
 func (x *Index) Bytes() int64 { return x.bytes }
 
 // NewIndex returns an empty index.
-func NewIndex() *Index { return &Index{postings: map[string][]posting{}} }
+func NewIndex() *Index {
+	return &Index{postings: map[string][]posting{}, lower: map[string]int32{}, midCap: map[string]int32{}}
+}
+
+// Name reports whether term is a name: capitalized inside a sentence
+// somewhere in the history, and never written in lower case there
+// ("Damien", never "damien"; not "Noted", which only opens sentences).
+func (x *Index) Name(term string) bool {
+	_, low := x.lower[term]
+	_, mid := x.midCap[term]
+	return mid && !low
+}
+
+// Capitalized reports whether term is in the history and never written in
+// lower case there: a name, or a word that only ever opens a sentence
+// ("Noted"); a rare one is most likely a name.
+func (x *Index) Capitalized(term string) bool {
+	_, low := x.lower[term]
+	return !low && len(x.postings[term]) > 0
+}
+
+// countCase adds delta to the case counts of words (sentence openers are
+// not counted: any word may open one).
+func (x *Index) countCase(words []word, delta int32) {
+	for _, w := range words {
+		set := x.lower
+		if w.capital {
+			if w.opener {
+				continue
+			}
+			set = x.midCap
+		}
+		n := set[w.term]
+		switch {
+		case n == 0 && delta > 0:
+			x.bytes += termBytes
+		case n+delta <= 0:
+			delete(set, w.term)
+			x.bytes -= termBytes
+			continue
+		}
+		set[w.term] = n + delta
+	}
+}
 
 // Len returns the number of blocks indexed.
 func (x *Index) Len() int { return len(x.docLen) }
@@ -82,6 +132,11 @@ func (x *Index) Add(text string) {
 	}
 	x.docLen = append(x.docLen, uint16(l))
 	x.total += int64(l)
+	words := contentWords(text)
+	x.countCase(words, 1)
+	if x.sem != nil {
+		x.bytes += x.sem.add(words)
+	}
 }
 
 // Term is a query term with a weight.
@@ -397,4 +452,10 @@ func (x *Index) Rewrite(blk int, old, text string) {
 	l := min(len(terms), math.MaxUint16)
 	x.total += int64(l) - int64(x.docLen[blk])
 	x.docLen[blk] = uint16(l)
+	x.countCase(contentWords(old), -1)
+	words := contentWords(text)
+	x.countCase(words, 1)
+	if x.sem != nil {
+		x.bytes += x.sem.rewrite(blk, words)
+	}
 }

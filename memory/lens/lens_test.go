@@ -1,9 +1,16 @@
 package lens
 
 import (
+	"bytes"
+	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
+
+	"github.com/megacontext/megacontext/memory/glove"
 )
 
 func TestTerms(t *testing.T) {
@@ -116,5 +123,61 @@ func TestRewriteMatchesFreshIndex(t *testing.T) {
 	}
 	if x.Bytes() != want.Bytes() {
 		t.Errorf("bytes %d, fresh index %d", x.Bytes(), want.Bytes())
+	}
+}
+
+// tinyVectors converts a handful of words with the given vectors (wink's
+// JSON layout) and maps them.
+func tinyVectors(t *testing.T, words []string, vecs [][]float64) *glove.Vectors {
+	t.Helper()
+	m := map[string][]float64{}
+	for i, w := range words {
+		n := 0.0
+		for _, x := range vecs[i] {
+			n += x * x
+		}
+		m[w] = append(slices.Clone(vecs[i]), math.Sqrt(n), float64(i))
+	}
+	js, err := json.Marshal(map[string]any{"precision": 8, "dimensions": len(vecs[0]), "size": len(words), "words": words, "vectors": m, "unkVector": make([]int, len(vecs[0])+2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := glove.Convert(bytes.NewReader(js), &out, glove.ConvertOptions{Clusters: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, glove.FileName), out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err := glove.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	return v
+}
+
+// TestRewriteReplacesSentenceVector: a rewritten (pruned) block is no
+// longer similar by meaning to what it said, and a name it alone wrote is
+// a name no more.
+func TestRewriteReplacesSentenceVector(t *testing.T) {
+	v := tinyVectors(t, []string{"boat", "ship", "bread", "pruned"}, [][]float64{{1, 0.1, 0, 0}, {0.9, 0.2, 0, 0}, {0, 0, 1, 0.1}, {0, 0.1, 0, 1}})
+	x := NewIndex()
+	x.UseVectors(v)
+	x.Add("we sailed the boat with Damien")
+	x.Add("fresh bread today")
+	if sim := x.Semantic().Similar("ship", 2, 2, 0.5, nil); sim[0] == 0 {
+		t.Fatalf("before the rewrite the boat block is not similar to ship: %v", sim)
+	}
+	if !x.Name("damien") {
+		t.Fatal("damien is not a name before the rewrite")
+	}
+	x.Rewrite(0, "we sailed the boat with Damien", "[pruned]")
+	if sim := x.Semantic().Similar("ship", 2, 2, 0.5, nil); sim[0] != 0 {
+		t.Errorf("the pruned block is still similar to ship: %v", sim)
+	}
+	if x.Name("damien") {
+		t.Error("damien is still a name after the only block naming it was pruned")
 	}
 }

@@ -76,6 +76,7 @@ type Thesaurus struct {
 	tags  map[string][2]uint16     // lemma+"/"+pos -> tag counts of senses 1 and 2
 	exc   [numPOS]map[string]string
 	bag   map[string][]uint32 // normalized word -> noun synset index<<2 | field
+	hypo  [][]int32           // noun synset -> its hyponyms (not instances)
 
 	derivs [][]int // load time only: derivationally related nouns (+)
 }
@@ -252,6 +253,16 @@ func (t *Thesaurus) loadPOS(dir string, p int) ([][]string, error) {
 	}
 	if p == noun {
 		t.derivs = derivs
+		// Hyponyms (not instances), for ExpandIn's inheritance.
+		t.hypo = make([][]int32, len(syns))
+		for i := range syns {
+			if syns[i].inst {
+				continue
+			}
+			for _, h := range syns[i].hyper {
+				t.hypo[h.idx()] = append(t.hypo[h.idx()], int32(i))
+			}
+		}
 	}
 
 	idx, err := os.ReadFile(filepath.Join(dir, "index."+posName[p]))

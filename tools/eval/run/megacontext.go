@@ -32,6 +32,7 @@ func (megaContext) Load(c *dataset.Case, env *Env) (Loaded, error) {
 		MinRelevance: eo.MinRelevance,
 		Embedder:     eo.Embedder,
 		Expander:     eo.Expander,
+		Vectors:      eo.Vectors,
 		Render:       eo.Render,
 		OutlineShare: eo.OutlineShare,
 	})

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/megacontext/megacontext/memory"
 	"github.com/megacontext/megacontext/memory/lens"
 	"github.com/megacontext/megacontext/tools/eval/dataset"
 )
@@ -61,6 +62,7 @@ func (rag) Load(c *dataset.Case, env *Env) (Loaded, error) {
 		size = DefaultChunkTokens
 	}
 	r := &ragLoaded{env: env, msgs: flatten(c, env), index: lens.NewIndex()}
+	r.index.UseVectors(env.Engine.Vectors)
 	for i, m := range r.msgs {
 		head := "[" + m.time.UTC().Format(ragTimeLayout) + "] " + m.role + ": "
 		for j, piece := range chunkText(m.text, size, env.Counter.Count) {
@@ -123,7 +125,12 @@ func (r *ragLoaded) retrieve(question string, tailFrom, room int) (string, int) 
 			}
 		}
 		q = lens.Merge(q, extra)
+		if hx, ok := x.(memory.HistoryExpander); ok {
+			q = lens.Merge(q, hx.ExpandIn(question, func(t string) bool { return r.index.DF(t) > 0 }))
+		}
 	}
+	// The same soft term matching (GloVe) as the engine's.
+	q = lens.Merge(q, r.index.Semantic().SoftTerms(question, memory.SoftOptions()))
 	scores := r.index.Score(q, limit, ragMaxDF)
 	ids := make([]int, 0, len(scores))
 	for id, s := range scores {

@@ -103,6 +103,9 @@ type Result struct {
 	// history size.
 	ByType map[string]Group `json:"by_type"`
 	BySize map[string]Group `json:"by_size"`
+	// Missed lists the questions whose evidence was not recalled, as
+	// "case/question" ids, in the order asked.
+	Missed []string `json:"missed,omitempty"`
 }
 
 // Group is recall over a subset of the questions.
@@ -171,6 +174,7 @@ type acc struct {
 	cachePre  float64
 	pairs     int
 	over      int
+	missed    []string
 }
 
 func bump(m map[string]*counts, k string, ev, ans bool) {
@@ -296,6 +300,9 @@ func evalCase(ctx context.Context, c *dataset.Case, size, strategy string, l Loa
 		ev := len(missing) == 0
 		ans := answerIn(ctxText, q)
 		a.all.add(ev, ans)
+		if !ev {
+			a.missed = append(a.missed, c.ID+"/"+q.ID)
+		}
 		bump(a.byType, q.Type, ev, ans)
 		bump(a.bySize, size, ev, ans)
 		n := w.Tokens(env.Counter, env.PerMessage)
@@ -375,7 +382,7 @@ func commonPrefix(a, b string) int {
 }
 
 func (a *acc) result(strategy string, budget int) Result {
-	r := Result{Strategy: strategy, Budget: budget, OverBudget: a.over, ByType: map[string]Group{}, BySize: map[string]Group{}}
+	r := Result{Strategy: strategy, Budget: budget, OverBudget: a.over, ByType: map[string]Group{}, BySize: map[string]Group{}, Missed: a.missed}
 	g := a.all.group()
 	r.Questions, r.EvidenceRecall, r.AnswerRecall = g.Questions, g.EvidenceRecall, g.AnswerRecall
 	if a.all.n > 0 {

@@ -2,9 +2,11 @@ package run
 
 import (
 	"fmt"
-	"github.com/megacontext/megacontext/memory"
 	"strings"
 	"time"
+
+	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/memory/glove"
 
 	"github.com/megacontext/megacontext/tokens"
 	"github.com/megacontext/megacontext/tools/eval/dataset"
@@ -99,6 +101,9 @@ type EngineOptions struct {
 	Embedder memory.Embedder
 	// Expander adds thesaurus terms to the engine's lens queries.
 	Expander memory.Expander
+	// Vectors are GloVe word vectors for the engine's soft term matching;
+	// rag gets the same expansion.
+	Vectors *glove.Vectors
 	// TailPercent caps the verbatim tail (default 40, as the proxy).
 	TailPercent int
 	// Render is the engine's memory layout (memory.RenderChronological,

@@ -1,0 +1,390 @@
+package lens
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/megacontext/megacontext/memory/gist"
+	"github.com/megacontext/megacontext/memory/glove"
+)
+
+// Semantic is an index's GloVe channel (memory/glove): the history's words
+// that have a vector, bucketed by the vectors' clusters so that a
+// question's word finds its near neighbours among them without scanning
+// them all, and each block's SIF-weighted sentence vector. It grows with
+// the index (Index.Add); a question reads it (SoftTerms, Similar).
+type Semantic struct {
+	vec *glove.Vectors
+	// termPos maps an index term to its position in terms.
+	termPos map[string]int32
+	// terms are the history's terms in order of first occurrence.
+	terms []semTerm
+	// buckets lists, per cluster, the positions of the terms whose vector
+	// falls in it (only terms seen in lower case: not names).
+	buckets [][]int32
+	// blockVecs holds each block's SIF vector as Dim int8 values;
+	// blockScale[b] turns block b's values into its unit vector (0: the
+	// block has no word with a vector).
+	blockVecs  []int8
+	blockScale []float32
+	// scratch is reused by Add (Add is not concurrent).
+	scratch []float32
+}
+
+// semTerm is one history term of the semantic channel.
+type semTerm struct {
+	text string
+	id   glove.ID
+	// has reports that the term's first surface form has a vector.
+	has bool
+	// lower reports that the term occurred in lower case (a name occurs
+	// capitalized only: its neighbours are other names, never a paraphrase).
+	lower bool
+}
+
+// SoftOptions tune SoftTerms.
+type SoftOptions struct {
+	// Threshold is the least cosine similarity a neighbour needs.
+	Threshold float64
+	// PerWord caps the neighbours each question word or phrase brings.
+	PerWord int
+	// Probe is how many clusters are searched per word.
+	Probe int
+	// Weight scales the neighbours' weights: a neighbour at similarity s
+	// weighs Weight * (s-Threshold)/(1-Threshold), at least MinWeight.
+	Weight, MinWeight float64
+}
+
+// DefaultSoftOptions are the options tuned with `megacontext eval` on the
+// dev seeds (see README).
+var DefaultSoftOptions = SoftOptions{Threshold: 0.6, PerWord: 6, Probe: 12, Weight: 0.8, MinWeight: 0.2}
+
+// UseVectors attaches GloVe vectors to an empty index: from then on Add
+// also feeds the semantic channel. It panics when the index is not empty.
+func (x *Index) UseVectors(v *glove.Vectors) {
+	if len(x.docLen) > 0 {
+		panic("lens: UseVectors on a non-empty index")
+	}
+	if v == nil {
+		x.sem = nil
+		return
+	}
+	x.sem = &Semantic{vec: v, termPos: map[string]int32{}, buckets: make([][]int32, v.Clusters()), scratch: make([]float32, v.Dim())}
+}
+
+// Semantic returns the index's semantic channel, nil without vectors.
+func (x *Index) Semantic() *Semantic { return x.sem }
+
+// sifWeight is the smooth inverse frequency weight of the word of
+// frequency rank r: a/(a+p) with p estimated by Zipf's law (0.1/(r+1))
+// and a = 1e-3, so that "the" weighs 0.01 and a rank-1000 word 0.9.
+func sifWeight(r glove.ID) float32 {
+	rr := float32(r) + 1
+	return rr / (rr + 100)
+}
+
+// add feeds one block's words (each word's index term and lower-case
+// surface form) to the channel and returns the approximate bytes it took.
+func (s *Semantic) add(words []word) (bytes int64) {
+	dim := s.vec.Dim()
+	bytes = s.learn(words)
+	start := len(s.blockVecs)
+	s.blockVecs = slices.Grow(s.blockVecs, dim)[:start+dim]
+	s.blockScale = append(s.blockScale, 0)
+	s.setVector(start/dim, s.sum(words))
+	return bytes + int64(dim) + 4
+}
+
+// learn records the terms of words not seen before, and the clusters of
+// those first seen in lower case; it returns the bytes they took.
+func (s *Semantic) learn(words []word) (bytes int64) {
+	for _, w := range words {
+		p, ok := s.termPos[w.term]
+		if !ok {
+			t := semTerm{text: w.term}
+			t.id, t.has = s.vec.Lookup(w.surface)
+			p = int32(len(s.terms))
+			s.termPos[w.term] = p
+			s.terms = append(s.terms, t)
+			bytes += semTermBytes
+		}
+		t := &s.terms[p]
+		if !w.capital && !t.lower {
+			t.lower = true
+			if t.has {
+				c := s.vec.Cluster(t.id)
+				s.buckets[c] = append(s.buckets[c], p)
+				bytes += 4
+			}
+		}
+	}
+	return bytes
+}
+
+// sum returns the SIF-weighted sum of the vectors of words (in scratch),
+// nil when none has a vector.
+func (s *Semantic) sum(words []word) []float32 {
+	acc := s.scratch
+	clear(acc)
+	any := false
+	for _, w := range words {
+		id, ok := s.vec.Lookup(w.surface)
+		if !ok {
+			continue
+		}
+		row, sc := s.vec.Row(id)
+		wt := sifWeight(id) * sc
+		for i, v := range row {
+			acc[i] += wt * float32(v)
+		}
+		any = true
+	}
+	if !any {
+		return nil
+	}
+	return acc
+}
+
+// setVector stores acc, the weighted sum of block b's word vectors (nil:
+// none), as b's unit vector in int8.
+func (s *Semantic) setVector(b int, acc []float32) {
+	dim := s.vec.Dim()
+	row := s.blockVecs[b*dim : (b+1)*dim]
+	var scale float32
+	if acc != nil && glove.Normalize(acc) {
+		var m float32
+		for _, v := range acc {
+			m = max(m, float32(math.Abs(float64(v))))
+		}
+		scale = m / 127
+		for i, v := range acc {
+			row[i] = int8(math.Round(float64(v / scale)))
+		}
+	} else {
+		clear(row)
+	}
+	s.blockScale[b] = scale
+}
+
+// rewrite replaces block b's sentence vector by that of words (the text
+// that replaced the block's: a pruned block's). The terms the old text
+// brought stay known: they only widen the neighbours a question may find,
+// each still scored by the BM25 postings, which Rewrite took back.
+func (s *Semantic) rewrite(b int, words []word) (bytes int64) {
+	if b < 0 || b >= len(s.blockScale) {
+		return 0
+	}
+	bytes = s.learn(words)
+	s.setVector(b, s.sum(words))
+	return bytes
+}
+
+// semTermBytes is the approximate memory of one term of the channel: its
+// map entry and its record.
+const semTermBytes = 96
+
+// word is one word of a text: its index term, its lower-case surface form,
+// whether it was capitalized and whether it opened a sentence.
+type word struct {
+	term, surface   string
+	capital, opener bool
+}
+
+// contentWords lists the words of text that carry content (no stopwords,
+// no single letters, no codes): each with its index term.
+func contentWords(text string) []word {
+	var out []word
+	opener := true
+	for _, raw := range strings.Fields(text) {
+		start := opener
+		opener = strings.ContainsAny(raw[len(raw)-1:], ".!?:")
+		f := strings.TrimFunc(raw, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+		if f == "" || strings.ContainsAny(f, "-_") || strings.IndexFunc(f, func(r rune) bool { return !unicode.IsLetter(r) && r != '\'' && r != '’' }) >= 0 {
+			continue
+		}
+		lower := strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(f, "'s"), "’s"))
+		if utf8.RuneCountInString(lower) < 2 || gist.IsStopword(lower) || strings.Contains(lower, "'") {
+			continue
+		}
+		r, _ := utf8.DecodeRuneInString(f)
+		out = append(out, word{term: Stem(lower), surface: lower, capital: unicode.IsUpper(r), opener: start})
+	}
+	return out
+}
+
+// vague words name nothing in particular: their neighbours are other
+// vague words ("everyone" is near "something"), never a paraphrase. They
+// neither probe nor answer.
+var vague = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`everyone everybody everything someone somebody something anyone anybody
+anything nobody nothing thing things stuff kind sort way ways lot lots bit part whatever whoever
+somewhere anywhere everywhere nowhere really actually maybe perhaps probably certainly right left
+today tomorrow yesterday time times day days week weeks year years ago now then again still even
+back around away hard easy good bad great fine little big small new old first last next other
+another same different`) {
+		m[Stem(w)] = true
+	}
+	return m
+}()
+
+// SoftTerms returns the history terms whose vectors are near a word of the
+// question (or a pair of adjacent words: "in charge" is near "boss"),
+// weighted by similarity; the index's BM25 weighs them by rarity. Words the
+// question capitalizes mid-sentence (names) bring nothing, nor do terms the
+// question holds itself.
+func (s *Semantic) SoftTerms(question string, o SoftOptions) []Term {
+	if s == nil || len(s.terms) == 0 {
+		return nil
+	}
+	words := contentWords(question)
+	own := map[string]bool{}
+	for _, w := range words {
+		own[w.term] = true
+	}
+	dim := s.vec.Dim()
+	var probes [][]float32
+	var prev []float32
+	for i, w := range words {
+		if (w.capital && i > 0) || vague[w.term] {
+			prev = nil
+			continue
+		}
+		id, ok := s.vec.Lookup(w.surface)
+		if !ok {
+			prev = nil
+			continue
+		}
+		v := make([]float32, dim)
+		s.vec.Unit(id, v)
+		probes = append(probes, v)
+		if prev != nil {
+			pair := make([]float32, dim)
+			for j := range pair {
+				pair[j] = prev[j] + v[j]
+			}
+			if glove.Normalize(pair) {
+				probes = append(probes, pair)
+			}
+		}
+		prev = v
+	}
+	best := map[string]float64{}
+	var order []string
+	clusters := make([]int, 0, o.Probe)
+	type cand struct {
+		p   int32
+		sim float64
+	}
+	var cands []cand
+	for _, q := range probes {
+		clusters = s.vec.NearestClusters(q, o.Probe, clusters)
+		cands = cands[:0]
+		for _, c := range clusters {
+			for _, p := range s.buckets[c] {
+				t := s.terms[p]
+				if own[t.text] || vague[t.text] {
+					continue
+				}
+				if sim := float64(s.vec.CosineTo(t.id, q)); sim >= o.Threshold {
+					cands = append(cands, cand{p, sim})
+				}
+			}
+		}
+		slices.SortFunc(cands, func(a, b cand) int {
+			if a.sim != b.sim {
+				if a.sim > b.sim {
+					return -1
+				}
+				return 1
+			}
+			return int(a.p - b.p)
+		})
+		for _, c := range cands[:min(len(cands), o.PerWord)] {
+			w := max(o.MinWeight, o.Weight*(c.sim-o.Threshold)/(1-o.Threshold))
+			t := s.terms[c.p].text
+			if old, ok := best[t]; !ok {
+				order = append(order, t)
+				best[t] = w
+			} else if w > old {
+				best[t] = w
+			}
+		}
+	}
+	out := make([]Term, len(order))
+	for i, t := range order {
+		out[i] = Term{Text: t, Weight: best[t]}
+	}
+	return out
+}
+
+// Similar returns the cosine similarity between the question's SIF vector
+// and each of the most similar blocks in [0, limit) that skip does not
+// reject: at most top of them, each at least floor.
+func (s *Semantic) Similar(question string, limit, top int, floor float64, skip func(b int) bool) map[int]float64 {
+	if s == nil || len(s.blockScale) == 0 {
+		return nil
+	}
+	dim := s.vec.Dim()
+	q := make([]float32, dim)
+	any := false
+	for _, w := range contentWords(question) {
+		id, ok := s.vec.Lookup(w.surface)
+		if !ok {
+			continue
+		}
+		row, sc := s.vec.Row(id)
+		wt := sifWeight(id) * sc
+		for i, v := range row {
+			q[i] += wt * float32(v)
+		}
+		any = true
+	}
+	if !any || !glove.Normalize(q) {
+		return nil
+	}
+	type hit struct {
+		b   int
+		sim float32
+	}
+	hits := make([]hit, 0, top+1)
+	n := min(limit, len(s.blockScale))
+	for b := 0; b < n; b++ {
+		sc := s.blockScale[b]
+		if sc == 0 {
+			continue
+		}
+		row := s.blockVecs[b*dim : (b+1)*dim]
+		var d0, d1 float32
+		for i := 0; i+1 < dim; i += 2 {
+			d0 += q[i] * float32(row[i])
+			d1 += q[i+1] * float32(row[i+1])
+		}
+		if dim%2 == 1 {
+			d0 += q[dim-1] * float32(row[dim-1])
+		}
+		sim := (d0 + d1) * sc
+		if float64(sim) < floor || (len(hits) == top && sim <= hits[top-1].sim) || (skip != nil && skip(b)) {
+			continue
+		}
+		i := len(hits)
+		if i < top {
+			hits = append(hits, hit{})
+		} else {
+			i = top - 1
+		}
+		for i > 0 && hits[i-1].sim < sim {
+			hits[i] = hits[i-1]
+			i--
+		}
+		hits[i] = hit{b, sim}
+	}
+	out := make(map[int]float64, len(hits))
+	for _, h := range hits {
+		out[h.b] = float64(h.sim)
+	}
+	return out
+}
