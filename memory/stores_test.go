@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/megacontext/megacontext/memory/pgstore"
 	"github.com/megacontext/megacontext/memory/pgstore/pgtest"
 	"github.com/megacontext/megacontext/memory/store"
+	"github.com/megacontext/megacontext/memory/tree"
 )
 
 // The engine's tests run against either store: the embedded buntdb store
@@ -221,5 +223,27 @@ func embeddedOnly(t testing.TB) {
 	t.Helper()
 	if onPostgres {
 		t.Skip("a test of the embedded store's file (damaged or old records)")
+	}
+}
+
+// TestStoredFieldsHaveColumns fails when a record the engine stores gains
+// a field that the PostgreSQL store keeps in no column of its own (it
+// would travel in the row's extra column, untyped): add a column in a new
+// migration (memory/pgstore/migrations) and to the store's record shapes.
+func TestStoredFieldsHaveColumns(t *testing.T) {
+	for kind, v := range map[string]any{kindContext: ctxRecord{}, kindMessage: msgRecord{}, kindNode: tree.Node{}, kindFocus: NodeFocus{}} {
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+			if name == "" || name == "-" {
+				continue // not stored
+			}
+			if !pgstore.HasColumn(kind, name) {
+				t.Errorf("%s.%s (%q, records %s:) has no column in the PostgreSQL store", rt.Name(), rt.Field(i).Name, name, kind)
+			}
+		}
+	}
+	if !pgstore.HasColumn(kindMessage, "raw") {
+		t.Error("a message's raw JSON has no column in the PostgreSQL store")
 	}
 }

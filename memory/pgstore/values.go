@@ -283,6 +283,25 @@ var (
 	focusFields = knownFields(focusJSON{})
 )
 
+// HasColumn reports whether records of kind (memory/schema.go's letters:
+// c, m, n, f) keep their field named field (its JSON name) in a column of
+// its own. A field without one still round-trips, in the row's extra
+// column, but is neither typed nor queryable: the engine's tests check
+// that every field of its records has a column (a migration adds one).
+func HasColumn(kind, field string) bool {
+	switch kind {
+	case kindContext:
+		return headerFields[field]
+	case kindMessage:
+		return msgFields[field]
+	case kindNode:
+		return nodeFields[field]
+	case kindFocus:
+		return focusFields[field]
+	}
+	return false
+}
+
 // extraFields returns the members of the JSON object val that known lacks,
 // as a JSON object (nil when there are none).
 func extraFields(val string, known map[string]bool) ([]byte, error) {
