@@ -260,7 +260,7 @@ func (ef *evalFlags) options(cmd *cobra.Command) (run.Options, func(), error) {
 		return fail(err)
 	}
 	closers = append(closers, release)
-	opts.Engine.Expander, opts.Engine.Embedder, opts.Engine.Vectors = assets.Expander, assets.Embedder, assets.Vectors
+	opts.Engine = opts.Engine.WithAssets(assets)
 	if !ef.quiet {
 		opts.Log = cmd.ErrOrStderr()
 	}
