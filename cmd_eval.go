@@ -122,6 +122,28 @@ func (af *assetFlags) register(cmd *cobra.Command) {
 	f.BoolVar(&af.noAssets, "no-assets", false, "the pure-Go fallback: no thesaurus and no embeddings, whatever is installed (tokens are still counted with --vocab)")
 }
 
+// openAsset opens an optional asset by its flag's setting: nothing for
+// "off"; for "auto" the default folder's, or nothing when it is absent; else
+// the named folder's, where absence is an error.
+func openAsset[T any](setting string, open func(dir string) (*T, error)) (*T, error) {
+	if setting == "off" {
+		return nil, nil
+	}
+	dir := setting
+	if dir == "auto" {
+		dir = ""
+	}
+	a, err := open(dir)
+	switch {
+	case err == nil:
+		return a, nil
+	case setting == "auto":
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("eval: %w", err)
+	}
+}
+
 // load opens the assets the flags name into the engine options' asset
 // fields, and names them ("none" for none); done releases them.
 func (af *assetFlags) load() (eo run.EngineOptions, names []string, done func(), err error) {
@@ -150,36 +172,24 @@ func (af *assetFlags) load() (eo run.EngineOptions, names []string, done func(),
 		eo.Embedder = emb
 		names = append(names, "embeddings "+filepath.Base(af.embeddings))
 	}
-	if af.wordnet != "off" {
-		dir := af.wordnet
-		if dir == "auto" {
-			dir = ""
-		}
-		th, err := thesaurus.Open(dir)
-		switch {
-		case err == nil:
-			eo.Expander = th
-			names = append(names, "WordNet")
-		case af.wordnet != "auto":
-			done()
-			return eo, nil, func() {}, fmt.Errorf("eval: %w", err)
-		}
+	th, err := openAsset(af.wordnet, thesaurus.Open)
+	if err != nil {
+		done()
+		return eo, nil, func() {}, err
 	}
-	if af.gloveDir != "off" {
-		dir := af.gloveDir
-		if dir == "auto" {
-			dir = ""
-		}
-		v, err := glove.Open(dir)
-		switch {
-		case err == nil:
-			closers = append(closers, func() { v.Close() })
-			eo.Vectors = v
-			names = append(names, "GloVe")
-		case af.gloveDir != "auto":
-			done()
-			return eo, nil, func() {}, fmt.Errorf("eval: %w", err)
-		}
+	if th != nil {
+		eo.Expander = th
+		names = append(names, "WordNet")
+	}
+	v, err := openAsset(af.gloveDir, glove.Open)
+	if err != nil {
+		done()
+		return eo, nil, func() {}, err
+	}
+	if v != nil {
+		closers = append(closers, func() { v.Close() })
+		eo.Vectors = v
+		names = append(names, "GloVe")
 	}
 	if len(names) == 0 {
 		names = []string{"none"}
@@ -250,7 +260,7 @@ func (ef *evalFlags) options(cmd *cobra.Command) (run.Options, func(), error) {
 		return fail(err)
 	}
 	closers = append(closers, release)
-	opts.Engine.Expander, opts.Engine.Embedder, opts.Engine.Vectors = assets.Expander, assets.Embedder, assets.Vectors
+	opts.Engine = opts.Engine.WithAssets(assets)
 	if !ef.quiet {
 		opts.Log = cmd.ErrOrStderr()
 	}

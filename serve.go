@@ -188,20 +188,8 @@ func engineOptions(ctx context.Context, cfg configs.Config, counter tokens.Count
 // openThesaurus loads WordNet for query expansion; nil (lexical lens only)
 // when off, or when auto finds none.
 func openThesaurus(setting string, logger *slog.Logger) memory.Expander {
-	if setting == "off" {
-		return nil
-	}
-	dir := setting
-	if dir == "auto" {
-		dir = ""
-	}
-	th, err := thesaurus.Open(dir)
-	if err != nil {
-		level := slog.LevelWarn
-		if setting == "auto" {
-			level = slog.LevelInfo
-		}
-		logger.Log(context.Background(), level, "no thesaurus: questions are not expanded with synonyms (run `make wordnet`)", "err", err)
+	th := openServeAsset(setting, thesaurus.Open, logger, "no thesaurus: questions are not expanded with synonyms (run `make wordnet`)")
+	if th == nil {
 		return nil
 	}
 	logger.Info("thesaurus on: questions expanded with WordNet synonyms")
@@ -211,6 +199,17 @@ func openThesaurus(setting string, logger *slog.Logger) memory.Expander {
 // openGlove maps the GloVe vectors for soft term matching; nil (no soft
 // matching) when off, or when auto finds none.
 func openGlove(setting string, logger *slog.Logger) *glove.Vectors {
+	v := openServeAsset(setting, glove.Open, logger, "no word vectors: questions match the history's words only as written (run `make glove`)")
+	if v != nil {
+		logger.Info("word vectors on: questions also match the history's near words (GloVe)", "words", v.Len())
+	}
+	return v
+}
+
+// openServeAsset opens an optional asset by its setting (off, auto or a
+// folder); nil when off or absent, said in the log with missing: as a
+// warning when a folder was named, as information for auto.
+func openServeAsset[T any](setting string, open func(dir string) (*T, error), logger *slog.Logger, missing string) *T {
 	if setting == "off" {
 		return nil
 	}
@@ -218,17 +217,16 @@ func openGlove(setting string, logger *slog.Logger) *glove.Vectors {
 	if dir == "auto" {
 		dir = ""
 	}
-	v, err := glove.Open(dir)
+	a, err := open(dir)
 	if err != nil {
 		level := slog.LevelWarn
 		if setting == "auto" {
 			level = slog.LevelInfo
 		}
-		logger.Log(context.Background(), level, "no word vectors: questions match the history's words only as written (run `make glove`)", "err", err)
+		logger.Log(context.Background(), level, missing, "err", err)
 		return nil
 	}
-	logger.Info("word vectors on: questions also match the history's near words (GloVe)", "words", v.Len())
-	return v
+	return a
 }
 
 // clientBaseURL is the base URL clients give their OpenAI SDK for a proxy

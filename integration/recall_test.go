@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -67,6 +68,27 @@ func (c *chatter) plantAndTalk(k *talker, turns int) {
 	}
 }
 
+// lockerChat starts the real llama.cpp server at -c nctx (one slot), a hop
+// that records what it is sent, the proxy in front of the hop, and a
+// client of user that asks for maxTokens at temperature 0.
+func lockerChat(t *testing.T, nctx int, user string, maxTokens int) (*upstreamHop, *proxy, *chatter) {
+	t.Helper()
+	ls := startLlamaServer(t, llamaServerOptions{NCtx: nctx, Parallel: 1})
+	rl := startUpstreamHop(t, ls.URL())
+	p := startProxy(t, proxyOptions{Upstream: rl.url})
+	return rl, p, &chatter{t: t, p: p, user: user, extra: map[string]any{"max_tokens": maxTokens, "temperature": 0}}
+}
+
+// wantLockerCode fails the test when the last prompt the hop relayed (the
+// answer to res) lacks the locker code.
+func wantLockerCode(t *testing.T, h *upstreamHop, res *chatResult, what string) {
+	t.Helper()
+	exp, budget, window := windowHeaders(res.Header)
+	if prompt := lastPrompt(t, h); !strings.Contains(prompt, lockerCode) {
+		t.Errorf("%s: the prompt (budget %d, window %d tokens, %d expansions) lacks %s:\n%s", what, budget, window, exp, lockerCode, prompt)
+	}
+}
+
 // windowHeaders returns the window's expansions, budget and tokens.
 func windowHeaders(h http.Header) (expanded, budget, window int) {
 	expanded, _ = strconv.Atoi(h.Get("X-MegaContext-Expanded"))
@@ -83,22 +105,12 @@ func TestLlamaServerOldFactAt512(t *testing.T) {
 	if testing.Short() {
 		t.Skip("150 real turns")
 	}
-	ls := startLlamaServer(t, llamaServerOptions{NCtx: 512, Parallel: 1})
-	rl := startUpstreamHop(t, ls.URL())
-	p := startProxy(t, proxyOptions{Upstream: rl.url})
-	c := &chatter{t: t, p: p, user: "locker-512", extra: map[string]any{"max_tokens": 32, "temperature": 0}}
+	rl, p, c := lockerChat(t, 512, "locker-512", 32)
 	c.plantAndTalk(newTalker(3), 149)
-	res := c.say("What is my locker code?")
-	exp, budget, window := windowHeaders(res.Header)
-	if prompt := lastPrompt(t, rl); !strings.Contains(prompt, lockerCode) {
-		t.Errorf("turn 150: the prompt (budget %d, window %d tokens, %d expansions) lacks %s:\n%s", budget, window, exp, lockerCode, prompt)
-	}
+	wantLockerCode(t, rl, c.say("What is my locker code?"), "turn 150")
 	p.restartHard()
-	res = p.mustChat(t, chatBody(t, []msg{{"user", "Remind me, what is my locker code?"}}, map[string]any{"user": c.user, "max_tokens": 32}), nil)
-	exp, budget, window = windowHeaders(res.Header)
-	if prompt := lastPrompt(t, rl); !strings.Contains(prompt, lockerCode) {
-		t.Errorf("new chat after a restart: the prompt (budget %d, window %d tokens, %d expansions) lacks %s:\n%s", budget, window, exp, lockerCode, prompt)
-	}
+	res := p.mustChat(t, chatBody(t, []msg{{"user", "Remind me, what is my locker code?"}}, map[string]any{"user": c.user, "max_tokens": 32}), nil)
+	wantLockerCode(t, rl, res, "new chat after a restart")
 }
 
 // TestLlamaServerFillerQuestionAt2048: the same chat at -c 2048, and a
@@ -108,18 +120,11 @@ func TestLlamaServerFillerQuestionAt2048(t *testing.T) {
 	if testing.Short() {
 		t.Skip("150 real turns")
 	}
-	ls := startLlamaServer(t, llamaServerOptions{NCtx: 2048, Parallel: 1})
-	rl := startUpstreamHop(t, ls.URL())
-	p := startProxy(t, proxyOptions{Upstream: rl.url})
-	c := &chatter{t: t, p: p, user: "locker-2048", extra: map[string]any{"max_tokens": 32, "temperature": 0}}
+	rl, _, c := lockerChat(t, 2048, "locker-2048", 32)
 	k := newTalker(4)
 	c.plantAndTalk(k, 149)
 	q := k.sentence() + " " + k.sentence() + " Quick question: what is my locker code again? " + k.sentence()
-	res := c.say(q)
-	exp, budget, window := windowHeaders(res.Header)
-	if prompt := lastPrompt(t, rl); !strings.Contains(prompt, lockerCode) {
-		t.Errorf("turn 150: the prompt (budget %d, window %d tokens, %d expansions) lacks %s:\n%s", budget, window, exp, lockerCode, prompt)
-	}
+	wantLockerCode(t, rl, c.say(q), "turn 150")
 }
 
 // TestLlamaServerRepeatedQuestion: a budget of 604 tokens (at -c 700,
@@ -128,10 +133,7 @@ func TestLlamaServerFillerQuestionAt2048(t *testing.T) {
 // what the first answer recalled.
 func TestLlamaServerRepeatedQuestion(t *testing.T) {
 	const maxTokens, want = 132, 604
-	ls := startLlamaServer(t, llamaServerOptions{NCtx: 700, Parallel: 1})
-	rl := startUpstreamHop(t, ls.URL())
-	p := startProxy(t, proxyOptions{Upstream: rl.url})
-	c := &chatter{t: t, p: p, user: "newcomer", extra: map[string]any{"max_tokens": maxTokens, "temperature": 0}}
+	rl, p, c := lockerChat(t, 700, "newcomer", maxTokens)
 	c.plantAndTalk(newTalker(5), 20)
 	for i := 1; i <= 2; i++ {
 		res := p.mustChat(t, chatBody(t, []msg{{"user", "What is my locker code?"}}, map[string]any{"user": c.user, "max_tokens": maxTokens}), nil)
@@ -140,8 +142,6 @@ func TestLlamaServerRepeatedQuestion(t *testing.T) {
 		if budget != want {
 			t.Fatalf("new chat %d: budget %d, want the issue's %d (did the server's context padding or the template cost change?)", i, budget, want)
 		}
-		if prompt := lastPrompt(t, rl); !strings.Contains(prompt, lockerCode) {
-			t.Errorf("new chat %d: the prompt (budget %d, window %d tokens, %d expansions) lacks %s:\n%s", i, budget, window, exp, lockerCode, prompt)
-		}
+		wantLockerCode(t, rl, res, fmt.Sprintf("new chat %d", i))
 	}
 }

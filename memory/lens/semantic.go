@@ -127,7 +127,15 @@ func (s *Semantic) learn(words []word) (bytes int64) {
 // sum returns the SIF-weighted sum of the vectors of words (in scratch),
 // nil when none has a vector.
 func (s *Semantic) sum(words []word) []float32 {
-	acc := s.scratch
+	if !s.sumInto(s.scratch, words) {
+		return nil
+	}
+	return s.scratch
+}
+
+// sumInto sets acc to the SIF-weighted sum of the vectors of words and
+// reports whether any has one.
+func (s *Semantic) sumInto(acc []float32, words []word) bool {
 	clear(acc)
 	any := false
 	for _, w := range words {
@@ -142,10 +150,7 @@ func (s *Semantic) sum(words []word) []float32 {
 		}
 		any = true
 	}
-	if !any {
-		return nil
-	}
-	return acc
+	return any
 }
 
 // setVector stores acc, the weighted sum of block b's word vectors (nil:
@@ -330,20 +335,7 @@ func (s *Semantic) Similar(question string, limit, top int, floor float64, skip 
 	}
 	dim := s.vec.Dim()
 	q := make([]float32, dim)
-	any := false
-	for _, w := range contentWords(question) {
-		id, ok := s.vec.Lookup(w.surface)
-		if !ok {
-			continue
-		}
-		row, sc := s.vec.Row(id)
-		wt := sifWeight(id) * sc
-		for i, v := range row {
-			q[i] += wt * float32(v)
-		}
-		any = true
-	}
-	if !any || !glove.Normalize(q) {
+	if !s.sumInto(q, contentWords(question)) || !glove.Normalize(q) {
 		return nil
 	}
 	type hit struct {

@@ -1,8 +1,9 @@
 package thesaurus
 
 import (
+	"cmp"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/megacontext/megacontext/memory/lens"
@@ -30,6 +31,11 @@ const (
 	describeScale = 12.0
 	// describeMax caps the nouns one question brings.
 	describeMax = 8
+	// describeMaxWords is the most content words of a question described
+	// in reverse: a description names one thing in a few words; a longer
+	// text (a statement, a pasted paragraph) would cost more to score than
+	// the rest of an assembly and name nothing.
+	describeMaxWords = 16
 	// describeHyponym is the share of a noun's score its hyponyms inherit
 	// (a "godson" is a "godchild": "an infant ... sponsored at baptism").
 	describeHyponym = 0.8
@@ -102,46 +108,47 @@ func (t *Thesaurus) ExpandIn(question string, has func(term string) bool) []lens
 			}
 		}
 	}
-	if nq == 0 {
+	if nq == 0 || nq > describeMaxWords {
 		return nil
 	}
 	// Score noun synsets: per question word, its best relative in the
-	// synset's description, by rarity.
+	// synset's description, by rarity. One question word at a time: cur
+	// holds each synset's best score for it, then joins the totals.
 	nSyn := float64(len(t.syn[noun]))
-	type acc struct {
-		per   map[int]float64
-		total float64
-	}
-	scores := map[int]*acc{}
+	byQ := make([][]string, nq)
 	for w, r := range rels {
-		ps := t.bag[w]
-		if len(ps) == 0 || len(ps) > maxPostings {
-			continue
+		byQ[r.q] = append(byQ[r.q], w)
+	}
+	totals := map[int]float64{}
+	cur := map[int]float64{}
+	for _, ws := range byQ {
+		clear(cur)
+		for _, w := range ws {
+			ps := t.bag[w]
+			if len(ps) == 0 || len(ps) > maxPostings {
+				continue
+			}
+			rw := rels[w].w * math.Log(nSyn/float64(len(ps)))
+			for _, p := range ps {
+				i := int(p >> 2)
+				if s := rw * fieldWeight[p&3]; s > cur[i] {
+					cur[i] = s
+				}
+			}
 		}
-		rarity := math.Log(nSyn / float64(len(ps)))
-		for _, p := range ps {
-			i := int(p >> 2)
-			s := r.w * fieldWeight[p&3] * rarity
-			a := scores[i]
-			if a == nil {
-				a = &acc{per: map[int]float64{}}
-				scores[i] = a
-			}
-			if s > a.per[r.q] {
-				a.total += s - a.per[r.q]
-				a.per[r.q] = s
-			}
+		for i, s := range cur {
+			totals[i] += s
 		}
 	}
 	// A synset's hyponyms inherit a share of its score.
 	best := map[int]float64{}
-	for i, a := range scores {
-		if a.total > best[i] {
-			best[i] = a.total
+	for i, total := range totals {
+		if total > best[i] {
+			best[i] = total
 		}
-		if a.total*describeHyponym >= describeMinScore {
+		if total*describeHyponym >= describeMinScore {
 			for _, h := range t.hypo[i] {
-				if s := a.total * describeHyponym; s > best[int(h)] {
+				if s := total * describeHyponym; s > best[int(h)] {
 					best[int(h)] = s
 				}
 			}
@@ -153,11 +160,11 @@ func (t *Thesaurus) ExpandIn(question string, has func(term string) bool) []lens
 			ids = append(ids, i)
 		}
 	}
-	sort.Slice(ids, func(x, y int) bool {
-		if best[ids[x]] != best[ids[y]] {
-			return best[ids[x]] > best[ids[y]]
+	slices.SortFunc(ids, func(x, y int) int {
+		if c := cmp.Compare(best[y], best[x]); c != 0 {
+			return c
 		}
-		return ids[x] < ids[y]
+		return cmp.Compare(x, y)
 	})
 	weight := map[string]float64{}
 	var order []string
@@ -170,11 +177,10 @@ func (t *Thesaurus) ExpandIn(question string, has func(term string) bool) []lens
 			if strings.ContainsAny(l, "_-") {
 				continue
 			}
-			terms := lens.Terms(l)
-			if len(terms) != 1 || own[terms[0]] || !has(terms[0]) {
+			term := t.lemmaTerm(l)
+			if term == "" || own[term] || !has(term) {
 				continue
 			}
-			term := terms[0]
 			if _, ok := weight[term]; !ok {
 				order = append(order, term)
 				weight[term] = min(1, best[i]/describeScale)
@@ -189,4 +195,18 @@ func (t *Thesaurus) ExpandIn(question string, has func(term string) bool) []lens
 		out[k] = lens.Term{Text: term, Weight: weight[term]}
 	}
 	return out
+}
+
+// lemmaTerm returns the lens term of a one-word lemma ("" when it makes
+// none or several), cached: the same nouns come up question after question.
+func (t *Thesaurus) lemmaTerm(l string) string {
+	if v, ok := t.terms.Load(l); ok {
+		return v.(string)
+	}
+	term := ""
+	if ts := lens.Terms(l); len(ts) == 1 {
+		term = ts[0]
+	}
+	t.terms.Store(l, term)
+	return term
 }

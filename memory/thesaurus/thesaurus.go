@@ -79,6 +79,10 @@ type Thesaurus struct {
 	hypo  [][]int32           // noun synset -> its hyponyms (not instances)
 
 	derivs [][]int // load time only: derivationally related nouns (+)
+
+	// terms caches lemmaTerm: lemma -> its lens term ("" for none); safe
+	// for concurrent use, as the rest is read-only after Open.
+	terms sync.Map
 }
 
 // Open loads the WordNet database in dir: dir itself when not empty, else

@@ -63,6 +63,9 @@ var cfg struct {
 	words int
 	// localVocab counts with the upstream model file's vocabulary.
 	localVocab bool
+	// assets gives the engine the installed WordNet and GloVe (./.wordnet,
+	// ./.glove), as serve's auto settings do; default off (the lexical path).
+	assets bool
 }
 
 func main() {
@@ -89,6 +92,7 @@ func main() {
 	flag.DurationVar(&cfg.hopDelay, "hop-delay", 0, "latency added to every request to the upstream (a remote hop)")
 	flag.IntVar(&cfg.maxTokens, "max-tokens", 256, "max_tokens of every chat request")
 	flag.IntVar(&cfg.words, "words", 50, "words per user message")
+	flag.BoolVar(&cfg.assets, "assets", false, "give the engine the installed WordNet and GloVe (make assets), as serve does when they are present")
 	flag.BoolVar(&cfg.localVocab, "local-vocab", false, "count tokens with the vocabulary of the model file the upstream's /props names (native layer)")
 	flag.Parse()
 	if *replicas > 0 {

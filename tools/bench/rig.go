@@ -8,6 +8,8 @@ import (
 
 	"github.com/megacontext/megacontext/integration/fakellama"
 	"github.com/megacontext/megacontext/memory"
+	"github.com/megacontext/megacontext/memory/glove"
+	"github.com/megacontext/megacontext/memory/thesaurus"
 	"github.com/megacontext/megacontext/native"
 	"github.com/megacontext/megacontext/proxy"
 	"github.com/megacontext/megacontext/proxy/upstream"
@@ -28,6 +30,8 @@ type rig struct {
 	counter tokens.Counter
 	eng     *memory.Engine
 	dir     string
+	// vectors are the GloVe vectors the engine uses (--assets), else nil.
+	vectors *glove.Vectors
 }
 
 // newRig starts a rig; opts sets the engine's options beyond its store
@@ -74,6 +78,18 @@ func newRig(nctx int, estimate bool, countTimeout time.Duration, opts memory.Opt
 		r.counter = tokens.Estimate{}
 	}
 	opts.Dir, opts.Counter = r.dir, r.counter
+	if cfg.assets {
+		th, err := thesaurus.Open("")
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		if r.vectors, err = glove.Open(""); err != nil {
+			r.Close()
+			return nil, err
+		}
+		opts.Expander, opts.Vectors = th, r.vectors
+	}
 	if r.eng, err = memory.Open(opts); err != nil {
 		r.Close()
 		return nil, err
@@ -85,6 +101,9 @@ func newRig(nctx int, estimate bool, countTimeout time.Duration, opts memory.Opt
 func (r *rig) Close() {
 	if r.eng != nil {
 		r.eng.Close()
+	}
+	if r.vectors != nil {
+		r.vectors.Close()
 	}
 	if r.dir != "" {
 		os.RemoveAll(r.dir)

@@ -208,8 +208,7 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 			opts.Budgets = j.vocab.Budgets
 			opts.Counter = j.vocab.Counter
 			opts.Strategies = cfg.Strategies
-			opts.Engine.Expander = j.variant.Engine.Expander
-			opts.Engine.Embedder = j.variant.Engine.Embedder
+			opts.Engine = opts.Engine.WithAssets(j.variant.Engine)
 			opts.Log = nil
 			if cfg.Verbose && cfg.Log != nil {
 				opts.Log = &prefixWriter{mu: &logMu, w: cfg.Log, prefix: "[" + name + "] "}

@@ -251,6 +251,13 @@ func TestRagFloor(t *testing.T) {
 		t.Fatalf("no fixtures: %v", err)
 	}
 	eo := assetsFor(t)
+	if eo.Expander == nil || eo.Vectors == nil {
+		// Without WordNet and GloVe a lexical gap ("couch" for "sofa") is
+		// found by neither, and which one holds it by luck (rag's larger
+		// chunks, more often) decides the question: the floor is promised
+		// with the expansions both are given (CI installs them).
+		t.Skip("skipping: the rag floor is checked with the assets installed (make assets)")
+	}
 	budgets := []int{512, 1024, 2048, 4096, 8192}
 	for _, f := range fixtures {
 		t.Run(filepath.Base(f), func(t *testing.T) {

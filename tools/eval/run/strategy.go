@@ -114,6 +114,14 @@ type EngineOptions struct {
 	OutlineShare float64
 }
 
+// WithAssets returns o with the optional assets of a (Embedder, Expander,
+// Vectors) in place of its own, its tuning kept: how a caller applies one
+// asset configuration to any tuning.
+func (o EngineOptions) WithAssets(a EngineOptions) EngineOptions {
+	o.Embedder, o.Expander, o.Vectors = a.Embedder, a.Expander, a.Vectors
+	return o
+}
+
 // Strategy assembles windows over one case's history.
 type Strategy interface {
 	// Name identifies the strategy in reports.
