@@ -253,9 +253,20 @@ func TestInspectorInBrowser(t *testing.T) {
 	}
 	// The page's own clock, from the view's start (the context's stats
 	// read first) to the roots drawn and the first opened; the time from
-	// navigation adds the driver's round trips.
-	if ms <= 0 || ms > 1000 {
-		t.Errorf("the tree view took %.0f ms in the page (%v from navigation), want <= 1 s", ms, wall)
+	// navigation adds the driver's round trips. It is logged above, not
+	// asserted: a shared CI host makes wall time no test of behaviour
+	// (the README's figure comes from this log line). What keeps the view
+	// fast is asserted instead: it draws the roots and at most one opened
+	// node per level (8 children each), never the whole tree.
+	if ms <= 0 {
+		t.Errorf("the page reported no load time (%v from navigation)", wall)
+	}
+	all := 0
+	for _, n := range levels {
+		all += n
+	}
+	if drawn := count("#tree li.node"); drawn > roots+8*(len(levels)-1) {
+		t.Errorf("the tree view drew %d nodes of %d; want the %d roots and at most one opened node per level", drawn, all, roots)
 	}
 	if children := count("#tree > li.node:first-child > ul > li.node"); children != 8 {
 		t.Errorf("the first top node opened into %d children, want the fan-out, 8", children)
