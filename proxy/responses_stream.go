@@ -28,80 +28,93 @@ func (s *Server) streamResponse(ctx *fasthttp.RequestCtx, resp *upstream.Respons
 	ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
 		defer stop()
 		defer resp.Body.Close()
-		es := &eventStream{bw: bw, req: req, created: created, a: &answer{id: id, status: "in_progress"}, open: -1, calls: map[int]int{}, upstreamIDs: map[string]int{}}
-		es.begin()
-		var feed func(upstream.Event)
-		var acc upstream.Accumulator
-		if native {
-			feed = es.nativeEvent
-		} else {
-			acc.OnDelta = es.chatDelta
-			feed = func(ev upstream.Event) { _ = acc.AddEvent(ev) }
-		}
-		rd := upstream.NewSSEReader(resp.Body)
-		var readErr error
-		for !es.gone {
-			ev, err := rd.Next()
-			if len(ev.Data) > 0 && !ev.Incomplete {
-				feed(ev)
-				es.flush()
-			}
-			if err != nil {
-				if !errors.Is(err, io.EOF) {
-					readErr = err
-				}
-				break
-			}
-		}
-		if readErr != nil {
-			s.log.Warn("stream from upstream ended with an error", "err", readErr)
-			s.m.upstreamErrors.WithLabelValues("stream").Inc()
-		}
-		es.closeItem()
-		a := es.a
-		complete := false
-		if !native {
-			msg := acc.Message()
-			a.usage, a.model = usageFromChat(msg.Usage), msg.Model
-			switch {
-			case msg.Error != "":
-				a.fail("server_error", msg.Error)
-			case msg.FinishReason != "" || msg.Done:
-				a.setFinish(msg.FinishReason)
-			}
-		}
-		switch {
-		case es.gone:
-		case a.status == "in_progress" && readErr != nil:
-			a.fail("server_error", "the upstream stream failed before the answer was complete: "+readErr.Error())
-		case a.status == "in_progress":
-			a.fail("server_error", "the upstream stream ended before the answer was complete")
-		default:
-			complete = a.status != "failed"
-		}
-		obj, err := save(a, created, complete)
-		if es.gone {
-			return
+		s.translateStream(bw, resp.Body, req, id, created, native, save)
+	})
+}
+
+// translateStream writes the events of an upstream stream read from body
+// (see streamResponse) to bw.
+func (s *Server) translateStream(bw *bufio.Writer, body io.ReadCloser, req *responsesRequest, id string, created time.Time, native bool, save func(*answer, time.Time, bool) ([]byte, error)) {
+	es := &eventStream{bw: bw, req: req, created: created, a: &answer{id: id, status: "in_progress"}, open: -1, calls: map[int]int{}, upstreamIDs: map[string]int{}}
+	es.begin()
+	var feed func(upstream.Event)
+	var acc upstream.Accumulator
+	if native {
+		feed = es.nativeEvent
+	} else {
+		acc.OnDelta = es.chatDelta
+		feed = func(ev upstream.Event) { _ = acc.AddEvent(ev) }
+	}
+	rd := upstream.NewSSEReader(body)
+	var readErr error
+	// done is set once a chat stream said [DONE]: what follows is only the
+	// end of its body, read once the answer is out (drainUpstream).
+	done := false
+	for !es.gone && !done {
+		ev, err := rd.Next()
+		if len(ev.Data) > 0 && !ev.Incomplete {
+			feed(ev)
+			es.flush()
+			done = !native && acc.Done()
 		}
 		if err != nil {
-			// The client must not take an answer memory lost for a whole one.
-			fail := storeFailure(err)
-			a.fail(fail.code, fail.message)
-			obj = req.object(a, created).appendJSON(nil)
+			if !errors.Is(err, io.EOF) {
+				readErr = err
+			}
+			break
 		}
-		if a.err != nil {
-			es.emitError(a.err.Code, a.err.Message)
+	}
+	if readErr != nil {
+		s.log.Warn("stream from upstream ended with an error", "err", readErr)
+		s.m.upstreamErrors.WithLabelValues("stream").Inc()
+	}
+	es.closeItem()
+	a := es.a
+	complete := false
+	if !native {
+		msg := acc.Message()
+		a.usage, a.model = usageFromChat(msg.Usage), msg.Model
+		switch {
+		case msg.Error != "":
+			a.fail("server_error", msg.Error)
+		case msg.FinishReason != "" || msg.Done:
+			a.setFinish(msg.FinishReason)
 		}
-		typ := "response.completed"
-		switch a.status {
-		case "incomplete":
-			typ = "response.incomplete"
-		case "failed":
-			typ = "response.failed"
-		}
-		es.emitRaw(typ, obj)
-		es.flush()
-	})
+	}
+	switch {
+	case es.gone:
+	case a.status == "in_progress" && readErr != nil:
+		a.fail("server_error", "the upstream stream failed before the answer was complete: "+readErr.Error())
+	case a.status == "in_progress":
+		a.fail("server_error", "the upstream stream ended before the answer was complete")
+	default:
+		complete = a.status != "failed"
+	}
+	obj, err := save(a, created, complete)
+	if es.gone {
+		return
+	}
+	if err != nil {
+		// The client must not take an answer memory lost for a whole one.
+		fail := storeFailure(err)
+		a.fail(fail.code, fail.message)
+		obj = req.object(a, created).appendJSON(nil)
+	}
+	if a.err != nil {
+		es.emitError(a.err.Code, a.err.Message)
+	}
+	typ := "response.completed"
+	switch a.status {
+	case "incomplete":
+		typ = "response.incomplete"
+	case "failed":
+		typ = "response.failed"
+	}
+	es.emitRaw(typ, obj)
+	es.flush()
+	if done {
+		drainUpstream(body)
+	}
 }
 
 // copyHeaders copies an upstream response's headers worth relaying.
