@@ -560,3 +560,34 @@ func TestCORS(t *testing.T) {
 		t.Errorf("default config allowed a browser origin: %d %v", r.Status, r.Header)
 	}
 }
+
+// TestStreamsKeepUpstreamConnections: a streamed answer, chat or
+// Responses, leaves its upstream connection open for the next request once
+// the upstream's [DONE] arrived (a connection closed there made every turn
+// after a streamed one dial the upstream again).
+func TestStreamsKeepUpstreamConnections(t *testing.T) {
+	fake := newFake(t, fakellama.Options{})
+	p := startProxy(t, proxyOptions{Upstream: fake.URL()})
+	hdr := map[string]string{"X-MegaContext-Id": "keepalive"}
+	msgs := []msg{{Role: "user", Content: "Tell me about the lighthouse keeper."}}
+	turn := func(i int) {
+		res := p.mustChat(t, chatBody(t, msgs, map[string]any{"stream": true, "max_tokens": 32}), hdr)
+		msgs = append(msgs, msg{Role: "assistant", Content: res.Content}, msg{Role: "user", Content: fmt.Sprintf("And what did he do on day %d?", i)})
+		r, obj, evs := p.responses(t, map[string]any{"model": "fake-model", "stream": true, "max_output_tokens": 32, "input": msgs}, hdr)
+		if r.Status != 200 || obj.Get("status").Str != "completed" {
+			t.Fatalf("turn %d: responses stream %d: %s", i, r.Status, r.Body)
+		}
+		checkStream(t, evs)
+	}
+	turn(0) // discovery and the first connections
+	before := fake.Connections()
+	const turns = 8
+	for i := 1; i <= turns; i++ {
+		turn(i)
+	}
+	// Each turn makes four requests in sequence (a /tokenize and a stream
+	// per API); an embedding pass may overlap one now and then.
+	if opened := fake.Connections() - before; opened > 2 {
+		t.Errorf("%d streamed turns opened %d new upstream connections, want at most 2", 2*turns, opened)
+	}
+}

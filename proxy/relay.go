@@ -150,7 +150,7 @@ func (s *Server) relayStream(bw *bufio.Writer, resp *upstream.Response, done fun
 // the end of its chunked body, already on its way) for drainUpstream to
 // read before the connection is closed instead.
 const (
-	afterDoneWait  = 50 * time.Millisecond
+	afterDoneWait  = 100 * time.Millisecond
 	afterDoneBytes = 64 << 10
 )
 

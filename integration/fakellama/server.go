@@ -174,6 +174,8 @@ type Server struct {
 	reply      func(Request) string
 	pieces     map[int]string
 	nCancelled int
+	// nConns counts the connections accepted.
+	nConns int
 }
 
 // New starts a fixture server. It panics if it cannot listen, like
@@ -225,7 +227,13 @@ func Start(opts Options) (*Server, error) {
 		reply:     opts.Reply,
 		pieces:    map[int]string{},
 	}
-	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.mu.Lock()
+			s.nConns++
+			s.mu.Unlock()
+		}
+	}}
 	go func() { _ = s.http.Serve(ln) }()
 	return s, nil
 }
@@ -271,6 +279,14 @@ func (s *Server) CancelledCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.nCancelled
+}
+
+// Connections is the number of connections accepted so far: a client that
+// keeps its connections alive opens few.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nConns
 }
 
 // FailNext makes the next generation request (chat or completions) answer
