@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -36,6 +37,8 @@ func (s *Server) streamResponse(ctx *fasthttp.RequestCtx, resp *upstream.Respons
 // (see streamResponse) to bw.
 func (s *Server) translateStream(bw *bufio.Writer, body io.ReadCloser, req *responsesRequest, id string, created time.Time, native bool, save func(*answer, time.Time, bool) ([]byte, error)) {
 	es := &eventStream{bw: bw, req: req, created: created, a: &answer{id: id, status: "in_progress"}, open: -1, calls: map[int]int{}, upstreamIDs: map[string]int{}}
+	es.ev.b = getEventBuf()
+	defer func() { putEventBuf(es.ev.b) }()
 	es.begin()
 	var feed func(upstream.Event)
 	var acc upstream.Accumulator
@@ -149,8 +152,39 @@ type eventStream struct {
 	upstreamIDs map[string]int
 	// gone is set once a write to the client failed.
 	gone bool
-	// ev is the event being built.
+	// ev is the event being built, in a buffer reused from event to event
+	// and from stream to stream (eventBufs).
 	ev jsonObject
+	// text holds the text or the arguments of the open item (textItem,
+	// textArgs say which) as they grow, so that a delta appends to them
+	// without copying what came before (see grow).
+	text strings.Builder
+	// textItem is the item text belongs to, -1 for none.
+	textItem int
+	// textArgs is set when text holds the item's arguments.
+	textArgs bool
+}
+
+// eventBufs keeps the buffers events are built in between streams.
+var eventBufs sync.Pool
+
+// maxPooledEventBuf is the largest buffer eventBufs keeps: an event
+// carrying a whole long answer is not worth holding on to.
+const maxPooledEventBuf = 64 << 10
+
+// getEventBuf returns an empty buffer for es.ev.
+func getEventBuf() []byte {
+	if b, ok := eventBufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, 4096)
+}
+
+// putEventBuf hands a buffer back to eventBufs.
+func putEventBuf(b []byte) {
+	if cap(b) <= maxPooledEventBuf {
+		eventBufs.Put(&b)
+	}
 }
 
 // Events are written by hand (see jsonObject), fields in the documented
@@ -178,15 +212,11 @@ func (es *eventStream) send(typ string) {
 	es.write(typ, es.ev.close())
 }
 
-// textPartJSON is the output_text content part of text.
-func textPartJSON(text string) []byte {
-	var j jsonObject
-	j.open(nil)
-	j.str("type", "output_text")
-	j.str("text", text)
-	j.raw("annotations", []byte("[]"))
-	j.raw("logprobs", []byte("[]"))
-	return j.close()
+// appendTextPart appends the output_text content part of text.
+func appendTextPart(b []byte, text string) []byte {
+	b = append(b, `{"type":"output_text","text":`...)
+	b = gjson.AppendJSONString(b, text)
+	return append(b, `,"annotations":[],"logprobs":[]}`...)
 }
 
 // emitRaw writes a response-carrying event around an object's JSON.
@@ -209,7 +239,8 @@ func (es *eventStream) emitError(code, message string) {
 func (es *eventStream) emitItem(typ string, i int) {
 	es.event(typ)
 	es.ev.num("output_index", int64(i))
-	es.ev.raw("item", es.a.items[i].appendJSON(nil))
+	es.ev.key("item")
+	es.ev.b = es.a.items[i].appendJSON(es.ev.b)
 	es.send(typ)
 }
 
@@ -218,7 +249,13 @@ func (es *eventStream) write(typ string, data []byte) {
 	if es.gone {
 		return
 	}
-	_, err := es.bw.WriteString("event: " + typ + "\ndata: ")
+	_, err := es.bw.WriteString("event: ")
+	if err == nil {
+		_, err = es.bw.WriteString(typ)
+	}
+	if err == nil {
+		_, err = es.bw.WriteString("\ndata: ")
+	}
 	if err == nil {
 		_, err = es.bw.Write(data)
 	}
@@ -260,11 +297,14 @@ func (es *eventStream) openItem(it outputItem) int {
 	}
 	es.a.items = append(es.a.items, it)
 	es.open = i
+	es.text = strings.Builder{}
+	es.textItem, es.textArgs = i, it.Type == "function_call"
 	es.emitItem("response.output_item.added", i)
 	if it.Type == "message" {
 		es.event("response.content_part.added")
 		es.at(i, true)
-		es.ev.raw("part", textPartJSON(""))
+		es.ev.key("part")
+		es.ev.b = appendTextPart(es.ev.b, "")
 		es.send("response.content_part.added")
 	}
 	return i
@@ -288,7 +328,8 @@ func (es *eventStream) closeItem() {
 		es.send("response.output_text.done")
 		es.event("response.content_part.done")
 		es.at(i, true)
-		es.ev.raw("part", textPartJSON(it.Text))
+		es.ev.key("part")
+		es.ev.b = appendTextPart(es.ev.b, it.Text)
 		es.send("response.content_part.done")
 	case "function_call":
 		es.event("response.function_call_arguments.done")
@@ -317,9 +358,9 @@ const (
 func (es *eventStream) delta(i int, typ, d string) {
 	it := &es.a.items[i]
 	if typ == argumentsDelta {
-		it.Arguments += d
+		es.grow(i, &it.Arguments, true, d)
 	} else {
-		it.Text += d
+		es.grow(i, &it.Text, false, d)
 	}
 	es.event(typ)
 	es.at(i, typ != argumentsDelta)
@@ -328,6 +369,18 @@ func (es *eventStream) delta(i int, typ, d string) {
 		es.ev.raw("logprobs", []byte("[]"))
 	}
 	es.send(typ)
+}
+
+// grow appends d to field, item i's arguments (args) or text: through
+// es.text while it holds that field, else by concatenation (a delta for an
+// item other than the open one).
+func (es *eventStream) grow(i int, field *string, args bool, d string) {
+	if i != es.textItem || args != es.textArgs || len(*field) != es.text.Len() {
+		*field += d
+		return
+	}
+	es.text.WriteString(d)
+	*field = es.text.String()
 }
 
 // openOf returns the open item if it has type typ, else opens one.

@@ -84,26 +84,25 @@ func (it *outputItem) appendJSON(b []byte) []byte {
 	switch it.Type {
 	case "message":
 		j.str("role", "assistant")
-		content := []byte("[]")
+		j.key("content")
+		j.b = append(j.b, '[')
 		if it.Done || it.Text != "" {
-			content = append(append([]byte{'['}, textPartJSON(it.Text)...), ']')
+			j.b = appendTextPart(j.b, it.Text)
 		}
-		j.raw("content", content)
+		j.b = append(j.b, ']')
 	case "function_call":
 		j.str("call_id", it.CallID)
 		j.str("name", it.Name)
 		j.str("arguments", it.Arguments)
 	case "reasoning":
 		j.raw("summary", []byte("[]"))
-		content := []byte("[]")
+		j.key("content")
+		j.b = append(j.b, '[')
 		if it.Text != "" {
-			var part jsonObject
-			part.open(nil)
-			part.str("type", "reasoning_text")
-			part.str("text", it.Text)
-			content = append(append([]byte{'['}, part.close()...), ']')
+			j.b = append(j.b, `{"type":"reasoning_text","text":`...)
+			j.b = append(gjson.AppendJSONString(j.b, it.Text), '}')
 		}
-		j.raw("content", content)
+		j.b = append(j.b, ']')
 	}
 	return j.close()
 }
@@ -326,26 +325,27 @@ func (r *responsesRequest) echo(field, def string) json.RawMessage {
 // object builds the response object of an answer to r, created at
 // created.
 func (r *responsesRequest) object(a *answer, created time.Time) *responseObject {
-	o := &responseObject{
-		ID: a.id, Object: "response", CreatedAt: created.Unix(), Status: a.status, Error: a.err,
-		Instructions:       r.echo("instructions", "null"),
-		MaxOutputTokens:    r.echo("max_output_tokens", "null"),
-		Model:              r.model,
-		Output:             a.items,
-		ParallelToolCalls:  r.echo("parallel_tool_calls", "true"),
-		PreviousResponseID: r.echo("previous_response_id", "null"),
-		Reasoning:          r.echo("reasoning", `{"effort":null,"summary":null}`),
-		Store:              r.store,
-		Temperature:        r.echo("temperature", "1"),
-		Text:               r.echo("text", `{"format":{"type":"text"}}`),
-		ToolChoice:         r.echo("tool_choice", `"auto"`),
-		Tools:              r.echo("tools", "[]"),
-		TopP:               r.echo("top_p", "1"),
-		Truncation:         "disabled",
-		Usage:              a.usage,
-		User:               r.echo("user", "null"),
-		Metadata:           r.echo("metadata", "{}"),
+	if r.echoed == nil {
+		// The same for every object of the request (a stream builds three).
+		r.echoed = &responseObject{
+			Instructions:       r.echo("instructions", "null"),
+			MaxOutputTokens:    r.echo("max_output_tokens", "null"),
+			ParallelToolCalls:  r.echo("parallel_tool_calls", "true"),
+			PreviousResponseID: r.echo("previous_response_id", "null"),
+			Reasoning:          r.echo("reasoning", `{"effort":null,"summary":null}`),
+			Temperature:        r.echo("temperature", "1"),
+			Text:               r.echo("text", `{"format":{"type":"text"}}`),
+			ToolChoice:         r.echo("tool_choice", `"auto"`),
+			Tools:              r.echo("tools", "[]"),
+			TopP:               r.echo("top_p", "1"),
+			User:               r.echo("user", "null"),
+			Metadata:           r.echo("metadata", "{}"),
+		}
 	}
+	o := new(responseObject)
+	*o = *r.echoed
+	o.ID, o.Object, o.CreatedAt, o.Status, o.Error = a.id, "response", created.Unix(), a.status, a.err
+	o.Model, o.Output, o.Store, o.Truncation, o.Usage = r.model, a.items, r.store, "disabled", a.usage
 	if o.Model == "" {
 		o.Model = a.model
 	}
@@ -390,18 +390,20 @@ func (o *responseObject) appendJSON(b []byte) []byte {
 	j.raw("instructions", o.Instructions)
 	j.raw("max_output_tokens", o.MaxOutputTokens)
 	j.str("model", o.Model)
-	out := []byte{'['}
+	j.key("output")
+	j.b = append(j.b, '[')
 	for i := range o.Output {
 		if i > 0 {
-			out = append(out, ',')
+			j.b = append(j.b, ',')
 		}
-		out = o.Output[i].appendJSON(out)
+		j.b = o.Output[i].appendJSON(j.b)
 	}
-	j.raw("output", append(out, ']'))
+	j.b = append(j.b, ']')
 	j.raw("parallel_tool_calls", o.ParallelToolCalls)
 	j.raw("previous_response_id", o.PreviousResponseID)
 	j.raw("reasoning", o.Reasoning)
-	j.raw("store", strconv.AppendBool(nil, o.Store))
+	j.key("store")
+	j.b = strconv.AppendBool(j.b, o.Store)
 	j.raw("temperature", o.Temperature)
 	j.raw("text", o.Text)
 	j.raw("tool_choice", o.ToolChoice)

@@ -43,6 +43,9 @@ type responsesRequest struct {
 	// chatToolChoice is tool_choice in chat completion terms (JSON), ""
 	// when unset.
 	chatToolChoice string
+	// echoed holds the settings every response object echoes, once the
+	// first object is built (object); nil before.
+	echoed *responseObject
 }
 
 // responseFields are the request fields the proxy translates or answers
