@@ -36,7 +36,7 @@ func (s *Server) streamResponse(ctx *fasthttp.RequestCtx, resp *upstream.Respons
 // translateStream writes the events of an upstream stream read from body
 // (see streamResponse) to bw.
 func (s *Server) translateStream(bw *bufio.Writer, body io.ReadCloser, req *responsesRequest, id string, created time.Time, native bool, save func(*answer, time.Time, bool) ([]byte, error)) {
-	es := &eventStream{bw: bw, req: req, created: created, a: &answer{id: id, status: "in_progress"}, open: -1, calls: map[int]int{}, upstreamIDs: map[string]int{}}
+	es := &eventStream{bw: bw, req: req, created: created, a: &answer{id: id, status: "in_progress"}, open: -1, textItem: -1, calls: map[int]int{}, upstreamIDs: map[string]int{}}
 	es.ev.b = getEventBuf()
 	defer func() { putEventBuf(es.ev.b) }()
 	es.begin()

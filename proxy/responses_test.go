@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -14,8 +17,8 @@ import (
 	"github.com/megacontext/megacontext/proxy/upstream"
 )
 
-// runStream feeds SSE text through an eventStream the way streamResponse
-// does and returns the events written and the answer.
+// runStream feeds SSE text through translateStream, as streamResponse
+// does, and returns the events written and the answer.
 func runStream(t *testing.T, native bool, sse string) ([]gjson.Result, *answer) {
 	t.Helper()
 	req, aerr := parseResponsesRequest([]byte(`{"model":"m","input":"hi"}`))
@@ -24,30 +27,13 @@ func runStream(t *testing.T, native bool, sse string) ([]gjson.Result, *answer) 
 	}
 	var buf bytes.Buffer
 	bw := bufio.NewWriter(&buf)
-	es := &eventStream{bw: bw, req: req, created: time.Unix(1, 0), a: &answer{id: "resp_0123456789abcdef0123456789abcdef", status: "in_progress"}, open: -1, calls: map[int]int{}, upstreamIDs: map[string]int{}}
-	es.begin()
-	var acc upstream.Accumulator
-	acc.OnDelta = es.chatDelta
-	rd := upstream.NewSSEReader(strings.NewReader(sse))
-	for {
-		ev, err := rd.Next()
-		if len(ev.Data) > 0 {
-			if native {
-				es.nativeEvent(ev)
-			} else {
-				_ = acc.AddEvent(ev)
-			}
-		}
-		if err != nil {
-			break
-		}
+	s := &Server{log: slog.New(slog.DiscardHandler), m: newMetrics()}
+	var saved *answer
+	save := func(a *answer, created time.Time, _ bool) ([]byte, error) {
+		saved = a
+		return req.object(a, created).appendJSON(nil), nil
 	}
-	es.closeItem()
-	if !native {
-		msg := acc.Message()
-		es.a.usage = usageFromChat(msg.Usage)
-		es.a.setFinish(msg.FinishReason)
-	}
+	s.translateStream(bw, io.NopCloser(strings.NewReader(sse)), req, "resp_0123456789abcdef0123456789abcdef", time.Unix(1, 0), native, save)
 	bw.Flush()
 	var evs []gjson.Result
 	name := ""
@@ -63,7 +49,7 @@ func runStream(t *testing.T, native bool, sse string) ([]gjson.Result, *answer) 
 			evs = append(evs, d)
 		}
 	}
-	return evs, es.a
+	return evs, saved
 }
 
 // checkEvents asserts what every SDK relies on: sequence numbers count
@@ -142,6 +128,31 @@ func TestChatStreamTranslated(t *testing.T) {
 	}
 	if a.status != "completed" || a.usage.OutputTokens != 7 {
 		t.Errorf("status %s usage %+v", a.status, a.usage)
+	}
+}
+
+// Arguments of a parallel tool call that come after the next call opened
+// still join their own item, and a long answer's text adds up (a delta
+// appends to its item's text in place).
+func TestChatStreamInterleavedCalls(t *testing.T) {
+	chunk := func(delta string) string {
+		return `data: {"choices":[{"index":0,"delta":` + delta + `}]}` + "\n\n"
+	}
+	sse := chunk(`{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"f","arguments":"{\"x\""}}]}`) +
+		chunk(`{"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"g","arguments":"{"}}]}`) +
+		chunk(`{"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]}`) +
+		chunk(`{"tool_calls":[{"index":1,"function":{"arguments":"}"}}]}`)
+	var want strings.Builder
+	for i := range 300 {
+		d := fmt.Sprintf(" w%d\u00e9\\\"", i)
+		sse += chunk(`{"content":"` + d + `"}`)
+		want.WriteString(gjson.Parse(`"` + d + `"`).Str)
+	}
+	sse += `data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n"
+	evs, a := runStream(t, false, sse)
+	texts := checkEvents(t, evs)
+	if len(a.items) != 3 || a.items[0].Arguments != `{"x":1}` || a.items[1].Arguments != "{}" || a.items[2].Text != want.String() || texts[a.items[2].ID] != want.String() {
+		t.Errorf("items %+v", a.items[:min(len(a.items), 2)])
 	}
 }
 
