@@ -135,7 +135,9 @@ func checkBody(body []byte) (gjson.Result, *apiError) {
 	if jsondepth.Exceeds(body, maxNesting) {
 		return gjson.Result{}, &apiError{status: 400, message: fmt.Sprintf("request body nests JSON deeper than %d levels", maxNesting), typ: "invalid_request_error", code: "json_too_deep"}
 	}
-	if !jsondepth.Valid(body) {
+	// The depth is checked: only the syntax is left (jsondepth.Valid would
+	// scan for the depth again, maxNesting being its Limit).
+	if !gjson.ValidBytes(body) {
 		return gjson.Result{}, errInvalidJSON
 	}
 	root := gjson.ParseBytes(body)

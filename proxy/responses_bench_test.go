@@ -113,3 +113,60 @@ func BenchmarkStreamedTurn(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRequestTranslate measures what the proxy does with a request
+// body before memory sees it, for the same 60-message conversation sent to
+// chat completions (messages) and to /v1/responses (input items, turned
+// into chat messages and a chat body), interleaved in the same run:
+// responses/chat is the translation's cost.
+func BenchmarkRequestTranslate(b *testing.B) {
+	words := strings.Fields("the garden river mountain story window paper music kitchen travel winter summer market bridge forest village")
+	var msgs []string
+	for i := range 60 {
+		role := "user"
+		if i%2 == 1 {
+			role = "assistant"
+		}
+		var t []string
+		for j := range 50 {
+			t = append(t, words[(i*7+j)%len(words)])
+		}
+		msgs = append(msgs, `{"role":"`+role+`","content":"`+strings.Join(t, " ")+`."}`)
+	}
+	list := "[" + strings.Join(msgs, ",") + "]"
+	chatBody := []byte(`{"model":"m","messages":` + list + `,"max_tokens":256,"stream":true}`)
+	respBody := []byte(`{"model":"m","input":` + list + `,"max_output_tokens":256,"stream":true}`)
+	chat := func() {
+		if _, aerr := parseChatRequest(chatBody); aerr != nil {
+			b.Fatal(aerr)
+		}
+	}
+	responses := func() {
+		req, aerr := parseResponsesRequest(respBody)
+		if aerr == nil {
+			_, aerr = req.messages(nil)
+		}
+		if aerr != nil {
+			b.Fatal(aerr)
+		}
+		_ = req.chatBody()
+	}
+	chatAllocs, respAllocs := testing.AllocsPerRun(50, chat), testing.AllocsPerRun(50, responses)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var tChat, tResp time.Duration
+	for range b.N {
+		t0 := time.Now()
+		chat()
+		t1 := time.Now()
+		responses()
+		tResp += time.Since(t1)
+		tChat += t1.Sub(t0)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(tChat.Nanoseconds())/n, "chat-ns/request")
+	b.ReportMetric(float64(tResp.Nanoseconds())/n, "responses-ns/request")
+	b.ReportMetric(float64(tResp)/float64(tChat), "responses/chat")
+	b.ReportMetric(chatAllocs, "chat-allocs/request")
+	b.ReportMetric(respAllocs, "responses-allocs/request")
+}

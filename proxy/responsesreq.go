@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -264,17 +265,7 @@ func (r *responsesRequest) messages(resolve itemResolver) ([]memory.Message, *ap
 	case r.input.IsArray():
 		var aerr *apiError
 		r.input.ForEach(func(i, item gjson.Result) bool {
-			param := fmt.Sprintf("input[%d]", i.Int())
-			if item.Get("type").Str == "item_reference" {
-				id := item.Get("id").Str
-				found, ok := resolve(id)
-				if !ok {
-					aerr = &apiError{status: 404, message: fmt.Sprintf("Item with id '%s' not found.", id), typ: "invalid_request_error", param: param + ".id", code: "item_not_found"}
-					return false
-				}
-				item = found
-			}
-			out, aerr = appendItem(out, item, param)
+			out, aerr = appendItem(out, item, i.Int(), resolve)
 			return aerr == nil
 		})
 		if aerr != nil {
@@ -335,17 +326,32 @@ type chatCall struct {
 
 var inputRoles = map[string]bool{"user": true, "system": true, "developer": true, "assistant": true}
 
-// appendItem converts one input item and appends it to out, folding an
-// assistant run (text and function calls) into one message.
-func appendItem(out []chatMessage, item gjson.Result, param string) ([]chatMessage, *apiError) {
+// inputParam names input item i in errors.
+func inputParam(i int64) string { return "input[" + strconv.FormatInt(i, 10) + "]" }
+
+// appendItem converts input item i and appends it to out, folding an
+// assistant run (text and function calls) into one message. An
+// item_reference is replaced by the stored item resolve finds (nil: not
+// followed, as for a stored item that is itself a reference).
+func appendItem(out []chatMessage, item gjson.Result, i int64, resolve itemResolver) ([]chatMessage, *apiError) {
+	lastAssistant := len(out) > 0 && out[len(out)-1].Role == "assistant"
+	if role, content, ok := chatShaped(item); ok && inputRoles[role] && !(role == "assistant" && lastAssistant) {
+		// The common item, a chat message as it is: nothing more to do.
+		return append(out, chatMessage{Role: role, Content: content, raw: item}), nil
+	}
+	param := inputParam(i)
 	if !item.IsObject() {
 		return out, badRequest(param, "%s must be an object", param)
 	}
-	lastAssistant := len(out) > 0 && out[len(out)-1].Role == "assistant"
-	if role, content, ok := chatShaped(item); ok && inputRoles[role] && !(role == "assistant" && lastAssistant) {
-		return append(out, chatMessage{Role: role, Content: content, raw: item}), nil
-	}
 	typ := item.Get("type").Str
+	if typ == "item_reference" && resolve != nil {
+		id := item.Get("id").Str
+		found, ok := resolve(id)
+		if !ok {
+			return out, &apiError{status: 404, message: fmt.Sprintf("Item with id '%s' not found.", id), typ: "invalid_request_error", param: param + ".id", code: "item_not_found"}
+		}
+		return appendItem(out, found, i, nil)
+	}
 	role := item.Get("role")
 	if typ == "" && role.Exists() {
 		typ = "message"
