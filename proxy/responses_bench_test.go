@@ -85,26 +85,8 @@ func BenchmarkStreamedTurn(b *testing.B) {
 			cw = countingWriter{}
 			chat()
 			cBytes, cWrites := cw.bytes, cw.writes
-			chatAllocs := testing.AllocsPerRun(50, chat)
-			respAllocs := testing.AllocsPerRun(50, responses)
-			b.ReportAllocs()
-			b.ResetTimer()
-			var tChat, tResp time.Duration
-			for range b.N {
-				t0 := time.Now()
-				chat()
-				t1 := time.Now()
-				responses()
-				tResp += time.Since(t1)
-				tChat += t1.Sub(t0)
-			}
-			n := float64(b.N)
-			b.ReportMetric(float64(tChat.Nanoseconds())/n, "chat-ns/turn")
-			b.ReportMetric(float64(tResp.Nanoseconds())/n, "responses-ns/turn")
-			b.ReportMetric(float64(tResp)/float64(tChat), "responses/chat")
-			b.ReportMetric(float64(tResp.Nanoseconds())/n/float64(events), "responses-ns/upstream-event")
-			b.ReportMetric(chatAllocs, "chat-allocs/turn")
-			b.ReportMetric(respAllocs, "responses-allocs/turn")
+			respNs, respAllocs := interleave(b, "turn", chat, responses)
+			b.ReportMetric(respNs/float64(events), "responses-ns/upstream-event")
 			b.ReportMetric(respAllocs/float64(events), "responses-allocs/upstream-event")
 			b.ReportMetric(float64(cBytes), "chat-bytes/turn")
 			b.ReportMetric(float64(rBytes), "responses-bytes/turn")
@@ -151,7 +133,16 @@ func BenchmarkRequestTranslate(b *testing.B) {
 		}
 		_ = req.chatBody()
 	}
-	chatAllocs, respAllocs := testing.AllocsPerRun(50, chat), testing.AllocsPerRun(50, responses)
+	interleave(b, "request", chat, responses)
+}
+
+// interleave runs chat and responses one after the other b.N times and
+// reports the time and allocations of each per unit (a turn, a request)
+// and their ratio; it returns the responses side's time and allocations
+// per unit.
+func interleave(b *testing.B, unit string, chat, responses func()) (respNs, respAllocs float64) {
+	chatAllocs := testing.AllocsPerRun(50, chat)
+	respAllocs = testing.AllocsPerRun(50, responses)
 	b.ReportAllocs()
 	b.ResetTimer()
 	var tChat, tResp time.Duration
@@ -164,9 +155,11 @@ func BenchmarkRequestTranslate(b *testing.B) {
 		tChat += t1.Sub(t0)
 	}
 	n := float64(b.N)
-	b.ReportMetric(float64(tChat.Nanoseconds())/n, "chat-ns/request")
-	b.ReportMetric(float64(tResp.Nanoseconds())/n, "responses-ns/request")
+	respNs = float64(tResp.Nanoseconds()) / n
+	b.ReportMetric(float64(tChat.Nanoseconds())/n, "chat-ns/"+unit)
+	b.ReportMetric(respNs, "responses-ns/"+unit)
 	b.ReportMetric(float64(tResp)/float64(tChat), "responses/chat")
-	b.ReportMetric(chatAllocs, "chat-allocs/request")
-	b.ReportMetric(respAllocs, "responses-allocs/request")
+	b.ReportMetric(chatAllocs, "chat-allocs/"+unit)
+	b.ReportMetric(respAllocs, "responses-allocs/"+unit)
+	return respNs, respAllocs
 }
