@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tidwall/buntdb"
@@ -36,6 +37,10 @@ type Store struct {
 	path string
 	// lock is the data directory's exclusive lock (nil in memory).
 	lock *dirLock
+	// wmu serializes the writes of a file-backed store, so that at most one
+	// journal (journal.go) is live and no other write lands between a
+	// journal and the records it covers.
+	wmu sync.Mutex
 }
 
 // KV is one record.
@@ -90,7 +95,12 @@ func openDB(path string, sync Sync) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: set config: %w", err)
 	}
-	return &Store{db: db, path: path}, nil
+	s := &Store{db: db, path: path}
+	if err := s.recover(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close flushes and closes the store, then releases the data directory.
@@ -102,28 +112,75 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Put writes records atomically: all or none.
+// Put writes records atomically: all or none, in memory and on disk,
+// whatever point a kill -9 cuts the write at (see journal.go).
 func (s *Store) Put(kvs ...KV) error {
 	if len(kvs) == 0 {
 		return nil
 	}
-	err := s.db.Update(func(tx *buntdb.Tx) error {
+	for _, kv := range kvs {
+		if kv.Key == journalKey {
+			return fmt.Errorf("store: write: the key %q is the store's own", kv.Key)
+		}
+	}
+	set := func(tx *buntdb.Tx) error {
 		for _, kv := range kvs {
 			if _, _, err := tx.Set(kv.Key, kv.Value, nil); err != nil {
 				return fmt.Errorf("set %q: %w", kv.Key, err)
 			}
 		}
 		return nil
-	})
+	}
+	var err error
+	if len(kvs) == 1 {
+		// One record is all or nothing on disk already.
+		err = s.single(set)
+	} else {
+		err = s.journaled(func(tx *buntdb.Tx) ([]journalOp, error) { return undoOps(tx, kvs) }, set)
+	}
 	if err != nil {
 		return fmt.Errorf("store: write: %w", err)
 	}
 	return nil
 }
 
+// single runs a write of one record: serialized with journaled writes, so
+// that a journal never undoes it.
+func (s *Store) single(fn func(tx *buntdb.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.db.Update(fn)
+}
+
+// undoOps returns the journal that undoes setting kvs: each key's value
+// before, or its deletion where it was absent.
+func undoOps(tx *buntdb.Tx, kvs []KV) ([]journalOp, error) {
+	ops := make([]journalOp, 0, len(kvs))
+	seen := make(map[string]bool, len(kvs))
+	for _, kv := range kvs {
+		if seen[kv.Key] {
+			continue
+		}
+		seen[kv.Key] = true
+		old, err := tx.Get(kv.Key)
+		switch {
+		case errors.Is(err, buntdb.ErrNotFound):
+			ops = append(ops, journalOp{Op: opDel, Key: kv.Key})
+		case err != nil:
+			return nil, err
+		default:
+			ops = append(ops, journalOp{Op: opSet, Key: kv.Key, Value: old})
+		}
+	}
+	return ops, nil
+}
+
 // Get returns the record of key; ok is false when absent.
 func (s *Store) Get(key string) (value string, ok bool, err error) {
 	err = s.db.View(func(tx *buntdb.Tx) error {
+		if key == journalKey {
+			return nil
+		}
 		v, err := tx.Get(key)
 		if errors.Is(err, buntdb.ErrNotFound) {
 			return nil
@@ -148,6 +205,9 @@ func (s *Store) Scan(prefix string, fn func(key, value string) bool) error {
 			if !strings.HasPrefix(k, prefix) {
 				return false
 			}
+			if k == journalKey {
+				return true
+			}
 			return fn(k, v)
 		})
 	})
@@ -158,23 +218,48 @@ func (s *Store) Scan(prefix string, fn func(key, value string) bool) error {
 }
 
 // Delete removes the records of keys and every record whose key starts
-// with one of prefixes, atomically, and returns how many were removed.
+// with one of prefixes, atomically, and returns how many were removed. On
+// disk a Delete cut short by a kill is finished at the next Open (its
+// journal lists the keys, see journal.go).
 func (s *Store) Delete(exact []string, prefixes []string) (int, error) {
-	n := 0
-	err := s.db.Update(func(tx *buntdb.Tx) error {
-		keys := append([]string(nil), exact...)
+	var keys []string
+	collect := func(tx *buntdb.Tx) ([]journalOp, error) {
+		keys = nil
+		seen := map[string]bool{}
+		add := func(k string) {
+			if k != journalKey && !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+		for _, k := range exact {
+			if _, err := tx.Get(k); err == nil {
+				add(k)
+			} else if !errors.Is(err, buntdb.ErrNotFound) {
+				return nil, err
+			}
+		}
 		for _, p := range prefixes {
 			err := tx.AscendGreaterOrEqual("", p, func(k, _ string) bool {
 				if !strings.HasPrefix(k, p) {
 					return false
 				}
-				keys = append(keys, k)
+				add(k)
 				return true
 			})
 			if err != nil {
-				return err
+				return nil, err
 			}
 		}
+		ops := make([]journalOp, len(keys))
+		for i, k := range keys {
+			ops[i] = journalOp{Op: opDel, Key: k}
+		}
+		return ops, nil
+	}
+	n := 0
+	remove := func(tx *buntdb.Tx) error {
+		n = 0
 		for _, k := range keys {
 			_, err := tx.Delete(k)
 			if errors.Is(err, buntdb.ErrNotFound) {
@@ -186,7 +271,8 @@ func (s *Store) Delete(exact []string, prefixes []string) (int, error) {
 			n++
 		}
 		return nil
-	})
+	}
+	err := s.journaled(collect, remove)
 	if err != nil {
 		return 0, fmt.Errorf("store: delete: %w", err)
 	}
