@@ -105,7 +105,13 @@ func TestChaosKillRandom(t *testing.T) {
 						return
 					default:
 					}
-					user := msg{"user", fmt.Sprintf("Client %d, round %d, turn %d. %s", c, round, turn, talkers[c].message())}
+					text := talkers[c].message()
+					if turn%4 == 3 {
+						// A long paste: a write of hundreds of records that a
+						// kill can cut in the middle (store.TearWrites says how).
+						text = talkers[c].paste(48 << 10)
+					}
+					user := msg{"user", fmt.Sprintf("Client %d, round %d, turn %d. %s", c, round, turn, text)}
 					body := chatBody(t, append(append([]msg(nil), histories[c]...), user), map[string]any{"user": fmt.Sprintf("chaos-%d", c), "stream": turn%2 == 0})
 					res, err := p.chat(body, nil)
 					if err != nil || res.Status != http.StatusOK {

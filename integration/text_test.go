@@ -78,3 +78,14 @@ func (k *talker) message() string {
 	}
 	return strings.Join(words, " ")
 }
+
+// paste returns about n bytes of messages in one text, as a user pasting
+// notes would send.
+func (t *talker) paste(n int) string {
+	var sb strings.Builder
+	for sb.Len() < n {
+		sb.WriteString(t.message())
+		sb.WriteString("\n")
+	}
+	return sb.String()
+}
