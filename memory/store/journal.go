@@ -133,12 +133,24 @@ func (s *Store) journaled(prepare func(tx *buntdb.Tx) ([]journalOp, error), appl
 	if err := s.db.Update(apply); err != nil {
 		// buntdb rolled the records back in memory and on disk; the journal
 		// would undo nothing that is there, or finish a Delete that failed.
-		if cerr := s.clearJournal(); cerr != nil {
-			return errors.Join(err, cerr)
-		}
+		s.staleJournal = true
+		return errors.Join(err, s.clearStale())
+	}
+	s.staleJournal = true
+	return s.clearStale()
+}
+
+// clearStale deletes a journal that outlived its write (staleJournal);
+// the caller holds wmu.
+func (s *Store) clearStale() error {
+	if !s.staleJournal {
+		return nil
+	}
+	if err := s.clearJournal(); err != nil {
 		return err
 	}
-	return s.clearJournal()
+	s.staleJournal = false
+	return nil
 }
 
 // clearJournal deletes the journal record: the write it covers is whole.

@@ -41,6 +41,10 @@ type Store struct {
 	// journal (journal.go) is live and no other write lands between a
 	// journal and the records it covers.
 	wmu sync.Mutex
+	// staleJournal, under wmu, says that a journal outlived a write that
+	// failed (its deletion failed too): the next write deletes it first,
+	// so that an Open never undoes a later write with it.
+	staleJournal bool
 }
 
 // KV is one record.
@@ -149,6 +153,9 @@ func (s *Store) Put(kvs ...KV) error {
 func (s *Store) single(fn func(tx *buntdb.Tx) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if err := s.clearStale(); err != nil {
+		return err
+	}
 	return s.db.Update(fn)
 }
 
