@@ -3,9 +3,10 @@ package native
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 	"unsafe"
+
+	"github.com/megacontext/megacontext/memory/qvec"
 )
 
 // Pooling selects how an Embedder turns token vectors into one vector.
@@ -231,24 +232,9 @@ func (e *Embedder) decode(seqs [][]int32, out [][]float32) error {
 			return fmt.Errorf("native: embed: no pooled embedding for sequence %d", s)
 		}
 		copy(v, unsafe.Slice(p, e.dim))
-		normalize(v)
+		qvec.Normalize(v)
 	}
 	return nil
-}
-
-// normalize scales v to unit length (a zero vector stays zero).
-func normalize(v []float32) {
-	var sum float64
-	for _, x := range v {
-		sum += float64(x) * float64(x)
-	}
-	if sum == 0 {
-		return
-	}
-	inv := float32(1 / math.Sqrt(sum))
-	for i := range v {
-		v[i] *= inv
-	}
 }
 
 // Close frees the model and its context. It is safe to call more than once.

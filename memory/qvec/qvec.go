@@ -131,3 +131,23 @@ func Decode(b []byte) (Vector, error) {
 	}
 	return q, nil
 }
+
+// Normalize scales v to unit length in place and returns false when it
+// cannot: a zero vector, or one with a NaN or an infinity, is left as it
+// is. Every vector the project compares by cosine (word vectors, block
+// embeddings from the native layer or an embedding server) is normalized
+// by this one function.
+func Normalize(v []float32) bool {
+	var n float64
+	for _, x := range v {
+		n += float64(x) * float64(x)
+	}
+	if n == 0 || math.IsNaN(n) || math.IsInf(n, 0) {
+		return false
+	}
+	inv := float32(1 / math.Sqrt(n))
+	for i := range v {
+		v[i] *= inv
+	}
+	return true
+}

@@ -113,3 +113,45 @@ func BenchmarkCosine384(b *testing.B) {
 		Cosine(qa, qb)
 	}
 }
+
+// TestNormalize: a usable vector comes out of unit length pointing the
+// same way; a zero vector, or one holding a NaN or an infinity, is
+// refused and left as it was.
+func TestNormalize(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		v    []float32
+		ok   bool
+	}{
+		{"3-4", []float32{3, 4}, true},
+		{"negative", []float32{0, -2, 0}, true},
+		{"zero", []float32{0, 0}, false},
+		{"empty", nil, false},
+		{"NaN", []float32{1, float32(math.NaN())}, false},
+		{"Inf", []float32{float32(math.Inf(1)), 1}, false},
+	} {
+		before := append([]float32(nil), tc.v...)
+		if got := Normalize(tc.v); got != tc.ok {
+			t.Errorf("%s: Normalize = %v, want %v", tc.name, got, tc.ok)
+			continue
+		}
+		if !tc.ok {
+			for i := range before {
+				if math.Float32bits(before[i]) != math.Float32bits(tc.v[i]) {
+					t.Errorf("%s: refused vector changed: %v -> %v", tc.name, before, tc.v)
+				}
+			}
+			continue
+		}
+		var n float64
+		for i, x := range tc.v {
+			n += float64(x) * float64(x)
+			if (x < 0) != (before[i] < 0) || (x == 0) != (before[i] == 0) {
+				t.Errorf("%s: direction changed: %v -> %v", tc.name, before, tc.v)
+			}
+		}
+		if math.Abs(n-1) > 1e-6 {
+			t.Errorf("%s: squared norm %v after Normalize", tc.name, n)
+		}
+	}
+}

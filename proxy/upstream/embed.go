@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"sort"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/megacontext/megacontext/memory/qvec"
 )
 
 // Embedder computes embeddings with an OpenAI-compatible POST
@@ -191,7 +192,7 @@ func (e *Embedder) embedSplit(ctx context.Context, text string) ([]float32, erro
 	for i := range v {
 		v[i] = wa*va[i] + wb*vb[i]
 	}
-	normalize(v)
+	qvec.Normalize(v)
 	return v, nil
 }
 
@@ -311,23 +312,8 @@ func (e *Embedder) post(ctx context.Context, texts []string) ([][]float32, error
 			return nil, fmt.Errorf("embeddings: vector of %d dimensions, earlier ones had %d", len(it.vec), d)
 		}
 		e.dim.CompareAndSwap(0, int64(len(it.vec)))
-		normalize(it.vec)
+		qvec.Normalize(it.vec)
 		out[i] = it.vec
 	}
 	return out, nil
-}
-
-// normalize scales v to unit length (a zero vector stays zero).
-func normalize(v []float32) {
-	var s float64
-	for _, x := range v {
-		s += float64(x) * float64(x)
-	}
-	if s == 0 {
-		return
-	}
-	inv := float32(1 / math.Sqrt(s))
-	for i := range v {
-		v[i] *= inv
-	}
 }
