@@ -260,23 +260,49 @@ func blockSpans(spans []policy.Span, start, end int) []tree.Span {
 	return out
 }
 
-// load reads a context from the store.
+// load reads a context from the store, repairing one whose tree does not
+// match its messages (repair.go).
 func (e *Engine) load(k Key) (*mctx, bool, error) {
-	c := &mctx{key: k, byHash: map[string]int64{}, byRaw: map[rawKey]int64{}, kids: map[int64][]int64{}, index: lens.NewIndex(), sticky: map[[2]int]bool{},
+	c, found, why, err := e.loadOnce(k, true)
+	if err != nil || why == "" {
+		return c, found, err
+	}
+	e.repairMu.Lock()
+	defer e.repairMu.Unlock()
+	// Another load may have repaired it meanwhile.
+	if c, found, why, err = e.loadOnce(k, true); err != nil || why == "" {
+		return c, found, err
+	}
+	if err := e.repairTree(c, why); err != nil {
+		return nil, false, fmt.Errorf("memory: repair the tree of %q: %w", k.Context, err)
+	}
+	c, found, why, err = e.loadOnce(k, true)
+	if err == nil && why != "" {
+		err = fmt.Errorf("memory: the tree of %q still does not match its messages after a rebuild (%s)", k.Context, why)
+	}
+	return c, found, err
+}
+
+// loadOnce reads a context from the store as it is. When its tree does
+// not match its messages, it stops there and says why (c is then only
+// good for repairTree). A header that does not count the messages is
+// recounted and stored when repair is set, else reported the same way.
+func (e *Engine) loadOnce(k Key, repair bool) (c *mctx, found bool, why string, err error) {
+	c = &mctx{key: k, byHash: map[string]int64{}, byRaw: map[rawKey]int64{}, kids: map[int64][]int64{}, index: lens.NewIndex(), sticky: map[[2]int]bool{},
 		focus: map[nodeKey2]*NodeFocus{}, focusDirty: map[nodeKey2]bool{}}
 	c.tree = e.newTree(c.index)
 	c.index.UseVectors(e.opts.Vectors)
 	src, version, err := e.loadReader(k)
 	if err != nil {
-		return nil, false, err
+		return nil, false, "", err
 	}
 	v, found, err := src.get(headerKey(k))
 	if err != nil {
-		return nil, false, err
+		return nil, false, "", err
 	}
 	if !found {
 		c.rec.Policy = e.policyPrint // what its spans will be found with
-		return c, false, nil
+		return c, false, "", nil
 	}
 	c.version = version
 	headerOK := decodeHeader(v, &c.rec)
@@ -295,41 +321,52 @@ func (e *Engine) load(k Key) (*mctx, bool, error) {
 		return true
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("memory: load messages of %q: %w", k.Context, err)
+		return nil, false, "", fmt.Errorf("memory: load messages of %q: %w", k.Context, err)
 	}
 	if !headerOK {
 		e.log.Error("stored context header unreadable; rebuilt from its messages", "tenant", k.Tenant, "context", k.Context)
 		rebuildHeader(c)
 	}
-	var decodeErr error
+	// A node that cannot take its place (one before it is missing) is
+	// left out and the tree rebuilt (repair.go).
+	var restoreErr error
 	err = src.scan(recordPrefix(kindNode, k), func(key, val string) bool {
-		decodeErr = e.restoreNode(c, key, val)
-		return decodeErr == nil
+		if err := e.restoreNode(c, key, val); err != nil && restoreErr == nil {
+			restoreErr = err
+		}
+		return true
 	})
-	if err == nil {
-		err = decodeErr
-	}
 	if err != nil {
-		return nil, false, fmt.Errorf("memory: load nodes of %q: %w", k.Context, err)
+		return nil, false, "", fmt.Errorf("memory: load nodes of %q: %w", k.Context, err)
+	}
+	switch {
+	case restoreErr != nil:
+		return c, true, restoreErr.Error(), nil
+	case !c.treeMatches():
+		return c, true, "the blocks do not spell the messages in order", nil
+	case !c.headerMatches() && !repair:
+		return c, true, "the header does not count the messages", nil
+	case !c.headerMatches():
+		e.repairHeader(c)
 	}
 	if c.rec.Policy != e.policyPrint {
 		e.rescan(c)
 	}
 	if err := e.loadPins(c); err != nil {
-		return nil, false, fmt.Errorf("memory: load pins of %q: %w", k.Context, err)
+		return nil, false, "", fmt.Errorf("memory: load pins of %q: %w", k.Context, err)
 	}
 	if err := e.loadFocus(c); err != nil {
-		return nil, false, fmt.Errorf("memory: load focus telemetry of %q: %w", k.Context, err)
+		return nil, false, "", fmt.Errorf("memory: load focus telemetry of %q: %w", k.Context, err)
 	}
 	e.recountUncounted(c)
 	if e.opts.Embedder != nil {
 		if err := e.loadVectors(c, src); err != nil {
-			return nil, false, fmt.Errorf("memory: load vectors of %q: %w", k.Context, err)
+			return nil, false, "", fmt.Errorf("memory: load vectors of %q: %w", k.Context, err)
 		}
 		defer e.pokeEmbedder(k)
 	}
 	c.bytes = c.footprint()
-	return c, true, nil
+	return c, true, "", nil
 }
 
 // shareText points a block read back from the store at its part of its

@@ -157,6 +157,10 @@ type Engine struct {
 	// policyPrint is opts.Policy's fingerprint, recorded in each context's
 	// header; a context stored under another is rescanned on load.
 	policyPrint string
+	// repairMu serializes the repairs of torn contexts (repair.go) with
+	// the load that reads each back: loads run without any context's
+	// lock, and a load must not read a context another is rewriting.
+	repairMu sync.Mutex
 
 	// mu guards loaded and tick. Lock order: a context's mu before mu;
 	// holding mu, a context's lock is only ever tried (TryLock), never

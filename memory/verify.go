@@ -12,17 +12,23 @@ import (
 // or as one conversation stored twice); every message's blocks tiling its
 // text in order, and blocks tiling the timeline; the gist tree's spans,
 // token counts and Merkle hashes (tree.Verify); the header's counts. It
-// reads the context afresh from the store and returns the first defect.
+// reads the context afresh from the store, as stored (nothing repaired),
+// and returns the first defect.
 func (e *Engine) Verify(k Key) error {
 	if err := k.validate(); err != nil {
 		return err
 	}
-	c, found, err := e.load(k)
+	// Read as stored: a load would repair a tree that does not match the
+	// messages (repair.go), and Verify reports it instead.
+	c, found, why, err := e.loadOnce(k, false)
 	if err != nil {
 		return err
 	}
 	if !found {
 		return ErrNotFound
+	}
+	if why != "" {
+		return fmt.Errorf("memory: the stored tree does not match the messages (%s); the next load rebuilds it from them", why)
 	}
 	return c.verify()
 }
