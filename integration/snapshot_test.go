@@ -118,9 +118,33 @@ func TestSnapshotExportImportThroughBinary(t *testing.T) {
 		t.Fatal("the imported memory's fact did not reach the upstream")
 	}
 
+	// A reply stored last: its costs are counted with the next turn's (or
+	// an export's) batch.
+	a.mustChat(t, chatBody(t, []msg{{"user", "Remember: the offsite badge color is teal."}}, nil), map[string]string{"X-MegaContext-Id": "unsettled"})
+	a.waitMessages(t, "unsettled", 2)
+
 	// The CLI, offline: export from A's folder gives the same root; import
 	// into a new folder keeps it; a truncated bundle is refused.
 	a.stop()
+	// With the upstream down the process counts with the estimate, but
+	// the context recorded the tokenizer its counts were made with: the
+	// same root. A context whose last reply is still to be counted is
+	// refused, clearly, rather than exported under another root.
+	code, out = rawRun(t, []string{"export", "--data", dataA, "--config", writeConfig(t, cfg), "--upstream", closedPortURL(t), "--context", "team-handbook", "-o", filepath.Join(dir, "offline.mcx")}, nil, startTimeout)
+	if code != 0 || !strings.Contains(out, "root "+root) {
+		t.Fatalf("cli export with the upstream unreachable: %d (want root %s)\n%s", code, root, out)
+	}
+	code, out = rawRun(t, []string{"export", "--data", dataA, "--upstream", closedPortURL(t), "--context", "unsettled", "-o", filepath.Join(dir, "unsettled.mcx")}, nil, startTimeout)
+	if code == 0 || !strings.Contains(out, "tokenizer") || !strings.Contains(out, "upstream reachable") {
+		t.Fatalf("cli export of an uncounted reply with the upstream unreachable: %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "unsettled.mcx")); !os.IsNotExist(err) {
+		t.Fatalf("a refused export left a bundle: %v", err)
+	}
+	code, out = rawRun(t, []string{"export", "--data", dataA, "--upstream", fake.URL(), "--context", "unsettled", "-o", filepath.Join(dir, "unsettled.mcx")}, nil, startTimeout)
+	if code != 0 || !strings.Contains(out, "root ") {
+		t.Fatalf("cli export of an uncounted reply with the upstream: %d\n%s", code, out)
+	}
 	cliPath := filepath.Join(dir, "cli.mcx")
 	code, out = rawRun(t, []string{"export", "--data", dataA, "--config", writeConfig(t, cfg), "--upstream", fake.URL(), "--context", "team-handbook", "-o", cliPath}, nil, startTimeout)
 	if code != 0 || !strings.Contains(out, "root "+root) {

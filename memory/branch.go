@@ -129,7 +129,7 @@ func (e *Engine) Fork(src Key, to string, at int64, caller string) (ForkResult, 
 	res := ForkResult{ID: to, At: at, Messages: int(at + 1), Blocks: blocks}
 	// The records are src's stored ones, found with the policy src's
 	// header names (the engine's, unless storing src's rescan failed).
-	rec := ctxRecord{Created: cs.rec.Created, Updated: e.opts.Now().UnixMilli(), Messages: res.Messages, Policy: cs.rec.Policy}
+	rec := ctxRecord{Created: cs.rec.Created, Updated: e.opts.Now().UnixMilli(), Messages: res.Messages, Policy: cs.rec.Policy, Tokenizer: cs.rec.Tokenizer}
 	var kvs []store.KV
 	share := func(key, v string) {
 		kvs = append(kvs, store.KV{Key: key, Value: v})

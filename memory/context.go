@@ -123,6 +123,14 @@ type ctxRecord struct {
 	// stored before it was recorded. Loading a context whose Policy is not
 	// the engine's rescans it (rescan.go).
 	Policy string `json:"policy,omitempty"`
+	// Tokenizer names the token counter (tokens.Counter.Name) the stored
+	// token counts were made with: the latest one other than the estimate
+	// that ingested into the context, else the estimate; "" for contexts
+	// stored before it was recorded. An export names it in the bundle's
+	// derivation whatever counter the exporting process has, so that a
+	// process without the upstream's tokenizer (an offline export) gives
+	// the same root (snapshot.go).
+	Tokenizer string `json:"tokenizer,omitempty"`
 }
 
 func (r ctxRecord) info(tenant string) ContextInfo {
@@ -541,6 +549,7 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 		c.rec.Created = ms
 	}
 	c.rec.Updated = ms
+	e.recordTokenizer(c)
 	p.kvs = append(p.kvs, store.KV{Key: headerKey(c.key), Value: mustJSON(c.rec)})
 	return p, seqs, nil
 }

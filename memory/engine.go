@@ -40,6 +40,11 @@ var (
 	// ErrForbidden means the caller's scopes do not clear it for a policy
 	// rule it tried to change.
 	ErrForbidden = errors.New("memory: not cleared for the rule")
+	// ErrTokenizerUnavailable means an operation needs counts made with the
+	// context's tokenizer, which this process does not have (an offline
+	// export with the upstream unreachable): counting with another would
+	// change what the context's root hashes.
+	ErrTokenizerUnavailable = errors.New("memory: the context's tokenizer is unavailable")
 	// ErrUnavailable means the store cannot be reached (a shared database
 	// that is down): nothing was read or stored; the caller may retry.
 	ErrUnavailable = store.ErrUnavailable

@@ -115,7 +115,7 @@ func (e *Engine) repairTree(c *mctx, why string) error {
 	e.rebuildTree(built, c.msgs)
 
 	rec := c.rec
-	rec.Messages, rec.Tokens = len(c.msgs), 0
+	rec.Messages, rec.Tokens, rec.Tokenizer = len(c.msgs), 0, e.opts.Counter.Name()
 	kvs := make([]store.KV, 0, 2*built.tree.Len()+2)
 	for i, m := range c.msgs {
 		rec.Tokens += m.Tokens

@@ -42,6 +42,7 @@ import (
 	"github.com/megacontext/megacontext/memory/policy"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/memory/tree"
+	"github.com/megacontext/megacontext/tokens"
 )
 
 // Snapshot errors.
@@ -83,6 +84,27 @@ func (e *Engine) derivation() Derivation {
 		Version: deriveVersion, BlockTokens: e.opts.BlockTokens, Fanout: e.opts.Fanout,
 		GistTokens: e.opts.GistTokens, ShortTokens: e.opts.ShortTokens,
 		Tokenizer: e.opts.Counter.Name(), Policy: e.policyPrint,
+	}
+}
+
+// derivationOf is the Derivation c's stored tree was built with: the
+// engine's, but for the tokenizer its counts were made with when the
+// context recorded it (ctxRecord.Tokenizer).
+func (e *Engine) derivationOf(c *mctx) Derivation {
+	d := e.derivation()
+	if c.rec.Tokenizer != "" {
+		d.Tokenizer = c.rec.Tokenizer
+	}
+	return d
+}
+
+// recordTokenizer records the engine's token counter as the one c's
+// counts are made with, unless it is the estimate and c names another
+// (a process that lost its upstream's tokenizer falls back to the
+// estimate for a while; the context's counts are still the tokenizer's).
+func (e *Engine) recordTokenizer(c *mctx) {
+	if live := e.opts.Counter.Name(); c.rec.Tokenizer == "" || live != (tokens.Estimate{}).Name() {
+		c.rec.Tokenizer = live
 	}
 }
 
@@ -268,8 +290,14 @@ func (e *Engine) ExportBundle(k Key, w io.Writer, opts ExportOptions) (bundle.Ro
 			return bundle.Root{}, err
 		}
 	}
+	d := e.derivationOf(c)
 	if c.uncounted != nil {
-		// A stored reply's costs are counted before they travel.
+		// A stored reply's costs are counted before they travel, with
+		// the tokenizer the rest was counted with: another would give
+		// another root.
+		if live := e.opts.Counter.Name(); live != d.Tokenizer {
+			return bundle.Root{}, fmt.Errorf("%w: the costs of the last stored reply are still to be counted with the context's tokenizer %q, and this process counts with %q (start it with the upstream reachable, or --vocab, to export the same root)", ErrTokenizerUnavailable, d.Tokenizer, live)
+		}
 		kvs, err := e.countDeferred(c)
 		if err == nil {
 			err = e.put(c, kvs...)
@@ -281,7 +309,7 @@ func (e *Engine) ExportBundle(k Key, w io.Writer, opts ExportOptions) (bundle.Ro
 		}
 	}
 	bw := bundle.NewWriter(w, opts.SigningKey)
-	bw.Write(snapHeader{HeaderFields: bundle.Header(), Engine: e.derivation()})
+	bw.Write(snapHeader{HeaderFields: bundle.Header(), Engine: d})
 	bw.Write(snapContext{Type: recContext, Created: c.rec.Created, Updated: c.rec.Updated})
 	// Messages as memory holds them (damaged records recovered as far as
 	// they could be), with what only the store keeps.
@@ -705,7 +733,7 @@ const importBatch = 4096
 // storeImport writes an imported context with storeNew.
 func (e *Engine) storeImport(k Key, c *mctx, st *bundleContent, snap snapshotRecord, rebuilt bool) error {
 	// Adopted or rebuilt, the tree's spans are this engine's policy's.
-	rec := ctxRecord{Created: st.ctx.Created, Updated: st.ctx.Updated, Messages: len(c.msgs), Policy: e.policyPrint}
+	rec := ctxRecord{Created: st.ctx.Created, Updated: st.ctx.Updated, Messages: len(c.msgs), Policy: e.policyPrint, Tokenizer: e.opts.Counter.Name()}
 	kvs := make([]store.KV, 0, len(c.msgs)+2*c.tree.Len()+len(st.prov))
 	for i, m := range c.msgs {
 		v := mustJSON(msgDisk{m, st.raws[i]})

@@ -250,6 +250,8 @@ func (s *Server) adminError(ctx *fasthttp.RequestCtx, err error) {
 		writeError(ctx, badRequest("id", "%s", err.Error()))
 	case errors.Is(err, memory.ErrTooLong):
 		writeError(ctx, badRequest("budget", "budget too small for the query"))
+	case errors.Is(err, memory.ErrTokenizerUnavailable):
+		writeError(ctx, &apiError{status: 503, message: err.Error(), typ: "server_error", code: "tokenizer_unavailable"})
 	default:
 		s.log.Error("admin", "err", err)
 		writeError(ctx, storeFailure(err))
