@@ -58,8 +58,9 @@ var (
 // messages (block splitting, gist extraction, span tagging): bump it when
 // one changes, so that imports rebuild what older engines derived.
 // 2: headlines weigh words by their rarity in the history and never glue
-// messages together.
-const deriveVersion = 2
+// messages together. 3: tool-call markers and machine-made ids are no key
+// terms of headlines, nor salient in gists (memory/gist: opaque).
+const deriveVersion = 3
 
 // Derivation is what the tree derived from a context's messages depends
 // on besides them.

@@ -5,6 +5,7 @@
 package gist
 
 import (
+	"regexp"
 	"sort"
 	"strings"
 	"unicode"
@@ -55,29 +56,37 @@ type sentence struct {
 // Summarize implements tree.Summarizer.
 func (e Extractive) Summarize(level int, children []*tree.Node) tree.Gist {
 	var cands []sentence
-	var src strings.Builder
+	var src []piece
 	if level == 1 {
 		cands = blockSentences(children)
-		// Blocks of one message are one text; messages are separate lines,
-		// so that no word is glued across them ("apples.Tim").
+		// Blocks of one message are one text; messages are separate
+		// pieces, so that no word is glued across them ("apples.Tim").
 		for i, c := range children {
-			if i > 0 && c.Msg != children[i-1].Msg {
-				src.WriteByte('\n')
+			if i > 0 && c.Msg == children[i-1].Msg {
+				src[len(src)-1].text += c.Text
+				continue
 			}
-			src.WriteString(c.Text)
+			src = append(src, piece{role: c.Role, text: c.Text})
 		}
 	} else {
 		cands = gistPieces(children)
+		// A child's headline holds terms already chosen (role ""); its
+		// gist, pieces each after the role that wrote them.
 		for _, c := range children {
-			src.WriteString(c.Short)
-			src.WriteString(". ")
-			src.WriteString(c.Text)
-			src.WriteString(". ")
+			src = append(src, piece{text: c.Short})
+			for _, p := range strings.Split(c.Text, Separator) {
+				p = strings.TrimSpace(p)
+				role := ""
+				if r, rest, ok := strings.Cut(p, ": "); ok && roleWords[r] {
+					role, p = r, rest
+				}
+				src = append(src, piece{role: role, text: p})
+			}
 		}
 	}
 	var g tree.Gist
 	g.Text = e.pick(cands)
-	g.Short = e.short(src.String())
+	g.Short = e.short(src)
 	g.Cost, g.ShortCost = e.Counter.Count(g.Text), e.Counter.Count(g.Short)
 	return g
 }
@@ -101,7 +110,7 @@ func blockSentences(blocks []*tree.Node) []sentence {
 		}
 		first := true
 		for _, s := range SplitSentences(cur.String()) {
-			sc := salience(s)
+			sc := salience(s, role)
 			if first {
 				sc += 1
 				first = false
@@ -137,7 +146,7 @@ func gistPieces(children []*tree.Node) []sentence {
 			if r, rest, ok := strings.Cut(p, ": "); ok && (r == "user" || r == "assistant" || r == "tool") {
 				role, p = r, rest
 			}
-			sc := salience(p)
+			sc := salience(p, role)
 			if i == 0 {
 				sc += 0.5 // the lead piece of each child keeps the outline balanced
 			}
@@ -195,11 +204,17 @@ func labelled(s sentence) string {
 	return s.role + ": " + s.text
 }
 
+// piece is text a headline takes its terms from, and the role that wrote
+// it ("" for terms a lower headline already chose).
+type piece struct{ role, text string }
+
 // short returns a headline of the span's key terms (entities, codes and
 // rare words), within ShortTokens by the sizer. A capitalized word that
 // only ever opens a sentence is an ordinary word ("Noted", "Let"); with
-// Rarity, each word counts by how rare it is in the history.
-func (e Extractive) short(text string) string {
+// Rarity, each word counts by how rare it is in the history. Machine-made
+// identifiers are no key terms (keyTerm): a headline names what the span
+// is about, not the ids of its tool calls.
+func (e Extractive) short(pieces []piece) string {
 	sz := e.sizer()
 	type term struct {
 		w     string
@@ -212,22 +227,13 @@ func (e Extractive) short(text string) string {
 	seen := map[string]*term{}
 	var terms []*term
 	i := 0
-	// Gists of gists hold pieces joined by Separator, each after a role
-	// label: each piece starts a sentence of its own.
-	text = strings.ReplaceAll(text, Separator, "\n")
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if r, rest, ok := strings.Cut(line, ": "); ok && roleWords[r] {
-			line = rest
-		}
-		for _, sent := range SplitSentences(line) {
-			for k, w := range strings.FieldsFunc(sent, func(r rune) bool {
-				return !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' || r == '.' || r == '\'')
-			}) {
+	userWrote := userWords(pieces)
+	for _, p := range pieces {
+		for _, sent := range SplitSentences(stripFraming(p.text)) {
+			for k, w := range splitWords(sent) {
 				i++
-				w = strings.Trim(w, "-_.'")
 				lw := strings.ToLower(w)
-				if len(w) < 3 || isStopword(lw) || roleWords[lw] {
+				if len(w) < 3 || isStopword(lw) || roleWords[lw] || !keyTerm(w, p.role, userWrote) {
 					continue
 				}
 				t, ok := seen[lw]
@@ -304,13 +310,15 @@ func wordSalience(w string) float64 {
 	}
 }
 
-// salience rates a sentence by the entities, codes and numbers it holds.
-func salience(s string) float64 {
+// salience rates a sentence by the entities, codes and numbers it holds
+// (those a role other than the user's wrote, not machine-made identifiers:
+// the ids of tool calls do not make their lines the span's gist).
+func salience(s, role string) float64 {
 	sc := 0.0
-	words := strings.Fields(s)
+	words := strings.Fields(stripFraming(s))
 	for i, w := range words {
 		w = strings.TrimFunc(w, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
-		if w == "" {
+		if w == "" || (role != "user" && opaque(w)) {
 			continue
 		}
 		ws := wordSalience(w)
@@ -412,3 +420,103 @@ func isStopword(w string) bool { return stopwords[w] }
 
 // IsStopword reports whether the lower-case word w carries no content.
 func IsStopword(w string) bool { return stopwords[w] }
+
+// splitWords splits a sentence into the words a headline may take: runs
+// of letters, digits and the joiners of codes (- _ . '), trimmed of
+// joiners at their ends.
+func splitWords(sent string) []string {
+	ws := strings.FieldsFunc(sent, func(r rune) bool {
+		return !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' || r == '.' || r == '\'')
+	})
+	for i, w := range ws {
+		ws[i] = strings.Trim(w, "-_.'")
+	}
+	return ws
+}
+
+// toolFraming matches the markers the proxy writes around flattened tool
+// calls and results ("[tool call ID] name(args)", "[tool result ID] …",
+// "[function call] name(args)"): framing, not content.
+var toolFraming = regexp.MustCompile(`\[(?:tool call|tool result)[^\]\n]*\]|\[function call\]`)
+
+// stripFraming removes the tool-call markers, ids included, from text.
+func stripFraming(text string) string {
+	if !strings.Contains(text, "[tool ") && !strings.Contains(text, "[function call]") {
+		return text
+	}
+	return toolFraming.ReplaceAllString(text, " ")
+}
+
+// userWords are the lower-case words the user wrote in pieces: a code
+// the user typed is content wherever it recurs in the span.
+func userWords(pieces []piece) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range pieces {
+		if p.role != "user" {
+			continue
+		}
+		for _, w := range splitWords(p.text) {
+			if opaque(w) {
+				out[strings.ToLower(w)] = true
+			}
+		}
+	}
+	return out
+}
+
+// keyTerm reports whether word w, written by role, may name a span: any
+// word but a machine-made identifier (opaque), which only the user's own
+// words make content ("" is a term a lower headline already kept).
+func keyTerm(w, role string, userWrote map[string]bool) bool {
+	return role == "user" || role == "" || !opaque(w) || userWrote[strings.ToLower(w)]
+}
+
+// opaque reports a machine-made identifier rather than a word or a code a
+// person would say: a tool call's "call_8fJ2kQz9Xw1LmNp", a completion's
+// "chatcmpl-9xYzA1b2C3d4", a UUID, a hash. Such a token has a part (between
+// - _ .) of at least 8 characters where letters and digits alternate at
+// least three times, or is a UUID-like run of hexadecimal parts (20 digits
+// or more, some of them letters). A person's codes and names have short
+// parts or few alternations ("ZX-4471-QK", "BA0287", "Float64Slice",
+// "x509Certificate", "ListenAndServe"); an id the user wrote himself
+// ("1Z999AA10123456784") is content all the same (keyTerm).
+func opaque(w string) bool {
+	parts := strings.FieldsFunc(w, func(r rune) bool { return r == '-' || r == '_' || r == '.' })
+	hexParts, hexLen, hexLetters := 0, 0, false
+	for _, part := range parts {
+		letters, digits, flips := 0, 0, 0
+		prevDigit := false
+		for i, r := range part {
+			d := unicode.IsDigit(r)
+			switch {
+			case d:
+				digits++
+			case unicode.IsLetter(r):
+				letters++
+			}
+			if i > 0 && d != prevDigit {
+				flips++
+			}
+			prevDigit = d
+		}
+		if len(part) >= 8 && letters > 0 && digits > 0 && flips >= 3 {
+			return true
+		}
+		if isHex(part) {
+			hexParts++
+			hexLen += len(part)
+			hexLetters = hexLetters || letters > 0
+		}
+	}
+	return hexParts >= 3 && hexParts == len(parts) && hexLen >= 20 && hexLetters
+}
+
+// isHex reports a string of hexadecimal digits only.
+func isHex(s string) bool {
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
+			return false
+		}
+	}
+	return s != ""
+}

@@ -2,6 +2,7 @@ package gist
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -99,5 +100,95 @@ func TestHeadlineSeparatesMessagesAndSkipsBoilerplate(t *testing.T) {
 	g = e.Summarize(1, children)
 	if strings.Contains(g.Short, "anytime") || !strings.Contains(g.Short, "Tim") || strings.Contains(g.Short, "let") {
 		t.Errorf("headline with rarity %q", g.Short)
+	}
+}
+
+func TestOpaque(t *testing.T) {
+	cases := []struct {
+		w    string
+		want bool
+	}{
+		{"call_8fJ2kQz9Xw1LmNp", true},
+		{"call_Jd3cDZ1s2kHq9kXjF3iGdrB9", true},
+		{"chatcmpl-9xYzA1b2C3d4", true},
+		{"toolu_01A09q90qw90lq917835lq9", true},
+		{"550e8400-e29b-41d4-a716-446655440000", true},
+		{"3f2a9c1e-77b0-4c1e-9a0b-2f6d1c3e4a5b", true},
+		{"d41d8cd98f00b204e9800998ecf8427e", true},
+		{"1Z999AA10123456784", true},
+		{"ZX-4471-QK", false},
+		{"PGR-4471-QK", false},
+		{"4471-QK-93", false},
+		{"BA0287", false},
+		{"Float64Slice", false},
+		{"x509Certificate", false},
+		{"sha256sum", false},
+		{"ListenAndServe", false},
+		{"2024-11-03", false},
+		{"call_0", false},
+		{"Biscuit", false},
+		{"deadbeef-cafe", false},
+	}
+	for _, c := range cases {
+		if got := opaque(c.w); got != c.want {
+			t.Errorf("opaque(%q) = %v, want %v", c.w, got, c.want)
+		}
+	}
+}
+
+// TestHeadlinesNameWhatTheSpanIsAbout: the ids of tool calls and other
+// machine-made identifiers are no key terms of a headline, at any level,
+// unless the user wrote them; what the calls were about stays.
+func TestHeadlinesNameWhatTheSpanIsAbout(t *testing.T) {
+	type blk struct{ role, text string }
+	cases := []struct {
+		name      string
+		blocks    []blk
+		want, not []string
+	}{
+		{"tool call and result", []blk{
+			{"user", "What is the weather in Lisbon tomorrow?"},
+			{"assistant", `[tool call call_8fJ2kQz9Xw1LmNp] get_weather({"city":"Lisbon"})`},
+			{"tool", `[tool result call_8fJ2kQz9Xw1LmNp] {"temp":21,"conditions":"sunny"}`},
+			{"assistant", "Sunny and 21 degrees in Lisbon."},
+		}, []string{"Lisbon"}, []string{"call_8fJ2kQz9Xw1LmNp", "call", "result"}},
+		{"short ids are framing too", []blk{
+			{"assistant", `[tool call call_0] lookup_order({"order":"shoes"})`},
+			{"tool", `[tool result call_0] {"status":"shipped"}`},
+		}, []string{"lookup_order"}, []string{"call_0"}},
+		{"ids inside a tool's output", []blk{
+			{"user", "Find my reservation at the Alfama restaurant."},
+			{"tool", `{"reservation_id":"3f2a9c1e-77b0-4c1e-9a0b-2f6d1c3e4a5b","request":"chatcmpl-9xYzA1b2C3d4","venue":"Alfama"}`},
+		}, []string{"Alfama"}, []string{"3f2a9c1e-77b0-4c1e-9a0b-2f6d1c3e4a5b", "chatcmpl-9xYzA1b2C3d4"}},
+		{"an id the user wrote is content", []blk{
+			{"user", "My parcel 1Z999AA10123456784 has not arrived."},
+			{"assistant", "I will track parcel 1Z999AA10123456784 for you."},
+		}, []string{"1Z999AA10123456784"}, nil},
+		{"a person's code stays whoever says it", []blk{
+			{"assistant", "Your locker code is ZX-4471-QK, noted."},
+		}, []string{"ZX-4471-QK"}, nil},
+	}
+	e := Extractive{Counter: tokens.Estimate{}, MaxTokens: 64, ShortTokens: 12}
+	for _, c := range cases {
+		var bs []*tree.Node
+		for i, b := range c.blocks {
+			bs = append(bs, &tree.Node{Text: b.text, Msg: int64(i), Role: b.role})
+		}
+		g := e.Summarize(1, bs)
+		// One level up, over this gist and another span's.
+		up := e.Summarize(2, []*tree.Node{{Text: g.Text, Short: g.Short}, {Text: "user: a walk along the river.", Short: "river"}})
+		for _, h := range []string{g.Short, up.Short} {
+			terms := strings.Split(h, ShortSeparator)
+			for _, w := range c.want {
+				if !slices.Contains(terms, w) {
+					t.Errorf("%s: headline %q lacks %q", c.name, h, w)
+				}
+			}
+			for _, w := range c.not {
+				if slices.Contains(terms, w) {
+					t.Errorf("%s: headline %q names %q", c.name, h, w)
+				}
+			}
+		}
 	}
 }
