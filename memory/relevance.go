@@ -46,6 +46,9 @@ func (e *Engine) query(c *mctx, r Request, tailFrom int) (main, context []lens.T
 	if last >= 0 {
 		text := r.Messages[last].Text
 		ask, rest := splitQuestion(text)
+		// "these days", "at the moment": when the question asks, not what
+		// about; their words (and their synonyms) would match small talk.
+		ask, _ = currentValue(ask)
 		lists = append(lists, lens.Query(ask, 1))
 		ctx = append(ctx, lens.Query(rest, 1))
 		if e.opts.Expander != nil {
@@ -83,6 +86,22 @@ func combine(main, context map[int]float64) map[int]float64 {
 		main[b] = s + min(contextWeight*context[b], s)
 	}
 	return main
+}
+
+// currentRE finds the temporal phrases that ask for a value as it stands
+// now ("currently", "these days", "at the moment", "anymore"). They are
+// closed-class English (time adverbs and adverbial phrases, not content
+// words of any topic), listed here in full.
+var currentRE = regexp.MustCompile(`(?i)\b(?:currently|current|nowadays|these days|this days|at the moment|at present|presently|right now|as of now|as things stand|now|any ?more|lately|latest|so far|to date|as yet)\b`)
+
+// currentValue returns the question with its temporal phrases taken out,
+// and whether it had one: whether it asks for a value as it is now (after
+// the changes the history may tell), or for everything up to now.
+func currentValue(q string) (rest string, current bool) {
+	if !currentRE.MatchString(q) {
+		return q, false
+	}
+	return strings.Join(strings.Fields(currentRE.ReplaceAllString(q, " ")), " "), true
 }
 
 // contextWeight weighs the context's words against the question's.
@@ -278,6 +297,12 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 		share = replyShareToYou
 	}
 	raw := c.index.Score(q, c.tree.Len(), 0.2)
+	// The best matches are checked for matching only through recurring
+	// small talk (the rest are too weak to be shown for it).
+	recurCheck := map[int]bool{}
+	for _, b := range lens.Top(raw, maxRecurChecks) {
+		recurCheck[b] = true
+	}
 	n := float64(c.tree.Len())
 	out := make(map[int]float64, len(raw)*3)
 	give := func(b int, s float64) {
@@ -303,6 +328,11 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 		}
 		if len(owned) > 0 {
 			s *= ownership(c.tree.Block(b).Text, owned)
+		}
+		// What recurs all through the history is small talk: its words
+		// match many questions and answer none.
+		if recurCheck[b] && c.index.OnlyRecurring(b, c.tree.Block(b).Text, func(t string) bool { return asked[t] }) {
+			s *= recurWeight
 		}
 		out[b] += s
 		// Neighbours in the same message share the score: the block after a
@@ -406,6 +436,15 @@ func ownership(text string, owned map[string]bool) float64 {
 	}
 	return 1
 }
+
+// recurWeight weighs a block that matches the query only through text
+// that recurs all through the history (lens.Index.OnlyRecurring): small
+// talk, a pasted boilerplate. A fact told once in the same block as small
+// talk ("Unrelated: our new projector is a BenQ") keeps its weight.
+const recurWeight = 0.3
+
+// maxRecurChecks bounds the blocks checked for recurring text per query.
+const maxRecurChecks = 256
 
 // echoWeight weighs a block that only repeats the question.
 const echoWeight = 0.2

@@ -40,6 +40,10 @@ type Index struct {
 	// seen in lower case is a name (Name). Counts, so that Rewrite can take
 	// a text's occurrences back.
 	lower, midCap map[string]int32
+	// shingleN counts each shingle's occurrences in the history, and
+	// blockShingles lists each block's (recur.go).
+	shingleN      map[uint64]int32
+	blockShingles [][]uint64
 }
 
 // Approximate memory costs of the index, in bytes (64-bit Go): a posting
@@ -58,7 +62,7 @@ func (x *Index) Bytes() int64 { return x.bytes }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{postings: map[string][]posting{}, lower: map[string]int32{}, midCap: map[string]int32{}}
+	return &Index{postings: map[string][]posting{}, lower: map[string]int32{}, midCap: map[string]int32{}, shingleN: map[uint64]int32{}}
 }
 
 // Name reports whether term is a name: capitalized inside a sentence
@@ -132,6 +136,10 @@ func (x *Index) Add(text string) {
 	}
 	x.docLen = append(x.docLen, uint16(l))
 	x.total += int64(l)
+	hs := shingles(terms)
+	x.countShingles(hs, 1)
+	x.blockShingles = append(x.blockShingles, hs)
+	x.bytes += shingleListBytes(hs)
 	words := contentWords(text)
 	x.countCase(words, 1)
 	if x.sem != nil {
@@ -388,7 +396,8 @@ func Top(scores map[int]float64, n int) []int {
 // added with. It undoes a speculative ingest (a dry run).
 func (x *Index) Truncate(n int, text func(block int) string) {
 	for blk := len(x.docLen) - 1; blk >= n && blk >= 0; blk-- {
-		for _, t := range Terms(text(blk)) {
+		old := text(blk)
+		for _, t := range Terms(old) {
 			ps := x.postings[t]
 			// Postings are in block order: the block's entry is the last.
 			if k := len(ps); k > 0 && int(ps[k-1].block) == blk {
@@ -403,6 +412,13 @@ func (x *Index) Truncate(n int, text func(block int) string) {
 		}
 		x.total -= int64(x.docLen[blk])
 		x.docLen = x.docLen[:blk]
+		x.countShingles(x.blockShingles[blk], -1)
+		x.bytes -= shingleListBytes(x.blockShingles[blk])
+		x.blockShingles = x.blockShingles[:blk]
+		x.countCase(contentWords(old), -1)
+		if x.sem != nil {
+			x.bytes -= x.sem.truncate(blk)
+		}
 		x.bytes -= docBytes
 	}
 }
@@ -452,6 +468,11 @@ func (x *Index) Rewrite(blk int, old, text string) {
 	l := min(len(terms), math.MaxUint16)
 	x.total += int64(l) - int64(x.docLen[blk])
 	x.docLen[blk] = uint16(l)
+	x.countShingles(x.blockShingles[blk], -1)
+	x.bytes -= shingleListBytes(x.blockShingles[blk])
+	x.blockShingles[blk] = shingles(terms)
+	x.countShingles(x.blockShingles[blk], 1)
+	x.bytes += shingleListBytes(x.blockShingles[blk])
 	x.countCase(contentWords(old), -1)
 	words := contentWords(text)
 	x.countCase(words, 1)

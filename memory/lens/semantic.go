@@ -188,6 +188,20 @@ func (s *Semantic) rewrite(b int, words []word) (bytes int64) {
 	return bytes
 }
 
+// truncate takes the channel back to its first n blocks' vectors and
+// returns the bytes that freed. The terms the dropped blocks brought stay
+// known (see rewrite).
+func (s *Semantic) truncate(n int) (bytes int64) {
+	if n < 0 || n >= len(s.blockScale) {
+		return 0
+	}
+	dim := s.vec.Dim()
+	dropped := len(s.blockScale) - n
+	s.blockVecs = s.blockVecs[:n*dim]
+	s.blockScale = s.blockScale[:n]
+	return int64(dropped) * (int64(dim) + 4)
+}
+
 // semTermBytes is the approximate memory of one term of the channel: its
 // map entry and its record.
 const semTermBytes = 96

@@ -1,0 +1,114 @@
+package lens
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"testing"
+)
+
+// A block matches only through recurring text when every term the
+// question matches lies in shingles that recur; a fact told once next to
+// the same small talk does not.
+func TestOnlyRecurring(t *testing.T) {
+	x := NewIndex()
+	small := "The neighbours are having building work done and the drilling starts early."
+	var texts []string
+	for i := range 5 {
+		texts = append(texts, fmt.Sprintf("%s Also note %d.", small, i))
+	}
+	texts = append(texts,
+		small+" Unrelated: my new workbench arrived from Ellwood Timber today.",
+		"Quiet day, read a book about lighthouses.",
+	)
+	for _, s := range texts {
+		x.Add(s)
+	}
+	match := func(words ...string) func(string) bool {
+		set := map[string]bool{}
+		for _, w := range words {
+			set[Stem(w)] = true
+		}
+		return func(t string) bool { return set[t] }
+	}
+	cases := []struct {
+		block int
+		terms []string
+		want  bool
+	}{
+		{0, []string{"work", "drilling"}, true},   // only the small talk matches
+		{5, []string{"work", "drilling"}, true},   // the fact is there but unmatched
+		{5, []string{"workbench", "work"}, false}, // the fact matches
+		{6, []string{"lighthouses"}, false},       // nothing recurs
+		{0, []string{"lighthouses"}, false},       // nothing matches
+	}
+	for _, c := range cases {
+		if got := x.OnlyRecurring(c.block, texts[c.block], match(c.terms...)); got != c.want {
+			t.Errorf("block %d matching %v: OnlyRecurring = %v, want %v", c.block, c.terms, got, c.want)
+		}
+	}
+	// Stale text (not what the block was indexed with) proves nothing.
+	if x.OnlyRecurring(0, "drilling", match("drilling")) {
+		t.Error("OnlyRecurring trusted a text the block was not indexed with")
+	}
+}
+
+// Shingle counts and memory are those of the blocks the index holds,
+// whatever Add, Truncate and Rewrite did before.
+func TestShingleCountsFollowEdits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	words := []string{"garden", "shed", "drill", "kettle", "boiler", "parcel", "train", "lamp", "cousin", "piano"}
+	sentence := func() string {
+		s := ""
+		for range 3 + rng.IntN(6) {
+			s += words[rng.IntN(len(words))] + " "
+		}
+		return s
+	}
+	for trial := range 50 {
+		x := NewIndex()
+		var texts []string
+		for range 1 + rng.IntN(30) {
+			texts = append(texts, sentence())
+			x.Add(texts[len(texts)-1])
+		}
+		if n := rng.IntN(len(texts) + 1); rng.IntN(2) == 0 {
+			x.Truncate(n, func(b int) string { return texts[b] })
+			texts = texts[:n]
+		}
+		if len(texts) > 0 {
+			b := rng.IntN(len(texts))
+			now := sentence()
+			x.Rewrite(b, texts[b], now)
+			texts[b] = now
+		}
+		fresh := NewIndex()
+		for _, s := range texts {
+			fresh.Add(s)
+		}
+		if !maps.Equal(x.shingleN, fresh.shingleN) {
+			t.Fatalf("trial %d: shingle counts %v, want those of a fresh index %v", trial, x.shingleN, fresh.shingleN)
+		}
+		if x.Bytes() != fresh.Bytes() {
+			t.Fatalf("trial %d: Bytes %d, want a fresh index's %d", trial, x.Bytes(), fresh.Bytes())
+		}
+	}
+}
+
+// A truncated block (a dry run taken back) leaves no sentence vector and
+// no name behind: the next block added gets its own place.
+func TestTruncateDropsSentenceVectorsAndNames(t *testing.T) {
+	v := tinyVectors(t, []string{"boat", "ship", "bread", "pruned"}, [][]float64{{1, 0.1, 0, 0}, {0.9, 0.2, 0, 0}, {0, 0, 1, 0.1}, {0, 0.1, 0, 1}})
+	x := NewIndex()
+	x.UseVectors(v)
+	x.Add("fresh bread today")
+	x.Add("we sailed the boat with Damien")
+	x.Truncate(1, func(int) string { return "we sailed the boat with Damien" })
+	if x.Name("damien") {
+		t.Error("damien is still a name after the only block naming it was taken back")
+	}
+	x.Add("more bread")
+	if sim := x.Semantic().Similar("ship", 2, 2, 0.5, nil); len(sim) != 0 {
+		t.Errorf("block 1 (bread) is similar to ship: the taken-back boat block's vector stayed: %v", sim)
+	}
+}
