@@ -1,6 +1,9 @@
 // Package lens scores the blocks of a timeline for a query: BM25 over an
 // append-only inverted index, so that scoring touches only the postings of
-// the query's terms and never scans the whole history.
+// the query's terms and never scans the whole history. It also counts, at
+// ingest, how often each run of three terms recurs (recur.go), so that a
+// block that matches only through small talk repeated all through a
+// history can be told from a fact told once.
 package lens
 
 import (
