@@ -236,7 +236,7 @@ func (e *Engine) renderMount(p mountPlan, r Request, w *Window) {
 		Overhead:     entryOverhead,
 		Rounds:       2,
 		MinRelevance: e.opts.MinRelevance,
-		Refocus: func(revealed []*tree.Node) map[int]float64 {
+		Refocus: func(_ int, revealed []*tree.Node) map[int]float64 {
 			extra, from := e.refocusTerms(mc, p.query, map[string]bool{}, revealed)
 			if len(extra) == 0 {
 				return nil

@@ -230,3 +230,85 @@ func TestThreeHops(t *testing.T) {
 		}
 	}
 }
+
+// A hop survives at a small budget: the second round's best match may
+// take the whole budget, as the question's best does (it used to get only
+// a share of what the first round's weaker matches left); and when the
+// outline refits to give the details room, the new fitting still follows
+// the name the first hop reveals (it used to find every refocus term
+// already searched by the first fitting, and showed no hop at all).
+func TestHopSurvivesOutlineRefit(t *testing.T) {
+	e := openEngine(t, "")
+	k := Key{Tenant: "t", Context: "refit"}
+	talk := smallTalk{rand.New(rand.NewPCG(6, 1))}
+	start := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+	said := map[int]string{
+		9:  "Side note: my running partner is Connor, she's much faster than me.",
+		31: "Connor has been practising the drums every evening.",
+	}
+	for day := 0; day < 60; day++ {
+		u := talk.message()
+		if s, ok := said[day]; ok {
+			u += " " + s + " " + talk.sentence()
+		}
+		msgs := []Message{msg("user", u), msg("assistant", "Noted. "+talk.sentence())}
+		if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(day)}, msgs, start.AddDate(0, 0, day)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := "My sister asked me about the garden fence again. What instrument does my running partner play?"
+	for _, budget := range []int{384, 512, 768} {
+		w, err := e.Prepare(Request{Key: k, Messages: []Message{msg("user", q)}, Budget: budget, PerMessage: 5, TailPercent: 40, DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"running partner is Connor", "practising the drums"} {
+			if !strings.Contains(w.Memory, want) {
+				t.Errorf("budget %d: %q is not in the window:\n%s", budget, want, w.Memory)
+			}
+		}
+	}
+}
+
+// In a small window the outline yields to the question's evidence: with
+// more matching statements than the window holds, the details take all
+// but about an eighth of the memory (they used to stop at half the
+// budget, as plain retrieval does, the outline keeping the rest).
+func TestSmallWindowDetailsClaimMost(t *testing.T) {
+	e := openEngine(t, "")
+	k := Key{Tenant: "t", Context: "share"}
+	talk := smallTalk{rand.New(rand.NewPCG(7, 1))}
+	start := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+	for day := 0; day < 80; day++ {
+		u := talk.message()
+		if day%2 == 0 {
+			u += fmt.Sprintf(" Took the kayak out on the reservoir, lap %d went well.", day)
+		}
+		msgs := []Message{msg("user", u), msg("assistant", "Noted. "+talk.sentence())}
+		if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(day)}, msgs, start.AddDate(0, 0, day)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		budget int
+		atMost float64 // the outline's most share of the memory
+	}{{512, 0.2}, {1024, 0.2}} {
+		w, err := e.Prepare(Request{Key: k, Messages: []Message{msg("user", "What did I say about the kayak on the reservoir?")}, Budget: c.budget, PerMessage: 5, TailPercent: 40, DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		outline := 0
+		for _, en := range w.Entries {
+			if en.Reason == "outline" {
+				outline += en.Tokens
+			}
+		}
+		t.Logf("budget %d: outline %d of the memory's %d tokens", c.budget, outline, w.MemoryTokens)
+		if share := float64(outline) / float64(w.MemoryTokens); share > c.atMost {
+			t.Errorf("budget %d: the outline holds %d of the memory's %d tokens (%.0f %%), want at most %.0f %%:\n%s", c.budget, outline, w.MemoryTokens, 100*share, 100*c.atMost, w.Memory)
+		}
+		if w.Tokens > c.budget || w.Tokens < c.budget*9/10 {
+			t.Errorf("budget %d: the window uses %d tokens", c.budget, w.Tokens)
+		}
+	}
+}

@@ -7,6 +7,7 @@ package memory
 
 import (
 	"cmp"
+	"math"
 	"slices"
 
 	"github.com/megacontext/megacontext/memory/focus"
@@ -259,7 +260,14 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		Rounds:   3,
 		// Tuned with `megacontext eval` (see README).
 		MinRelevance: e.opts.MinRelevance,
-		Refocus: func(revealed []*tree.Node) map[int]float64 {
+		Refocus: func(n int, revealed []*tree.Node) map[int]float64 {
+			if n == 1 {
+				// A new fitting of the window: the hops start over from the
+				// question, whatever an earlier fitting followed.
+				round = query
+				clear(searched)
+				why.refocus, why.rescored = why.refocus[:0], nil
+			}
 			// The revealed blocks that cover the round's query best lead on:
 			// the question's terms first, then what the last round followed.
 			extra, from := e.refocusTerms(c, round, searched, revealed)
@@ -284,8 +292,9 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		in.OutlineStep = outlineStep
 		in.OutlineQuantum = max(16, r.Budget/16)
 		// The details may claim what plain retrieval would spend on its
-		// matches, half the budget, before the outline takes its share.
-		in.DetailFloor = min(memBudget, r.Budget/2)
+		// matches, half the budget, before the outline takes its share;
+		// in a small window, more (detailShare).
+		in.DetailFloor = max(min(memBudget, r.Budget/2), int(detailShare(r.Budget)*float64(memBudget)))
 		in.Unit = func(b int) focus.Range { return c.sentenceUnit(b, matched) }
 		in.Context = func(b int) focus.Range { return c.messageContext(b) }
 		// The header's line break is the +1.
@@ -396,3 +405,30 @@ func topScores(scores map[int]float64, n int) map[int]float64 {
 
 // maxOutlineShare is the most of the memory budget the outline may take.
 const maxOutlineShare = 0.8
+
+// detailShare is the share of the memory budget the details may claim
+// before the outline gets its share: half at largeWindow tokens and more
+// (plain retrieval's half), rising to smallWindowShare at smallWindow
+// tokens and less, linearly in the budget's logarithm between. An outline
+// of a few headlines gives a small window what overview it can hold; the
+// rest is worth more as the question's evidence (issue 9: rag plus
+// structure, never rag minus). Measured with `megacontext eval splits
+// --budgets 1024 --vocab stories260K.gguf` (README, Recall).
+func detailShare(budget int) float64 {
+	switch {
+	case budget <= smallWindow:
+		return smallWindowShare
+	case budget >= largeWindow:
+		return 0.5
+	}
+	f := math.Log2(float64(largeWindow)/float64(budget)) / math.Log2(float64(largeWindow)/float64(smallWindow))
+	return 0.5 + f*(smallWindowShare-0.5)
+}
+
+// The window sizes between which detailShare rises, and its share at the
+// small end: the outline keeps an eighth.
+const (
+	smallWindow      = 1024
+	largeWindow      = 4096
+	smallWindowShare = 7.0 / 8
+)

@@ -129,9 +129,13 @@ type Input struct {
 	// Sticky reports nodes expanded in the previous window (hysteresis).
 	Sticky func(n *tree.Node) bool
 	// Refocus, when set, is called after each expansion round with the
-	// blocks that round revealed verbatim and returns updated block scores
-	// for the next round (iterative refocus). Returning nil ends refocusing.
-	Refocus func(revealed []*tree.Node) map[int]float64
+	// round's number (1, 2, ...) and the blocks it revealed verbatim, and
+	// returns updated block scores for the next round (iterative refocus).
+	// Returning nil ends refocusing. Outline mode may fit the window more
+	// than once (the outline yielding to the details), and each fitting
+	// refocuses from round 1 again: a caller that keeps state from one
+	// round to the next starts it over at round 1.
+	Refocus func(round int, revealed []*tree.Node) map[int]float64
 	// Rounds is the number of relevance rounds (at least 1).
 	Rounds int
 	// MinRelevance is the least relevance, as a share of the best block's,
@@ -272,7 +276,7 @@ func (a *allocator) relevanceRounds() {
 		}
 		// Most relevant first, so the caller can refocus on the best of them.
 		sort.SliceStable(revealed, func(i, j int) bool { return a.relevance(revealed[i]) > a.relevance(revealed[j]) })
-		scores := in.Refocus(revealed)
+		scores := in.Refocus(round+1, revealed)
 		if scores == nil {
 			break
 		}

@@ -150,7 +150,7 @@ func genInput(t *rapid.T) Input {
 		Scores:   scores,
 		Overhead: func(*tree.Node, Detail, *tree.Node) int { return oh },
 		Rounds:   rapid.IntRange(1, 3).Draw(t, "rounds"),
-		Refocus: func(revealed []*tree.Node) map[int]float64 {
+		Refocus: func(_ int, revealed []*tree.Node) map[int]float64 {
 			s := map[int]float64{}
 			for _, b := range revealed {
 				if b.Index+1 < nb {

@@ -172,7 +172,7 @@ func (z *zone) details(first []int) {
 	}
 	for round := 1; round < in.Rounds && in.Refocus != nil && len(revealed) > 0; round++ {
 		sort.SliceStable(revealed, func(i, j int) bool { return a.relevance(revealed[i]) > a.relevance(revealed[j]) })
-		scores := in.Refocus(revealed)
+		scores := in.Refocus(round, revealed)
 		if scores == nil {
 			break
 		}
@@ -182,7 +182,17 @@ func (z *zone) details(first []int) {
 		}
 		a.setScores(scores)
 		a.why, a.round = Relevant, round+1
-		revealed = z.showAll(a.rankBlocks(scores), limit)
+		rb := a.rankBlocks(scores)
+		// The round's best match not shown yet may take the whole budget,
+		// as the question's best does: the hop is what the round is for.
+		i := 0
+		for i < len(rb) && a.shownOrTail(rb[i]) {
+			i++
+		}
+		if i < len(rb) && a.strong(a.t.Block(rb[i])) {
+			i++
+		}
+		revealed = append(z.showAll(rb[:i], in.Budget), z.showAll(rb[i:], limit)...)
 	}
 	// The first round's weaker matches get what is left.
 	a.setScores(in.Scores)

@@ -3,6 +3,9 @@ package run
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/megacontext/megacontext/memory"
 	"github.com/megacontext/megacontext/tools/eval/dataset"
@@ -112,7 +115,30 @@ func (m *mcLoaded) Assemble(question string, budget int) (Window, error) {
 		out.Messages = append(out.Messages, Message{Role: dataset.RoleSystem, Content: w.Memory})
 	}
 	out.Messages = append(out.Messages, Message{Role: dataset.RoleUser, Content: question})
+	out.Notes = entryNotes(w)
 	return out, nil
 }
 
 func (m *mcLoaded) Close() error { return m.eng.Close() }
+
+// entryNotes lists a window's memory entries, one a line: what each
+// spends and why it is there, so that a dump shows where the budget went.
+func entryNotes(w *memory.Window) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "window %d tokens (memory %d), %d expansions, %d blocks omitted\n", w.Tokens, w.MemoryTokens, w.Expanded, w.Omitted)
+	spent := map[string]int{}
+	for _, e := range w.Entries {
+		spent[e.Reason] += e.Tokens
+	}
+	for _, r := range slices.Sorted(maps.Keys(spent)) {
+		fmt.Fprintf(&sb, "  %s: %d tokens\n", r, spent[r])
+	}
+	for _, e := range w.Entries {
+		fmt.Fprintf(&sb, "L%d #%d blocks %d-%d %s %s", e.Level, e.Index, e.First, e.Last, e.Detail, e.Reason)
+		if e.Round > 0 {
+			fmt.Fprintf(&sb, " round %d", e.Round)
+		}
+		fmt.Fprintf(&sb, " %d tokens score %.3g\n", e.Tokens, e.Score)
+	}
+	return sb.String()
+}

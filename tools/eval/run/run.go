@@ -433,6 +433,10 @@ func dump(dir, caseID, strategy string, budget int, q dataset.Question, missing 
 	}
 	sb.WriteString("\n===== window =====\n")
 	sb.WriteString(w.Text())
+	if w.Notes != "" {
+		sb.WriteString("===== entries =====\n")
+		sb.WriteString(w.Notes)
+	}
 	name := fmt.Sprintf("%s-%d-%s.txt", strategy, budget, safeName(q.ID))
 	return os.WriteFile(filepath.Join(d, name), []byte(sb.String()), 0o644)
 }

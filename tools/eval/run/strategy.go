@@ -38,6 +38,10 @@ type Message struct {
 // in order, the question last.
 type Window struct {
 	Messages []Message
+	// Notes, when the strategy has them, say how the window was made (the
+	// engine's entries: reason, round, tokens); --dump writes them after
+	// the window.
+	Notes string
 }
 
 // Context returns the text of every message but the last (the question),
