@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/megacontext/megacontext/memory/lens"
 )
@@ -18,7 +19,8 @@ import (
 // fits, but the history names only a few hundred of them: ExpandIn scores
 // the nouns whose description shares words with the question (through the
 // question words' synonyms and hypernyms too: "christening" is a
-// "baptism") and keeps those the history uses.
+// "baptism") and keeps those the history uses, of the kind the question
+// asks for (askedKinds).
 
 // Reverse dictionary parameters, tuned with `megacontext eval` on the dev
 // seeds (see README).
@@ -74,12 +76,22 @@ func (t *Thesaurus) ExpandIn(question string, has func(term string) bool) []lens
 		}
 	}
 	nq := 0
+	// again maps a question word said a second time ("my father's father")
+	// to its normalized form: only descriptions that say it twice match it.
+	again := map[int]string{}
+	said := map[string]bool{}
 	for _, tk := range tokenize(question) {
-		if !content(tk.word) || generic[tk.word] {
+		if !content(tk.word) || t.isGeneric(tk.word) {
 			continue
 		}
 		q := nq
 		nq++
+		if n := t.norm(tk.word); said[n] {
+			again[q] = n
+			continue
+		} else {
+			said[n] = true
+		}
 		add(q, tk.word, 1)
 		for p, b := range t.bases(tk.word) {
 			if b == "" {
@@ -130,8 +142,8 @@ func (t *Thesaurus) ExpandIn(question string, has func(term string) bool) []lens
 			}
 			rw := rels[w].w * math.Log(nSyn/float64(len(ps)))
 			for _, p := range ps {
-				i := int(p >> 2)
-				if s := rw * fieldWeight[p&3]; s > cur[i] {
+				i := bagSyn(p)
+				if s := rw * fieldWeight[bagField(p)]; s > cur[i] {
 					cur[i] = s
 				}
 			}
@@ -140,15 +152,30 @@ func (t *Thesaurus) ExpandIn(question string, has func(term string) bool) []lens
 			totals[i] += s
 		}
 	}
-	// A synset's hyponyms inherit a share of its score.
+	for _, w := range again {
+		ps := t.bag[w]
+		if len(ps) == 0 || len(ps) > maxPostings {
+			continue
+		}
+		rw := math.Log(nSyn / float64(len(ps)))
+		for _, p := range ps {
+			if bagTwice(p) {
+				totals[bagSyn(p)] += rw
+			}
+		}
+	}
+	// A synset's hyponyms inherit a share of its score. Only nouns of the
+	// kind the question asks for answer it (kindOK).
+	kinds := t.askedKinds(question)
+	kindOK := func(i int) bool { return kinds == nil || kinds[t.syn[noun][i].lex] }
 	best := map[int]float64{}
 	for i, total := range totals {
-		if total > best[i] {
+		if total > best[i] && kindOK(i) {
 			best[i] = total
 		}
 		if total*describeHyponym >= describeMinScore {
 			for _, h := range t.hypo[i] {
-				if s := total * describeHyponym; s > best[int(h)] {
+				if s := total * describeHyponym; s > best[int(h)] && kindOK(int(h)) {
 					best[int(h)] = s
 				}
 			}
@@ -209,4 +236,105 @@ func (t *Thesaurus) lemmaTerm(l string) string {
 	}
 	t.terms.Store(l, term)
 	return term
+}
+
+// What a description describes. "Who trims my hair?" asks for a person
+// ("barber"), never for the hair or the trimming tool that WordNet
+// describes in the same words; "the gadget that throws films onto the
+// wall" asks for an artifact, "my sister's little boy" for a person. The
+// kind is a WordNet lexicographer file: the question's interrogative
+// pronoun says it, else the head nouns of its noun phrases do.
+
+// personPronouns are the interrogative pronouns that ask for a person
+// (closed-class English words).
+var personPronouns = map[string]bool{"who": true, "whom": true, "whose": true}
+
+// determiners open the noun phrase whose head says what a description
+// describes (closed-class English words).
+var determiners = map[string]bool{"the": true, "a": true, "an": true, "my": true, "our": true,
+	"your": true, "his": true, "her": true, "their": true, "this": true, "that": true}
+
+// askedKinds returns the lexicographer files of the nouns a question asks
+// for: noun.person alone for "who", else those of the first senses of the
+// head nouns of its noun phrases (a determiner, then words up to the first
+// noun that is no possessive and no adjective first: "my sister's little
+// boy" is a boy). It returns nil (any kind) when neither says, or a head is
+// as vague as "thing".
+func (t *Thesaurus) askedKinds(question string) map[uint8]bool {
+	words := strings.Fields(strings.ToLower(question))
+	clean := func(w string) string {
+		return strings.TrimFunc(w, func(r rune) bool { return !unicode.IsLetter(r) && r != '\'' && r != '’' })
+	}
+	for _, w := range words {
+		if personPronouns[clean(w)] {
+			return map[uint8]bool{lexPerson: true}
+		}
+	}
+	var kinds map[uint8]bool
+	for i, w := range words {
+		if !determiners[clean(w)] {
+			continue
+		}
+		lex, ok := t.headKind(words[i+1:min(len(words), i+4)], clean)
+		if !ok {
+			continue
+		}
+		if lex == 0 {
+			return nil // a head as vague as "thing": any kind
+		}
+		if kinds == nil {
+			kinds = map[uint8]bool{}
+		}
+		kinds[lex] = true
+	}
+	return kinds
+}
+
+// headKind returns the lexicographer file of the first sense of the head
+// noun among the words after a determiner (0 for a generic head such as
+// "thing"), and whether there is one.
+func (t *Thesaurus) headKind(words []string, clean func(string) string) (uint8, bool) {
+	for _, raw := range words {
+		w := clean(raw)
+		if strings.HasSuffix(w, "'s") || strings.HasSuffix(w, "’s") || strings.HasSuffix(w, "s'") {
+			continue // a possessive: the head follows
+		}
+		b := t.base(w, noun)
+		ab := t.base(w, adj)
+		if b == "" || !content(w) {
+			if ab != "" {
+				continue // "little", "new": the head follows
+			}
+			return 0, false
+		}
+		if ab != "" {
+			na, aa := t.tags[b+"/n"], t.tags[ab+"/a"]
+			if int(aa[0])+int(aa[1]) > int(na[0])+int(na[1]) {
+				continue // mostly an adjective
+			}
+		}
+		refs := t.index[noun][b]
+		if len(refs) == 0 {
+			return 0, false
+		}
+		if lex := t.syn[noun][refs[0].idx()].lex; lex != lexTops && !generic[b] {
+			return lex, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+// isGeneric reports whether w, or a base form of it ("looks": "look"),
+// carries little topic of its own (generic).
+func (t *Thesaurus) isGeneric(w string) bool {
+	if generic[w] {
+		return true
+	}
+	for _, b := range t.bases(w) {
+		if b != "" && generic[b] {
+			return true
+		}
+	}
+	return false
 }

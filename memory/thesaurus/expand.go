@@ -453,7 +453,7 @@ func (t *Thesaurus) glossMatch(c *cands, a, b string) bool {
 			continue
 		}
 		for _, p := range ps {
-			i, s := int(p>>2), wt*fieldWeight[p&3]
+			i, s := bagSyn(p), wt*fieldWeight[bagField(p)]
 			if s > sa[i] {
 				sa[i] = s
 			}
@@ -469,7 +469,7 @@ func (t *Thesaurus) glossMatch(c *cands, a, b string) bool {
 			continue
 		}
 		for _, p := range ps {
-			i := int(p >> 2)
+			i := bagSyn(p)
 			x, ok := sa[i]
 			if !ok || own[i] {
 				continue
@@ -479,7 +479,7 @@ func (t *Thesaurus) glossMatch(c *cands, a, b string) bool {
 			if l := t.syn[noun][i].lex; l != lexes[0] && l != lexes[1] {
 				continue
 			}
-			if s := x * wt * fieldWeight[p&3]; s > score[i] {
+			if s := x * wt * fieldWeight[bagField(p)]; s > score[i] {
 				score[i] = s
 			}
 		}
@@ -546,10 +546,10 @@ var agentSuffixes = [][2]string{{"ology", "ologist"}, {"iatry", "iatrist"}, {"ia
 func (t *Thesaurus) fieldAgents(word string) []string {
 	var out []string
 	for _, p := range t.bag[t.norm(word)] {
-		if p&3 != fieldOwn {
+		if bagField(p) != fieldOwn {
 			continue
 		}
-		s := &t.syn[noun][p>>2]
+		s := &t.syn[noun][bagSyn(p)]
 		if s.lex != lexField {
 			continue
 		}

@@ -75,7 +75,7 @@ type Thesaurus struct {
 	index [numPOS]map[string][]ref // lemma -> synsets, most frequent sense first
 	tags  map[string][2]uint16     // lemma+"/"+pos -> tag counts of senses 1 and 2
 	exc   [numPOS]map[string]string
-	bag   map[string][]uint32 // normalized word -> noun synset index<<2 | field
+	bag   map[string][]uint32 // normalized word -> noun synset postings (bagSyn, bagField, bagTwice)
 	hypo  [][]int32           // noun synset -> its hyponyms (not instances)
 
 	derivs [][]int // load time only: derivationally related nouns (+)
@@ -454,6 +454,7 @@ func (t *Thesaurus) buildBag(gloss [][]string) {
 	var (
 		post    [][]uint32
 		field   []int8
+		own     []uint8 // occurrences in the synset's gloss, up to 2
 		stamp   []int32
 		touched []int32
 	)
@@ -461,10 +462,12 @@ func (t *Thesaurus) buildBag(gloss [][]string) {
 		for int(w) >= len(stamp) {
 			stamp = append(stamp, -1)
 			field = append(field, 0)
+			own = append(own, 0)
 		}
 		if stamp[w] != int32(i) {
 			stamp[w] = int32(i)
 			field[w] = int8(f)
+			own[w] = 0
 			touched = append(touched, w)
 		} else if int8(f) < field[w] {
 			field[w] = int8(f)
@@ -481,6 +484,7 @@ func (t *Thesaurus) buildBag(gloss [][]string) {
 		}
 		for _, w := range glossIDs[i] {
 			mark(w, fieldOwn, i)
+			own[w] = min(2, own[w]+1)
 		}
 		for _, h := range s.hyper {
 			for _, w := range lemmas(h.idx()) {
@@ -499,7 +503,11 @@ func (t *Thesaurus) buildBag(gloss [][]string) {
 			for int(w) >= len(post) {
 				post = append(post, nil)
 			}
-			post[w] = append(post[w], uint32(i)<<2|uint32(field[w]))
+			ps := uint32(i)<<2 | uint32(field[w])
+			if own[w] >= 2 {
+				ps |= bagTwiceBit
+			}
+			post[w] = append(post[w], ps)
 		}
 	}
 	t.bag = make(map[string][]uint32, len(post))
@@ -510,6 +518,23 @@ func (t *Thesaurus) buildBag(gloss [][]string) {
 	}
 	t.derivs = nil
 }
+
+// A bag posting packs a noun synset's index, the field of its description
+// the word occurs in, and whether it occurs at least twice in the synset's
+// gloss ("grandfather: the father of your father or
+// mother" answers "my father's father" better than "dad: an informal term
+// for a father").
+const bagTwiceBit = 1 << 31
+
+// bagSyn returns a bag posting's noun synset index.
+func bagSyn(p uint32) int { return int(p &^ bagTwiceBit >> 2) }
+
+// bagField returns a bag posting's field (fieldOwn, fieldHyper, fieldDeriv).
+func bagField(p uint32) int { return int(p & 3) }
+
+// bagTwice reports whether a bag posting's word occurs at least twice in
+// its synset's gloss.
+func bagTwice(p uint32) bool { return p&bagTwiceBit != 0 }
 
 // splitLemma splits a lemma into its words.
 func splitLemma(l string) []string {

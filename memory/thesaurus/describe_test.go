@@ -1,0 +1,98 @@
+package thesaurus
+
+import (
+	"maps"
+	"slices"
+	"testing"
+)
+
+// inHistory returns a has function for ExpandIn that holds the stems of
+// words.
+func inHistory(words ...string) func(string) bool {
+	set := map[string]bool{}
+	for _, w := range words {
+		set[stem(w)] = true
+	}
+	return func(t string) bool { return set[t] }
+}
+
+// lexArtifact is WordNet's noun.artifact lexicographer file.
+const lexArtifact = 6
+
+func TestAskedKinds(t *testing.T) {
+	th := open(t)
+	for _, tc := range []struct {
+		q    string
+		want []uint8 // nil: any kind
+	}{
+		{"Who shares my apartment?", []uint8{lexPerson}},
+		{"Remind me: whom did we hire for the party?", []uint8{lexPerson}},
+		{"What is my sister's little boy called again?", []uint8{lexPerson}},
+		{"What's my father's father called?", []uint8{lexPerson}},
+		{"What make is the gadget that controls the heating?", []uint8{lexArtifact}},
+		{"What make is the thing I boil water in?", nil},
+		{"what was that again", nil},
+	} {
+		got := th.askedKinds(tc.q)
+		keys := slices.Sorted(maps.Keys(got))
+		if tc.want == nil {
+			if got != nil {
+				t.Errorf("askedKinds(%q) = %v, want any kind", tc.q, keys)
+			}
+			continue
+		}
+		if !slices.Contains(keys, tc.want[0]) || (tc.want[0] == lexPerson && len(keys) != 1) {
+			t.Errorf("askedKinds(%q) = %v, want %v", tc.q, keys, tc.want)
+		}
+	}
+}
+
+// A "who" question asks for a person: the flats and tenements whose
+// description holds "apartment" answer it not.
+func TestExpandInOnlyNounsOfTheAskedKind(t *testing.T) {
+	th := open(t)
+	got := terms(th.ExpandIn("Who shares my apartment?", inHistory("roommate", "flat", "tenement", "penthouse", "studio", "suite", "room")))
+	if _, ok := got[stem("roommate")]; !ok {
+		t.Errorf("roommate missing: %v", got)
+	}
+	for _, w := range []string{"flat", "tenement", "penthouse", "studio"} {
+		if _, ok := got[stem(w)]; ok {
+			t.Errorf("%s (no person) answers a who question: %v", w, got)
+		}
+	}
+	// A vague head ("thing") leaves any kind.
+	got = terms(th.ExpandIn("What make is the thing I boil water in?", inHistory("kettle")))
+	if _, ok := got[stem("kettle")]; !ok {
+		t.Errorf("kettle missing: %v", got)
+	}
+}
+
+// "My father's father" is described by a gloss that says "father" twice
+// ("grandfather: the father of your father or mother"), better than by one
+// that says it once ("dad: an informal term for a father").
+func TestExpandInWordSaidTwice(t *testing.T) {
+	th := open(t)
+	got := terms(th.ExpandIn("What's my father's father called?", inHistory("dad", "papa", "parent", "sire", "forefather", "granddad", "aunt")))
+	g := got[stem("granddad")]
+	for term, w := range got {
+		if term != stem("granddad") && w >= g {
+			t.Errorf("%s weighs %.2f, granddad %.2f: %v", term, w, g, got)
+		}
+	}
+}
+
+// A generic verb in its inflected form ("looks") describes nothing: the
+// watchers and witnesses whose description holds "look" answer no
+// question about who looks after my feet.
+func TestExpandInGenericInflected(t *testing.T) {
+	th := open(t)
+	got := terms(th.ExpandIn("Remind me: who looks after my feet?", inHistory("podiatrist", "watcher", "spectator", "witness")))
+	if _, ok := got[stem("podiatrist")]; !ok {
+		t.Errorf("podiatrist missing: %v", got)
+	}
+	for _, w := range []string{"watcher", "spectator", "witness"} {
+		if _, ok := got[stem(w)]; ok {
+			t.Errorf("%s answers for the generic verb look: %v", w, got)
+		}
+	}
+}
