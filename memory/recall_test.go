@@ -312,3 +312,51 @@ func TestSmallWindowDetailsClaimMost(t *testing.T) {
 		}
 	}
 }
+
+// A question about what the assistant said is answered by the reply, not
+// by the request it echoes nor by what the user later did instead: at a
+// budget that holds only a few blocks, the reply comes first.
+func TestAssistantSaidComesFromTheReply(t *testing.T) {
+	for _, budget := range []int{300, 2048} {
+		e := openEngine(t, "")
+		k := Key{Tenant: "t", Context: "said"}
+		talk := smallTalk{rand.New(rand.NewPCG(7, 1))}
+		start := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+		for day := 0; day < 30; day++ {
+			msgs := []Message{msg("user", talk.message()), msg("assistant", "Noted. "+talk.sentence())}
+			switch day {
+			case 5:
+				msgs = []Message{msg("user", "What would the monthly payment be on the piano loan? "+talk.sentence()), msg("assistant", "The monthly payment on the piano loan comes to $1,416.20.")}
+			case 9:
+				msgs = []Message{msg("user", "What would the monthly payment be on the boat loan?"), msg("assistant", "The monthly payment on the boat loan comes to $1,379.18.")}
+			case 20:
+				msgs = []Message{msg("user", "In the end the piano loan came from the credit union, the monthly payment is $1,201.00 there."), msg("assistant", "Noted.")}
+			}
+			if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(day)}, msgs, start.AddDate(0, 0, day)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w, err := e.Prepare(Request{Key: k, Messages: []Message{msg("user", "What monthly payment did you calculate for the piano loan?")}, Budget: budget, PerMessage: 5, TailPercent: 40, DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(w.Memory, "$1,416.20") {
+			t.Errorf("budget %d: the assistant's answer is not in the window:\n%s", budget, w.Memory)
+		}
+	}
+}
+
+func TestAsksAboutYou(t *testing.T) {
+	for q, want := range map[string]bool{
+		"What monthly payment did you calculate for the piano loan?": true,
+		"which name did you come up with for our kitten?":            true,
+		"what did you propose we call our trivia team?":              true,
+		"Which wine did you recommend with eggplant parmigiana?":     true,
+		"What's my locker number at the pool?":                       false,
+		"Can you list everything I've got for the new flat?":         false,
+	} {
+		if got := asksAboutYou(q); got != want {
+			t.Errorf("asksAboutYou(%q) = %v, want %v", q, got, want)
+		}
+	}
+}

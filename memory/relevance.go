@@ -55,7 +55,15 @@ func (e *Engine) query(c *mctx, r Request, tailFrom int) (main, context []lens.T
 			lists = append(lists, e.expand(c, ask))
 		}
 		if hx, ok := e.opts.Expander.(HistoryExpander); ok {
-			lists = append(lists, hx.ExpandIn(ask, func(t string) bool { return c.index.DF(t) > 0 }))
+			// The nouns the question describes: "manager" for "who is in
+			// charge of me at the office?".
+			described := hx.ExpandIn(ask, func(t string) bool { return c.index.DF(t) > 0 })
+			lists = append(lists, described)
+			if AsksWho(ask) {
+				// A role goes by several names: the history's words near
+				// the described ones (GloVe), "boss" near "manager".
+				lists = append(lists, scaled(c.index.Semantic().Near(described, softOptions, nil), NearWeight))
+			}
 		}
 		// The history's words near the question's (GloVe): "allergic" for
 		// "allergies", "boss" for "manager".
@@ -296,6 +304,16 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 	if toYou {
 		share = replyShareToYou
 	}
+	// says reports whether block b holds a rare word: a reply that holds
+	// none (small talk, an acknowledgement) says nothing to recall.
+	says := func(b int) bool {
+		for _, t := range lens.Terms(c.tree.Block(b).Text) {
+			if c.index.IDF(t) > replyMinIDF {
+				return true
+			}
+		}
+		return false
+	}
 	raw := c.index.Score(q, c.tree.Len(), 0.2)
 	// The best matches are checked for matching only through recurring
 	// small talk (the rest are too weak to be shown for it).
@@ -334,10 +352,18 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 		if recurCheck[b] && c.index.OnlyRecurring(b, c.tree.Block(b).Text, func(t string) bool { return asked[t] }) {
 			s *= recurWeight
 		}
-		out[b] += s
+		blk := c.tree.Block(b)
+		// What the assistant said is in its own turns: the user's request
+		// that the question echoes leads to the reply (below, at its full
+		// score) rather than answers, and what the user said they did
+		// instead is not what was suggested.
+		self := s
+		if toYou && blk.Role == "user" {
+			self *= userWeightToYou
+		}
+		out[b] += self
 		// Neighbours in the same message share the score: the block after a
 		// hit often holds the value its sentence was leading up to.
-		blk := c.tree.Block(b)
 		for _, nb := range [2]struct {
 			b     int
 			share float64
@@ -345,7 +371,7 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 			if nb.b < 0 || nb.b >= c.tree.Len() || c.tree.Block(nb.b).Msg != blk.Msg {
 				continue
 			}
-			give(nb.b, nb.share*s)
+			give(nb.b, nb.share*self)
 		}
 		// The other side of the exchange: a request's reply, an answer's
 		// request.
@@ -355,6 +381,12 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 			for _, k := range c.kids[m.Seq] {
 				if r := c.msgs[k]; r.Role == "assistant" && r.First >= 0 {
 					for x := r.First; x <= min(r.Last, r.First+1); x++ {
+						// What the assistant said is a reply that says
+						// something: an acknowledgement ("Noted.") of a
+						// statement answers no question about it.
+						if toYou && !says(x) {
+							continue
+						}
 						give(x, share*s)
 					}
 				}
@@ -491,6 +523,14 @@ func isAskingText(text string) bool {
 // assistantWeight weighs the assistant's blocks against the user's.
 const assistantWeight = 0.5
 
+// replyMinIDF is the least IDF of a word that makes a reply say
+// something (refocus's threshold of a rare word).
+const replyMinIDF = refocusMinIDF
+
+// userWeightToYou weighs the user's blocks against the assistant's when
+// the question asks what the assistant said.
+const userWeightToYou = 0.5
+
 // Shares of a match's score for the other side of its exchange.
 const (
 	replyShare      = 0.25
@@ -498,8 +538,11 @@ const (
 	requestShare    = 0.3
 )
 
-// toYouRE finds questions about what the assistant said.
-var toYouRE = regexp.MustCompile(`(?i)\b(?:you|your)\b[^.?!]*\b(?:suggest\w*|propos\w*|recommend\w*|told|tell|think|thought|say|said|advis\w*|pick\w*|mention\w*|came up|come up|idea|reckon\w*)\b|\b(?:suggest\w*|propos\w*|recommend\w*|advice|idea)\b[^.?!]*\byou\b`)
+// toYouRE finds questions about what the assistant said: a verb of
+// saying or thinking with "you", or "did you" whatever the verb ("what
+// monthly payment did you calculate"; the auxiliary and the pronoun are
+// closed-class words).
+var toYouRE = regexp.MustCompile(`(?i)\bdid\s+you\b|\b(?:you|your)\b[^.?!]*\b(?:suggest\w*|propos\w*|recommend\w*|told|tell|think|thought|say|said|advis\w*|pick\w*|mention\w*|came up|come up|idea|reckon\w*)\b|\b(?:suggest\w*|propos\w*|recommend\w*|advice|idea)\b[^.?!]*\byou\b`)
 
 // asksAboutYou reports whether a question asks what the assistant said.
 func asksAboutYou(q string) bool { return toYouRE.MatchString(q) }
@@ -628,6 +671,23 @@ func lastRune(s string) string {
 // SoftOptions returns the engine's options for soft term matching, which
 // baselines use too so that comparisons measure retrieval, not vocabulary.
 func SoftOptions() lens.SoftOptions { return softOptions }
+
+// NearWeight weighs the history's words near the nouns a "who" question
+// describes against the nouns themselves.
+const NearWeight = 1.0
+
+// whoRE finds the interrogative pronouns that ask for a person
+// (closed-class English words).
+var whoRE = regexp.MustCompile(`(?i)\b(?:who|whom|whose)\b`)
+
+// AsksWho reports whether a question asks for a person ("who is in charge
+// of me?"). Its described nouns are roles, which people name with near
+// synonyms ("boss", "manager"; "flatmate", "roommate"): their GloVe
+// neighbours in the history count too. Other described nouns' neighbours
+// are topical rather than synonyms ("night": "morning", "afternoon") and
+// lowered recall on the dev seeds (multi-hop-3 93 -> 89 %, temporal-relative
+// 70 -> 63 % at 4096).
+func AsksWho(q string) bool { return whoRE.MatchString(q) }
 
 // softOptions tune soft term matching.
 var softOptions = lens.DefaultSoftOptions

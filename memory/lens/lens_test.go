@@ -181,3 +181,37 @@ func TestRewriteReplacesSentenceVector(t *testing.T) {
 		t.Error("damien is still a name after the only block naming it was pruned")
 	}
 }
+
+// TestNear: the history's words near a described noun come with the
+// similarity times the noun's weight; the noun itself, far words, names
+// and words of skip do not.
+func TestNear(t *testing.T) {
+	v := tinyVectors(t, []string{"manager", "boss", "bread", "chief", "gaffer"},
+		[][]float64{{1, 0.1, 0, 0}, {0.95, 0.2, 0, 0}, {0, 0, 1, 0.1}, {0.9, 0.25, 0, 0}, {0.92, 0.22, 0, 0}})
+	x := NewIndex()
+	x.UseVectors(v)
+	x.Add("my manager moved the meeting")
+	x.Add("my boss is Zane now")
+	x.Add("fresh bread today")
+	x.Add("Gaffer Smith called") // only capitalized: a name
+	x.Add("the chief said so")
+	got := map[string]float64{}
+	for _, tm := range x.Semantic().Near([]Term{{Text: "manager", Weight: 0.5}}, DefaultSoftOptions, map[string]bool{"chief": true}) {
+		got[tm.Text] = tm.Weight
+	}
+	if w, ok := got["boss"]; !ok || w <= 0 || w > 0.5 {
+		t.Errorf("boss near manager at weight 0.5: got %v", got)
+	}
+	for _, no := range []string{"manager", "bread", "gaffer", "chief"} {
+		if _, ok := got[no]; ok {
+			t.Errorf("%s is near manager: %v", no, got)
+		}
+	}
+	if n := x.Semantic().Near([]Term{{Text: "absent", Weight: 1}}, DefaultSoftOptions, nil); len(n) != 0 {
+		t.Errorf("a term the history lacks brings %v", n)
+	}
+	var none *Semantic
+	if n := none.Near([]Term{{Text: "manager", Weight: 1}}, DefaultSoftOptions, nil); n != nil {
+		t.Errorf("no vectors: %v", n)
+	}
+}

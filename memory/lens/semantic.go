@@ -294,45 +294,102 @@ func (s *Semantic) SoftTerms(question string, o SoftOptions) []Term {
 	}
 	best := map[string]float64{}
 	var order []string
-	clusters := make([]int, 0, o.Probe)
-	type cand struct {
-		p   int32
-		sim float64
+	add := func(t string, w float64) {
+		if old, ok := best[t]; !ok {
+			order = append(order, t)
+			best[t] = w
+		} else if w > old {
+			best[t] = w
+		}
 	}
-	var cands []cand
+	var scratch []probeCand
 	for _, q := range probes {
-		clusters = s.vec.NearestClusters(q, o.Probe, clusters)
-		cands = cands[:0]
-		for _, c := range clusters {
-			for _, p := range s.buckets[c] {
-				t := s.terms[p]
-				if own[t.text] || vague[t.text] {
-					continue
-				}
-				if sim := float64(s.vec.CosineTo(t.id, q)); sim >= o.Threshold {
-					cands = append(cands, cand{p, sim})
-				}
+		scratch = s.probe(q, o, own, scratch, add)
+	}
+	out := make([]Term, len(order))
+	for i, t := range order {
+		out[i] = Term{Text: t, Weight: best[t]}
+	}
+	return out
+}
+
+// probeCand is a history term near a probe vector.
+type probeCand struct {
+	p   int32
+	sim float64
+}
+
+// probe calls add with the history terms nearest the unit vector q (at
+// most o.PerWord, each at least o.Threshold, none in skip or vague), each
+// with its weight by similarity. cands is scratch space, returned for reuse.
+func (s *Semantic) probe(q []float32, o SoftOptions, skip map[string]bool, cands []probeCand, add func(term string, w float64)) []probeCand {
+	clusters := s.vec.NearestClusters(q, o.Probe, make([]int, 0, o.Probe))
+	cands = cands[:0]
+	for _, c := range clusters {
+		for _, p := range s.buckets[c] {
+			t := s.terms[p]
+			if skip[t.text] || vague[t.text] {
+				continue
+			}
+			if sim := float64(s.vec.CosineTo(t.id, q)); sim >= o.Threshold {
+				cands = append(cands, probeCand{p, sim})
 			}
 		}
-		slices.SortFunc(cands, func(a, b cand) int {
-			if a.sim != b.sim {
-				if a.sim > b.sim {
-					return -1
-				}
-				return 1
+	}
+	slices.SortFunc(cands, func(a, b probeCand) int {
+		if a.sim != b.sim {
+			if a.sim > b.sim {
+				return -1
 			}
-			return int(a.p - b.p)
-		})
-		for _, c := range cands[:min(len(cands), o.PerWord)] {
-			w := max(o.MinWeight, o.Weight*(c.sim-o.Threshold)/(1-o.Threshold))
-			t := s.terms[c.p].text
-			if old, ok := best[t]; !ok {
-				order = append(order, t)
-				best[t] = w
+			return 1
+		}
+		return int(a.p - b.p)
+	})
+	for _, c := range cands[:min(len(cands), o.PerWord)] {
+		add(s.terms[c.p].text, max(o.MinWeight, o.Weight*(c.sim-o.Threshold)/(1-o.Threshold)))
+	}
+	return cands
+}
+
+// Near returns the history terms whose vectors are near those of terms,
+// themselves history terms (the nouns a thesaurus found a question to
+// describe: "manager" brings "boss"), each weighted by its similarity
+// times the weight of the term it is near. Terms of skip, and terms
+// without a vector or never seen in lower case (names), bring nothing.
+func (s *Semantic) Near(terms []Term, o SoftOptions, skip map[string]bool) []Term {
+	if s == nil || len(terms) == 0 {
+		return nil
+	}
+	own := make(map[string]bool, len(skip)+len(terms))
+	for t := range skip {
+		own[t] = true
+	}
+	for _, t := range terms {
+		own[t.Text] = true
+	}
+	best := map[string]float64{}
+	var order []string
+	q := make([]float32, s.vec.Dim())
+	var scratch []probeCand
+	for _, t := range terms {
+		p, ok := s.termPos[t.Text]
+		if !ok {
+			continue
+		}
+		st := s.terms[p]
+		if !st.has || !st.lower || vague[st.text] {
+			continue
+		}
+		s.vec.Unit(st.id, q)
+		scratch = s.probe(q, o, own, scratch, func(n string, w float64) {
+			w *= t.Weight
+			if old, ok := best[n]; !ok {
+				order = append(order, n)
+				best[n] = w
 			} else if w > old {
-				best[t] = w
+				best[n] = w
 			}
-		}
+		})
 	}
 	out := make([]Term, len(order))
 	for i, t := range order {

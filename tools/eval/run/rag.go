@@ -126,7 +126,15 @@ func (r *ragLoaded) retrieve(question string, tailFrom, room int) (string, int) 
 		}
 		q = lens.Merge(q, extra)
 		if hx, ok := x.(memory.HistoryExpander); ok {
-			q = lens.Merge(q, hx.ExpandIn(question, func(t string) bool { return r.index.DF(t) > 0 }))
+			described := hx.ExpandIn(question, func(t string) bool { return r.index.DF(t) > 0 })
+			q = lens.Merge(q, described)
+			if memory.AsksWho(question) {
+				near := r.index.Semantic().Near(described, memory.SoftOptions(), nil)
+				for i := range near {
+					near[i].Weight *= memory.NearWeight
+				}
+				q = lens.Merge(q, near)
+			}
 		}
 	}
 	// The same soft term matching (GloVe) as the engine's.
