@@ -160,7 +160,8 @@ func engineOptions(ctx context.Context, cfg configs.Config, counter tokens.Count
 	var st store.Backend
 	if cfg.Store.Kind == "postgres" {
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		pg, err := pgstore.Open(pctx, pgstore.Options{DSN: cfg.Store.DSN, MaxConns: cfg.Store.MaxConns, AutoMigrate: cfg.Store.AutoMigrate, Logger: logger})
+		pg, err := pgstore.Open(pctx, pgstore.Options{DSN: cfg.Store.DSN, MaxConns: cfg.Store.MaxConns, AutoMigrate: cfg.Store.AutoMigrate, Logger: logger,
+			SynchronousCommit: cfg.PostgresSynchronousCommit()})
 		cancel()
 		if err != nil {
 			return memory.Options{}, fmt.Errorf("store: %w", err)

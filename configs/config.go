@@ -89,6 +89,28 @@ type Store struct {
 	AutoMigrate bool `mapstructure:"auto_migrate"`
 	// MaxConns bounds the connections one replica opens (default 16).
 	MaxConns int `mapstructure:"max_conns"`
+	// SynchronousCommit is PostgreSQL's synchronous_commit for the
+	// replicas' sessions: "auto" (the default) follows data_sync, "second"
+	// as off (a crash of the database machine may lose the last fraction
+	// of a second of acknowledged writes, as a crash of the machine loses
+	// the embedded store's; a replica's crash loses nothing either way),
+	// "always" as the database's own setting (on unless its administrator
+	// chose otherwise); or one of PostgreSQL's values (on, off, local,
+	// remote_write, remote_apply), passed as it is.
+	SynchronousCommit string `mapstructure:"synchronous_commit"`
+}
+
+// PostgresSynchronousCommit is the synchronous_commit the replicas' database
+// sessions use: store.synchronous_commit, or what data_sync makes of
+// "auto"; "" leaves the database's own setting.
+func (c Config) PostgresSynchronousCommit() string {
+	if c.Store.SynchronousCommit != "auto" {
+		return c.Store.SynchronousCommit
+	}
+	if c.DataSync == "second" {
+		return "off"
+	}
+	return ""
 }
 
 // Tokenizer configures exact token counting with a model's own vocabulary.
@@ -239,7 +261,7 @@ func Defaults() Config {
 		DataDir:  "./data",
 		DataSync: "second",
 		LogLevel: "info",
-		Store:    Store{Kind: "buntdb", AutoMigrate: true, MaxConns: 16},
+		Store:    Store{Kind: "buntdb", AutoMigrate: true, MaxConns: 16, SynchronousCommit: "auto"},
 		Upstream: Upstream{
 			URL:         "http://127.0.0.1:8080",
 			Timeout:     10 * time.Minute,
@@ -352,6 +374,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("store.dsn", d.Store.DSN)
 	v.SetDefault("store.auto_migrate", d.Store.AutoMigrate)
 	v.SetDefault("store.max_conns", d.Store.MaxConns)
+	v.SetDefault("store.synchronous_commit", d.Store.SynchronousCommit)
 	v.SetDefault("upstream.url", d.Upstream.URL)
 	v.SetDefault("upstream.api_key", d.Upstream.APIKey)
 	v.SetDefault("upstream.n_ctx", d.Upstream.NCtx)
@@ -426,6 +449,11 @@ func (c *Config) normalize() error {
 	}
 	if c.Store.MaxConns < 1 {
 		return fmt.Errorf("store.max_conns %d: want >= 1", c.Store.MaxConns)
+	}
+	switch c.Store.SynchronousCommit {
+	case "auto", "on", "off", "local", "remote_write", "remote_apply":
+	default:
+		return fmt.Errorf("store.synchronous_commit %q: want auto, on, off, local, remote_write or remote_apply", c.Store.SynchronousCommit)
 	}
 	switch c.Upstream.Tokenize {
 	case "auto", "upstream", "estimate":

@@ -96,6 +96,7 @@ func TestInvalidConfigs(t *testing.T) {
 		"policy:\n  rules:\n    - {name: x, pattern: '(', action: redact}\n",
 		"listen: [\n",
 		"data_sync: never\n",
+		"store:\n  synchronous_commit: maybe\n",
 		"limits:\n  max_messages: 0\n",
 		"memory:\n  pin_share: 1.5\n",
 		"memory:\n  keep_windows: -2\n",
@@ -131,6 +132,31 @@ func FuzzLoad(f *testing.F) {
 }
 
 // The default file documents every key: each built-in default appears in it.
+// TestPostgresSynchronousCommit: "auto" makes data_sync's promise on
+// PostgreSQL (second: commits do not wait for the WAL flush; always: the
+// database's own setting); an explicit value goes to PostgreSQL as it is.
+func TestPostgresSynchronousCommit(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"", "off"},
+		{"data_sync: always\n", ""},
+		{"data_sync: second\nstore:\n  synchronous_commit: auto\n", "off"},
+		{"store:\n  synchronous_commit: on\n", "on"},
+		{"data_sync: always\nstore:\n  synchronous_commit: remote_apply\n", "remote_apply"},
+	} {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(path, []byte(tc.yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(path, nil, nil)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if got := c.PostgresSynchronousCommit(); got != tc.want {
+			t.Errorf("%q: synchronous_commit %q, want %q", tc.yaml, got, tc.want)
+		}
+	}
+}
+
 func TestDefaultYAMLHasEveryKey(t *testing.T) {
 	v := viper.New()
 	setDefaults(v, Defaults())

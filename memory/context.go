@@ -88,7 +88,18 @@ type msgRecord struct {
 	// the store first: a round trip on the request path with a shared
 	// store (not stored).
 	rawNone bool
+	// raw is the raw JSON the record was stored with, kept only while the
+	// next ingest is due to store the record again (a reply whose counts
+	// were deferred: its exact costs and the raw key the client resends it
+	// with), so that rewriting it needs no read of the store: two round
+	// trips a turn with a shared store. nil otherwise; not counted in the
+	// context's footprint, being at most a reply's (not stored).
+	raw json.RawMessage
 }
+
+// dropRaw records that the stored record of m holds no raw JSON any more
+// (an erasure or a prune wrote it without).
+func (m *msgRecord) dropRaw() { m.raw, m.rawNone = nil, true }
 
 // msgDisk is a message record as stored: msgRecord plus the raw JSON of
 // the message as the client sent it, kept byte for byte.
@@ -101,8 +112,8 @@ type msgDisk struct {
 // raw JSON the store holds for it.
 func (e *Engine) msgRecordKV(c *mctx, m *msgRecord) (store.KV, error) {
 	key := msgKey(c.key, m.Seq)
-	if m.rawNone {
-		return store.KV{Key: key, Value: mustJSON(msgDisk{m, nil})}, nil
+	if m.rawNone || m.raw != nil {
+		return store.KV{Key: key, Value: mustJSON(msgDisk{m, m.raw})}, nil
 	}
 	v, _, err := e.st.Get(key)
 	if err != nil {
@@ -537,10 +548,14 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 		if err != nil {
 			return nil, nil, err
 		}
+		rec.raw = nil // stored for the last time with deferred work
 		p.kvs = append(p.kvs, kv)
 	}
 	for i, rec := range recs {
 		rec.rawNone = len(raws[i]) == 0
+		if counts == countLater && !rec.rawNone {
+			rec.raw = raws[i]
+		}
 		val := mustJSON(msgDisk{rec, raws[i]})
 		c.rec.Bytes += int64(len(val))
 		p.kvs = append(p.kvs, store.KV{Key: msgKey(c.key, rec.Seq), Value: val})
@@ -813,6 +828,7 @@ func (e *Engine) countDeferred(c *mctx) ([]store.KV, error) {
 		if err != nil {
 			return nil, err
 		}
+		rec.raw = nil // stored for the last time with deferred work
 		kvs = append(kvs, kv)
 	}
 	return append(kvs, store.KV{Key: headerKey(c.key), Value: mustJSON(c.rec)}), nil

@@ -54,6 +54,9 @@ func (e *Engine) decodeMessage(k Key, key, val string) *msgRecord {
 		// A key can be spelt this way only as a key (quotes inside strings
 		// are escaped): its absence means the record holds no raw JSON.
 		m.rawNone = !strings.Contains(val, `"raw":`)
+		if m.Uncounted && !m.rawNone {
+			m.raw = storedRaw(val) // to be stored again by the next ingest
+		}
 		return m
 	}
 	if err == nil {

@@ -162,6 +162,7 @@ func (e *Engine) Erase(k Key, req EraseRequest) (EraseResult, error) {
 		// The client's raw JSON holds the text: it goes; the raw key stays,
 		// so that a client resending the old bytes finds the message stored
 		// rather than storing the text again.
+		m.dropRaw()
 		kvs = append(kvs, store.KV{Key: msgKey(k, m.Seq), Value: mustJSON(msgDisk{m, nil})})
 	}
 	if req.Match != "" {

@@ -26,7 +26,8 @@ import (
 	"github.com/megacontext/megacontext/memory/tree"
 )
 
-// StoreCounters count how a replica met the other replicas' writes.
+// StoreCounters count how a replica met the other replicas' writes, and
+// what the store costs the request path.
 type StoreCounters struct {
 	// Conflicts counts operations run again because another replica wrote
 	// to their context between reading and writing it.
@@ -36,16 +37,31 @@ type StoreCounters struct {
 	CatchUps uint64
 	// Loads counts contexts read whole from the store.
 	Loads uint64
+	// Checks counts checks of a cached context against a shared store
+	// (one round trip each, before a request uses the context), and
+	// CheckTime is the time they took, catch-ups included.
+	Checks    uint64
+	CheckTime time.Duration
+	// Writes counts writes of a loaded context (a turn makes two: the
+	// user's message, the reply; background work such as embeddings makes
+	// more), on either store, and WriteTime is the time they took.
+	Writes    uint64
+	WriteTime time.Duration
 }
 
 // storeCounters are an engine's StoreCounters, updated atomically.
 type storeCounters struct {
-	conflicts, catchUps, loads atomic.Uint64
+	conflicts, catchUps, loads, checks, writes atomic.Uint64
+	// checkNanos and writeNanos are CheckTime and WriteTime.
+	checkNanos, writeNanos atomic.Int64
 }
 
 // StoreCounters returns the engine's counts since it opened.
 func (e *Engine) StoreCounters() StoreCounters {
-	return StoreCounters{Conflicts: e.counters.conflicts.Load(), CatchUps: e.counters.catchUps.Load(), Loads: e.counters.loads.Load()}
+	c := &e.counters
+	return StoreCounters{Conflicts: c.conflicts.Load(), CatchUps: c.catchUps.Load(), Loads: c.loads.Load(),
+		Checks: c.checks.Load(), CheckTime: time.Duration(c.checkNanos.Load()),
+		Writes: c.writes.Load(), WriteTime: time.Duration(c.writeNanos.Load())}
 }
 
 // storeCtx bounds one call to a shared store.
@@ -62,6 +78,11 @@ func (e *Engine) put(c *mctx, kvs ...store.KV) error {
 	if len(kvs) == 0 {
 		return nil
 	}
+	start := time.Now()
+	defer func() {
+		e.counters.writes.Add(1)
+		e.counters.writeNanos.Add(int64(time.Since(start)))
+	}()
 	var err error
 	if e.shared == nil {
 		err = e.st.Put(kvs...)
@@ -180,6 +201,11 @@ func (e *Engine) loadReader(k Key) (reader, store.Version, error) {
 // and applied. ok is false when c must be read again whole (deleted or
 // made again elsewhere, or changes that cannot be applied in place).
 func (e *Engine) refresh(c *mctx) (ok bool, err error) {
+	start := time.Now()
+	defer func() {
+		e.counters.checks.Add(1)
+		e.counters.checkNanos.Add(int64(time.Since(start)))
+	}()
 	ctx, cancel := e.storeCtx()
 	defer cancel()
 	// One round trip: the version, and what changed since c's if anything.

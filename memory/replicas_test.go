@@ -2,6 +2,8 @@ package memory
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"strings"
@@ -94,7 +96,8 @@ func (s *countingStore) PutAt(ctx context.Context, t, n string, v store.Version,
 // (which brings back what another replica wrote since, when it did), the
 // user's message, the reply. Whether the same replica served the last turn
 // or another one did. (Rewriting the reply when the client resends it, to
-// keep its raw key and exact counts, used to read it back first.)
+// keep its raw key and exact counts, used to read it back first, twice,
+// when it held the upstream's JSON.)
 func TestTurnRoundTrips(t *testing.T) {
 	if !onPostgres {
 		t.Skip("replicas share a PostgreSQL store (MEGACONTEXT_TEST_STORE=postgres)")
@@ -120,11 +123,17 @@ func TestTurnRoundTrips(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		reply := msg("assistant", filler(r, 40))
+		// The reply as the upstream sent it, and as the client resends
+		// it: other bytes (a raw key to learn), the same message.
+		text := filler(r, 40)
+		reply := msg("assistant", text)
+		reply.Raw = json.RawMessage(fmt.Sprintf(`{"role":"assistant","content":%q,"refusal":null}`, text))
 		if _, err := e.StoreResponse(k, w.LastSeq, w.NextSeq, &reply, false, nil); err != nil {
 			t.Fatal(err)
 		}
-		conv = append(conv, reply)
+		resent := msg("assistant", text)
+		resent.Raw = json.RawMessage(fmt.Sprintf(`{"role":"assistant","content":%q}`, text))
+		conv = append(conv, resent)
 	}
 	for _, tc := range []struct {
 		name    string

@@ -208,6 +208,7 @@ func (e *Engine) prune(c *mctx, seqs []int64, rule, caller string) error {
 		}
 		m.Text, m.Pruned, m.Tags = text, true, slices.Clone(m.Whole)
 		c.msgBytes += msgFootprint(m)
+		m.dropRaw()
 		kvs = append(kvs, store.KV{Key: msgKey(c.key, seq), Value: mustJSON(msgDisk{m, nil})})
 	}
 	// The gists above stay as they are, but for their Merkle hashes, made

@@ -504,7 +504,7 @@ func TestExportNeedsClearanceForEveryRule(t *testing.T) {
 // field that bundles do not carry: add it to snapNode or snapMessage (or
 // to the derived fields below, with how import derives it).
 func TestSnapshotRecordsCoverStoredRecords(t *testing.T) {
-	derived := map[string]bool{"First": true, "Last": true, "Tokens": true, "rawSaved": true, "rawNone": true}
+	derived := map[string]bool{"First": true, "Last": true, "Tokens": true, "rawSaved": true, "rawNone": true, "raw": true}
 	for _, c := range []struct{ stored, snap any }{{tree.Node{}, snapNode{}}, {msgRecord{}, snapMessage{}}} {
 		st, sn := reflect.TypeOf(c.stored), reflect.TypeOf(c.snap)
 		for i := range st.NumField() {

@@ -41,6 +41,12 @@ type Options struct {
 	Timeout time.Duration
 	// Logger receives diagnostics (default: discarded).
 	Logger *slog.Logger
+	// SynchronousCommit is synchronous_commit for every session ("off":
+	// a commit returns before its WAL reaches the disk, so a crash of the
+	// database machine may lose the last few hundred milliseconds of
+	// commits, never corrupting anything); "" (the default) keeps the
+	// database's setting.
+	SynchronousCommit string
 }
 
 // Store keeps the engine's records in PostgreSQL, one table per kind: a
@@ -67,6 +73,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.MaxConns = 16
 	}
 	cfg.MaxConns = int32(opts.MaxConns)
+	if opts.SynchronousCommit != "" {
+		// A startup parameter of every session: no statement per commit.
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = opts.SynchronousCommit
+	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		if opts.ConnectTimeout <= 0 {
 			opts.ConnectTimeout = 3 * time.Second
@@ -192,6 +202,14 @@ const msgColumns = `seq, parent, chain_hash, raw_key, role, name, body, raw, ext
 	first_block, last_block, partial, superseded, damaged, origin_context, origin_seq, origin_time_ms, extra,
 	pruned, uncounted`
 
+// blockColumns and nodeColumns are the columns of block and gist rows, as
+// readBlocks and readNodes scan them.
+const (
+	blockColumns = `idx, msg_seq, part, role, time_ms, tokens, cost, head, body, hash, spans, extra, details_head, join_cost`
+	nodeColumns  = `level, idx, first_block, last_block, msg_seq, tokens, gist, cost, short, short_cost, head,
+	                hash, time_ms, time_end_ms, tags, extra, details_head`
+)
+
 // The queries of the store, each served by an index (TestQueriesUseIndexes).
 const (
 	qVersion = `SELECT id, version FROM contexts WHERE tenant_id = $1 AND name = $2 AND header`
@@ -201,30 +219,46 @@ const (
 	qHeaders = `SELECT name, created_ms, updated_ms, messages, tokens, bytes, policy, extra FROM contexts WHERE tenant_id = $1 AND header`
 	qPending = `SELECT tenant_id, name FROM contexts WHERE NOT header AND pending_since < now() - $1::interval`
 
-	qMessages = `SELECT ` + msgColumns + ` FROM messages WHERE context_id = $1 AND version > $2 AND seq >= $3 AND seq <= $4 ORDER BY seq`
+	// The reads of a context's messages, tags, blocks, gists and vectors
+	// come in two shapes. The range reads (a load, a Get or Scan) take the
+	// rows whose numbers lie within a span, through the primary keys. The
+	// changed reads (a replica's check of its cache, every request) take
+	// the rows written after a version, through the *_changed indexes, and
+	// only when the context's version moved past it: the guard is an
+	// uncorrelated subquery, which PostgreSQL runs once, before the scan,
+	// as a one-time filter, so that the check of an unchanged context
+	// scans nothing. (The range reads once served both, with the version
+	// as a filter: a prepared statement's generic plan then walked every
+	// row of the context through the primary key on each request.)
+	qMessages = `SELECT ` + msgColumns + ` FROM messages WHERE context_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq`
 	// qMessageAt and qTagsAt read one message of a context named by tenant
 	// and name, in the same round trip as finding the context.
 	qMessageAt = `SELECT ` + msgColumns + ` FROM messages
 	                WHERE context_id = (SELECT id FROM contexts WHERE tenant_id = $1 AND name = $2) AND seq = $3`
 	qTagsAt = `SELECT seq, rule, tagged, whole FROM tags
 	             WHERE context_id = (SELECT id FROM contexts WHERE tenant_id = $1 AND name = $2) AND seq = $3 ORDER BY ord`
-	qTags = `SELECT t.seq, t.rule, t.tagged, t.whole FROM tags t
-	           JOIN messages m ON m.context_id = t.context_id AND m.seq = t.seq
-	          WHERE m.context_id = $1 AND t.context_id = $1 AND m.version > $2 AND m.seq >= $3 AND m.seq <= $4
-	          ORDER BY t.seq, t.ord`
-	qBlocks = `SELECT idx, msg_seq, part, role, time_ms, tokens, cost, head, body, hash, spans, extra, details_head, join_cost
-	             FROM blocks WHERE context_id = $1 AND version > $2 AND idx >= $3 AND idx <= $4 ORDER BY idx`
-	qNodes = `SELECT level, idx, first_block, last_block, msg_seq, tokens, gist, cost, short, short_cost, head,
-	                 hash, time_ms, time_end_ms, tags, extra, details_head
-	            FROM nodes WHERE context_id = $1 AND version > $2 AND level >= $3::int AND level <= $4::int ORDER BY level, idx`
-	qVectors  = `SELECT block, scale, data FROM vectors WHERE context_id = $1 AND version > $2 AND block >= $3 AND block <= $4 ORDER BY block`
-	qFocus    = `SELECT level, idx, expanded, last_expanded_ms, resident, last_resident_ms, swaps, questions, last_question, extra FROM telemetry WHERE context_id = $1 ORDER BY level, idx`
-	qPins     = `SELECT record FROM pins WHERE context_id = $1 AND version > $2`
-	qProv     = `SELECT seq, record FROM provenance WHERE context_id = $1 ORDER BY seq`
-	qResps    = `SELECT id, record FROM responses WHERE context_id = $1 ORDER BY id`
-	qResp     = `SELECT r.record FROM responses r JOIN contexts c ON c.id = r.context_id WHERE r.tenant_id = $1 AND r.id = $2 AND c.name = $3`
-	qRespCtx  = `SELECT c.name FROM responses r JOIN contexts c ON c.id = r.context_id WHERE r.tenant_id = $1 AND r.id = $2`
-	qSnapshot = `SELECT record FROM snapshots WHERE context_id = $1`
+	qTags    = `SELECT seq, rule, tagged, whole FROM tags WHERE context_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq, ord`
+	qBlocks  = `SELECT ` + blockColumns + ` FROM blocks WHERE context_id = $1 AND idx >= $2 AND idx <= $3 ORDER BY idx`
+	qNodes   = `SELECT ` + nodeColumns + ` FROM nodes WHERE context_id = $1 AND level >= $2::int AND level <= $3::int ORDER BY level, idx`
+	qVectors = `SELECT block, scale, data FROM vectors WHERE context_id = $1 AND block >= $2 AND block <= $3 ORDER BY block`
+
+	// changedGuard holds the changed reads' scans off unless the context
+	// ($1) moved past version $2.
+	changedGuard     = ` AND (SELECT version FROM contexts WHERE id = $1) > $2`
+	qMessagesChanged = `SELECT ` + msgColumns + ` FROM messages WHERE context_id = $1 AND version > $2` + changedGuard + ` ORDER BY seq`
+	qTagsChanged     = `SELECT t.seq, t.rule, t.tagged, t.whole FROM messages m
+	                  JOIN tags t ON t.context_id = m.context_id AND t.seq = m.seq
+	                 WHERE m.context_id = $1 AND m.version > $2` + changedGuard + ` ORDER BY t.seq, t.ord`
+	qBlocksChanged  = `SELECT ` + blockColumns + ` FROM blocks WHERE context_id = $1 AND version > $2` + changedGuard + ` ORDER BY idx`
+	qNodesChanged   = `SELECT ` + nodeColumns + ` FROM nodes WHERE context_id = $1 AND version > $2 AND level >= 1` + changedGuard + ` ORDER BY level, idx`
+	qVectorsChanged = `SELECT block, scale, data FROM vectors WHERE context_id = $1 AND version > $2` + changedGuard + ` ORDER BY block`
+	qFocus          = `SELECT level, idx, expanded, last_expanded_ms, resident, last_resident_ms, swaps, questions, last_question, extra FROM telemetry WHERE context_id = $1 ORDER BY level, idx`
+	qPins           = `SELECT record FROM pins WHERE context_id = $1 AND version > $2`
+	qProv           = `SELECT seq, record FROM provenance WHERE context_id = $1 ORDER BY seq`
+	qResps          = `SELECT id, record FROM responses WHERE context_id = $1 ORDER BY id`
+	qResp           = `SELECT r.record FROM responses r JOIN contexts c ON c.id = r.context_id WHERE r.tenant_id = $1 AND r.id = $2 AND c.name = $3`
+	qRespCtx        = `SELECT c.name FROM responses r JOIN contexts c ON c.id = r.context_id WHERE r.tenant_id = $1 AND r.id = $2`
+	qSnapshot       = `SELECT record FROM snapshots WHERE context_id = $1`
 
 	// qBeginSnapshot starts the transaction of a batch whose reads must
 	// agree (sinceIn).
@@ -234,7 +268,9 @@ const (
 	qContext = `SELECT mc_context($1, $2)`
 	qCreate  = `SELECT mc_create($1, $2, $3)`
 	qAdvance = `SELECT mc_advance($1, $2)`
-	qBump    = `UPDATE contexts SET version = version + 1 WHERE id = $1 RETURNING version`
+	// qAdvanceHeader is qAdvance and qPutHeader in one statement.
+	qAdvanceHeader = `SELECT mc_advance_header($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	qBump          = `UPDATE contexts SET version = version + 1 WHERE id = $1 RETURNING version`
 
 	qPutHeader = `UPDATE contexts SET header = true, pending_since = NULL, created_ms = $2, updated_ms = $3, messages = $4,
 	                  tokens = $5, bytes = $6, policy = $7, extra = $8 WHERE id = $1`
@@ -465,13 +501,23 @@ func (s *Store) readTree(ctx context.Context, q querier, k key, id, after int64,
 	return br.Close()
 }
 
-// queueTree queues the reads of readTree.
+// queueTree queues the reads of readTree: the rows within sp when after
+// is 0 (every row is of a version above 0), else the rows written after
+// version after (sp must then be everything).
 func queueTree(b *pgx.Batch, id, after int64, sp span) {
-	b.Queue(qMessages, id, after, sp.lo, sp.hi)
-	b.Queue(qTags, id, after, sp.lo, sp.hi)
-	b.Queue(qBlocks, id, after, sp.lo, sp.hi)
-	b.Queue(qNodes, id, after, max(sp.lo, 1), sp.hi)
-	b.Queue(qVectors, id, after, sp.lo, sp.hi)
+	if after > 0 {
+		b.Queue(qMessagesChanged, id, after)
+		b.Queue(qTagsChanged, id, after)
+		b.Queue(qBlocksChanged, id, after)
+		b.Queue(qNodesChanged, id, after)
+		b.Queue(qVectorsChanged, id, after)
+		return
+	}
+	b.Queue(qMessages, id, sp.lo, sp.hi)
+	b.Queue(qTags, id, sp.lo, sp.hi)
+	b.Queue(qBlocks, id, sp.lo, sp.hi)
+	b.Queue(qNodes, id, max(sp.lo, 1), sp.hi)
+	b.Queue(qVectors, id, sp.lo, sp.hi)
 }
 
 // readTreeResults reads the results of queueTree's queries and emits the
@@ -489,68 +535,80 @@ func readTreeResults(br pgx.BatchResults, k key, emit func(key, string)) error {
 		mk.kind, mk.a = kindMessage, m.Seq
 		emit(mk, withExtra(encode(m), m.extra))
 	}
-	nodes, extras, err := readBlocks(br)
+	rows, err := br.Query()
+	blocks, err := rowsOf(rows, err, scanBlock)
 	if err != nil {
 		return err
 	}
-	gists, gextras, err := readNodes(br)
+	rows, err = br.Query()
+	gists, err := rowsOf(rows, err, scanGist)
 	if err != nil {
 		return err
 	}
-	nodes, extras = append(nodes, gists...), append(extras, gextras...)
-	for i, n := range nodes {
+	for _, n := range append(blocks, gists...) {
 		nk := k
 		nk.kind, nk.a, nk.b = kindNode, int64(n.Level), int64(n.Index)
-		emit(nk, withExtra(encode(n), extras[i]))
+		emit(nk, withExtra(encode(n.Node), n.extra))
 	}
-	rows, err := br.Query()
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var block int64
-		var scale float32
-		var data []byte
-		if err := rows.Scan(&block, &scale, &data); err != nil {
-			return err
-		}
+	var block int64
+	var scale float32
+	var data []byte
+	rows, err = br.Query()
+	return eachRow(rows, err, []any{&block, &scale, &data}, func() error {
 		vk := k
 		vk.kind, vk.a = kindVector, block
 		emit(vk, vectorValue(scale, data))
+		return nil
+	})
+}
+
+// rowsOf reads every row of a result (rows and err, as a query returns
+// them) with scan, which makes a fresh value of each row.
+func rowsOf[T any](rows pgx.Rows, err error, scan pgx.RowToFunc[T]) ([]T, error) {
+	if err != nil {
+		return nil, err
 	}
-	return rows.Err()
+	return pgx.CollectRows(rows, scan)
+}
+
+// eachRow scans every row of a result (rows and err, as a query returns
+// them) into dst, the same destinations each time, and calls fn after
+// each: fn must copy out what it keeps that a destination points into
+// (pgx gives every scanned []byte and string storage of its own).
+func eachRow(rows pgx.Rows, err error, dst []any, fn func() error) error {
+	if err != nil {
+		return err
+	}
+	_, err = pgx.ForEachRow(rows, dst, fn)
+	return err
 }
 
 func readMessages(br pgx.BatchResults) ([]*msgJSON, error) {
 	rows, err := br.Query()
-	if err != nil {
+	return rowsOf(rows, err, scanMessage)
+}
+
+// scanMessage reads a message row (msgColumns).
+func scanMessage(row pgx.CollectableRow) (*msgJSON, error) {
+	m := &msgJSON{}
+	var rk, raw []byte
+	var oc *string
+	var os, ot *int64
+	if err := row.Scan(&m.Seq, &m.Parent, &m.Hash, &rk, &m.Role, &m.Name, &m.Text, &raw, &m.Extra, &m.Tokens, &m.Time,
+		&m.First, &m.Last, &m.Partial, &m.Superseded, &m.Damaged, &oc, &os, &ot, &m.extra, &m.Pruned, &m.Uncounted); err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*msgJSON
-	for rows.Next() {
-		m := &msgJSON{}
-		var rk, raw []byte
-		var oc *string
-		var os, ot *int64
-		if err := rows.Scan(&m.Seq, &m.Parent, &m.Hash, &rk, &m.Role, &m.Name, &m.Text, &raw, &m.Extra, &m.Tokens, &m.Time,
-			&m.First, &m.Last, &m.Partial, &m.Superseded, &m.Damaged, &oc, &os, &ot, &m.extra, &m.Pruned, &m.Uncounted); err != nil {
-			return nil, err
-		}
-		if len(rk) > 0 {
-			m.RawKey = hex.EncodeToString(rk)
-		}
-		if len(raw) > 0 {
-			m.Raw = raw
-		}
-		if oc != nil {
-			m.Origin = &originJSON{Context: goName(*oc), Seq: deref(os), Time: deref(ot)}
-		}
-		m.Role, m.Name, m.Text = goText(m.Role), goText(m.Name), goText(m.Text)
-		out = append(out, m)
+	if len(rk) > 0 {
+		m.RawKey = hex.EncodeToString(rk)
 	}
-	return out, rows.Err()
+	if len(raw) > 0 {
+		m.Raw = raw
+	}
+	if oc != nil {
+		m.Origin = &originJSON{Context: goName(*oc), Seq: deref(os), Time: deref(ot)}
+	}
+	m.Role, m.Name, m.Text = goText(m.Role), goText(m.Name), goText(m.Text)
+	return m, nil
 }
 
 func deref(p *int64) int64 {
@@ -563,19 +621,12 @@ func deref(p *int64) int64 {
 // readTags puts each tag row on its message (rows come in the messages'
 // order).
 func readTags(br pgx.BatchResults, msgs []*msgJSON) error {
-	rows, err := br.Query()
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
+	var seq int64
+	var rule string
+	var tagged, whole bool
 	i := 0
-	for rows.Next() {
-		var seq int64
-		var rule string
-		var tagged, whole bool
-		if err := rows.Scan(&seq, &rule, &tagged, &whole); err != nil {
-			return err
-		}
+	rows, err := br.Query()
+	return eachRow(rows, err, []any{&seq, &rule, &tagged, &whole}, func() error {
 		for i < len(msgs) && msgs[i].Seq < seq {
 			i++
 		}
@@ -588,61 +639,47 @@ func readTags(br pgx.BatchResults, msgs []*msgJSON) error {
 		if whole {
 			msgs[i].Whole = append(msgs[i].Whole, goText(rule))
 		}
-	}
-	return rows.Err()
+		return nil
+	})
 }
 
-// readBlocks reads blocks, and the extra fields of each.
-func readBlocks(br pgx.BatchResults) ([]*tree.Node, [][]byte, error) {
-	rows, err := br.Query()
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	var out []*tree.Node
-	var extras [][]byte
-	for rows.Next() {
-		n := &tree.Node{}
-		var hash, spans, extra []byte
-		if err := rows.Scan(&n.Index, &n.Msg, &n.Part, &n.Role, &n.Time, &n.Tokens, &n.Cost, &n.Head, &n.Text, &hash, &spans, &extra,
-			&n.DetailsHead, &n.Join); err != nil {
-			return nil, nil, err
-		}
-		n.First, n.Last, n.TimeEnd = n.Index, n.Index, n.Time
-		n.Role, n.Text = goText(n.Role), goText(n.Text)
-		copy(n.Hash[:], hash)
-		if len(spans) > 0 {
-			if err := json.Unmarshal(spans, &n.Spans); err != nil {
-				return nil, nil, fmt.Errorf("spans of block %d: %w", n.Index, err)
-			}
-		}
-		n.Tags = blockTags(n.Spans)
-		out, extras = append(out, n), append(extras, extra)
-	}
-	return out, extras, rows.Err()
+// treeRow is a block or gist read, with the fields no column holds.
+type treeRow struct {
+	*tree.Node
+	extra []byte
 }
 
-// readNodes reads gist nodes, and the extra fields of each.
-func readNodes(br pgx.BatchResults) ([]*tree.Node, [][]byte, error) {
-	rows, err := br.Query()
-	if err != nil {
-		return nil, nil, err
+// scanBlock reads a block row (blockColumns).
+func scanBlock(row pgx.CollectableRow) (treeRow, error) {
+	n := &tree.Node{}
+	var hash, spans, extra []byte
+	if err := row.Scan(&n.Index, &n.Msg, &n.Part, &n.Role, &n.Time, &n.Tokens, &n.Cost, &n.Head, &n.Text, &hash, &spans, &extra,
+		&n.DetailsHead, &n.Join); err != nil {
+		return treeRow{}, err
 	}
-	defer rows.Close()
-	var out []*tree.Node
-	var extras [][]byte
-	for rows.Next() {
-		n := &tree.Node{}
-		var hash, extra []byte
-		if err := rows.Scan(&n.Level, &n.Index, &n.First, &n.Last, &n.Msg, &n.Tokens, &n.Text, &n.Cost, &n.Short, &n.ShortCost,
-			&n.Head, &hash, &n.Time, &n.TimeEnd, &n.Tags, &extra, &n.DetailsHead); err != nil {
-			return nil, nil, err
+	n.First, n.Last, n.TimeEnd = n.Index, n.Index, n.Time
+	n.Role, n.Text = goText(n.Role), goText(n.Text)
+	copy(n.Hash[:], hash)
+	if len(spans) > 0 {
+		if err := json.Unmarshal(spans, &n.Spans); err != nil {
+			return treeRow{}, fmt.Errorf("spans of block %d: %w", n.Index, err)
 		}
-		n.Text, n.Short, n.Tags = goText(n.Text), goText(n.Short), goTexts(n.Tags)
-		copy(n.Hash[:], hash)
-		out, extras = append(out, n), append(extras, extra)
 	}
-	return out, extras, rows.Err()
+	n.Tags = blockTags(n.Spans)
+	return treeRow{n, extra}, nil
+}
+
+// scanGist reads a gist node row (nodeColumns).
+func scanGist(row pgx.CollectableRow) (treeRow, error) {
+	n := &tree.Node{}
+	var hash, extra []byte
+	if err := row.Scan(&n.Level, &n.Index, &n.First, &n.Last, &n.Msg, &n.Tokens, &n.Text, &n.Cost, &n.Short, &n.ShortCost,
+		&n.Head, &hash, &n.Time, &n.TimeEnd, &n.Tags, &extra, &n.DetailsHead); err != nil {
+		return treeRow{}, err
+	}
+	n.Text, n.Short, n.Tags = goText(n.Text), goText(n.Short), goTexts(n.Tags)
+	copy(n.Hash[:], hash)
+	return treeRow{n, extra}, nil
 }
 
 // Get returns the record of key.
@@ -739,10 +776,7 @@ func (s *Store) Scan(prefix string, fn func(key, value string) bool) error {
 	switch {
 	case sc.kind == kindImport:
 		rows, qerr := s.pool.Query(ctx, qPending, pendingAge)
-		if qerr != nil {
-			return wrap(qerr)
-		}
-		kvs, qerr := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.KV, error) {
+		kvs, qerr := rowsOf(rows, qerr, func(r pgx.CollectableRow) (store.KV, error) {
 			var t, n string
 			err := r.Scan(&t, &n)
 			return store.KV{Key: key{kind: kindImport, tenant: t, context: goName(n)}.String(), Value: "{}"}, err
@@ -753,10 +787,7 @@ func (s *Store) Scan(prefix string, fn func(key, value string) bool) error {
 		out = kvs
 	case sc.tenantOnly:
 		rows, qerr := s.pool.Query(ctx, qHeaders, sc.tenant)
-		if qerr != nil {
-			return wrap(qerr)
-		}
-		kvs, qerr := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.KV, error) {
+		kvs, qerr := rowsOf(rows, qerr, func(r pgx.CollectableRow) (store.KV, error) {
 			var n string
 			var h headerJSON
 			var extra []byte
@@ -808,61 +839,40 @@ func (s *Store) scan(ctx context.Context, k key, sp span, emit func(key, string)
 			}
 		})
 	case kindFocus:
+		var f focusJSON
+		var l, i, lq int64
+		var extra []byte
 		rows, err := s.pool.Query(ctx, qFocus, id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var f focusJSON
-			var l, i, lq int64
-			var extra []byte
-			if err := rows.Scan(&l, &i, &f.Expanded, &f.LastExpanded, &f.Resident, &f.LastResident, &f.Swaps, &f.Questions, &lq, &extra); err != nil {
-				return err
-			}
+		return eachRow(rows, err, []any{&l, &i, &f.Expanded, &f.LastExpanded, &f.Resident, &f.LastResident, &f.Swaps, &f.Questions, &lq, &extra}, func() error {
 			f.LastQuestion = uint64(lq)
 			fk := base
 			fk.kind, fk.a, fk.b = kindFocus, l, i
 			if sp == everything || (fk.a == k.a && fk.b == k.b) {
 				emit(fk, withExtra(encode(f), extra))
 			}
-		}
-		return rows.Err()
+			return nil
+		})
 	case kindProvenance:
+		var seq int64
+		var rec string
 		rows, err := s.pool.Query(ctx, qProv, id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var seq int64
-			var rec string
-			if err := rows.Scan(&seq, &rec); err != nil {
-				return err
-			}
+		return eachRow(rows, err, []any{&seq, &rec}, func() error {
 			pk := base
 			pk.kind, pk.a = kindProvenance, seq
 			if sp == everything || seq == k.a {
 				emit(pk, rec)
 			}
-		}
-		return rows.Err()
+			return nil
+		})
 	case kindResponse:
+		var rid, rec string
 		rows, err := s.pool.Query(ctx, qResps, id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var rid, rec string
-			if err := rows.Scan(&rid, &rec); err != nil {
-				return err
-			}
+		return eachRow(rows, err, []any{&rid, &rec}, func() error {
 			rk := base
 			rk.kind, rk.id = kindResponse, rid
 			emit(rk, rec)
-		}
-		return rows.Err()
+			return nil
+		})
 	case kindPins:
 		var rec string
 		err := s.pool.QueryRow(ctx, qPins, id, 0).Scan(&rec)
@@ -911,10 +921,19 @@ func core(kind string) bool {
 	return kind == kindContext || kind == kindMessage || kind == kindNode || kind == kindVector || kind == kindPins
 }
 
-// parseAll parses and orders the records of a write.
+// parseAll parses and orders the records of a write. A key written twice
+// in one write (a message the engine rewrote twice in one operation) is
+// written once, with its last value, as the embedded store would leave it.
 func parseAll(kvs []store.KV) ([]record, error) {
 	out := make([]record, 0, len(kvs))
-	for _, kv := range kvs {
+	last := make(map[string]int, len(kvs))
+	for i, kv := range kvs {
+		last[kv.Key] = i
+	}
+	for i, kv := range kvs {
+		if last[kv.Key] != i {
+			continue
+		}
 		k, err := parseKey(kv.Key)
 		if err != nil {
 			return nil, err
@@ -1015,17 +1034,26 @@ func (s *Store) PutAt(ctx context.Context, tenant, name string, base store.Versi
 	}
 	id, next := base.Epoch, base.N+1
 	b := &pgx.Batch{}
-	if base.IsZero() {
+	header := slices.IndexFunc(recs, func(r record) bool { return r.k.kind == kindContext })
+	switch {
+	case base.IsZero():
 		if err := s.pool.QueryRow(ctx, qNextID).Scan(&id); err != nil {
 			return store.Version{}, wrap(err)
 		}
 		next = 1
 		b.Queue(qCreate, id, tenant, pgName(name))
-	} else {
+		header = -1
+	case header >= 0:
+		args, err := headerArgs(recs[header])
+		if err != nil {
+			return store.Version{}, err
+		}
+		b.Queue(qAdvanceHeader, append([]any{id, base.N}, args...)...)
+	default:
 		b.Queue(qAdvance, id, base.N)
 	}
-	for _, r := range recs {
-		if r.k.kind == kindImport || r.k.kind == kindResponseIndex {
+	for i, r := range recs {
+		if r.k.kind == kindImport || r.k.kind == kindResponseIndex || i == header {
 			continue
 		}
 		if err := queueRecord(b, id, next, r); err != nil {
@@ -1038,21 +1066,31 @@ func (s *Store) PutAt(ctx context.Context, tenant, name string, base store.Versi
 	return store.Version{Epoch: id, N: next}, nil
 }
 
+// headerArgs are the values of a header record's columns, in the order of
+// qPutHeader's parameters after the context's id.
+func headerArgs(r record) ([]any, error) {
+	var h headerJSON
+	if err := decode(r.k, r.val, &h); err != nil {
+		return nil, err
+	}
+	extra, err := extraFields(r.val, headerFields)
+	if err != nil {
+		return nil, err
+	}
+	return []any{h.Created, h.Updated, h.Messages, h.Tokens, h.Bytes, h.Policy, extra}, nil
+}
+
 // queueRecord queues the statements that write one record of context id
 // at version.
 func queueRecord(b *pgx.Batch, id, version int64, r record) error {
 	k := r.k
 	switch k.kind {
 	case kindContext:
-		var h headerJSON
-		if err := decode(k, r.val, &h); err != nil {
-			return err
-		}
-		extra, err := extraFields(r.val, headerFields)
+		args, err := headerArgs(r)
 		if err != nil {
 			return err
 		}
-		b.Queue(qPutHeader, id, h.Created, h.Updated, h.Messages, h.Tokens, h.Bytes, h.Policy, extra)
+		b.Queue(qPutHeader, append([]any{id}, args...)...)
 	case kindPins:
 		b.Queue(qPutPins, id, pgText(r.val), version)
 	case kindMessage:

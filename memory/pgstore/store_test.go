@@ -522,21 +522,26 @@ func TestQueriesUseIndexes(t *testing.T) {
 		sql  string
 		args []any
 	}{
-		"version":  {qVersion, []any{"t", "C"}},
-		"header":   {qHeader, []any{"t", "C"}},
-		"headers":  {qHeaders, []any{"t"}},
-		"messages": {qMessages, []any{1, 0, 0, 100}},
-		"message":  {qMessageAt, []any{"t", "C", 1}},
-		"tagsat":   {qTagsAt, []any{"t", "C", 1}},
-		"tags":     {qTags, []any{1, 0, 0, 100}},
-		"blocks":   {qBlocks, []any{1, 0, 0, 100}},
-		"nodes":    {qNodes, []any{1, 0, 1, 100}},
-		"vectors":  {qVectors, []any{1, 0, 0, 100}},
-		"focus":    {qFocus, []any{1}},
-		"prov":     {qProv, []any{1}},
-		"resps":    {qResps, []any{1}},
-		"resp":     {qResp, []any{"t", "resp_1", "C"}},
-		"respctx":  {qRespCtx, []any{"t", "resp_1"}},
+		"version":          {qVersion, []any{"t", "C"}},
+		"header":           {qHeader, []any{"t", "C"}},
+		"headers":          {qHeaders, []any{"t"}},
+		"messages":         {qMessages, []any{1, 0, 100}},
+		"message":          {qMessageAt, []any{"t", "C", 1}},
+		"tagsat":           {qTagsAt, []any{"t", "C", 1}},
+		"tags":             {qTags, []any{1, 0, 100}},
+		"blocks":           {qBlocks, []any{1, 0, 100}},
+		"nodes":            {qNodes, []any{1, 1, 100}},
+		"vectors":          {qVectors, []any{1, 0, 100}},
+		"messages changed": {qMessagesChanged, []any{1, 1}},
+		"tags changed":     {qTagsChanged, []any{1, 1}},
+		"blocks changed":   {qBlocksChanged, []any{1, 1}},
+		"nodes changed":    {qNodesChanged, []any{1, 1}},
+		"vectors changed":  {qVectorsChanged, []any{1, 1}},
+		"focus":            {qFocus, []any{1}},
+		"prov":             {qProv, []any{1}},
+		"resps":            {qResps, []any{1}},
+		"resp":             {qResp, []any{"t", "resp_1", "C"}},
+		"respctx":          {qRespCtx, []any{"t", "resp_1"}},
 	} {
 		rows, err := conn.Query(ctx, "EXPLAIN "+q.sql, q.args...)
 		if err != nil {
@@ -548,6 +553,93 @@ func TestQueriesUseIndexes(t *testing.T) {
 		}
 		if plan := strings.Join(lines, "\n"); strings.Contains(plan, "Seq Scan") {
 			t.Errorf("%s scans a table:\n%s", name, plan)
+		}
+	}
+}
+
+// TestUnchangedCheckScansNothing: a replica's check of a context nobody
+// changed since its version (every request) scans none of the context's
+// rows, in the generic plan of a prepared statement as in a custom one.
+// (It used to walk every message, tag and gist of the context through the
+// primary key: milliseconds per request at 100K-token histories.)
+func TestUnchangedCheckScansNothing(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	s := openStore(t, dsn)
+	ctx := context.Background()
+	if err := s.Put(sample()...); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Version(ctx, "t", "C")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, mode := range []string{"force_generic_plan", "force_custom_plan"} {
+		if _, err := conn.Exec(ctx, "SET plan_cache_mode = "+mode); err != nil {
+			t.Fatal(err)
+		}
+		for i, q := range []string{qMessagesChanged, qTagsChanged, qBlocksChanged, qNodesChanged, qVectorsChanged} {
+			name := fmt.Sprintf("changed%d", i)
+			if _, err := conn.Exec(ctx, "PREPARE "+name+" AS "+q); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := conn.Query(ctx, fmt.Sprintf("EXPLAIN (ANALYZE, COSTS OFF) EXECUTE %s(%d, %d)", name, v.Epoch, v.N))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Exec(ctx, "DEALLOCATE "+name); err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range lines {
+				scan := strings.Contains(l, "Scan") && !strings.Contains(l, " on contexts")
+				if scan && !strings.Contains(l, "never executed") {
+					t.Errorf("%s, %s: an unchanged context's check scans its rows:\n%s", mode, q, strings.Join(lines, "\n"))
+					break
+				}
+			}
+		}
+	}
+	// A write moves the version on: the same check reads what it wrote.
+	if err := s.Put(store.KV{Key: kv("m", "000000000002"), Value: `{"seq":2,"parent":1,"hash":"h2","role":"user","text":"later","time":1002,"first":-1,"last":-1,"tokens":1}`}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := s.Since(ctx, "t", "C", v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, r := range ch.Records {
+		keys = append(keys, r.Key)
+	}
+	if want := []string{kv("c"), kv("m", "000000000002")}; !reflect.DeepEqual(keys, want) {
+		t.Errorf("records after the write: %q, want %q", keys, want)
+	}
+}
+
+// TestSynchronousCommit: the option reaches every session of the pool
+// (data_sync second on PostgreSQL); without it the database's setting holds.
+func TestSynchronousCommit(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	for _, tc := range []struct{ opt, want string }{{"off", "off"}, {"", "on"}, {"local", "local"}} {
+		s, err := Open(context.Background(), Options{DSN: dsn, AutoMigrate: true, SynchronousCommit: tc.opt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := s.pool.QueryRow(context.Background(), "SHOW synchronous_commit").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if got != tc.want {
+			t.Errorf("option %q: synchronous_commit %q, want %q", tc.opt, got, tc.want)
 		}
 	}
 }
