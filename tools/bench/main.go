@@ -86,7 +86,8 @@ func main() {
 	clients := flag.Int("clients", 8, "with --replicas: concurrent clients of the throughput phase")
 	perClient := flag.Int("client-turns", 25, "with --replicas: turns each client sends in the throughput phase")
 	cacheBytes := flag.Int64("cache-bytes", 0, "with --replicas: memory.cache_bytes of each replica, the bound of its cache of loaded contexts (0: the default, 256 MiB)")
-	syncCommit := flag.Bool("synchronous-commit", true, "with --store postgres: commits wait for their WAL flush (off: like data_sync second, a database crash may lose the last fraction of a second)")
+	syncCommit := flag.String("synchronous-commit", "auto", "with --store postgres: the replicas' store.synchronous_commit (auto follows --sync: second as off, always as on; or on, off, local...)")
+	pgStats := flag.Bool("pg-stats", false, "with --store postgres: break the database's side of the latency phase down by statement (pg_stat_statements) and WAL flush")
 	focusAB := flag.Bool("focus", false, "A/B in one run: the same turns through a proxy whose focus telemetry and kept windows are off and one where they are on; reports what they add per request")
 	flag.StringVar(&cfg.upstream, "upstream", "", "a running OpenAI-compatible server to measure against instead of the fakellama fixture")
 	flag.DurationVar(&cfg.hopDelay, "hop-delay", 0, "latency added to every request to the upstream (a remote hop)")
@@ -95,8 +96,9 @@ func main() {
 	flag.BoolVar(&cfg.assets, "assets", false, "give the engine the installed WordNet and GloVe (make assets), as serve does when they are present")
 	flag.BoolVar(&cfg.localVocab, "local-vocab", false, "count tokens with the vocabulary of the model file the upstream's /props names (native layer)")
 	flag.Parse()
+	cleanUpOnSignal()
 	if *replicas > 0 {
-		b := replicaBench{n: *replicas, history: *history, turns: *turns, clients: *clients, perClient: *perClient, kind: *storeKind, sync: *sync, synchronousCommit: *syncCommit, cacheBytes: *cacheBytes}
+		b := replicaBench{n: *replicas, history: *history, turns: *turns, clients: *clients, perClient: *perClient, kind: *storeKind, sync: *sync, synchronousCommit: *syncCommit, pgStats: *pgStats, cacheBytes: *cacheBytes}
 		if err := b.run(*jsonOut); err != nil {
 			log.Fatal(err)
 		}

@@ -43,7 +43,12 @@ type replicaBench struct {
 	n, history, turns, clients, perClient int
 	kind                                  string
 	sync                                  string
-	synchronousCommit                     bool
+	// synchronousCommit is each replica's store.synchronous_commit
+	// ("auto": as data_sync, --sync, makes it).
+	synchronousCommit string
+	// pgStats breaks the database's side of the latency phase down by
+	// statement (pg_stat_statements) and WAL flush (pg_stat_wal).
+	pgStats bool
 	// cacheBytes is each replica's memory.cache_bytes (0: the default).
 	cacheBytes int64
 }
@@ -52,6 +57,8 @@ type replicaBench struct {
 type replicaProc struct {
 	cmd *exec.Cmd
 	url string
+	// unregister takes the replica off the list a signal kills.
+	unregister func()
 }
 
 func (b replicaBench) run(jsonOut bool) error {
@@ -62,6 +69,7 @@ func (b replicaBench) run(jsonOut bool) error {
 	if err != nil {
 		return err
 	}
+	defer atExit(func() { os.RemoveAll(work) })()
 	defer os.RemoveAll(work)
 	bin := filepath.Join(work, "megacontext")
 	build := exec.Command("go", "build", "-o", bin, ".")
@@ -82,17 +90,22 @@ func (b replicaBench) run(jsonOut bool) error {
 	// ping times one round trip to the database (postgres only), to read
 	// the added latency against: a turn makes three.
 	var ping func() (float64, error)
+	// db reads the database's statistics (--pg-stats).
+	var db *pgx.Conn
 	dataDir := filepath.Join(work, "data")
 	switch b.kind {
 	case "postgres":
 		settings := map[string]string{}
-		if !b.synchronousCommit {
-			settings["synchronous_commit"] = "off"
+		if b.pgStats {
+			settings["shared_preload_libraries"] = "pg_stat_statements"
+			settings["pg_stat_statements.track"] = "all"
+			settings["track_wal_io_timing"] = "on"
 		}
 		srv, err := pgtest.Start(pgtest.Options{Durable: true, Settings: settings})
 		if err != nil {
 			return err
 		}
+		defer atExit(func() { srv.Close() })()
 		defer srv.Close()
 		dsn := srv.DSN("postgres")
 		pg, err := pgstore.Open(context.Background(), pgstore.Options{DSN: dsn, AutoMigrate: true})
@@ -109,6 +122,9 @@ func (b replicaBench) run(jsonOut bool) error {
 			t0 := time.Now()
 			_, err := conn.Exec(context.Background(), "SELECT 1")
 			return float64(time.Since(t0).Microseconds()) / 1000, err
+		}
+		if b.pgStats {
+			db = conn
 		}
 		args = []string{"--store", "postgres", "--dsn", dsn}
 	case "buntdb":
@@ -147,15 +163,32 @@ func (b replicaBench) run(jsonOut bool) error {
 			if p != nil {
 				p.cmd.Process.Signal(syscall.SIGTERM)
 				p.cmd.Wait()
+				p.unregister()
 			}
 		}
 	}()
+	env := []string{"MEGACONTEXT_DATA_SYNC=" + b.sync, "MEGACONTEXT_STORE_SYNCHRONOUS_COMMIT=" + b.synchronousCommit}
+	if b.cacheBytes != 0 {
+		env = append(env, fmt.Sprintf("MEGACONTEXT_MEMORY_CACHE_BYTES=%d", b.cacheBytes))
+	}
 	for i := range reps {
-		if reps[i], err = startReplica(bin, fake.URL(), append(args, "--log-level", "warn"), b.sync, b.cacheBytes, filepath.Join(work, fmt.Sprintf("replica%d.log", i))); err != nil {
+		if reps[i], err = startReplica(bin, fake.URL(), append(args, "--log-level", "warn"), env, filepath.Join(work, fmt.Sprintf("replica%d.log", i))); err != nil {
 			return err
 		}
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	load0 := loadAverage()
+	before := map[string]float64{}
+	for _, p := range reps {
+		if err := storeCounters(client, p.url, before); err != nil {
+			return err
+		}
+	}
+	if db != nil {
+		if err := resetPgStats(db); err != nil {
+			return err
+		}
+	}
 
 	// Latency: one conversation, each turn through the next replica.
 	var direct, via, overhead, rtt []float64
@@ -187,6 +220,28 @@ func (b replicaBench) run(jsonOut bool) error {
 			msgs = msgs[:1]
 		}
 	}
+
+	// What the store took on the request path during those turns, from
+	// the replicas' counters (background writes, embeddings say, count
+	// too), and the database's own account of it.
+	latency := map[string]float64{}
+	for _, p := range reps {
+		if err := storeCounters(client, p.url, latency); err != nil {
+			return err
+		}
+	}
+	perTurn := func(name string) float64 { return (latency[name] - before[name]) / float64(b.turns+5) }
+	storeMs := map[string]float64{
+		"checks_per_turn": perTurn("checks"), "check_ms_per_turn": 1000 * perTurn("check_seconds"),
+		"writes_per_turn": perTurn("writes"), "write_ms_per_turn": 1000 * perTurn("write_seconds"),
+	}
+	var stats *pgStats
+	if db != nil {
+		if stats, err = readPgStats(db, b.turns+5); err != nil {
+			return err
+		}
+	}
+	load1 := loadAverage()
 
 	// Throughput: clients at once, each its own preloaded memory, turns
 	// round robin over the replicas.
@@ -227,7 +282,8 @@ func (b replicaBench) run(jsonOut bool) error {
 	}
 	res := map[string]any{
 		"store": b.kind, "replicas": b.n, "history_tokens": b.history, "turns": b.turns, "sync": b.sync,
-		"synchronous_commit": b.synchronousCommit, "preload_s": preload.Seconds(),
+		"synchronous_commit": b.synchronousCommit, "preload_s": preload.Seconds(), "store_per_turn": storeMs,
+		"load_average":  []string{load0, load1},
 		"direct_ms_p50": pct(direct, 50), "proxy_ms_p50": pct(via, 50), "proxy_ms_p99": pct(via, 99),
 		"overhead_ms_p50": pct(overhead, 50), "overhead_ms_p99": pct(overhead, 99),
 		"clients": b.clients, "requests": reqs, "throughput_rps": float64(reqs) / wall.Seconds(),
@@ -236,14 +292,23 @@ func (b replicaBench) run(jsonOut bool) error {
 	if len(rtt) > 0 {
 		res["db_round_trip_ms_p50"] = pct(rtt, 50)
 	}
+	if stats != nil {
+		res["pg_stats"] = stats
+	}
 	if jsonOut {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
 	fmt.Printf("store %s, %d replica(s), history %d tokens (preload %.1fs)\n", b.kind, b.n, b.history, preload.Seconds())
 	fmt.Printf("latency: direct p50 %.2f ms; through a replica p50 %.2f ms p99 %.2f ms; added p50 %.2f ms p99 %.2f ms\n",
 		pct(direct, 50), pct(via, 50), pct(via, 99), pct(overhead, 50), pct(overhead, 99))
+	fmt.Printf("load average (1, 5, 15 min) before the turns %s, after %s\n", load0, load1)
+	fmt.Printf("store per turn (replicas' counters, latency phase): %.2f checks %.2f ms, %.2f writes %.2f ms\n",
+		storeMs["checks_per_turn"], storeMs["check_ms_per_turn"], storeMs["writes_per_turn"], storeMs["write_ms_per_turn"])
 	if len(rtt) > 0 {
 		fmt.Printf("database round trip (SELECT 1 from the bench, between turns) p50 %.2f ms: a turn makes three\n", pct(rtt, 50))
+	}
+	if stats != nil {
+		stats.print()
 	}
 	fmt.Printf("store counters, all replicas: %v\n", counters)
 	fmt.Printf("throughput: %d clients, %d requests in %.1fs: %.1f requests/s\n", b.clients, reqs, wall.Seconds(), float64(reqs)/wall.Seconds())
@@ -255,8 +320,9 @@ func (b replicaBench) run(jsonOut bool) error {
 	return nil
 }
 
-// startReplica runs the binary on a free port and waits until it answers.
-func startReplica(bin, upstreamURL string, args []string, sync string, cacheBytes int64, logPath string) (*replicaProc, error) {
+// startReplica runs the binary on a free port, with env added to the
+// bench's environment, and waits until it answers.
+func startReplica(bin, upstreamURL string, args, env []string, logPath string) (*replicaProc, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -269,14 +335,12 @@ func startReplica(bin, upstreamURL string, args []string, sync string, cacheByte
 	}
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr, "--upstream", upstreamURL}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "MEGACONTEXT_DATA_SYNC="+sync)
-	if cacheBytes != 0 {
-		cmd.Env = append(cmd.Env, fmt.Sprintf("MEGACONTEXT_MEMORY_CACHE_BYTES=%d", cacheBytes))
-	}
-	if err := cmd.Start(); err != nil {
+	cmd.Env = append(os.Environ(), env...)
+	unregister, err := startChild(cmd)
+	if err != nil {
 		return nil, err
 	}
-	p := &replicaProc{cmd: cmd, url: "http://" + addr}
+	p := &replicaProc{cmd: cmd, url: "http://" + addr, unregister: unregister}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(p.url + "/readyz"); err == nil {
@@ -289,6 +353,7 @@ func startReplica(bin, upstreamURL string, args []string, sync string, cacheByte
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
+	unregister()
 	b, _ := os.ReadFile(logPath)
 	return nil, fmt.Errorf("replica on %s not ready: %s", addr, b)
 }
