@@ -274,7 +274,10 @@ const (
 
 	qPutHeader = `UPDATE contexts SET header = true, pending_since = NULL, created_ms = $2, updated_ms = $3, messages = $4,
 	                  tokens = $5, bytes = $6, policy = $7, extra = $8 WHERE id = $1`
-	qPutMessage = `INSERT INTO messages (context_id, seq, parent, chain_hash, raw_key, role, name, body, raw, extra_tokens, tokens,
+	// qPutMessage writes a message and deletes its tags, in one statement
+	// (qPutTags writes them again after it, if any).
+	qPutMessage = `WITH untag AS (DELETE FROM tags WHERE context_id = $1 AND seq = $2)
+	               INSERT INTO messages (context_id, seq, parent, chain_hash, raw_key, role, name, body, raw, extra_tokens, tokens,
 	                   time_ms, first_block, last_block, partial, superseded, damaged, origin_context, origin_seq, origin_time_ms, extra, version,
 	                   pruned, uncounted)
 	               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
@@ -285,8 +288,7 @@ const (
 	                   superseded = EXCLUDED.superseded, damaged = EXCLUDED.damaged, origin_context = EXCLUDED.origin_context,
 	                   origin_seq = EXCLUDED.origin_seq, origin_time_ms = EXCLUDED.origin_time_ms, extra = EXCLUDED.extra,
 	                   version = EXCLUDED.version, pruned = EXCLUDED.pruned, uncounted = EXCLUDED.uncounted`
-	qDeleteTags = `DELETE FROM tags WHERE context_id = $1 AND seq = $2`
-	qPutTags    = `INSERT INTO tags (context_id, seq, ord, rule, tagged, whole)
+	qPutTags = `INSERT INTO tags (context_id, seq, ord, rule, tagged, whole)
 	               SELECT $1, $2, u.ord, u.rule, u.tagged, u.whole
 	                 FROM unnest($3::smallint[], $4::text[], $5::boolean[], $6::boolean[]) AS u(ord, rule, tagged, whole)`
 	qPutBlock = `INSERT INTO blocks (context_id, idx, msg_seq, part, role, time_ms, tokens, cost, head, body, hash, spans, extra, version,
@@ -1121,7 +1123,6 @@ func queueRecord(b *pgx.Batch, id, version int64, r record) error {
 		}
 		b.Queue(qPutMessage, id, m.Seq, m.Parent, m.Hash, rk, pgText(m.Role), pgText(m.Name), pgText(m.Text), raw, m.Extra, m.Tokens,
 			m.Time, m.First, m.Last, m.Partial, m.Superseded, m.Damaged, oc, os, ot, extra, version, m.Pruned, m.Uncounted)
-		b.Queue(qDeleteTags, id, m.Seq)
 		if ords, rules, tagged, whole := m.tagRows(); len(ords) > 0 {
 			b.Queue(qPutTags, id, m.Seq, ords, pgTexts(rules), tagged, whole)
 		}

@@ -643,3 +643,37 @@ func TestSynchronousCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestRewrittenMessageKeepsOnlyItsNewTags: a message written again (re-
+// tagged, or untagged by an erasure) has the tags of its last record only,
+// whether the write is guarded or not.
+func TestRewrittenMessageKeepsOnlyItsNewTags(t *testing.T) {
+	s := openStore(t, pgtest.NewDB(t))
+	ctx := context.Background()
+	recs := sample()
+	if err := s.Put(recs...); err != nil {
+		t.Fatal(err)
+	}
+	k := kv("m", "000000000001")
+	for i, tags := range []string{`"tags":["email"],`, `"whole":["orphan"],`, ``} {
+		val := fmt.Sprintf(`{"seq":1,"parent":0,"hash":"h1","role":"user","text":"mail me","time":1001,%s"first":0,"last":1,"tokens":7}`, tags)
+		if i%2 == 0 {
+			if err := s.Put(store.KV{Key: k, Value: val}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			v, err := s.Version(ctx, "t", "C")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.PutAt(ctx, "t", "C", v, store.KV{Key: k, Value: val}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _, err := s.Get(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equalJSON(t, k, got, val)
+	}
+}
