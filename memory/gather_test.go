@@ -1,8 +1,11 @@
 package memory
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +77,36 @@ func TestRecurringSmallTalkYieldsToFact(t *testing.T) {
 	for b, s := range sc {
 		if text := c.tree.Block(b).Text; strings.Contains(text, "drilling starts") && s >= factScore {
 			t.Errorf("small talk told in every fifth session scores %.2f, the fact told once %.2f: %q", s, factScore, text)
+		}
+	}
+}
+
+// bestOf keeps what sorting all scores would keep: the n highest, the
+// newer block on ties.
+func TestBestOfIsTheTopOfASort(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for trial := range 200 {
+		scores := map[int]float64{}
+		for range r.IntN(60) {
+			scores[r.IntN(100)] = float64(r.IntN(8)) // many ties
+		}
+		n := 1 + r.IntN(20)
+		ids := make([]int, 0, len(scores))
+		for b := range scores {
+			ids = append(ids, b)
+		}
+		slices.SortFunc(ids, func(x, y int) int {
+			if scores[x] != scores[y] {
+				return cmp.Compare(scores[y], scores[x])
+			}
+			return cmp.Compare(y, x)
+		})
+		want := map[int]bool{}
+		for _, b := range ids[:min(n, len(ids))] {
+			want[b] = true
+		}
+		if got := bestOf(scores, n); !maps.Equal(got, want) {
+			t.Fatalf("trial %d: bestOf(%v, %d) = %v, want %v", trial, scores, n, got, want)
 		}
 	}
 }

@@ -317,10 +317,12 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 	raw := c.index.Score(q, c.tree.Len(), 0.2)
 	// The best matches are checked for matching only through recurring
 	// small talk (the rest are too weak to be shown for it).
-	recurCheck := map[int]bool{}
-	for _, b := range lens.Top(raw, maxRecurChecks) {
-		recurCheck[b] = true
+	recurCheck := bestOf(raw, maxRecurChecks)
+	askedHash := make(map[uint32]bool, len(q))
+	for _, t := range q {
+		askedHash[lens.TermHash(t.Text)] = true
 	}
+	isAsked := func(h uint32) bool { return askedHash[h] }
 	n := float64(c.tree.Len())
 	out := make(map[int]float64, len(raw)*3)
 	give := func(b int, s float64) {
@@ -349,7 +351,7 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 		}
 		// What recurs all through the history is small talk: its words
 		// match many questions and answer none.
-		if recurCheck[b] && c.index.OnlyRecurring(b, c.tree.Block(b).Text, func(t string) bool { return asked[t] }) {
+		if recurCheck[b] && c.index.OnlyRecurring(b, isAsked) {
 			s *= recurWeight
 		}
 		blk := c.tree.Block(b)
@@ -477,6 +479,59 @@ const recurWeight = 0.3
 
 // maxRecurChecks bounds the blocks checked for recurring text per query.
 const maxRecurChecks = 256
+
+// bestOf returns the n blocks of scores with the highest scores (the
+// newer on ties), in one pass with a heap of n: scores may hold most of a
+// long history's blocks.
+func bestOf(scores map[int]float64, n int) map[int]bool {
+	out := make(map[int]bool, min(n, len(scores)))
+	if len(scores) <= n {
+		for b := range scores {
+			out[b] = true
+		}
+		return out
+	}
+	type bs struct {
+		b int
+		s float64
+	}
+	less := func(x, y bs) bool { return x.s < y.s || (x.s == y.s && x.b < y.b) }
+	h := make([]bs, 0, n) // a min-heap: h[0] is the weakest kept
+	down := func(i int) {
+		for {
+			m, l, r := i, 2*i+1, 2*i+2
+			if l < len(h) && less(h[l], h[m]) {
+				m = l
+			}
+			if r < len(h) && less(h[r], h[m]) {
+				m = r
+			}
+			if m == i {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for b, s := range scores {
+		x := bs{b, s}
+		if len(h) < n {
+			h = append(h, x)
+			for i := len(h) - 1; i > 0 && less(h[i], h[(i-1)/2]); i = (i - 1) / 2 {
+				h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
+			}
+			continue
+		}
+		if less(h[0], x) {
+			h[0] = x
+			down(0)
+		}
+	}
+	for _, x := range h {
+		out[x.b] = true
+	}
+	return out
+}
 
 // echoWeight weighs a block that only repeats the question.
 const echoWeight = 0.2

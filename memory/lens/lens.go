@@ -44,9 +44,9 @@ type Index struct {
 	// a text's occurrences back.
 	lower, midCap map[string]int32
 	// shingleN counts each shingle's occurrences in the history, and
-	// blockShingles lists each block's (recur.go).
-	shingleN      map[uint64]int32
-	blockShingles [][]uint64
+	// blockTerms holds each block's terms as hashes (recur.go).
+	shingleN   map[uint64]int32
+	blockTerms [][]uint32
 }
 
 // Approximate memory costs of the index, in bytes (64-bit Go): a posting
@@ -139,10 +139,10 @@ func (x *Index) Add(text string) {
 	}
 	x.docLen = append(x.docLen, uint16(l))
 	x.total += int64(l)
-	hs := shingles(terms)
+	hs := termHashes(terms)
 	x.countShingles(hs, 1)
-	x.blockShingles = append(x.blockShingles, hs)
-	x.bytes += shingleListBytes(hs)
+	x.blockTerms = append(x.blockTerms, hs)
+	x.bytes += termListBytes(hs)
 	words := contentWords(text)
 	x.countCase(words, 1)
 	if x.sem != nil {
@@ -415,9 +415,9 @@ func (x *Index) Truncate(n int, text func(block int) string) {
 		}
 		x.total -= int64(x.docLen[blk])
 		x.docLen = x.docLen[:blk]
-		x.countShingles(x.blockShingles[blk], -1)
-		x.bytes -= shingleListBytes(x.blockShingles[blk])
-		x.blockShingles = x.blockShingles[:blk]
+		x.countShingles(x.blockTerms[blk], -1)
+		x.bytes -= termListBytes(x.blockTerms[blk])
+		x.blockTerms = x.blockTerms[:blk]
 		x.countCase(contentWords(old), -1)
 		if x.sem != nil {
 			x.bytes -= x.sem.truncate(blk)
@@ -471,11 +471,11 @@ func (x *Index) Rewrite(blk int, old, text string) {
 	l := min(len(terms), math.MaxUint16)
 	x.total += int64(l) - int64(x.docLen[blk])
 	x.docLen[blk] = uint16(l)
-	x.countShingles(x.blockShingles[blk], -1)
-	x.bytes -= shingleListBytes(x.blockShingles[blk])
-	x.blockShingles[blk] = shingles(terms)
-	x.countShingles(x.blockShingles[blk], 1)
-	x.bytes += shingleListBytes(x.blockShingles[blk])
+	x.countShingles(x.blockTerms[blk], -1)
+	x.bytes -= termListBytes(x.blockTerms[blk])
+	x.blockTerms[blk] = termHashes(terms)
+	x.countShingles(x.blockTerms[blk], 1)
+	x.bytes += termListBytes(x.blockTerms[blk])
 	x.countCase(contentWords(old), -1)
 	words := contentWords(text)
 	x.countCase(words, 1)

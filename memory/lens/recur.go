@@ -6,52 +6,58 @@ import "hash/maphash"
 // told in words of its own; what recurs verbatim all through a history is
 // small talk ("the neighbours are having building work done") or a
 // pasted boilerplate, whose words match many questions and answer none.
-// The index counts the shingles of each block (runs of shingleLen
-// consecutive index terms) over the whole history, so that a block that
-// matches a question only inside recurring text can weigh less
-// (OnlyRecurring).
+// The index keeps each block's terms as hashes and counts the block's
+// shingles (runs of shingleLen consecutive terms) over the whole history,
+// so that a block that matches a question only inside recurring text can
+// weigh less (OnlyRecurring), without reading its text again.
 
 // shingleLen is the number of consecutive terms a shingle spans.
 const shingleLen = 3
 
-// recurSeed hashes shingles; fixed per process (hashes are never stored).
-var recurSeed = maphash.MakeSeed()
+// termSeed hashes terms; fixed per process (hashes are never stored).
+var termSeed = maphash.MakeSeed()
 
-// shingles returns the hashes of the shingles of terms (none when terms
-// are fewer than shingleLen).
-func shingles(terms []string) []uint64 {
+// TermHash returns the hash the index keeps of an index term (Terms).
+func TermHash(term string) uint32 { return uint32(maphash.String(termSeed, term)) }
+
+// termHashes returns the hashes of terms.
+func termHashes(terms []string) []uint32 {
 	if len(terms) < shingleLen {
-		return nil
+		return nil // no shingle: nothing to count or check
 	}
-	out := make([]uint64, 0, len(terms)-shingleLen+1)
-	var h maphash.Hash
-	h.SetSeed(recurSeed)
-	for i := 0; i+shingleLen <= len(terms); i++ {
-		h.Reset()
-		for _, t := range terms[i : i+shingleLen] {
-			h.WriteString(t)
-			h.WriteByte(0)
-		}
-		out = append(out, h.Sum64())
+	out := make([]uint32, len(terms))
+	for i, t := range terms {
+		out[i] = TermHash(t)
 	}
 	return out
 }
 
-// countShingles adds delta to the counts of hs.
-func (x *Index) countShingles(hs []uint64, delta int32) {
-	for _, h := range hs {
-		n := x.shingleN[h] + delta
-		switch {
+// shingle returns the key of the shingle that starts at term i of hs.
+func shingle(hs []uint32, i int) uint64 {
+	const m = 0x9E3779B97F4A7C15
+	k := uint64(hs[i])
+	for _, h := range hs[i+1 : i+shingleLen] {
+		k = (k^uint64(h))*m + 1
+	}
+	return k
+}
+
+// countShingles adds delta to the counts of the shingles of hs.
+func (x *Index) countShingles(hs []uint32, delta int32) {
+	for i := 0; i+shingleLen <= len(hs); i++ {
+		k := shingle(hs, i)
+		old, ok := x.shingleN[k]
+		switch n := old + delta; {
 		case n <= 0:
-			if _, ok := x.shingleN[h]; ok {
-				delete(x.shingleN, h)
+			if ok {
+				delete(x.shingleN, k)
 				x.bytes -= shingleBytes
 			}
 		default:
-			if _, ok := x.shingleN[h]; !ok {
+			if !ok {
 				x.bytes += shingleBytes
 			}
-			x.shingleN[h] = n
+			x.shingleN[k] = n
 		}
 	}
 }
@@ -60,48 +66,39 @@ func (x *Index) countShingles(hs []uint64, delta int32) {
 // entry.
 const shingleBytes = 24
 
-// shingleListBytes is the approximate memory of a block's list of
-// shingles: its slice header and hashes.
-func shingleListBytes(hs []uint64) int64 { return 24 + 8*int64(len(hs)) }
-
-// minRecur is how many times a shingle occurs in a history to be
-// recurring.
-const minRecur = 3
+// termListBytes is the approximate memory of a block's list of term
+// hashes: its slice header and hashes.
+func termListBytes(hs []uint32) int64 { return 24 + 4*int64(len(hs)) }
 
 // OnlyRecurring reports whether every term of block b that match accepts
-// lies in recurring text (each shingle that covers it recurs), and at
-// least one does: the block matches a question only through the small
-// talk it holds, not through what it tells once. text is the block's text
-// as indexed.
-func (x *Index) OnlyRecurring(b int, text string, match func(term string) bool) bool {
-	if b < 0 || b >= len(x.blockShingles) {
+// (by its TermHash) lies in recurring text (each shingle that covers it
+// occurs at least minRecur times in the history), and at least one does:
+// the block matches a question only through the small talk it holds, not
+// through what it tells once.
+func (x *Index) OnlyRecurring(b int, match func(termHash uint32) bool) bool {
+	if b < 0 || b >= len(x.blockTerms) {
 		return false
 	}
-	hs := x.blockShingles[b]
-	rec := make([]bool, len(hs))
-	any := false
-	for i, h := range hs {
-		rec[i] = x.shingleN[h] >= minRecur
-		any = any || rec[i]
-	}
-	if !any {
+	hs := x.blockTerms[b]
+	n := len(hs) - shingleLen + 1
+	if n <= 0 {
 		return false
-	}
-	terms := Terms(text)
-	if len(terms) != len(hs)+shingleLen-1 {
-		return false // not the text the block was indexed with
 	}
 	found := false
-	for i, t := range terms {
-		if !match(t) {
+	for i, h := range hs {
+		if !match(h) {
 			continue
 		}
 		found = true
-		for j := max(0, i-shingleLen+1); j <= min(i, len(hs)-1); j++ {
-			if !rec[j] {
+		for j := max(0, i-shingleLen+1); j <= min(i, n-1); j++ {
+			if x.shingleN[shingle(hs, j)] < minRecur {
 				return false
 			}
 		}
 	}
 	return found
 }
+
+// minRecur is how many times a shingle occurs in a history to be
+// recurring.
+const minRecur = 3
