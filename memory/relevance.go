@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -330,7 +331,13 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 			out[b] += s
 		}
 	}
-	for b, s := range raw {
+	// A block's score sums the shares of several matches (its own, its
+	// neighbours', its exchange's): floating-point sums depend on their
+	// order, so the matches are taken in block order, never in the map's
+	// (random) order. Two assemblies of the same request must rank ties
+	// alike: a dry run shows the very window a live request gets.
+	for _, b := range slices.Sorted(maps.Keys(raw)) {
+		s := raw[b]
 		if inTail(b) {
 			continue
 		}
