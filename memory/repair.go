@@ -161,7 +161,8 @@ func (e *Engine) repairTree(c *mctx, why string) error {
 
 // recoverDamaged gives a placeholder of an unreadable message record
 // (damagedMessage) the text, role and time of the blocks restored under
-// its number, so that rebuilding the tree keeps what the message said.
+// its number, so that rebuilding the tree keeps what the message said,
+// and its parent and chain hash when a child's hash proves them.
 func (e *Engine) recoverDamaged(c *mctx, m *msgRecord) {
 	if !m.Damaged || m.Text != "" {
 		return
@@ -181,6 +182,30 @@ func (e *Engine) recoverDamaged(c *mctx, m *msgRecord) {
 		return
 	}
 	m.Text, m.Role, m.Time = text.String(), internRole(first.Role), first.Time
+	// Its place in the chain too, when a child proves it: the parent is a
+	// message before it (or none), and the chain hash that parent gives
+	// is the one a child's stored hash follows from. A resent list then
+	// matches the message again.
+	for p := m.Seq - 1; p >= -1; p-- {
+		prev := ""
+		if p >= 0 {
+			if c.msgs[p].Damaged {
+				continue
+			}
+			prev = c.msgs[p].Hash
+		}
+		h := chainHash(prev, Message{Role: m.Role, Text: m.Text})
+		for _, kid := range c.kids[m.Seq] {
+			k := c.msgs[kid]
+			if k.Damaged || k.Pruned || strings.Contains(k.Text, ErasedText) {
+				continue
+			}
+			if chainHash(h, Message{Role: k.Role, Name: k.Name, Text: k.Text}) == k.Hash {
+				m.Parent, m.Hash, m.Damaged, m.Superseded = p, h, false, k.Superseded
+				return
+			}
+		}
+	}
 }
 
 // repairHeader counts c's messages and their tokens into its header, which

@@ -42,6 +42,15 @@ func (c *mctx) verify() error {
 			return fmt.Errorf("memory: message %d is numbered %d", i, m.Seq)
 		}
 		if m.Damaged {
+			// A record read back damaged (decodeMessage) has no chain to
+			// check, but its blocks, if any, must be where they are.
+			tokens += m.Tokens
+			if m.First >= 0 {
+				if err := c.verifyBlocks(m, next); err != nil {
+					return err
+				}
+				next = m.Last + 1
+			}
 			continue
 		}
 		if m.Parent < -1 || m.Parent >= m.Seq {
@@ -66,19 +75,8 @@ func (c *mctx) verify() error {
 		if m.First < 0 {
 			continue
 		}
-		if m.First != next || m.Last < m.First || m.Last >= c.tree.Len() {
-			return fmt.Errorf("memory: message %d has blocks [%d, %d], want them from %d", i, m.First, m.Last, next)
-		}
-		var text strings.Builder
-		for b := m.First; b <= m.Last; b++ {
-			n := c.tree.Block(b)
-			if n.Msg != m.Seq || n.Part != b-m.First {
-				return fmt.Errorf("memory: block %d is part %d of message %d, want part %d of %d", b, n.Part, n.Msg, b-m.First, m.Seq)
-			}
-			text.WriteString(n.Text)
-		}
-		if text.String() != m.Text {
-			return fmt.Errorf("memory: the blocks of message %d do not spell its text", i)
+		if err := c.verifyBlocks(m, next); err != nil {
+			return err
 		}
 		next = m.Last + 1
 	}
@@ -90,6 +88,26 @@ func (c *mctx) verify() error {
 	}
 	if c.rec.Messages != len(c.msgs) || c.rec.Tokens != tokens {
 		return fmt.Errorf("memory: the header counts %d messages and %d tokens, the records %d and %d", c.rec.Messages, c.rec.Tokens, len(c.msgs), tokens)
+	}
+	return nil
+}
+
+// verifyBlocks checks that message m owns blocks First..Last, from block
+// next on, numbered as its parts, and that they spell its text.
+func (c *mctx) verifyBlocks(m *msgRecord, next int) error {
+	if m.First != next || m.Last < m.First || m.Last >= c.tree.Len() {
+		return fmt.Errorf("memory: message %d has blocks [%d, %d], want them from %d", m.Seq, m.First, m.Last, next)
+	}
+	var text strings.Builder
+	for b := m.First; b <= m.Last; b++ {
+		n := c.tree.Block(b)
+		if n.Msg != m.Seq || n.Part != b-m.First {
+			return fmt.Errorf("memory: block %d is part %d of message %d, want part %d of %d", b, n.Part, n.Msg, b-m.First, m.Seq)
+		}
+		text.WriteString(n.Text)
+	}
+	if text.String() != m.Text {
+		return fmt.Errorf("memory: the blocks of message %d do not spell its text", m.Seq)
 	}
 	return nil
 }
