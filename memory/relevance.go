@@ -324,6 +324,12 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 		askedHash[lens.TermHash(t.Text)] = true
 	}
 	isAsked := func(h uint32) bool { return askedHash[h] }
+	// What else reads a block's text (an echoed question, whose thing the
+	// block names) is worth reading only for the blocks that can reach the
+	// top maxScored: a vague question over a long history matches
+	// thousands, and reading each one's text cost more than the rest of
+	// the assembly.
+	read := bestOf(raw, maxScored)
 	n := float64(c.tree.Len())
 	out := make(map[int]float64, len(raw)*3)
 	give := func(b int, s float64) {
@@ -350,10 +356,10 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 		}
 		// A question asked before in the same words matches best of all
 		// and answers nothing: what answers it is elsewhere.
-		if c.echoes(b, asked) {
+		if read[b] && c.echoes(b, asked) {
 			s *= echoWeight
 		}
-		if len(owned) > 0 {
+		if read[b] && len(owned) > 0 {
 			s *= ownership(c.tree.Block(b).Text, owned)
 		}
 		// What recurs all through the history is small talk: its words

@@ -7,8 +7,11 @@ package memory
 
 import (
 	"cmp"
+	"maps"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/megacontext/megacontext/memory/focus"
 	"github.com/megacontext/megacontext/memory/lens"
@@ -230,6 +233,7 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 	}
 	question := lastUserText(r.Messages)
 	score := e.scorer(c, question, inTail)
+	rescore := memoScores(score)
 	round := query // the query of the last relevance round
 	searched := map[string]bool{}
 	// matched reports text holding a term of any round's query.
@@ -278,7 +282,7 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 			// The next round follows what the revealed text points to, and
 			// the question, lower, picks among the blocks that name it.
 			why.refocus = append(why.refocus, extra...)
-			why.rescored = score(lens.Merge(extra, scaled(query, refocusQuestionWeight)))
+			why.rescored = maps.Clone(rescore(lens.Merge(extra, scaled(query, refocusQuestionWeight))))
 			// The next hop is another block than this one, which holds the
 			// new terms too and the question's besides: it would lead again.
 			for _, b := range from {
@@ -432,3 +436,28 @@ const (
 	largeWindow      = 4096
 	smallWindowShare = 7.0 / 8
 )
+
+// memoScores remembers score's answers by query: the outline's refits
+// refocus again from the question, and their hops follow the same terms
+// (scoring a query over a long history is most of an assembly). The
+// caller must not change a returned map.
+func memoScores(score func([]lens.Term) map[int]float64) func([]lens.Term) map[int]float64 {
+	seen := map[string]map[int]float64{}
+	var sb strings.Builder
+	return func(q []lens.Term) map[int]float64 {
+		sb.Reset()
+		for _, t := range q {
+			sb.WriteString(t.Text)
+			sb.WriteByte(' ')
+			sb.WriteString(strconv.FormatFloat(t.Weight, 'g', -1, 64))
+			sb.WriteByte(' ')
+		}
+		k := sb.String()
+		if s, ok := seen[k]; ok {
+			return s
+		}
+		s := score(q)
+		seen[k] = s
+		return s
+	}
+}
