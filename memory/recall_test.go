@@ -200,26 +200,16 @@ func TestDayWithoutYear(t *testing.T) {
 func TestThreeHops(t *testing.T) {
 	e := openEngine(t, "")
 	k := Key{Tenant: "t", Context: "hops"}
-	talk := smallTalk{rand.New(rand.NewPCG(5, 1))}
-	start := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
-	said := map[int]string{
+	importDays(t, e, k, 5, 30, func(day int) string {
+		if day%3 == 0 {
+			return " PS: book club is on Moby Dick this month."
+		}
+		return ""
+	}, map[int]string{
 		5:  "PS: Book club is at Hattie's house this month, she's hosting.",
 		11: "btw: Hattie's husband Sienna made the most amazing curry.",
 		17: "Sienna grew up in Krakow.",
-	}
-	for day := 0; day < 30; day++ {
-		u := talk.message()
-		if day%3 == 0 {
-			u += " PS: book club is on Moby Dick this month."
-		}
-		if s, ok := said[day]; ok {
-			u += " " + s + " " + talk.sentence()
-		}
-		msgs := []Message{msg("user", u), msg("assistant", "Noted. "+talk.sentence())}
-		if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(day)}, msgs, start.AddDate(0, 0, day)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	w, err := e.Prepare(Request{Key: k, Messages: []Message{msg("user", "Where is the husband of this month's book club host from?")}, Budget: 2048, PerMessage: 5, TailPercent: 40, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
@@ -240,22 +230,10 @@ func TestThreeHops(t *testing.T) {
 func TestHopSurvivesOutlineRefit(t *testing.T) {
 	e := openEngine(t, "")
 	k := Key{Tenant: "t", Context: "refit"}
-	talk := smallTalk{rand.New(rand.NewPCG(6, 1))}
-	start := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
-	said := map[int]string{
+	importDays(t, e, k, 6, 60, nil, map[int]string{
 		9:  "Side note: my running partner is Connor, she's much faster than me.",
 		31: "Connor has been practising the drums every evening.",
-	}
-	for day := 0; day < 60; day++ {
-		u := talk.message()
-		if s, ok := said[day]; ok {
-			u += " " + s + " " + talk.sentence()
-		}
-		msgs := []Message{msg("user", u), msg("assistant", "Noted. "+talk.sentence())}
-		if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(day)}, msgs, start.AddDate(0, 0, day)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	q := "My sister asked me about the garden fence again. What instrument does my running partner play?"
 	for _, budget := range []int{384, 512, 768} {
 		w, err := e.Prepare(Request{Key: k, Messages: []Message{msg("user", q)}, Budget: budget, PerMessage: 5, TailPercent: 40, DryRun: true})
@@ -277,18 +255,12 @@ func TestHopSurvivesOutlineRefit(t *testing.T) {
 func TestSmallWindowDetailsClaimMost(t *testing.T) {
 	e := openEngine(t, "")
 	k := Key{Tenant: "t", Context: "share"}
-	talk := smallTalk{rand.New(rand.NewPCG(7, 1))}
-	start := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
-	for day := 0; day < 80; day++ {
-		u := talk.message()
+	importDays(t, e, k, 7, 80, func(day int) string {
 		if day%2 == 0 {
-			u += fmt.Sprintf(" Took the kayak out on the reservoir, lap %d went well.", day)
+			return fmt.Sprintf(" Took the kayak out on the reservoir, lap %d went well.", day)
 		}
-		msgs := []Message{msg("user", u), msg("assistant", "Noted. "+talk.sentence())}
-		if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(day)}, msgs, start.AddDate(0, 0, day)); err != nil {
-			t.Fatal(err)
-		}
-	}
+		return ""
+	}, nil)
 	for _, c := range []struct {
 		budget int
 		atMost float64 // the outline's most share of the memory
@@ -357,6 +329,30 @@ func TestAsksAboutYou(t *testing.T) {
 	} {
 		if got := asksAboutYou(q); got != want {
 			t.Errorf("asksAboutYou(%q) = %v, want %v", q, got, want)
+		}
+	}
+}
+
+// importDays imports one thread a day for days days from 2024-03-01, each a
+// user message of small talk (from a generator seeded with seed) and a
+// "Noted." reply: every's text, when every is not nil, is appended to each
+// day's message, and said's sentence for the day, followed by one more
+// sentence of small talk, to the days it names.
+func importDays(t *testing.T, e *Engine, k Key, seed uint64, days int, every func(day int) string, said map[int]string) {
+	t.Helper()
+	talk := smallTalk{rand.New(rand.NewPCG(seed, 1))}
+	start := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+	for day := range days {
+		u := talk.message()
+		if every != nil {
+			u += every(day)
+		}
+		if s, ok := said[day]; ok {
+			u += " " + s + " " + talk.sentence()
+		}
+		msgs := []Message{msg("user", u), msg("assistant", "Noted. "+talk.sentence())}
+		if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(day)}, msgs, start.AddDate(0, 0, day)); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
