@@ -160,6 +160,13 @@ func TestSnapshotExportImportThroughBinary(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "truncated") {
 		t.Fatalf("cli import of a truncated bundle: %d\n%s", code, out)
 	}
+	// With the upstream down, the import is refused rather than rebuilt
+	// for good with the estimate the process falls back to; nothing is
+	// stored (the import below, under the same id, would be refused).
+	code, out = rawRun(t, []string{"import", "--data", dataC, "--upstream", closedPortURL(t), "--context", "handbook", "-i", cliPath}, nil, startTimeout)
+	if code == 0 || !strings.Contains(out, "cannot reach its own tokenizer") || !strings.Contains(out, "nothing was stored") {
+		t.Fatalf("cli import with the upstream unreachable: %d\n%s", code, out)
+	}
 	code, out = rawRun(t, []string{"import", "--data", dataC, "--upstream", fake.URL(), "--context", "handbook", "--pub", keyPath + ".pub", "-i", cliPath}, nil, startTimeout)
 	if code != 0 || !strings.Contains(out, "root "+root) {
 		t.Fatalf("cli import: %d\n%s", code, out)

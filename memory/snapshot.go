@@ -462,6 +462,12 @@ func (e *Engine) ImportBundle(k Key, r io.Reader, opts ImportOptions) (ImportRes
 	built := &mctx{key: k, byHash: map[string]int64{}, byRaw: map[rawKey]int64{}, kids: map[int64][]int64{}, index: lens.NewIndex()}
 	built.tree = e.newTree(built.index)
 	if mine := e.derivation(); st.header.Engine != mine {
+		if st.header.Engine.Tokenizer != mine.Tokenizer && tokens.Unavailable(e.opts.Counter) {
+			// Rebuilding now would recount the bundle's exact counts with
+			// the estimate this process falls back to while its own
+			// tokenizer is out of reach, and keep them for good.
+			return ImportResult{}, fmt.Errorf("%w: the bundle was counted with %q, and this process cannot reach its own tokenizer now (it counts with %q until the upstream answers); nothing was stored: import with the upstream reachable, or --vocab, or upstream.tokenize: estimate to rebuild with the estimate", ErrTokenizerUnavailable, st.header.Engine.Tokenizer, mine.Tokenizer)
+		}
 		res.Rebuilt, res.Why = true, derivationChange(st.header.Engine, mine)
 		e.rebuildTree(built, st.msgs)
 	} else if err := e.adoptTree(built, st); err != nil {

@@ -74,3 +74,58 @@ func TestExportKeepsTheContextsTokenizer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// downCounter is a tokens.Fallible whose real tokenizer is out of reach:
+// it counts with the estimate meanwhile, as the proxy's upstream counter
+// does while the upstream is down.
+type downCounter struct{ tokens.Estimate }
+
+func (downCounter) Unavailable() bool { return true }
+
+// TestImportRefusesToRecountWithAFallback: a bundle counted with one
+// tokenizer, imported by a process whose own tokenizer is out of reach
+// (it falls back to the estimate), is refused with ErrTokenizerUnavailable
+// and stores nothing, instead of being rebuilt for good with the estimate;
+// a process configured with the estimate rebuilds it, and one with the
+// tokenizer back keeps the bundle's root.
+func TestImportRefusesToRecountWithAFallback(t *testing.T) {
+	k := Key{Tenant: "t", Context: "c"}
+	src, err := testOpen(t, Options{Dir: t.TempDir(), Now: fixedClock(), BlockTokens: 16, Fanout: 4, Counter: &callCounter{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Prepare(Request{Key: k, Messages: conversation(6, 3), Budget: 4000, PerMessage: 4, TailPercent: 40}); err != nil {
+		t.Fatal(err)
+	}
+	var bundle bytes.Buffer
+	root, err := src.ExportBundle(k, &bundle, ExportOptions{Operator: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+
+	dir := t.TempDir()
+	imp := func(c tokens.Counter) (ImportResult, error) {
+		t.Helper()
+		e, err := testOpen(t, Options{Dir: dir, Now: fixedClock(), BlockTokens: 16, Fanout: 4, Counter: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		return e.ImportBundle(k, bytes.NewReader(bundle.Bytes()), ImportOptions{Caller: "test"})
+	}
+	if _, err := imp(downCounter{}); !errors.Is(err, ErrTokenizerUnavailable) {
+		t.Fatalf("import with the tokenizer out of reach: %v", err)
+	}
+	// Nothing was stored: the tokenizer back, the same bundle imports
+	// under the same id and keeps its root, derived data and all.
+	res, err := imp(&callCounter{})
+	if err != nil || res.Root.String() != root.String() || res.Rebuilt {
+		t.Fatalf("import with the tokenizer back: root %s rebuilt %v (%v), want %s kept", res.Root, res.Rebuilt, err, root)
+	}
+	// A process configured with the estimate rebuilds, as it says.
+	k = Key{Tenant: "t", Context: "other"}
+	if res, err := imp(tokens.Estimate{}); err != nil || !res.Rebuilt {
+		t.Fatalf("import with the estimate configured: rebuilt %v (%v)", res.Rebuilt, err)
+	}
+}

@@ -58,6 +58,18 @@ func (u *UpstreamCounter) Name() string {
 	return "estimate"
 }
 
+// Unavailable implements tokens.Fallible: no discovery of the upstream
+// has answered yet (it is down or unreachable), so counts fall back to the
+// estimate. An upstream that answered but has no tokenizer (no /tokenize)
+// is not unavailable: the estimate is then its tokenizer for good.
+func (u *UpstreamCounter) Unavailable() bool {
+	if u.localCounter() != nil {
+		return false
+	}
+	_, ok := u.Client.LastInfo()
+	return !ok
+}
+
 // Count implements tokens.Counter.
 func (u *UpstreamCounter) Count(text string) int { return u.CountBatch([]string{text})[0] }
 

@@ -104,6 +104,25 @@ type BatchCounter interface {
 	CountBatch(texts []string) []int
 }
 
+// Fallible is a Counter whose real tokenizer lives elsewhere (an upstream
+// server) and may be out of reach for now, in which case it counts with the
+// Estimate meanwhile. Callers that must not mix counts made with different
+// tokenizers (an import that would rebuild another tokenizer's counts)
+// tell that fallback apart from a counter configured as the estimate.
+type Fallible interface {
+	Counter
+	// Unavailable reports that the real tokenizer cannot be reached now
+	// and Count falls back to the Estimate.
+	Unavailable() bool
+}
+
+// Unavailable reports whether c is a Fallible whose real tokenizer cannot
+// be reached now.
+func Unavailable(c Counter) bool {
+	f, ok := c.(Fallible)
+	return ok && f.Unavailable()
+}
+
 // CountAll counts texts with c, in one batch when c supports it.
 func CountAll(c Counter, texts []string) []int {
 	if bc, ok := c.(BatchCounter); ok {
