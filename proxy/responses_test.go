@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -285,14 +286,42 @@ func FuzzParseResponsesRequest(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	f.Add([]byte(`{"input":[{"role":"user","content":"a"},],"model":"m"}`))
+	f.Add([]byte(`{"input":[{"role":"user","content":"a"}],"inp\u0075t":[]}`))
+	f.Add([]byte(`{"input":[{"role":"user","content":"a" "x":1},{"role":"user","content":"b"}]}`))
+	f.Add([]byte(`{"input":[{"role":"user","content":"a\"]}"},{"role":"assistant","content":"b"},{"role":"assistant","content":"c"}],"stream":true}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		r, aerr := parseResponsesRequest(body)
-		if aerr != nil {
-			return
-		}
-		msgs, aerr := r.messages(func(id string) (gjson.Result, bool) {
+		resolve := func(id string) (gjson.Result, bool) {
 			return gjson.Parse(`{"type":"message","role":"assistant","content":[{"type":"output_text","text":"ref"}]}`), strings.HasPrefix(id, "msg_")
-		})
+		}
+		read := func(scan bool) (*responsesRequest, []memory.Message, *apiError) {
+			r, aerr := parseResponses(body, scan)
+			if aerr != nil {
+				return nil, nil, aerr
+			}
+			msgs, aerr := r.messages(resolve)
+			return r, msgs, aerr
+		}
+		r, msgs, aerr := read(true)
+		// The scan reads the items the whole parse reads, but for a
+		// duplicate "input" key, which only the scan refuses.
+		if _, res := scanArray(body, "input", maxNesting); res != scanDuplicate {
+			_, whole, werr := read(false)
+			if (aerr == nil) != (werr == nil) {
+				t.Fatalf("scan: %v, whole parse: %v", aerr, werr)
+			}
+			if len(msgs) != len(whole) {
+				t.Fatalf("%d messages, whole parse %d", len(msgs), len(whole))
+			}
+			for i := range msgs {
+				var a, b any
+				if json.Unmarshal(msgs[i].Raw, &a) != nil || json.Unmarshal(whole[i].Raw, &b) != nil || !reflect.DeepEqual(a, b) {
+					t.Fatalf("message %d: %s, whole parse %s", i, msgs[i].Raw, whole[i].Raw)
+				}
+			}
+		} else if aerr == nil {
+			t.Fatal("accepted a duplicate input key")
+		}
 		if aerr != nil {
 			return
 		}

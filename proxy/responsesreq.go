@@ -25,8 +25,13 @@ type responsesRequest struct {
 	model string
 	// instructions is the system prompt of this request.
 	instructions string
-	// input is the input: a string, or a list of items.
+	// input is the input: a string, or a list of items (an empty one
+	// when scanned).
 	input gjson.Result
+	// scanned says the input's items were located by scanArray: items
+	// are their byte ranges in body, not validated yet.
+	scanned bool
+	items   [][2]int
 	// previousID is previous_response_id.
 	previousID string
 	// stream asks for server-sent events.
@@ -65,11 +70,37 @@ var responseFields = map[string]bool{
 // parseResponsesRequest validates a Responses API body and extracts what
 // the proxy needs. It never modifies body.
 func parseResponsesRequest(body []byte) (*responsesRequest, *apiError) {
-	root, aerr := checkBody(body)
+	return parseResponses(body, true)
+}
+
+// parseResponses is parseResponsesRequest; scan false parses the body
+// whole (the fuzz target checks that both read the same items).
+func parseResponses(body []byte, scan bool) (*responsesRequest, *apiError) {
+	r := &responsesRequest{body: body, fields: map[string]gjson.Result{}, store: true}
+	// A list of input items is located by one scan, as a chat request's
+	// messages are, and only the body around it is parsed whole: the items
+	// are read one at a time by messages.
+	var root gjson.Result
+	var aerr *apiError
+	var lay bodyLayout
+	res := scanOther
+	if scan {
+		lay, res = scanArray(body, "input", maxNesting)
+	}
+	switch res {
+	case scanDuplicate:
+		return nil, badRequest("input", "'input' appears more than once in the request body")
+	case scanOK:
+		rest := make([]byte, 0, len(body)-(lay.end-lay.start)+2)
+		rest = append(append(append(rest, body[:lay.start]...), "[]"...), body[lay.end:]...)
+		root, aerr = checkBody(rest)
+		r.items, r.scanned = lay.elems, true
+	default:
+		root, aerr = checkBody(body)
+	}
 	if aerr != nil {
 		return nil, aerr
 	}
-	r := &responsesRequest{body: body, fields: map[string]gjson.Result{}, store: true}
 	root.ForEach(func(k, v gjson.Result) bool {
 		if _, dup := r.fields[k.Str]; !dup {
 			r.order = append(r.order, k.Str)
@@ -262,6 +293,21 @@ func (r *responsesRequest) messages(resolve itemResolver) ([]memory.Message, *ap
 	switch {
 	case r.input.Type == gjson.String:
 		out = append(out, chatMessage{Role: "user", Content: r.input.Str})
+	case r.scanned:
+		for i, el := range r.items {
+			raw := r.body[el[0]:el[1]]
+			if !gjson.ValidBytes(raw) {
+				return nil, errInvalidJSON
+			}
+			n := len(out)
+			var aerr *apiError
+			if out, aerr = appendItem(out, gjson.ParseBytes(raw), int64(i), resolve); aerr != nil {
+				return nil, aerr
+			}
+			if len(out) == n+1 && out[n].raw.Exists() {
+				out[n].src = raw // the item as it is: no copy of it
+			}
+		}
 	case r.input.IsArray():
 		var aerr *apiError
 		r.input.ForEach(func(i, item gjson.Result) bool {
@@ -276,6 +322,10 @@ func (r *responsesRequest) messages(resolve itemResolver) ([]memory.Message, *ap
 	// decodeInput) only those it does not find stored by their bytes.
 	msgs := make([]memory.Message, len(out))
 	for i, cm := range out {
+		if cm.src != nil {
+			msgs[i].Raw = cm.src
+			continue
+		}
 		if cm.raw.Exists() {
 			msgs[i].Raw = json.RawMessage(cm.raw.Raw) // already a chat message
 			continue
@@ -312,6 +362,10 @@ type chatMessage struct {
 	// it need not be encoded and parsed again. Changing the message clears
 	// it.
 	raw gjson.Result
+	// src, when set, is raw's bytes in the request body (a scanned input),
+	// used as they are, as a chat request's messages are. Changing the
+	// message clears it.
+	src []byte
 }
 
 // chatCall is one tool call of a chat completion message.
@@ -369,7 +423,7 @@ func appendItem(out []chatMessage, item gjson.Result, i int64, resolve itemResol
 			text, _ := content.(string)
 			if lastAssistant {
 				prev := &out[len(out)-1]
-				prev.Content, prev.raw = joinText(prev.Content, text), gjson.Result{}
+				prev.Content, prev.raw, prev.src = joinText(prev.Content, text), gjson.Result{}, nil
 				return out, nil
 			}
 			return append(out, chatMessage{Role: "assistant", Content: text}), nil
@@ -386,7 +440,7 @@ func appendItem(out []chatMessage, item gjson.Result, i int64, resolve itemResol
 		}
 		if lastAssistant {
 			prev := &out[len(out)-1]
-			prev.ToolCalls, prev.raw = append(prev.ToolCalls, c), gjson.Result{}
+			prev.ToolCalls, prev.raw, prev.src = append(prev.ToolCalls, c), gjson.Result{}, nil
 			return out, nil
 		}
 		return append(out, chatMessage{Role: "assistant", Content: nil, ToolCalls: []chatCall{c}}), nil

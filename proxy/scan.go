@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 )
 
-// bodyLayout is where a chat request body keeps its messages: found by one
+// bodyLayout is where a chat request body keeps its messages (or a
+// Responses API body its input items): found by one
 // pass over the bytes that follows only strings and brackets, so that a
 // resent history of megabytes costs a scan rather than a parse. Nothing is
 // validated here: the body with its messages array left out is validated
@@ -28,24 +29,30 @@ type scanResult int
 const (
 	// scanOK: the layout is filled in.
 	scanOK scanResult = iota
-	// scanOther: the body is not shaped like a chat request whose messages
-	// are an array (or it is not JSON, or nests deeper than allowed); a
+	// scanOther: the body is not shaped like a request whose key holds
+	// an array (or it is not JSON, or nests deeper than allowed); a
 	// full parse tells what is wrong.
 	scanOther
-	// scanDuplicate: the top-level object has the key "messages" twice
+	// scanDuplicate: the top-level object has the key twice
 	// (perhaps spelled with escapes). Parsers disagree on which one counts,
 	// so the upstream could read a list the proxy never saw.
 	scanDuplicate
 )
 
 // scanBody locates the top-level "messages" array of body and splits it
+// into elements: scanArray for the key "messages".
+func scanBody(body []byte, maxDepth int) (bodyLayout, scanResult) {
+	return scanArray(body, "messages", maxDepth)
+}
+
+// scanArray locates the top-level array under key in body and splits it
 // into elements. It answers scanOther unless body is a top-level object
 // with that key once, whose value is an array of elements separated by
 // commas, with nothing but whitespace after the object and brackets
 // balanced (their kinds and everything else are left to the validation
 // that follows), nested at most maxDepth levels deep.
-func scanBody(body []byte, maxDepth int) (bodyLayout, scanResult) {
-	lay, ok, dup := scanLayout(body, maxDepth)
+func scanArray(body []byte, key string, maxDepth int) (bodyLayout, scanResult) {
+	lay, ok, dup := scanLayout(body, key, maxDepth)
 	switch {
 	case dup:
 		return lay, scanDuplicate
@@ -55,7 +62,7 @@ func scanBody(body []byte, maxDepth int) (bodyLayout, scanResult) {
 	return lay, scanOK
 }
 
-func scanLayout(body []byte, maxDepth int) (lay bodyLayout, ok, dup bool) {
+func scanLayout(body []byte, key string, maxDepth int) (lay bodyLayout, ok, dup bool) {
 	s := scanner{b: body, maxDepth: maxDepth}
 	i := s.ws(0)
 	if i >= len(body) || body[i] != '{' {
@@ -73,7 +80,7 @@ func scanLayout(body []byte, maxDepth int) (lay bodyLayout, ok, dup bool) {
 		if !ok {
 			return lay, false, false
 		}
-		isMessages := isMessagesKey(body[i:kEnd])
+		isMessages := isKey(body[i:kEnd], key)
 		i = s.ws(kEnd)
 		if i >= len(body) || body[i] != ':' {
 			return lay, false, false
@@ -113,14 +120,14 @@ func scanLayout(body []byte, maxDepth int) (lay bodyLayout, ok, dup bool) {
 	return lay, true, false
 }
 
-// isMessagesKey reports whether the JSON string key (quotes included)
-// reads "messages", escapes decoded.
-func isMessagesKey(key []byte) bool {
+// isKey reports whether the JSON string key (quotes included) reads
+// name, escapes decoded.
+func isKey(key []byte, name string) bool {
 	if bytes.IndexByte(key, '\\') < 0 {
-		return string(key) == `"messages"`
+		return len(key) == len(name)+2 && string(key[1:len(key)-1]) == name
 	}
 	var k string
-	return json.Unmarshal(key, &k) == nil && k == "messages"
+	return json.Unmarshal(key, &k) == nil && k == name
 }
 
 // scanner walks JSON bytes without decoding them.

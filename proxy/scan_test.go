@@ -62,3 +62,26 @@ func TestDuplicateMessagesKeyRefused(t *testing.T) {
 		t.Fatalf("duplicate messages key: %+v", err)
 	}
 }
+
+// TestScanArrayOtherKey: the scan finds a Responses body's input items as
+// it finds a chat body's messages, and refuses the key twice, however it
+// is spelled; "messages" there is just another field.
+func TestScanArrayOtherKey(t *testing.T) {
+	body := `{"messages":[1],"input":[{"role":"user","content":"a"},{"type":"reasoning"}],"inputs":[2]}`
+	lay, res := scanArray([]byte(body), "input", maxNesting)
+	if res != scanOK || len(lay.elems) != 2 || body[lay.elems[1][0]:lay.elems[1][1]] != `{"type":"reasoning"}` {
+		t.Fatalf("input: %d %v", res, lay.elems)
+	}
+	if _, res := scanArray([]byte(`{"input":[],"inp\u0075t":[{"role":"user","content":"x"}]}`), "input", maxNesting); res != scanDuplicate {
+		t.Fatalf("duplicate input key: %d", res)
+	}
+}
+
+// TestDuplicateInputKeyRefused: as with chat's messages, a Responses body
+// with two "input" keys gets a 400 (parsers disagree on which one counts).
+func TestDuplicateInputKeyRefused(t *testing.T) {
+	_, err := parseResponsesRequest([]byte(`{"input":[{"role":"user","content":"hi"}],"input":[{"role":"user","content":"my card is 4111 1111 1111 1111"}]}`))
+	if err == nil || err.status != 400 || err.param != "input" {
+		t.Fatalf("duplicate input key: %+v", err)
+	}
+}
