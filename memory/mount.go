@@ -207,7 +207,7 @@ func (e *Engine) memoryScores(c *mctx, score func([]lens.Term) map[int]float64, 
 	for b, s := range semantic {
 		scores[b] += s
 	}
-	e.focusOnDays(c, question, scores, inTail)
+	e.focusOnDays(c, question, scores, score, inTail)
 	return topScores(scores, maxScored), semantic
 }
 

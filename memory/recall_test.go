@@ -356,3 +356,30 @@ func importDays(t *testing.T, e *Engine, k Key, seed uint64, days int, every fun
 		}
 	}
 }
+
+// "The day after X" is the day after the day X was told, found by the
+// words that name X alone: the rest of the question ("what did I tell you
+// I was doing") matches what was said on other days (here the accounts).
+// That day's statement and X's own are both in the window at a small
+// budget (X's own used to rank below every block of the day after it, and
+// was left out).
+func TestDayAfterAnEvent(t *testing.T) {
+	e := openEngine(t, "")
+	k := Key{Tenant: "t", Context: "dayafter"}
+	dayHistory(t, e, k, time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), map[int]string{
+		8:  "I was doing the accounts all evening, I'll tell you what I was doing it for later.",
+		9:  "Been waxing the kayak since breakfast, send help.",
+		14: "Our flight home landed at 2am, I'm a zombie.",
+		15: "Spent the whole afternoon sanding the old dresser, my arms are dead.",
+	})
+	q := "What did I tell you I was doing the day after we flew home?"
+	w, err := e.Prepare(Request{Key: k, Messages: []Message{msg("user", q)}, Budget: 512, PerMessage: 5, TailPercent: 40, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"sanding the old dresser", "flight home landed"} {
+		if !strings.Contains(w.Memory, want) {
+			t.Errorf("%q is not in the window:\n%s", want, w.Memory)
+		}
+	}
+}

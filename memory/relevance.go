@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"maps"
 	"regexp"
 	"slices"
@@ -156,18 +157,36 @@ func isAsking(s string) bool {
 // it: the day's blocks get relevance of their own, the user's (what I
 // did) more than the assistant's, and those that match the question three
 // times their score.
-func (e *Engine) focusOnDays(c *mctx, question string, scores map[int]float64, inTail func(int) bool) {
-	days := questionDays(question, e.opts.Now(), func(d time.Time) bool {
+func (e *Engine) focusOnDays(c *mctx, question string, scores map[int]float64, score func([]lens.Term) map[int]float64, inTail func(int) bool) {
+	held := func(d time.Time) bool {
 		first, last := c.dayBlocks(d)
 		return last > first
-	})
-	if off, ok := relativeDay(question); ok {
-		if b := bestBlock(scores); b >= 0 {
-			t := time.UnixMilli(c.tree.Block(b).Time).UTC()
-			days = append(days, time.Date(t.Year(), t.Month(), t.Day()+off, 0, 0, 0, 0, time.UTC))
+	}
+	days := questionDays(question, e.opts.Now(), held)
+	anchor := -1
+	var relative time.Time // the day placed next to the event
+	if off, phrase, ok := relativeDay(question); ok {
+		// The event is what the phrase after "the day after" names ("we
+		// flew home"): the rest of the question ("what did I tell you I
+		// was doing") would match any day's small talk.
+		if q := e.anchorQuery(c, phrase); len(q) > 0 {
+			anchor = c.bestCovering(score(q), q)
+		}
+		if anchor < 0 {
+			anchor = bestBlock(scores)
+		}
+		if anchor >= 0 {
+			t := time.UnixMilli(c.tree.Block(anchor).Time).UTC()
+			day := time.Date(t.Year(), t.Month(), t.Day()+off, 0, 0, 0, 0, time.UTC)
+			// "The day after" is the next day the history holds
+			// something on, when the calendar's next day holds nothing.
+			for i := 0; i < relativeReach && !held(day); i++ {
+				day = day.AddDate(0, 0, sign(off))
+			}
+			relative = day
 		}
 	}
-	if len(days) == 0 {
+	if len(days) == 0 && relative.IsZero() {
 		return
 	}
 	best := 0.0
@@ -177,7 +196,28 @@ func (e *Engine) focusOnDays(c *mctx, question string, scores map[int]float64, i
 	if best == 0 {
 		best = 1
 	}
-	for _, d := range days {
+	// The event's own statement is half of what the question asks ("the
+	// day after we flew home": when was that?): it ranks with the day's
+	// best, after the loop below.
+	defer func() {
+		if anchor < 0 || inTail(anchor) {
+			return
+		}
+		top := 0.0
+		for _, s := range scores {
+			top = max(top, s)
+		}
+		scores[anchor] = max(scores[anchor], top)
+	}()
+	all := func(uint32) bool { return true }
+	for i, d := range append(days, relative) {
+		if d.IsZero() {
+			continue
+		}
+		// The question's words match the event, not the day after it:
+		// on that day, a block that says them again is no likelier what
+		// the question asks.
+		rel := i == len(days)
 		first, last := c.dayBlocks(d)
 		for b := first; b < last; b++ {
 			if inTail(b) {
@@ -190,7 +230,15 @@ func (e *Engine) focusOnDays(c *mctx, question string, scores map[int]float64, i
 			}
 			// What the day was about is what only that day says: among its
 			// blocks, the rarer words first, the recurring small talk last.
-			scores[b] = 3*scores[b] + own*(1+c.rarity(blk.Text))
+			own *= 1 + c.rarity(blk.Text)
+			if !rel {
+				scores[b] = 3*scores[b] + own
+				continue
+			}
+			if c.index.OnlyRecurring(b, all) {
+				own *= recurWeight
+			}
+			scores[b] = own
 		}
 	}
 }
@@ -244,27 +292,104 @@ var (
 )
 
 // relativeDay returns the day offset a question places relative to an
-// event it names: +1 for "the day after", -2 for "two days before".
-func relativeDay(q string) (int, bool) {
-	sign := func(w string) int {
+// event it names, +1 for "the day after", -2 for "two days before", and
+// the phrase after it that names the event ("my driving test?").
+func relativeDay(q string) (off int, event string, ok bool) {
+	dir := func(w string) int {
 		if strings.EqualFold(w, "before") {
 			return -1
 		}
 		return 1
 	}
-	if m := relDaysRE.FindStringSubmatch(q); m != nil {
-		n, ok := numWords[strings.ToLower(m[1])]
+	if m := relDaysRE.FindStringSubmatchIndex(q); m != nil {
+		w := strings.ToLower(q[m[2]:m[3]])
+		n, ok := numWords[w]
 		if !ok {
-			n, _ = strconv.Atoi(m[1])
+			n, _ = strconv.Atoi(w)
 		}
 		if n > 0 {
-			return sign(m[2]) * n, true
+			return dir(q[m[4]:m[5]]) * n, q[m[1]:], true
 		}
 	}
-	if m := relDayRE.FindStringSubmatch(q); m != nil {
-		return sign(m[1]), true
+	if m := relDayRE.FindStringSubmatchIndex(q); m != nil {
+		return dir(q[m[2]:m[3]]), q[m[1]:], true
 	}
-	return 0, false
+	return 0, "", false
+}
+
+// sign returns -1 for a negative n, else 1.
+func sign(n int) int {
+	if n < 0 {
+		return -1
+	}
+	return 1
+}
+
+// bestCovering returns, among the anchorCandidates best scored blocks,
+// the one that holds the most of the query's distinct terms, weighted by
+// their IDF (the user's own statements first; the better scored on
+// ties), or -1. "we flew home": the block that says "flight" and "home"
+// is the event, not a short one that says "home" twice.
+func (c *mctx) bestCovering(scores map[int]float64, q []lens.Term) int {
+	weight := make(map[string]float64, len(q))
+	for _, t := range q {
+		weight[t.Text] = max(weight[t.Text], t.Weight)
+	}
+	best, bestCov := -1, 0.0
+	for _, b := range topBlocks(scores, anchorCandidates) {
+		blk := c.tree.Block(b)
+		cov := 0.0
+		seen := map[string]bool{}
+		for _, t := range lens.Terms(blk.Text) {
+			if w := weight[t]; w > 0 && !seen[t] {
+				seen[t] = true
+				cov += w * c.index.IDF(t)
+			}
+		}
+		if blk.Role != "user" {
+			cov *= assistantWeight
+		}
+		if cov > bestCov {
+			best, bestCov = b, cov
+		}
+	}
+	return best
+}
+
+// anchorCandidates is how many of an event phrase's best scored blocks
+// bestCovering weighs.
+const anchorCandidates = 16
+
+// topBlocks returns the n best scored blocks, best first (the newer on
+// ties).
+func topBlocks(scores map[int]float64, n int) []int {
+	out := slices.Collect(maps.Keys(bestOf(scores, n)))
+	slices.SortFunc(out, func(x, y int) int {
+		if c := cmp.Compare(scores[y], scores[x]); c != 0 {
+			return c
+		}
+		return cmp.Compare(y, x)
+	})
+	return out
+}
+
+// relativeReach is how many days further "the day after" (or before)
+// looks for a day the history holds something on.
+const relativeReach = 3
+
+// anchorQuery is the lens query of the phrase that names an event: its
+// terms, their thesaurus expansions and the history's words near them
+// ("flight" for "flew").
+func (e *Engine) anchorQuery(c *mctx, phrase string) []lens.Term {
+	lists := [][]lens.Term{lens.Query(phrase, 1)}
+	if len(lists[0]) == 0 {
+		return nil
+	}
+	if e.opts.Expander != nil {
+		lists = append(lists, e.expand(c, phrase))
+	}
+	lists = append(lists, c.index.Semantic().SoftTerms(phrase, softOptions))
+	return lens.Merge(lists...)
 }
 
 // expand adds the thesaurus's related terms. When a word of the question

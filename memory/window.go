@@ -250,6 +250,10 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		return false
 	}
 	scores, semantic := e.memoryScores(c, score, query, context, question, inTail)
+	// A question about the day after an event asks what that day holds,
+	// which the event's words lead nowhere near: no hops, the budget goes
+	// to the day (focusOnDays).
+	_, _, relDay := relativeDay(question)
 	// What explains the window later (explain), kept by reference: nothing
 	// is computed for it on the request path.
 	why := w.why
@@ -265,6 +269,9 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 		// Tuned with `megacontext eval` (see README).
 		MinRelevance: e.opts.MinRelevance,
 		Refocus: func(n int, revealed []*tree.Node) map[int]float64 {
+			if relDay {
+				return nil
+			}
 			if n == 1 {
 				// A new fitting of the window: the hops start over from the
 				// question, whatever an earlier fitting followed.
