@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -182,17 +183,7 @@ func TestMarksMoveToColumns(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.NewDB(t)
 	conn := connect(t, dsn)
-	first := Migrations()[0]
-	_, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
-		checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, first.SQL); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-		first.Version, first.Name, first.Checksum()); err != nil {
+	if _, err := migrate(ctx, conn, Migrations()[:1]); err != nil {
 		t.Fatal(err)
 	}
 	var cid int64
@@ -200,7 +191,7 @@ func TestMarksMoveToColumns(t *testing.T) {
 		t.Fatal(err)
 	}
 	hash := make([]byte, 32)
-	_, err = conn.Exec(ctx, `UPDATE contexts SET header = true, pending_since = NULL, created_ms = 1, updated_ms = 1, messages = 1 WHERE id = $1;`, cid)
+	_, err := conn.Exec(ctx, `UPDATE contexts SET header = true, pending_since = NULL, created_ms = 1, updated_ms = 1, messages = 1 WHERE id = $1;`, cid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,4 +238,144 @@ func TestMarksMoveToColumns(t *testing.T) {
 	if err != nil || !strings.Contains(got, `"dh":6`) {
 		t.Errorf("node read back: %s, %v", got, err)
 	}
+}
+
+// The header writes of a binary at schema 3, word for word: the guarded
+// one (mc_advance_header of 0003) and the unguarded one (Put). Both carry
+// the header's tokenizer in extra.
+const (
+	advanceHeader3 = `SELECT mc_advance_header($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	putHeader3     = `UPDATE contexts SET header = true, pending_since = NULL, created_ms = $2, updated_ms = $3, messages = $4,
+	                  tokens = $5, bytes = $6, policy = $7, extra = $8 WHERE id = $1`
+)
+
+// TestTokenizerMovesToColumn: a database at schema 3 with contexts in it,
+// their headers written by that binary (the tokenizer in extra, beside a
+// field no column holds), is migrated to 4: each tokenizer moves to its
+// column, nothing else changes, and the store reads every context back as
+// it was. During a rolling upgrade, replicas of the old binary still
+// writing (either header write) keep working, and their tokenizer lands
+// in the column too, while one that writes none leaves the column as it
+// was.
+func TestTokenizerMovesToColumn(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t)
+	conn := connect(t, dsn)
+	if _, err := migrate(ctx, conn, Migrations()[:3]); err != nil {
+		t.Fatal(err)
+	}
+	// Three contexts as the old binary left them: A by a guarded write
+	// (with a message), B by Put, C stored before tokenizers were recorded.
+	ids := map[string]int64{}
+	for _, name := range []string{"A", "B", "C"} {
+		var cid int64
+		if err := conn.QueryRow(ctx, "SELECT mc_context('t', $1)", name).Scan(&cid); err != nil {
+			t.Fatal(err)
+		}
+		ids[name] = cid
+	}
+	var v int64
+	if err := conn.QueryRow(ctx, advanceHeader3, ids["A"], 1, 1000, 1001, 1, 7, 90, "p1", `{"tokenizer":"vocab:a","later":1}`).Scan(&v); err != nil || v != 2 {
+		t.Fatalf("old guarded header write: version %d, %v", v, err)
+	}
+	_, err := conn.Exec(ctx, `INSERT INTO messages (context_id, seq, parent, chain_hash, role, body, time_ms, first_block, last_block, version)
+		VALUES ($1, 0, -1, 'h0', 'user', 'hello', 1001, -1, -1, 2)`, ids["A"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, putHeader3, ids["B"], 2000, 2001, 0, 0, 0, "", `{"tokenizer":"vocab:b"}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, putHeader3, ids["C"], 3000, 3001, 0, 0, 0, "p3", nil); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]string{}
+	readBack := func(s *Store) map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		for _, name := range []string{"A", "B", "C"} {
+			val, ok, err := s.Get(store.Key("c", "t", name))
+			if err != nil || !ok {
+				t.Fatalf("header %s: %v %v", name, ok, err)
+			}
+			out[name] = val
+		}
+		return out
+	}
+	versions := func() map[string]int64 {
+		t.Helper()
+		out := map[string]int64{}
+		for name, cid := range ids {
+			var v int64
+			if err := conn.QueryRow(ctx, "SELECT version FROM contexts WHERE id = $1", cid).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			out[name] = v
+		}
+		return out
+	}
+	vBefore := versions()
+
+	applied, err := Migrate(ctx, conn)
+	if err != nil || len(applied) != len(Migrations())-3 || applied[0].Version != 4 {
+		t.Fatalf("migrate from 3: %v, %v", applied, err)
+	}
+	columns := func(name string) (tokenizer string, extra *string) {
+		t.Helper()
+		if err := conn.QueryRow(ctx, "SELECT tokenizer, extra::text FROM contexts WHERE id = $1", ids[name]).Scan(&tokenizer, &extra); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	for _, c := range []struct{ name, tokenizer, extra string }{{"A", "vocab:a", `{"later": 1}`}, {"B", "vocab:b", ""}, {"C", "", ""}} {
+		tok, extra := columns(c.name)
+		if tok != c.tokenizer || (extra == nil) != (c.extra == "") || (extra != nil && *extra != c.extra) {
+			t.Errorf("%s after 0004: tokenizer %q extra %v, want %q and %q", c.name, tok, extra, c.tokenizer, c.extra)
+		}
+	}
+	if got := versions(); !reflect.DeepEqual(got, vBefore) {
+		t.Errorf("versions %v after the migration, %v before: the headers' records did not change", got, vBefore)
+	}
+	s := openStore(t, dsn)
+	before = readBack(s)
+	for name, want := range map[string]string{
+		"A": `{"created":1000,"updated":1001,"messages":1,"tokens":7,"bytes":90,"policy":"p1","tokenizer":"vocab:a","later":1}`,
+		"B": `{"created":2000,"updated":2001,"messages":0,"tokens":0,"bytes":0,"tokenizer":"vocab:b"}`,
+		"C": `{"created":3000,"updated":3001,"messages":0,"tokens":0,"bytes":0,"policy":"p3"}`,
+	} {
+		equalJSON(t, "header "+name, before[name], want)
+	}
+	if ch, err := s.Since(ctx, "t", "A", store.Version{}); err != nil || len(ch.Records) != 2 {
+		t.Fatalf("context A read whole: %+v, %v (the header and its message)", ch, err)
+	}
+
+	// Old replicas still serving: both header writes of schema 3.
+	if err := conn.QueryRow(ctx, advanceHeader3, ids["A"], vBefore["A"], 1000, 1002, 1, 7, 90, "p1", `{"tokenizer":"vocab:a2","later":2}`).Scan(&v); err != nil || v != vBefore["A"]+1 {
+		t.Fatalf("old guarded header write after 0004: version %d, %v", v, err)
+	}
+	if _, err := conn.Exec(ctx, putHeader3, ids["B"], 2000, 2002, 0, 0, 0, "", `{"tokenizer":"vocab:b2"}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, putHeader3, ids["A"], 1000, 1003, 1, 7, 90, "p1", `{"later":3}`); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, tokenizer, extra string }{{"A", "vocab:a2", `{"later": 3}`}, {"B", "vocab:b2", ""}} {
+		tok, extra := columns(c.name)
+		if tok != c.tokenizer || (extra == nil) != (c.extra == "") || (extra != nil && *extra != c.extra) {
+			t.Errorf("%s after an old replica's write: tokenizer %q extra %v, want %q and %q", c.name, tok, extra, c.tokenizer, c.extra)
+		}
+	}
+	// This binary's guarded write: the new signature.
+	va, err := s.Version(ctx, "t", "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := `{"created":1000,"updated":1004,"messages":1,"tokens":7,"bytes":90,"policy":"p1","tokenizer":"vocab:a3","later":4}`
+	if _, err := s.PutAt(ctx, "t", "A", va, store.KV{Key: store.Key("c", "t", "A"), Value: hdr}); err != nil {
+		t.Fatal(err)
+	}
+	if tok, extra := columns("A"); tok != "vocab:a3" || extra == nil || *extra != `{"later": 4}` {
+		t.Errorf("A after a guarded write: tokenizer %q extra %v", tok, extra)
+	}
+	equalJSON(t, "header A written", readBack(s)["A"], hdr)
 }

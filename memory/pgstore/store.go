@@ -214,9 +214,9 @@ const (
 const (
 	qVersion = `SELECT id, version FROM contexts WHERE tenant_id = $1 AND name = $2 AND header`
 	qID      = `SELECT id FROM contexts WHERE tenant_id = $1 AND name = $2`
-	qHeader  = `SELECT id, version, created_ms, updated_ms, messages, tokens, bytes, policy, extra
+	qHeader  = `SELECT id, version, created_ms, updated_ms, messages, tokens, bytes, policy, tokenizer, extra
 	              FROM contexts WHERE tenant_id = $1 AND name = $2 AND header`
-	qHeaders = `SELECT name, created_ms, updated_ms, messages, tokens, bytes, policy, extra FROM contexts WHERE tenant_id = $1 AND header`
+	qHeaders = `SELECT name, created_ms, updated_ms, messages, tokens, bytes, policy, tokenizer, extra FROM contexts WHERE tenant_id = $1 AND header`
 	qPending = `SELECT tenant_id, name FROM contexts WHERE NOT header AND pending_since < now() - $1::interval`
 
 	// The reads of a context's messages, tags, blocks, gists and vectors
@@ -268,12 +268,13 @@ const (
 	qContext = `SELECT mc_context($1, $2)`
 	qCreate  = `SELECT mc_create($1, $2, $3)`
 	qAdvance = `SELECT mc_advance($1, $2)`
-	// qAdvanceHeader is qAdvance and qPutHeader in one statement.
-	qAdvanceHeader = `SELECT mc_advance_header($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	// qAdvanceHeader is qAdvance and qPutHeader in one statement (the
+	// signature of migration 0004, with the tokenizer).
+	qAdvanceHeader = `SELECT mc_advance_header($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 	qBump          = `UPDATE contexts SET version = version + 1 WHERE id = $1 RETURNING version`
 
 	qPutHeader = `UPDATE contexts SET header = true, pending_since = NULL, created_ms = $2, updated_ms = $3, messages = $4,
-	                  tokens = $5, bytes = $6, policy = $7, extra = $8 WHERE id = $1`
+	                  tokens = $5, bytes = $6, policy = $7, tokenizer = $8, extra = $9 WHERE id = $1`
 	// qPutMessage writes a message and deletes its tags, in one statement
 	// (qPutTags writes them again after it, if any).
 	qPutMessage = `WITH untag AS (DELETE FROM tags WHERE context_id = $1 AND seq = $2)
@@ -387,7 +388,7 @@ func (s *Store) Since(ctx context.Context, tenant, name string, since store.Vers
 		var h headerJSON
 		var v store.Version
 		var extra []byte
-		err := tx.QueryRow(ctx, qHeader, tenant, pgName(name)).Scan(&v.Epoch, &v.N, &h.Created, &h.Updated, &h.Messages, &h.Tokens, &h.Bytes, &h.Policy, &extra)
+		err := tx.QueryRow(ctx, qHeader, tenant, pgName(name)).Scan(append([]any{&v.Epoch, &v.N}, h.columns(&extra)...)...)
 		if errors.Is(err, pgx.ErrNoRows) {
 			out.Full = true
 			return nil
@@ -404,7 +405,7 @@ func (s *Store) Since(ctx context.Context, tenant, name string, since store.Vers
 		emit := func(kk key, val string) { out.Records = append(out.Records, store.KV{Key: kk.String(), Value: val}) }
 		ck := k
 		ck.kind = kindContext
-		emit(ck, withExtra(encode(h), extra))
+		emit(ck, h.value(extra))
 		var pins string
 		switch err := tx.QueryRow(ctx, qPins, v.Epoch, after).Scan(&pins); {
 		case err == nil:
@@ -445,7 +446,7 @@ func (s *Store) sinceIn(ctx context.Context, tenant, name string, since store.Ve
 		var h headerJSON
 		var v store.Version
 		var extra []byte
-		err := br.QueryRow().Scan(&v.Epoch, &v.N, &h.Created, &h.Updated, &h.Messages, &h.Tokens, &h.Bytes, &h.Policy, &extra)
+		err := br.QueryRow().Scan(append([]any{&v.Epoch, &v.N}, h.columns(&extra)...)...)
 		if errors.Is(err, pgx.ErrNoRows) {
 			out.Full = true
 			return nil
@@ -462,7 +463,7 @@ func (s *Store) sinceIn(ctx context.Context, tenant, name string, since store.Ve
 		emit := func(kk key, val string) { out.Records = append(out.Records, store.KV{Key: kk.String(), Value: val}) }
 		ck := k
 		ck.kind = kindContext
-		emit(ck, withExtra(encode(h), extra))
+		emit(ck, h.value(extra))
 		var pins string
 		switch err := br.QueryRow().Scan(&pins); {
 		case err == nil:
@@ -703,8 +704,8 @@ func (s *Store) Get(k string) (string, bool, error) {
 		var h headerJSON
 		var v store.Version
 		var extra []byte
-		err = s.pool.QueryRow(ctx, qHeader, pk.tenant, pgName(pk.context)).Scan(&v.Epoch, &v.N, &h.Created, &h.Updated, &h.Messages, &h.Tokens, &h.Bytes, &h.Policy, &extra)
-		val = withExtra(encode(h), extra)
+		err = s.pool.QueryRow(ctx, qHeader, pk.tenant, pgName(pk.context)).Scan(append([]any{&v.Epoch, &v.N}, h.columns(&extra)...)...)
+		val = h.value(extra)
 	case kindImport:
 		var id int64
 		if err = s.pool.QueryRow(ctx, qID, pk.tenant, pgName(pk.context)).Scan(&id); err == nil {
@@ -793,8 +794,8 @@ func (s *Store) Scan(prefix string, fn func(key, value string) bool) error {
 			var n string
 			var h headerJSON
 			var extra []byte
-			err := r.Scan(&n, &h.Created, &h.Updated, &h.Messages, &h.Tokens, &h.Bytes, &h.Policy, &extra)
-			return store.KV{Key: key{kind: kindContext, tenant: sc.tenant, context: goName(n)}.String(), Value: withExtra(encode(h), extra)}, err
+			err := r.Scan(append([]any{&n}, h.columns(&extra)...)...)
+			return store.KV{Key: key{kind: kindContext, tenant: sc.tenant, context: goName(n)}.String(), Value: h.value(extra)}, err
 		})
 		if qerr != nil {
 			return wrap(qerr)
@@ -1079,7 +1080,7 @@ func headerArgs(r record) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []any{h.Created, h.Updated, h.Messages, h.Tokens, h.Bytes, h.Policy, extra}, nil
+	return []any{h.Created, h.Updated, h.Messages, h.Tokens, h.Bytes, h.Policy, pgText(h.Tokenizer), extra}, nil
 }
 
 // queueRecord queues the statements that write one record of context id

@@ -57,7 +57,7 @@ func node(level, index int, text string) string {
 func sample() []store.KV {
 	vec := qvec.Vector{Scale: 0.5, Data: []int8{-128, 0, 127}}
 	return []store.KV{
-		{Key: kv("c"), Value: `{"created":1000,"updated":1001,"messages":2,"tokens":9,"bytes":120,"policy":"p1","later":{"a":[1,2]}}`},
+		{Key: kv("c"), Value: `{"created":1000,"updated":1001,"messages":2,"tokens":9,"bytes":120,"policy":"p1","tokenizer":"vocab:stories\u0000260K","later":{"a":[1,2]}}`},
 		{Key: kv("k"), Value: `{"next":2,"pins":[{"id":1,"msg":0}]}`},
 		{Key: kv("m", "000000000000"), Value: `{"seq":0,"parent":-1,"hash":"h0","role":"system","text":"be brief\u0000\u0001 é","time":1000,"pruned":true,"first":-1,"last":-1,"tokens":2,"raw":{"role":"system","content":"be brief"}}`},
 		{Key: kv("m", "000000000001"), Value: `{"seq":1,"parent":0,"hash":"h1","rk":"07000000000000000000000000000009","extra":3,"role":"user","name":"ann","text":"mail me","time":1001,"superseded":true,"tags":["email","secret"],"whole":["secret","orphan"],"origin":{"context":"other","seq":4,"time":999},"first":0,"last":1,"tokens":7,"uncounted":true,"raw":{"role":"user","content":"mail me"}}`},
@@ -131,9 +131,10 @@ func TestRecordsRoundTrip(t *testing.T) {
 	}
 }
 
-// TestEngineFieldsHaveColumns: every field of the engine's messages,
-// blocks and nodes (the sample sets each) is kept in a column of its own,
-// none in the extra column that holds fields this schema does not know.
+// TestEngineFieldsHaveColumns: every field of the engine's headers,
+// messages, blocks and nodes (the sample sets each) is kept in a column of
+// its own, none in the extra column that holds fields this schema does not
+// know (the sample header's "later" stands for a newer engine's field).
 func TestEngineFieldsHaveColumns(t *testing.T) {
 	dsn := pgtest.NewDB(t)
 	s := openStore(t, dsn)
@@ -154,6 +155,10 @@ func TestEngineFieldsHaveColumns(t *testing.T) {
 		if len(extras) > 0 {
 			t.Errorf("%s: fields without a column: %q", table, extras)
 		}
+	}
+	var extra string
+	if err := conn.QueryRow(context.Background(), "SELECT extra::text FROM contexts").Scan(&extra); err != nil || extra != `{"later": {"a": [1, 2]}}` {
+		t.Errorf("contexts: extra %s (%v), want only the field no column holds", extra, err)
 	}
 }
 

@@ -26,6 +26,21 @@ type headerJSON struct {
 	Tokens   int64  `json:"tokens"`
 	Bytes    int64  `json:"bytes"`
 	Policy   string `json:"policy,omitempty"`
+	// Tokenizer names the token counter of the context's counts (its
+	// column since migration 0004).
+	Tokenizer string `json:"tokenizer,omitempty"`
+}
+
+// columns are the scan destinations of a header row's columns from
+// created_ms to extra (qHeader, qHeaders), extra into *extra.
+func (h *headerJSON) columns(extra *[]byte) []any {
+	return []any{&h.Created, &h.Updated, &h.Messages, &h.Tokens, &h.Bytes, &h.Policy, &h.Tokenizer, extra}
+}
+
+// value is the header record read back, with the fields no column holds.
+func (h headerJSON) value(extra []byte) string {
+	h.Tokenizer = goText(h.Tokenizer)
+	return withExtra(encode(h), extra)
 }
 
 // originJSON is where a merged message came from (memory's Origin).
