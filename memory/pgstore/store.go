@@ -292,14 +292,21 @@ const (
 	qPutTags = `INSERT INTO tags (context_id, seq, ord, rule, tagged, whole)
 	               SELECT $1, $2, u.ord, u.rule, u.tagged, u.whole
 	                 FROM unnest($3::smallint[], $4::text[], $5::boolean[], $6::boolean[]) AS u(ord, rule, tagged, whole)`
-	qPutBlock = `INSERT INTO blocks (context_id, idx, msg_seq, part, role, time_ms, tokens, cost, head, body, hash, spans, extra, version,
-	                 details_head, join_cost)
-	             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-	             ON CONFLICT (context_id, idx) DO UPDATE SET msg_seq = EXCLUDED.msg_seq, part = EXCLUDED.part,
-	                 role = EXCLUDED.role, time_ms = EXCLUDED.time_ms, tokens = EXCLUDED.tokens, cost = EXCLUDED.cost,
-	                 head = EXCLUDED.head, body = EXCLUDED.body, hash = EXCLUDED.hash, spans = EXCLUDED.spans,
-	                 extra = EXCLUDED.extra, version = EXCLUDED.version, details_head = EXCLUDED.details_head,
-	                 join_cost = EXCLUDED.join_cost`
+	// qPutBlocks writes a write's blocks of one context in one statement,
+	// a row of each element of the arrays (blockRows); the context's id
+	// and the version are $1 and $2.
+	qPutBlocks = `INSERT INTO blocks (context_id, idx, msg_seq, part, role, time_ms, tokens, cost, head, body, hash, spans, extra, version,
+	                  details_head, join_cost)
+	              SELECT $1, u.idx, u.msg_seq, u.part, u.role, u.time_ms, u.tokens, u.cost, u.head, u.body, u.hash, u.spans, u.extra, $2,
+	                  u.details_head, u.join_cost
+	                FROM unnest($3::integer[], $4::bigint[], $5::integer[], $6::text[], $7::bigint[], $8::integer[], $9::integer[],
+	                            $10::integer[], $11::text[], $12::bytea[], $13::jsonb[], $14::jsonb[], $15::integer[], $16::integer[])
+	                  AS u(idx, msg_seq, part, role, time_ms, tokens, cost, head, body, hash, spans, extra, details_head, join_cost)
+	              ON CONFLICT (context_id, idx) DO UPDATE SET msg_seq = EXCLUDED.msg_seq, part = EXCLUDED.part,
+	                  role = EXCLUDED.role, time_ms = EXCLUDED.time_ms, tokens = EXCLUDED.tokens, cost = EXCLUDED.cost,
+	                  head = EXCLUDED.head, body = EXCLUDED.body, hash = EXCLUDED.hash, spans = EXCLUDED.spans,
+	                  extra = EXCLUDED.extra, version = EXCLUDED.version, details_head = EXCLUDED.details_head,
+	                  join_cost = EXCLUDED.join_cost`
 	qPutNode = `INSERT INTO nodes (context_id, level, idx, first_block, last_block, msg_seq, tokens, gist, cost, short,
 	                short_cost, head, hash, time_ms, time_end_ms, tags, extra, version, details_head)
 	            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
@@ -1006,17 +1013,17 @@ func (s *Store) Put(kvs ...store.KV) error {
 			}
 			targets[ck] = t
 		}
-		b := &pgx.Batch{}
+		b := &writeBatch{}
 		for _, r := range recs {
 			t := targets[[2]string{r.k.tenant, r.k.context}]
 			if t == nil || r.k.kind == kindImport || r.k.kind == kindResponseIndex {
 				continue
 			}
-			if err := queueRecord(b, t.id, t.version, r); err != nil {
+			if err := b.add(t.id, t.version, r); err != nil {
 				return err
 			}
 		}
-		return tx.SendBatch(ctx, b).Close()
+		return tx.SendBatch(ctx, b.done()).Close()
 	})
 	return wrap(err)
 }
@@ -1036,7 +1043,7 @@ func (s *Store) PutAt(ctx context.Context, tenant, name string, base store.Versi
 		}
 	}
 	id, next := base.Epoch, base.N+1
-	b := &pgx.Batch{}
+	b := &writeBatch{}
 	header := slices.IndexFunc(recs, func(r record) bool { return r.k.kind == kindContext })
 	switch {
 	case base.IsZero():
@@ -1059,11 +1066,11 @@ func (s *Store) PutAt(ctx context.Context, tenant, name string, base store.Versi
 		if r.k.kind == kindImport || r.k.kind == kindResponseIndex || i == header {
 			continue
 		}
-		if err := queueRecord(b, id, next, r); err != nil {
+		if err := b.add(id, next, r); err != nil {
 			return store.Version{}, err
 		}
 	}
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := s.pool.SendBatch(ctx, b.done()).Close(); err != nil {
 		return store.Version{}, wrap(err)
 	}
 	return store.Version{Epoch: id, N: next}, nil
@@ -1083,9 +1090,62 @@ func headerArgs(r record) ([]any, error) {
 	return []any{h.Created, h.Updated, h.Messages, h.Tokens, h.Bytes, h.Policy, pgText(h.Tokenizer), extra}, nil
 }
 
-// queueRecord queues the statements that write one record of context id
-// at version.
-func queueRecord(b *pgx.Batch, id, version int64, r record) error {
+// writeBatch is the statements of one write, sent as one pipeline: each
+// record's own, but for blocks, which are gathered by context and written
+// with one statement for all of them (a turn writes several).
+type writeBatch struct {
+	pgx.Batch
+	// blocks are the blocks gathered of each context (by id), queued by
+	// done.
+	blocks map[int64]*blockRows
+	// order is the contexts of blocks in the order their first block came.
+	order []int64
+}
+
+// blockRows are blocks of one context as the columns of qPutBlocks, one
+// element of each slice a block.
+type blockRows struct {
+	version                       int64
+	idx, part, tokens, cost, head []int
+	detailsHead, join             []int
+	msg, time                     []int64
+	role, body                    []string
+	hash, spans, extra            [][]byte
+}
+
+// block gathers a block of context id, written at version.
+func (b *writeBatch) block(id, version int64, n *tree.Node, extra []byte) {
+	rows := b.blocks[id]
+	if rows == nil {
+		if b.blocks == nil {
+			b.blocks = map[int64]*blockRows{}
+		}
+		rows = &blockRows{version: version}
+		b.blocks[id] = rows
+		b.order = append(b.order, id)
+	}
+	rows.idx, rows.msg, rows.part = append(rows.idx, n.Index), append(rows.msg, n.Msg), append(rows.part, n.Part)
+	rows.role, rows.time = append(rows.role, pgText(n.Role)), append(rows.time, n.Time)
+	rows.tokens, rows.cost, rows.head = append(rows.tokens, n.Tokens), append(rows.cost, n.Cost), append(rows.head, n.Head)
+	rows.body, rows.hash = append(rows.body, pgText(n.Text)), append(rows.hash, n.Hash[:])
+	rows.spans, rows.extra = append(rows.spans, blockSpans(n)), append(rows.extra, extra)
+	rows.detailsHead, rows.join = append(rows.detailsHead, n.DetailsHead), append(rows.join, n.Join)
+}
+
+// done queues the gathered blocks and returns the batch to send.
+func (b *writeBatch) done() *pgx.Batch {
+	for _, id := range b.order {
+		r := b.blocks[id]
+		b.Queue(qPutBlocks, id, r.version, r.idx, r.msg, r.part, r.role, r.time, r.tokens, r.cost, r.head, r.body, r.hash,
+			r.spans, r.extra, r.detailsHead, r.join)
+	}
+	b.blocks, b.order = nil, nil
+	return &b.Batch
+}
+
+// add queues the statements that write one record of context id at
+// version (a block's, by done).
+func (b *writeBatch) add(id, version int64, r record) error {
 	k := r.k
 	switch k.kind {
 	case kindContext:
@@ -1140,8 +1200,7 @@ func queueRecord(b *pgx.Batch, id, version int64, r record) error {
 			return err
 		}
 		if n.Level == 0 {
-			b.Queue(qPutBlock, id, n.Index, n.Msg, n.Part, pgText(n.Role), n.Time, n.Tokens, n.Cost, n.Head, pgText(n.Text), n.Hash[:], blockSpans(n), extra, version,
-				n.DetailsHead, n.Join)
+			b.block(id, version, n, extra)
 		} else {
 			b.Queue(qPutNode, id, n.Level, n.Index, n.First, n.Last, n.Msg, n.Tokens, pgText(n.Text), n.Cost, pgText(n.Short), n.ShortCost,
 				n.Head, n.Hash[:], n.Time, n.TimeEnd, pgTexts(n.Tags), extra, version, n.DetailsHead)

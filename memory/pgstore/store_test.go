@@ -682,3 +682,66 @@ func TestRewrittenMessageKeepsOnlyItsNewTags(t *testing.T) {
 		equalJSON(t, k, got, val)
 	}
 }
+
+// TestBlocksWrittenTogether: a write's blocks go to the database as one
+// statement per context, not one per block, and read back as written:
+// new blocks and rewritten ones, a block with spans, one whose text holds
+// a NUL, one with a field no column holds, in two contexts at once.
+func TestBlocksWrittenTogether(t *testing.T) {
+	s := openStore(t, pgtest.NewDB(t))
+	if err := s.Put(sample()...); err != nil {
+		t.Fatal(err)
+	}
+	block := func(ctx string, index int, text string, edit func(*tree.Node)) store.KV {
+		n := &tree.Node{Index: index, First: index, Last: index, Tokens: 2, Text: text, Cost: 2, Msg: int64(index), Role: "user", Time: int64(1000 + index), TimeEnd: int64(1000 + index)}
+		n.Hash[0], n.Hash[31] = byte(index), 7
+		if edit != nil {
+			edit(n)
+		}
+		b, _ := json.Marshal(n)
+		return store.KV{Key: store.Key("n", "t", ctx, "00", fmt.Sprintf("%010d", index)), Value: string(b)}
+	}
+	later := block("C", 3, "three", nil)
+	later.Value = strings.TrimSuffix(later.Value, "}") + `,"later":[1]}`
+	recs := []store.KV{
+		block("C", 1, "one, rewritten", func(n *tree.Node) { n.Part, n.Join, n.DetailsHead = 1, -1, 4 }),
+		block("C", 2, "two\x00\x01 é", func(n *tree.Node) {
+			n.Spans, n.Tags = []tree.Span{{Start: 0, End: 3, Rule: "secret"}}, []string{"secret"}
+		}),
+		later,
+		block("D", 0, "d zero", nil),
+		block("D", 1, "d one", nil),
+		block("D", 2, "d two", nil),
+	}
+	parsed, err := parseAll(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &writeBatch{}
+	for _, r := range parsed {
+		if err := b.add(int64(r.k.context[0]), 1, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stmts []string
+	for _, q := range b.done().QueuedQueries {
+		stmts = append(stmts, q.SQL)
+	}
+	if !reflect.DeepEqual(stmts, []string{qPutBlocks, qPutBlocks}) {
+		t.Fatalf("a write of 6 blocks of 2 contexts queued %d statements, want one per context", len(stmts))
+	}
+	if err := s.Put(recs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		got, ok, err := s.Get(r.Key)
+		if err != nil || !ok {
+			t.Fatalf("get %s: %v %v", r.Key, ok, err)
+		}
+		equalJSON(t, r.Key, got, r.Value)
+	}
+	var n int
+	if err := s.pool.QueryRow(context.Background(), "SELECT count(*) FROM blocks").Scan(&n); err != nil || n != 4+3 {
+		t.Fatalf("%d blocks stored, want 7 (C: 0-3, D: 0-2), %v", n, err)
+	}
+}

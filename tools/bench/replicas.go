@@ -272,13 +272,20 @@ func (b replicaBench) run(jsonOut bool) error {
 	}
 	reqs := b.clients * b.perClient
 
-	rss := make([]float64, b.n)
+	// RSS, and what each replica's cache holds (memory.cache_bytes bounds
+	// the charge: whether the bound bit shows in the contexts held).
+	rss, cacheMiB, cached := make([]float64, b.n), make([]float64, b.n), make([]float64, b.n)
 	counters := map[string]float64{}
 	for i, p := range reps {
 		rss[i] = rssMiB(p.cmd.Process.Pid)
 		if err := storeCounters(client, p.url, counters); err != nil {
 			return err
 		}
+		ms, err := metrics(client, p.url)
+		if err != nil {
+			return err
+		}
+		cacheMiB[i], cached[i] = ms["megacontext_cache_bytes"]/(1<<20), ms["megacontext_cache_contexts"]
 	}
 	res := map[string]any{
 		"store": b.kind, "replicas": b.n, "history_tokens": b.history, "turns": b.turns, "sync": b.sync,
@@ -287,7 +294,7 @@ func (b replicaBench) run(jsonOut bool) error {
 		"direct_ms_p50": pct(direct, 50), "proxy_ms_p50": pct(via, 50), "proxy_ms_p99": pct(via, 99),
 		"overhead_ms_p50": pct(overhead, 50), "overhead_ms_p99": pct(overhead, 99),
 		"clients": b.clients, "requests": reqs, "throughput_rps": float64(reqs) / wall.Seconds(),
-		"rss_mib": rss, "cache_bytes": b.cacheBytes, "store_counters": counters,
+		"rss_mib": rss, "cache_bytes": b.cacheBytes, "cache_charge_mib": cacheMiB, "cache_contexts": cached, "store_counters": counters,
 	}
 	if len(rtt) > 0 {
 		res["db_round_trip_ms_p50"] = pct(rtt, 50)
@@ -316,7 +323,8 @@ func (b replicaBench) run(jsonOut bool) error {
 	if b.cacheBytes != 0 {
 		cache = fmt.Sprintf("cache_bytes %d", b.cacheBytes)
 	}
-	fmt.Printf("RSS per replica (MiB), %s, %d memories of %d tokens: %.0f\n", cache, len(keys), b.history, rss)
+	fmt.Printf("RSS per replica (MiB), %s, %d memories of %d tokens: %.0f; each cache's charge %.1f MiB holding %v contexts\n",
+		cache, len(keys), b.history, rss, cacheMiB, cached)
 	return nil
 }
 
@@ -361,20 +369,31 @@ func startReplica(bin, upstreamURL string, args, env []string, logPath string) (
 // storeCounters adds a replica's megacontext_store_*_total counters
 // (contexts read whole, caught up, operations redone) to into.
 func storeCounters(client *http.Client, url string, into map[string]float64) error {
+	ms, err := metrics(client, url)
+	for name, v := range ms {
+		if n, found := strings.CutPrefix(name, "megacontext_store_"); found && strings.HasSuffix(n, "_total") {
+			into[strings.TrimSuffix(n, "_total")] += v
+		}
+	}
+	return err
+}
+
+// metrics reads a replica's /metrics samples without labels, by name.
+func metrics(client *http.Client, url string) (map[string]float64, error) {
 	resp, err := client.Get(url + "/metrics")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
+	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		name, v, ok := strings.Cut(sc.Text(), " ")
-		if n, found := strings.CutPrefix(name, "megacontext_store_"); ok && found && strings.HasSuffix(n, "_total") {
-			f, _ := strconv.ParseFloat(v, 64)
-			into[strings.TrimSuffix(n, "_total")] += f
+		if ok && !strings.HasPrefix(name, "#") && !strings.Contains(name, "{") {
+			out[name], _ = strconv.ParseFloat(v, 64)
 		}
 	}
-	return sc.Err()
+	return out, sc.Err()
 }
 
 // rssMiB reads a process's resident set size.
