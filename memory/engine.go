@@ -148,6 +148,14 @@ type HistoryExpander interface {
 	ExpandIn(question string, has func(term string) bool) []lens.Term
 }
 
+// Definer is an Expander that also defines a question's nouns in the
+// history's words (a dictionary: "puppy" is "a young dog", so "what name
+// did you suggest for the puppy?" finds the request that said "dog");
+// has reports whether the history holds a lens term.
+type Definer interface {
+	Define(question string, has func(term string) bool, rank func(noun string, terms []lens.Term) []lens.Term) []lens.Term
+}
+
 // DefaultMinRelevance is the expansion threshold tuned with `megacontext eval`.
 const DefaultMinRelevance = 0.35
 

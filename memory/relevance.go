@@ -70,6 +70,16 @@ func (e *Engine) query(c *mctx, r Request, tailFrom int) (main, context []lens.T
 		// The history's words near the question's (GloVe): "allergic" for
 		// "allergies", "boss" for "manager".
 		lists = append(lists, c.index.Semantic().SoftTerms(ask, softOptions))
+		if asksAboutYou(ask) {
+			if d, ok := e.opts.Expander.(Definer); ok {
+				// What the assistant was asked for, the user described
+				// in their own words: the question's nouns' definitions.
+				lists = append(lists, d.Define(ask, func(t string) bool { return c.index.DF(t) > 0 }, func(w string, ts []lens.Term) []lens.Term {
+					return c.index.Semantic().Rank(w, ts, DefineFloor, DefineFull)
+				}))
+			}
+			defer func() { main = SuggestionFrame(main) }()
+		}
 	}
 	for i := len(r.Messages) - 1; i >= tailFrom && i >= len(r.Messages)-queryTail; i-- {
 		if i != last && !isLeadingRole(r.Messages[i].Role) {
@@ -476,8 +486,16 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 		// What a person tells about their own life, they tell in their own
 		// turns: the assistant's text (stories, passages, advice) weighs
 		// less, unless the question asks what the assistant said.
-		if !toYou && c.tree.Block(b).Role == "assistant" {
-			s *= assistantWeight
+		if c.tree.Block(b).Role == "assistant" {
+			if !toYou {
+				s *= assistantWeight
+			} else {
+				// What the assistant suggested answered a request: a reply
+				// counts mostly through the request it answers (below),
+				// as one unit, less by its own words (a story it told
+				// matches as many questions as its prose has words).
+				s *= replyOwnToYou
+			}
 		}
 		// A question asked before in the same words matches best of all
 		// and answers nothing: what answers it is elsewhere.
@@ -720,6 +738,10 @@ const assistantWeight = 0.5
 // something (refocus's threshold of a rare word).
 const replyMinIDF = refocusMinIDF
 
+// replyOwnToYou weighs the assistant's blocks' own match when the
+// question asks what the assistant said.
+const replyOwnToYou = 0.5
+
 // userWeightToYou weighs the user's blocks against the assistant's when
 // the question asks what the assistant said.
 const userWeightToYou = 0.5
@@ -736,6 +758,47 @@ const (
 // monthly payment did you calculate"; the auxiliary and the pronoun are
 // closed-class words).
 var toYouRE = regexp.MustCompile(`(?i)\bdid\s+you\b|\b(?:you|your)\b[^.?!]*\b(?:suggest\w*|propos\w*|recommend\w*|told|tell|think|thought|say|said|advis\w*|pick\w*|mention\w*|came up|come up|idea|reckon\w*)\b|\b(?:suggest\w*|propos\w*|recommend\w*|advice|idea)\b[^.?!]*\byou\b`)
+
+// frameWords are the words a question about a suggestion uses to say that
+// it was one ("what name did you suggest", "which did you pick", "what
+// did you propose we call"): verbs of proposing, naming and saying, a
+// closed set of English. Every request and reply of that kind shares them;
+// the thing suggested for is what tells one from another.
+var frameWords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`suggest suggestion propose proposal recommend recommendation advise advice
+pick choose choice name call come idea think thought say said tell told mention give gave offer`) {
+		m[lens.Stem(w)] = true
+	}
+	return m
+}()
+
+// A question noun's kin counts by its GloVe similarity to the noun
+// (lens.Semantic.Rank): not below DefineFloor, fully from DefineFull.
+const (
+	DefineFloor = 0.3
+	DefineFull  = 0.6
+)
+
+// frameWeight weighs a frame word of a question about a suggestion
+// against its other words.
+const frameWeight = 0.25
+
+// SuggestionFrame returns the query of a question about what the
+// assistant suggested with its frame words (frameWords) weighed down.
+func SuggestionFrame(q []lens.Term) []lens.Term {
+	out := make([]lens.Term, len(q))
+	for i, t := range q {
+		if frameWords[t.Text] {
+			t.Weight *= frameWeight
+		}
+		out[i] = t
+	}
+	return out
+}
+
+// AsksAboutYou reports whether a question asks what the assistant said.
+func AsksAboutYou(q string) bool { return asksAboutYou(q) }
 
 // asksAboutYou reports whether a question asks what the assistant said.
 func asksAboutYou(q string) bool { return toYouRE.MatchString(q) }

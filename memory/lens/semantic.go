@@ -452,3 +452,32 @@ func (s *Semantic) Similar(question string, limit, top int, floor float64, skip 
 	}
 	return out
 }
+
+// Rank weighs terms, history terms that a thesaurus proposed for a word
+// of a question (its definition, its kin), by their GloVe similarity to
+// that word: each term's weight is multiplied by its cosine to it, divided
+// by full (and at most 1); a term below floor, or without a vector, is
+// dropped. The thesaurus says what may be related, the vectors how close.
+// Without a vector for word, terms are returned as they are.
+func (s *Semantic) Rank(word string, terms []Term, floor, full float64) []Term {
+	if s == nil || len(terms) == 0 {
+		return terms
+	}
+	id, ok := s.vec.Lookup(strings.ToLower(word))
+	if !ok {
+		return terms
+	}
+	out := make([]Term, 0, len(terms))
+	for _, t := range terms {
+		p, ok := s.termPos[t.Text]
+		if !ok || !s.terms[p].has {
+			continue
+		}
+		sim := float64(s.vec.Cosine(s.terms[p].id, id))
+		if sim < floor {
+			continue
+		}
+		out = append(out, Term{Text: t.Text, Weight: t.Weight * min(1, sim/full)})
+	}
+	return out
+}

@@ -338,3 +338,152 @@ func (t *Thesaurus) isGeneric(w string) bool {
 	}
 	return false
 }
+
+// The dictionary the other way. A person names a thing one way when they
+// ask about it and described it another way when they first brought it up
+// ("the puppy" for "our new beagle", "my father-in-law" for "my wife's
+// dad"): the question's nouns are defined by WordNet in words the history
+// may hold. Define returns those words.
+
+// Definition parameters, tuned with `megacontext eval` on the dev seeds and
+// the memory package's own described-request tests (see README).
+const (
+	// defineWeight weighs a word of a question noun's first sense's gloss
+	// against a question word; later senses weigh defineDecay times less
+	// each.
+	defineWeight = 0.3
+	defineDecay  = 0.6
+	// defineSenses is the most senses of a noun whose glosses count, and
+	// defineMaxSenses the most senses a noun may have at all (a word with
+	// more is too vague to define).
+	defineSenses    = 3
+	defineMaxSenses = 8
+	// defineKin weighs a kin of a question noun (a hyponym of its
+	// hypernym, down to defineKinDepth levels) against a question word.
+	defineKin      = 0.5
+	defineKinDepth = 3
+	// defineKinMax bounds the synsets one hypernym's tree is walked for.
+	defineKinMax = 500
+)
+
+// Define returns, for the question's nouns, the words of their WordNet
+// glosses (the first defineSenses senses of each, weighted by sense rank)
+// and their kin (see kin) that has reports the history holds. Nouns the
+// question holds itself, generic words and words that are mostly verbs or
+// adjectives bring nothing. rank, when not nil, reweighs each noun's kin
+// (by their similarity to the noun: lens.Semantic.Rank).
+func (t *Thesaurus) Define(question string, has func(term string) bool, rank func(noun string, terms []lens.Term) []lens.Term) []lens.Term {
+	if t == nil || has == nil {
+		return nil
+	}
+	own := map[string]bool{}
+	for _, term := range lens.Terms(question) {
+		own[term] = true
+	}
+	var lists [][]lens.Term
+	for _, tk := range tokenize(question) {
+		if !content(tk.word) || t.isGeneric(tk.word) {
+			continue
+		}
+		b := t.base(tk.word, noun)
+		if b == "" || generic[b] {
+			continue
+		}
+		// The kin first, ranked apart: a dog has hundreds of kinds, and
+		// only rank says which are near a puppy.
+		var kin []lens.Term
+		kinSeen := map[string]bool{}
+		refs := t.index[noun][b]
+		if len(refs) == 0 || len(refs) > defineMaxSenses || !t.mostlyNoun(tk.word, b) {
+			continue
+		}
+		// Its kin: the other kinds of what it is a kind of ("beagle" and
+		// "puppy" are both dogs), first sense only.
+		first := &t.syn[noun][refs[0].idx()]
+		for _, h := range first.hyper {
+			hs := &t.syn[noun][h.idx()]
+			if hs.lex == lexTops || hs.nHypo > maxHypo {
+				continue
+			}
+			t.kin(h.idx(), defineKinDepth, func(i int) {
+				for _, l := range t.syn[noun][i].words {
+					if strings.ContainsAny(l, "_-") {
+						continue
+					}
+					w := t.lemmaTerm(l)
+					if w == "" || own[w] || kinSeen[w] || !has(w) {
+						continue
+					}
+					kinSeen[w] = true
+					kin = append(kin, lens.Term{Text: w, Weight: defineKin})
+				}
+			})
+		}
+		if rank != nil {
+			kin = rank(tk.word, kin)
+		}
+		lists = append(lists, kin)
+		// Then the definitions, which need no rank: a gloss is what the
+		// noun is, in few words.
+		weight := map[string]float64{}
+		var order []string
+		sw := defineWeight
+		for _, r := range refs[:min(len(refs), defineSenses)] {
+			for _, id := range t.gloss[r.idx()] {
+				w := t.glossWord[id]
+				if len(w) < 3 || own[w] || generic[w] || !has(w) {
+					continue
+				}
+				if old, ok := weight[w]; !ok {
+					order = append(order, w)
+					weight[w] = sw
+				} else if sw > old {
+					weight[w] = sw
+				}
+			}
+			sw *= defineDecay
+		}
+		terms := make([]lens.Term, len(order))
+		for i, w := range order {
+			terms[i] = lens.Term{Text: w, Weight: weight[w]}
+		}
+		lists = append(lists, terms)
+	}
+	return lens.Merge(lists...)
+}
+
+// mostlyNoun reports whether w (noun base form b) is used as a noun at
+// least as often as a verb or an adjective in WordNet's tagged corpus.
+func (t *Thesaurus) mostlyNoun(w, b string) bool {
+	nt := t.tags[b+"/n"]
+	n := int(nt[0]) + int(nt[1])
+	for _, p := range []int{verb, adj} {
+		if ob := t.base(w, p); ob != "" {
+			ot := t.tags[ob+"/"+string(posChar[p])]
+			if int(ot[0])+int(ot[1]) > n {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// kin calls f with the hyponyms of noun synset i down to depth levels
+// (at most defineKinMax of them, breadth first).
+func (t *Thesaurus) kin(i, depth int, f func(int)) {
+	level := []int32{int32(i)}
+	n := 0
+	for d := 0; d < depth && len(level) > 0; d++ {
+		var next []int32
+		for _, j := range level {
+			for _, h := range t.hypo[j] {
+				if n++; n > defineKinMax {
+					return
+				}
+				f(int(h))
+				next = append(next, h)
+			}
+		}
+		level = next
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"maps"
 	"slices"
 	"testing"
+
+	"github.com/megacontext/megacontext/memory/lens"
 )
 
 // inHistory returns a has function for ExpandIn that holds the stems of
@@ -94,5 +96,35 @@ func TestExpandInGenericInflected(t *testing.T) {
 		if _, ok := got[stem(w)]; ok {
 			t.Errorf("%s answers for the generic verb look: %v", w, got)
 		}
+	}
+}
+
+// Define goes the other way: a question's noun brings the words of its
+// gloss ("puppy: a young dog") and its kin ("beagle", another kind of dog)
+// that the history holds; the words of the question's frame bring nothing.
+func TestDefine(t *testing.T) {
+	th := open(t)
+	got := terms(th.Define("What name did you propose for the puppy?", inHistory("dog", "beagle", "young", "sloop", "title", "nickname"), nil))
+	for _, w := range []string{"dog", "beagle"} {
+		if _, ok := got[stem(w)]; !ok {
+			t.Errorf("%s missing: %v", w, got)
+		}
+	}
+	for _, w := range []string{"sloop", "title", "nickname"} {
+		if _, ok := got[stem(w)]; ok {
+			t.Errorf("%s defines nothing the question names: %v", w, got)
+		}
+	}
+	got = terms(th.Define("What did you suggest I call my new sailboat?", inHistory("sloop", "ketch", "beagle"), nil))
+	if _, ok := got[stem("sloop")]; !ok {
+		t.Errorf("sloop missing: %v", got)
+	}
+	// rank reweighs the kin: here it drops them all.
+	got = terms(th.Define("What did you suggest I call my new sailboat?", inHistory("sloop", "ketch", "mast"), func(string, []lens.Term) []lens.Term { return nil }))
+	if _, ok := got[stem("sloop")]; ok {
+		t.Errorf("sloop kept though rank dropped it: %v", got)
+	}
+	if _, ok := got[stem("mast")]; !ok {
+		t.Errorf("mast (of the gloss) missing: %v", got)
 	}
 }

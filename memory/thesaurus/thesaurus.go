@@ -80,6 +80,11 @@ type Thesaurus struct {
 
 	derivs [][]int // load time only: derivationally related nouns (+)
 
+	// gloss holds each noun synset's gloss words (normalized, as indexes
+	// into glossWord), for Define.
+	gloss     [][]int32
+	glossWord []string
+
 	// terms caches lemmaTerm: lemma -> its lens term ("" for none); safe
 	// for concurrent use, as the rest is read-only after Open.
 	terms sync.Map
@@ -510,6 +515,7 @@ func (t *Thesaurus) buildBag(gloss [][]string) {
 			post[w] = append(post[w], ps)
 		}
 	}
+	t.gloss, t.glossWord = glossIDs, names
 	t.bag = make(map[string][]uint32, len(post))
 	for w, ps := range post {
 		if len(ps) > 0 {

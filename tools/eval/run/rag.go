@@ -139,6 +139,16 @@ func (r *ragLoaded) retrieve(question string, tailFrom, room int) (string, int) 
 	}
 	// The same soft term matching (GloVe) as the engine's.
 	q = lens.Merge(q, r.index.Semantic().SoftTerms(question, memory.SoftOptions()))
+	if memory.AsksAboutYou(question) {
+		// The same definitions and frame words as the engine's for what
+		// the assistant suggested.
+		if d, ok := r.env.Engine.Expander.(memory.Definer); ok {
+			q = lens.Merge(q, d.Define(question, func(t string) bool { return r.index.DF(t) > 0 }, func(w string, ts []lens.Term) []lens.Term {
+				return r.index.Semantic().Rank(w, ts, memory.DefineFloor, memory.DefineFull)
+			}))
+		}
+		q = memory.SuggestionFrame(q)
+	}
 	scores := r.index.Score(q, limit, ragMaxDF)
 	ids := make([]int, 0, len(scores))
 	for id, s := range scores {
