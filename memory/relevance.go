@@ -493,8 +493,12 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 				// What the assistant suggested answered a request: a reply
 				// counts mostly through the request it answers (below),
 				// as one unit, less by its own words (a story it told
-				// matches as many questions as its prose has words).
+				// matches as many questions as its prose has words), and
+				// least when its request matches nothing.
 				s *= replyOwnToYou
+				if !requestMatched(c, b, raw) {
+					s *= replyAloneToYou
+				}
 			}
 		}
 		// A question asked before in the same words matches best of all
@@ -741,6 +745,29 @@ const replyMinIDF = refocusMinIDF
 // replyOwnToYou weighs the assistant's blocks' own match when the
 // question asks what the assistant said.
 const replyOwnToYou = 0.5
+
+// replyAloneToYou further weighs a reply whose request matches nothing
+// of the question, when it asks what the assistant said.
+const replyAloneToYou = 0.5
+
+// requestMatched reports whether the user message that assistant block b
+// replies to has a block among raw's matches.
+func requestMatched(c *mctx, b int, raw map[int]float64) bool {
+	m := c.msgs[c.tree.Block(b).Msg]
+	if m.Parent < 0 {
+		return false
+	}
+	p := c.msgs[m.Parent]
+	if p.Role != "user" || p.First < 0 {
+		return false
+	}
+	for x := p.First; x <= p.Last; x++ {
+		if raw[x] > 0 {
+			return true
+		}
+	}
+	return false
+}
 
 // userWeightToYou weighs the user's blocks against the assistant's when
 // the question asks what the assistant said.

@@ -33,7 +33,8 @@ type saidCase struct {
 
 // saidMisses are the questions the engine does not recall yet, and why.
 var saidMisses = map[string]string{
-	"What novel did you recommend for my commute?":         "nothing links the commute to a train taken each way (WordNet's gloss: a regular journey to and from your place of work)",
+	"What novel did you recommend for my commute?":         "nothing links the commute to a train taken each way (WordNet's gloss: a regular journey to and from your place of work): recalled or not by how the prose around it falls",
+	"Which exercise did you suggest for my sore back?":     "the lens takes \"back\" for the adverb, a stopword: the question keeps only \"exercise\" and \"sore\"",
 	"What make is the appliance that cleans our plates?":   "the reverse dictionary ranks a dozen cleaning artifacts above the dishwasher",
 	"Which brand is the machine that keeps our food cold?": "the refrigerator's gloss says neither food nor cold (white goods in which food can be stored at low temperature)",
 }
@@ -55,6 +56,14 @@ var saidCases = []saidCase{
 		"Which houseplant did you suggest for my bedroom?", "snake plant"},
 	{"My daughter's hamster needs a name, she wants something grand.", "Sir Nibbles the Magnificent has a ring to it.",
 		"What did you come up with for my kid's pet rodent?", "Sir Nibbles"},
+	{"It is ten years since our wedding next week, where should we go out to eat in Lisbon?", "Book a table at Cervejaria Ramiro, the seafood is superb.",
+		"Which restaurant did you recommend for our anniversary?", "Cervejaria Ramiro"},
+	{"My lower spine aches after long days at the desk, anything I can do at home?", "Try the cat-cow stretch every morning, ten slow rounds.",
+		"Which exercise did you suggest for my sore back?", "cat-cow stretch"},
+	{"Friends are coming on Saturday, give me a mixed drink I can make by the jug.", "A big jug of Tom Collins: gin, lemon, sugar and soda.",
+		"What cocktail did you propose for the party?", "Tom Collins"},
+	{"I am opening a little shop that sells bread and pastries next spring and need something catchy for the sign.", "How about Rise and Shine? It reads well from across the street.",
+		"What did you come up with as a name for my bakery?", "Rise and Shine"},
 	{"Our plumber is Dario Conti, he comes on Thursdays.", "",
 		"Remind me who fixes our pipes?", "Dario Conti"},
 	{"Our new dishwasher is a Bosch, quieter than the old one.", "",
@@ -111,9 +120,9 @@ func openAssetsEngine(t *testing.T) *Engine {
 	return e
 }
 
-// TestDescribedRequestsAndRoles recalled 6 of the 12 before frame words
+// TestDescribedRequestsAndRoles recalled 7 of its 16 before frame words
 // weighed less, question nouns were defined and replies counted through
-// their requests (9 since).
+// their requests (13 since).
 func TestDescribedRequestsAndRoles(t *testing.T) {
 	e := openAssetsEngine(t)
 	prose := proseChunks(t, 120)
@@ -121,7 +130,7 @@ func TestDescribedRequestsAndRoles(t *testing.T) {
 	talk := smallTalk{rand.New(rand.NewPCG(11, 2))}
 	start := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
 	r := rand.New(rand.NewPCG(12, 3))
-	days := 150
+	days := 10 + 11*len(saidCases) + 10
 	at := map[int][2]string{}
 	for i, c := range saidCases {
 		at[10+i*11] = [2]string{c.request, c.reply}
