@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/megacontext/megacontext/memory/glove"
-	"github.com/megacontext/megacontext/memory/thesaurus"
 	"github.com/megacontext/megacontext/tools/eval/chatgen"
 )
 
@@ -36,18 +34,7 @@ func BenchmarkAssembleAssets(b *testing.B) {
 		open func(b *testing.B) Options
 	}{
 		{"assets=none", func(*testing.B) Options { return Options{} }},
-		{"assets=wordnet+glove", func(b *testing.B) Options {
-			th, err := thesaurus.Open(filepath.Join("..", ".wordnet"))
-			if err != nil {
-				b.Skipf("skipping: WordNet missing (make wordnet): %v", err)
-			}
-			v, err := glove.Open(filepath.Join("..", ".glove"))
-			if err != nil {
-				b.Skipf("skipping: GloVe missing (make glove): %v", err)
-			}
-			b.Cleanup(func() { v.Close() })
-			return Options{Expander: th, Vectors: v}
-		}},
+		{"assets=wordnet+glove", func(b *testing.B) Options { return assetOptions(b) }},
 	}
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {

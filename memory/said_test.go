@@ -100,19 +100,28 @@ func proseChunks(t *testing.T, n int) []string {
 	return out
 }
 
-// openAssetsEngine opens an engine with WordNet and GloVe, or skips.
-func openAssetsEngine(t *testing.T) *Engine {
-	t.Helper()
+// assetOptions returns engine options with WordNet and GloVe from the
+// repository's .wordnet and .glove, or skips.
+func assetOptions(tb testing.TB) Options {
+	tb.Helper()
 	th, err := thesaurus.Open(filepath.Join("..", ".wordnet"))
 	if err != nil {
-		t.Skipf("skipping: WordNet missing (make wordnet): %v", err)
+		tb.Skipf("skipping: WordNet missing (make wordnet): %v", err)
 	}
 	v, err := glove.Open(filepath.Join("..", ".glove"))
 	if err != nil {
-		t.Skipf("skipping: GloVe missing (make glove): %v", err)
+		tb.Skipf("skipping: GloVe missing (make glove): %v", err)
 	}
-	t.Cleanup(func() { v.Close() })
-	e, err := testOpen(t, Options{Now: fixedClock(), Expander: th, Vectors: v})
+	tb.Cleanup(func() { v.Close() })
+	return Options{Expander: th, Vectors: v}
+}
+
+// openAssetsEngine opens an engine with WordNet and GloVe, or skips.
+func openAssetsEngine(t *testing.T) *Engine {
+	t.Helper()
+	opts := assetOptions(t)
+	opts.Now = fixedClock()
+	e, err := testOpen(t, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
