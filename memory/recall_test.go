@@ -383,3 +383,40 @@ func TestDayAfterAnEvent(t *testing.T) {
 		}
 	}
 }
+
+// A hop follows the name it reveals, not the other words of its sentence:
+// "my running partner is Elodie, she's much faster than me" leads to
+// Elodie, not to whatever else is "faster"; "Elodie's kid Bella turned
+// twelve last week" has siblings about other people, which its other rare
+// words (kid, twelve) match as well. At 384 tokens the second hop used to
+// be crowded out by them.
+func TestHopFollowsTheName(t *testing.T) {
+	e := openEngine(t, "")
+	k := Key{Tenant: "t", Context: "hopname"}
+	said := map[int]string{
+		4:  "Side note: my running partner is Elodie, she's much faster than me.",
+		12: "Elodie's kid Bella turned twelve last week.",
+		30: "Bella has been practising the clarinet every evening.",
+	}
+	for i, name := range []string{"Kit", "Mateus", "Reuben", "Saoirse", "Ari", "Leah", "Owen", "Jude"} {
+		said[14+2*i] = name + "'s kid " + []string{"Rory", "Mina", "Jonah", "Ivy", "Hugh", "Tess", "Milo", "Cleo"}[i] + " turned twelve last week."
+	}
+	importDays(t, e, k, 7, 40, nil, said)
+	q := "What instrument does my running partner's youngest play?"
+	for budget, wants := range map[int][]string{
+		384:  {"partner is Elodie", "kid Bella"},
+		512:  {"partner is Elodie", "kid Bella", "the clarinet"},
+		768:  {"partner is Elodie", "kid Bella", "the clarinet"},
+		1024: {"partner is Elodie", "kid Bella", "the clarinet"},
+	} {
+		w, err := e.Prepare(Request{Key: k, Messages: []Message{msg("user", q)}, Budget: budget, PerMessage: 5, TailPercent: 40, DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range wants {
+			if !strings.Contains(w.Memory, want) {
+				t.Errorf("budget %d: %q is not in the window:\n%s", budget, want, w.Memory)
+			}
+		}
+	}
+}

@@ -903,8 +903,8 @@ func (e *Engine) refocusTerms(c *mctx, query []lens.Term, have map[string]bool, 
 		return terms, named
 	}
 	// A hop hinges on a name: the best covering blocks that reveal a new
-	// name lead the next round (their other rare words only help); only
-	// when none does, the best covering blocks whatever they reveal.
+	// name lead the next round, by their names alone; only when none
+	// does, the best covering blocks whatever they reveal.
 	type source struct {
 		b     *tree.Node
 		terms []lens.Term
@@ -925,15 +925,20 @@ func (e *Engine) refocusTerms(c *mctx, query []lens.Term, have map[string]bool, 
 			any = append(any, source{b, terms})
 		}
 	}
-	if len(named) == 0 {
+	byName := len(named) > 0
+	if !byName {
 		named = any
 	}
 	for i, src := range named {
 		from = append(from, src.b.Index)
 		for _, t := range src.terms {
-			// The other rare words of a weaker source would lead the next
-			// round astray: only its names.
-			if i > 0 && t.Weight < refocusNameWeight {
+			// Where a source reveals a name, the hop is that name: the
+			// other rare words of its sentence ("Elodie's kid Bella turned
+			// twelve last week") lead to the sentences like it about
+			// other people ("Kit's kid Rory turned twelve last week"),
+			// which took a small window's budget from the name's own.
+			// Those of a weaker source would lead astray too.
+			if (i > 0 || byName) && t.Weight < refocusNameWeight {
 				continue
 			}
 			if !have[t.Text] {
