@@ -185,7 +185,7 @@ func (e *Engine) assembleMounted(c *mctx, r Request, seqs []int64, w *Window, mo
 func (e *Engine) scorer(c *mctx, question string, inTail func(int) bool) func(q []lens.Term) map[int]float64 {
 	toYou, owned := asksAboutYou(question), ownedTerms(question)
 	return func(q []lens.Term) map[int]float64 {
-		return topScores(e.scoreBlocks(c, q, inTail, toYou, owned), maxScored)
+		return e.scoreBlocks(c, q, inTail, toYou, owned)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -426,7 +427,8 @@ func (e *Engine) expand(c *mctx, question string) []lens.Term {
 // (newer statements win ties, so updates outrank what they replace), a
 // share for neighbours in the same message, and a share for the reply to
 // a matching message (what the assistant said to a request) and for the
-// request an answer replied to.
+// request an answer replied to. It returns the best maxScored (the newer
+// on ties), as topScores would keep them.
 //
 // A question about what the assistant said ("what did you suggest ...")
 // is answered by the reply, not by the request the question echoes:
@@ -450,43 +452,64 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 		}
 		return false
 	}
-	raw := c.index.Score(q, c.tree.Len(), 0.2)
+	// The matches and the scores they give are summed in arrays by block
+	// (a question of common words matches most of a long history's
+	// blocks), reused from one scoring to the next.
+	sc := scratchPool.Get().(*scoreScratch)
+	defer scratchPool.Put(sc)
+	raw, out := &sc.raw, &sc.out
+	c.index.ScoreInto(raw, q, c.tree.Len(), 0.2)
+	out.Reset(c.tree.Len())
 	// The best matches are checked for matching only through recurring
-	// small talk (the rest are too weak to be shown for it).
-	recurCheck := bestOf(raw, maxRecurChecks)
+	// small talk (the rest are too weak to be shown for it). What else
+	// reads a block's text (an echoed question, whose thing the block
+	// names) is worth reading only for the blocks that can reach the top
+	// maxScored: a vague question over a long history matches thousands,
+	// and reading each one's text cost more than the rest of the
+	// assembly. best ranks them, best first: the first maxRecurChecks are
+	// the best of all as well.
+	best := raw.Top(maxScored, sc.best)
+	sc.best = best
+	sc.mark = slices.Grow(sc.mark[:0], c.tree.Len())[:c.tree.Len()]
+	for i, b := range best {
+		sc.mark[b] = markRead
+		if i < maxRecurChecks {
+			sc.mark[b] |= markRecur
+		}
+	}
+	defer func() {
+		for _, b := range best {
+			sc.mark[b] = 0
+		}
+	}()
 	askedHash := make(map[uint32]bool, len(q))
 	for _, t := range q {
 		askedHash[lens.TermHash(t.Text)] = true
 	}
 	isAsked := func(h uint32) bool { return askedHash[h] }
-	// What else reads a block's text (an echoed question, whose thing the
-	// block names) is worth reading only for the blocks that can reach the
-	// top maxScored: a vague question over a long history matches
-	// thousands, and reading each one's text cost more than the rest of
-	// the assembly.
-	read := bestOf(raw, maxScored)
 	n := float64(c.tree.Len())
-	out := make(map[int]float64, len(raw)*3)
 	give := func(b int, s float64) {
 		if b >= 0 && b < c.tree.Len() && !inTail(b) {
-			out[b] += s
+			out.Add(b, s)
 		}
 	}
 	// A block's score sums the shares of several matches (its own, its
 	// neighbours', its exchange's): floating-point sums depend on their
-	// order, so the matches are taken in block order, never in the map's
+	// order, so the matches are taken in block order, never in a map's
 	// (random) order. Two assemblies of the same request must rank ties
 	// alike: a dry run shows the very window a live request gets.
-	for _, b := range slices.Sorted(maps.Keys(raw)) {
-		s := raw[b]
+	for _, b32 := range raw.Sorted() {
+		b := int(b32)
+		s := raw.Get(b)
 		if inTail(b) {
 			continue
 		}
 		s *= 1 + 0.15*float64(b+1)/n
+		blk := c.tree.Block(b)
 		// What a person tells about their own life, they tell in their own
 		// turns: the assistant's text (stories, passages, advice) weighs
 		// less, unless the question asks what the assistant said.
-		if c.tree.Block(b).Role == "assistant" {
+		if blk.Role == "assistant" {
 			if !toYou {
 				s *= assistantWeight
 			} else {
@@ -501,20 +524,20 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 				}
 			}
 		}
+		read := sc.mark[b]&markRead != 0
 		// A question asked before in the same words matches best of all
 		// and answers nothing: what answers it is elsewhere.
-		if read[b] && c.echoes(b, asked) {
+		if read && c.echoes(b, asked) {
 			s *= echoWeight
 		}
-		if read[b] && len(owned) > 0 {
-			s *= ownership(c.tree.Block(b).Text, owned)
+		if read && len(owned) > 0 {
+			s *= ownership(blk.Text, owned)
 		}
 		// What recurs all through the history is small talk: its words
 		// match many questions and answer none.
-		if recurCheck[b] && c.index.OnlyRecurring(b, isAsked) {
+		if sc.mark[b]&markRecur != 0 && c.index.OnlyRecurring(b, isAsked) {
 			s *= recurWeight
 		}
-		blk := c.tree.Block(b)
 		// What the assistant said is in its own turns: the user's request
 		// that the question echoes leads to the reply (below, at its full
 		// score) rather than answers, and what the user said they did
@@ -523,7 +546,7 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 		if toYou && blk.Role == "user" {
 			self *= userWeightToYou
 		}
-		out[b] += self
+		out.Add(b, self)
 		// Neighbours in the same message share the score: the block after a
 		// hit often holds the value its sentence was leading up to.
 		for _, nb := range [2]struct {
@@ -561,8 +584,36 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 			}
 		}
 	}
-	return out
+	top := out.Top(maxScored, sc.top)
+	sc.top = top
+	res := make(map[int]float64, len(top))
+	for _, b := range top {
+		res[int(b)] = out.Get(int(b))
+	}
+	return res
 }
+
+// scoreScratch is scoreBlocks' working memory, kept in scratchPool for
+// the next scoring (of any context: each use resets what it touched).
+type scoreScratch struct {
+	// raw holds the lens's matches, out the scores they give.
+	raw, out lens.Scores
+	// best is the best matches' blocks, best first; top the best scores'.
+	best, top []int32
+	// mark holds each block's mark bits (markRead, markRecur), zero but
+	// for best's blocks while scoring.
+	mark []uint8
+}
+
+// Marks of a block among the best matches: its text may be read (an
+// echoed question, whose thing), and it is checked for recurring text.
+const (
+	markRead uint8 = 1 << iota
+	markRecur
+)
+
+// scratchPool holds scoreScratch values for reuse.
+var scratchPool = sync.Pool{New: func() any { return new(scoreScratch) }}
 
 // Whose thing a question asks about. "When is our wedding anniversary?"
 // asks about ours, not about "Tomas's wedding anniversary" or "my
@@ -752,7 +803,7 @@ const replyAloneToYou = 0.5
 
 // requestMatched reports whether the user message that assistant block b
 // replies to has a block among raw's matches.
-func requestMatched(c *mctx, b int, raw map[int]float64) bool {
+func requestMatched(c *mctx, b int, raw *lens.Scores) bool {
 	m := c.msgs[c.tree.Block(b).Msg]
 	if m.Parent < 0 {
 		return false
@@ -762,7 +813,7 @@ func requestMatched(c *mctx, b int, raw map[int]float64) bool {
 		return false
 	}
 	for x := p.First; x <= p.Last; x++ {
-		if raw[x] > 0 {
+		if raw.Get(x) > 0 {
 			return true
 		}
 	}

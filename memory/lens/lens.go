@@ -204,10 +204,23 @@ func (x *Index) IDF(term string) float64 {
 // query term. Terms present in more than maxDF of the blocks are skipped
 // as uninformative (0 disables the cut).
 func (x *Index) Score(q []Term, limit int, maxDF float64) map[int]float64 {
-	out := map[int]float64{}
+	var acc Scores
+	x.ScoreInto(&acc, q, limit, maxDF)
+	out := make(map[int]float64, len(acc.touched))
+	for _, b := range acc.touched {
+		out[int(b)] = acc.val[b]
+	}
+	return out
+}
+
+// ScoreInto is Score into acc, which it resets to the index's length: a
+// question of common words over a long history matches most of its
+// blocks, and a map of them cost more than the scoring.
+func (x *Index) ScoreInto(acc *Scores, q []Term, limit int, maxDF float64) {
 	n := len(x.docLen)
+	acc.Reset(n)
 	if n == 0 || limit <= 0 {
-		return out
+		return
 	}
 	avg := float64(x.total) / float64(n)
 	if avg == 0 {
@@ -228,10 +241,9 @@ func (x *Index) Score(q []Term, limit int, maxDF float64) map[int]float64 {
 			}
 			tf := float64(p.tf)
 			dl := float64(x.docLen[p.block])
-			out[int(p.block)] += idf * tf * (k1 + 1) / (tf + k1*(1-b+b*dl/avg))
+			acc.Add(int(p.block), idf*tf*(k1+1)/(tf+k1*(1-b+b*dl/avg)))
 		}
 	}
-	return out
 }
 
 // Terms splits text into index terms: lower-cased words without stopwords,
