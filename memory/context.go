@@ -203,6 +203,12 @@ type mctx struct {
 	kept       []*keptWindow
 	// pins are the context's pins (pins.go), under mu.
 	pins pinsRecord
+	// asks remembers what the short user messages that matched a question
+	// ask (askTerms), by sequence number, under mu: at most one entry per
+	// message, its terms mostly slices of the message's text. Not counted
+	// in bytes (a few dozen bytes a message read, against the kilobytes of
+	// its blocks and index).
+	asks map[int64]askMemo
 	// telBytes is the footprint of focus and kept (read without telMu).
 	telBytes atomic.Int64
 }

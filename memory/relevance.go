@@ -487,6 +487,13 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 		askedHash[lens.TermHash(t.Text)] = true
 	}
 	isAsked := func(h uint32) bool { return askedHash[h] }
+	// ownership finds nothing in a block that holds none of the owned
+	// terms: the index's term hashes tell which blocks to read.
+	ownedHash := make(map[uint32]bool, len(owned))
+	for t := range owned {
+		ownedHash[lens.TermHash(t)] = true
+	}
+	isOwned := func(h uint32) bool { return ownedHash[h] }
 	n := float64(c.tree.Len())
 	give := func(b int, s float64) {
 		if b >= 0 && b < c.tree.Len() && !inTail(b) {
@@ -530,7 +537,7 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 		if read && c.echoes(b, asked) {
 			s *= echoWeight
 		}
-		if read && len(owned) > 0 {
+		if read && len(owned) > 0 && c.index.MayHold(b, isOwned) {
 			s *= ownership(blk.Text, owned)
 		}
 		// What recurs all through the history is small talk: its words
@@ -759,11 +766,7 @@ func (c *mctx) echoes(b int, asked map[string]bool) bool {
 	if m.Last-m.First > 2 {
 		return false // a long message says more than it asks
 	}
-	ask, _ := splitQuestion(m.Text)
-	if ask == m.Text && !isAskingText(m.Text) {
-		return false
-	}
-	terms := lens.Terms(ask)
+	terms := c.askTerms(m)
 	if len(terms) == 0 {
 		return false
 	}
@@ -774,6 +777,32 @@ func (c *mctx) echoes(b int, asked map[string]bool) bool {
 		}
 	}
 	return in*10 >= len(terms)*7
+}
+
+// askTerms returns the terms of what user message m asks (none when it
+// asks nothing), remembered in c.asks while m's text stays the same: the
+// best matches of every question over a long history are read again and
+// again, and splitting their sentences cost more than scoring them.
+func (c *mctx) askTerms(m *msgRecord) []string {
+	if a, ok := c.asks[m.Seq]; ok && a.text == m.Text {
+		return a.terms
+	}
+	var terms []string
+	if ask, _ := splitQuestion(m.Text); ask != m.Text || isAskingText(m.Text) {
+		terms = lens.Terms(ask)
+	}
+	if c.asks == nil {
+		c.asks = map[int64]askMemo{}
+	}
+	c.asks[m.Seq] = askMemo{text: m.Text, terms: terms}
+	return terms
+}
+
+// askMemo is what a message asks (askTerms): the terms, and the text they
+// were taken from.
+type askMemo struct {
+	text  string
+	terms []string
 }
 
 // isAskingText reports whether some sentence of text asks something.

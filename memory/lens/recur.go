@@ -102,3 +102,24 @@ func (x *Index) OnlyRecurring(b int, match func(termHash uint32) bool) bool {
 // minRecur is how many times a shingle occurs in a history to be
 // recurring.
 const minRecur = 3
+
+// MayHold reports whether block b may hold a term that match accepts (by
+// its TermHash): false only when it holds none, so that a caller can skip
+// reading a block's text for terms it cannot hold; true when it holds one,
+// or its hash collides with one, or the index keeps no hashes of the block
+// (it has fewer than shingleLen terms).
+func (x *Index) MayHold(b int, match func(termHash uint32) bool) bool {
+	if b < 0 || b >= len(x.blockTerms) {
+		return true
+	}
+	hs := x.blockTerms[b]
+	if hs == nil {
+		return true
+	}
+	for _, h := range hs {
+		if match(h) {
+			return true
+		}
+	}
+	return false
+}

@@ -108,3 +108,37 @@ func TestTruncateDropsSentenceVectorsAndNames(t *testing.T) {
 		t.Errorf("block 1 (bread) is similar to ship: the taken-back boat block's vector stayed: %v", sim)
 	}
 }
+
+// MayHold is false only for a block that holds none of the terms asked
+// for: a block with one of them, or too few terms to be hashed, may.
+func TestMayHold(t *testing.T) {
+	x := NewIndex()
+	x.Add("The projector in the meeting room is a BenQ now.") // 0
+	x.Add("Ok.")                                              // 1: one term, no hashes
+	x.Add("Lunch was pasta with the team again today.")       // 2
+	asks := func(terms ...string) func(uint32) bool {
+		hs := map[uint32]bool{}
+		for _, t := range terms {
+			hs[TermHash(t)] = true
+		}
+		return func(h uint32) bool { return hs[h] }
+	}
+	cases := []struct {
+		b     int
+		terms []string
+		want  bool
+	}{
+		{0, []string{"projector"}, true},
+		{0, []string{"benq", "pasta"}, true},
+		{0, []string{"pasta"}, false},
+		{2, []string{"pasta"}, true},
+		{2, []string{"projector", "room"}, false},
+		{1, []string{"pasta"}, true}, // not hashed: may hold anything
+		{5, []string{"pasta"}, true}, // not indexed
+	}
+	for _, c := range cases {
+		if got := x.MayHold(c.b, asks(c.terms...)); got != c.want {
+			t.Errorf("MayHold(%d, %v) = %v, want %v", c.b, c.terms, got, c.want)
+		}
+	}
+}
