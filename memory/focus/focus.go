@@ -215,9 +215,13 @@ type Result struct {
 type key struct{ level, index int }
 
 type allocator struct {
-	in      Input
-	t       *tree.Tree
-	rel     map[key]float64
+	in Input
+	t  *tree.Tree
+	// rel holds each node's relevance by level and index (setScores): the
+	// best score of the blocks it covers, zero but for the nodes in
+	// relSet; maxRel is the best of all.
+	rel     [][]float64
+	relSet  []key
 	maxRel  float64
 	entries []Entry
 	cost    int
@@ -300,7 +304,20 @@ func (a *allocator) finish() Result {
 
 // setScores computes node relevance: the maximum block score in its span.
 func (a *allocator) setScores(scores map[int]float64) {
-	a.rel = map[key]float64{}
+	// Arrays by level, not a map: relevance is read for every node the
+	// allocator weighs, and a long history's question scores thousands.
+	for _, k := range a.relSet {
+		a.rel[k.level][k.index] = 0
+	}
+	a.relSet = a.relSet[:0]
+	for l := len(a.rel); l < a.t.Height(); l++ {
+		a.rel = append(a.rel, nil)
+	}
+	for l := range a.rel {
+		if n := a.t.LevelLen(l); len(a.rel[l]) < n {
+			a.rel[l] = append(a.rel[l], make([]float64, n-len(a.rel[l]))...)
+		}
+	}
 	a.maxRel = 0
 	for b, s := range scores {
 		if s <= 0 || b < 0 || b >= a.t.Len() {
@@ -310,16 +327,24 @@ func (a *allocator) setScores(scores map[int]float64) {
 			a.maxRel = s
 		}
 		for n := a.t.Block(b); n != nil; n = a.t.Parent(n) {
-			k := key{n.Level, n.Index}
-			if a.rel[k] >= s {
+			r := &a.rel[n.Level][n.Index]
+			if *r >= s {
 				break // ancestors already hold at least s
 			}
-			a.rel[k] = s
+			if *r == 0 {
+				a.relSet = append(a.relSet, key{n.Level, n.Index})
+			}
+			*r = s
 		}
 	}
 }
 
-func (a *allocator) relevance(n *tree.Node) float64 { return a.rel[key{n.Level, n.Index}] }
+func (a *allocator) relevance(n *tree.Node) float64 {
+	if n.Level >= len(a.rel) || n.Index >= len(a.rel[n.Level]) {
+		return 0
+	}
+	return a.rel[n.Level][n.Index]
+}
 
 // shows reports whether an expansion shows child c: any match earns a gist
 // its full text.

@@ -261,18 +261,27 @@ func (a *allocator) stickyBlocks(n *tree.Node, out []int) []int {
 // rankBlocks returns the blocks with a positive score outside the tail,
 // best first, the newer first on ties (an update beats what it replaced).
 func (a *allocator) rankBlocks(scores map[int]float64) []int {
-	out := make([]int, 0, len(scores))
+	type bs struct {
+		b int
+		s float64
+	}
+	// Sorted with their scores at hand, not looked up at each comparison.
+	all := make([]bs, 0, len(scores))
 	for b, s := range scores {
 		if s > 0 && b >= 0 && b < a.t.Len() && !a.inTail(b) {
-			out = append(out, b)
+			all = append(all, bs{b, s})
 		}
 	}
-	slices.SortFunc(out, func(x, y int) int {
-		if c := cmp.Compare(scores[y], scores[x]); c != 0 {
+	slices.SortFunc(all, func(x, y bs) int {
+		if c := cmp.Compare(y.s, x.s); c != 0 {
 			return c
 		}
-		return cmp.Compare(y, x)
+		return cmp.Compare(y.b, x.b)
 	})
+	out := make([]int, len(all))
+	for i, x := range all {
+		out[i] = x.b
+	}
 	return out
 }
 
