@@ -60,13 +60,12 @@ func TestBlockScoresAreDeterministic(t *testing.T) {
 			question = "What did you suggest about " + text(3+i) + "?"
 		}
 		q := lens.Query(question, 1)
-		toYou, owned := asksAboutYou(question), ownedTerms(question)
-		want := e.scoreBlocks(c, q, none, toYou, owned)
+		want := e.scoreBlocks(c, q, none, newAsking(question))
 		if len(want) == 0 {
 			t.Fatalf("%q matches nothing: the test checks nothing", question)
 		}
 		for run := range 50 {
-			if got := e.scoreBlocks(c, q, none, toYou, owned); !maps.Equal(got, want) {
+			if got := e.scoreBlocks(c, q, none, newAsking(question)); !maps.Equal(got, want) {
 				for b, s := range want {
 					if got[b] != s {
 						t.Fatalf("%q, run %d: block %d scores %v, first run %v", question, run+2, b, got[b], s)

@@ -183,9 +183,9 @@ func (e *Engine) assembleMounted(c *mctx, r Request, seqs []int64, w *Window, mo
 // scorer returns the lexical scorer of c's blocks outside the tail for a
 // question (see scoreBlocks): the best maxScored of each query's scores.
 func (e *Engine) scorer(c *mctx, question string, inTail func(int) bool) func(q []lens.Term) map[int]float64 {
-	toYou, owned := asksAboutYou(question), ownedTerms(question)
+	ak := newAsking(question)
 	return func(q []lens.Term) map[int]float64 {
-		return e.scoreBlocks(c, q, inTail, toYou, owned)
+		return e.scoreBlocks(c, q, inTail, ak)
 	}
 }
 

@@ -433,11 +433,12 @@ func (e *Engine) expand(c *mctx, question string) []lens.Term {
 // A question about what the assistant said ("what did you suggest ...")
 // is answered by the reply, not by the request the question echoes:
 // toYou gives replies more than their request's score.
-func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYou bool, owned map[string]bool) map[int]float64 {
+func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, ak *asking) map[int]float64 {
 	asked := make(map[string]bool, len(q))
 	for _, t := range q {
 		asked[t.Text] = true
 	}
+	toYou, owned := ak.toYou, ak.owned
 	share := replyShare
 	if toYou {
 		share = replyShareToYou
@@ -445,12 +446,18 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 	// says reports whether block b holds a rare word: a reply that holds
 	// none (small talk, an acknowledgement) says nothing to recall.
 	says := func(b int) bool {
+		if v, ok := ak.says[b]; ok {
+			return v
+		}
+		v := false
 		for _, t := range lens.Terms(c.tree.Block(b).Text) {
 			if c.index.IDF(t) > replyMinIDF {
-				return true
+				v = true
+				break
 			}
 		}
-		return false
+		ak.says[b] = v
+		return v
 	}
 	// The matches and the scores they give are summed in arrays by block
 	// (a question of common words matches most of a long history's
@@ -489,11 +496,18 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 	isAsked := func(h uint32) bool { return askedHash[h] }
 	// ownership finds nothing in a block that holds none of the owned
 	// terms: the index's term hashes tell which blocks to read.
-	ownedHash := make(map[uint32]bool, len(owned))
-	for t := range owned {
-		ownedHash[lens.TermHash(t)] = true
+	isOwned := func(h uint32) bool { return ak.ownedHash[h] }
+	whose := func(b int) float64 {
+		if !c.index.MayHold(b, isOwned) {
+			return 1
+		}
+		w, ok := ak.ownership[b]
+		if !ok {
+			w = ownership(c.tree.Block(b).Text, owned)
+			ak.ownership[b] = w
+		}
+		return w
 	}
-	isOwned := func(h uint32) bool { return ownedHash[h] }
 	n := float64(c.tree.Len())
 	give := func(b int, s float64) {
 		if b >= 0 && b < c.tree.Len() && !inTail(b) {
@@ -537,8 +551,8 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 		if read && c.echoes(b, asked) {
 			s *= echoWeight
 		}
-		if read && len(owned) > 0 && c.index.MayHold(b, isOwned) {
-			s *= ownership(blk.Text, owned)
+		if read && len(owned) > 0 {
+			s *= whose(b)
 		}
 		// What recurs all through the history is small talk: its words
 		// match many questions and answer none.
@@ -598,6 +612,33 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, toYo
 		res[int(b)] = out.Get(int(b))
 	}
 	return res
+}
+
+// asking is what scoring a question's queries takes from the question
+// besides the query, and what the scorings of one assembly learn about
+// blocks that does not depend on the query (the index does not change
+// while it assembles).
+type asking struct {
+	// toYou: the question asks what the assistant said (asksAboutYou).
+	toYou bool
+	// owned are the terms of what the question says is the asker's
+	// (ownedTerms), ownedHash their lens.TermHash.
+	owned     map[string]bool
+	ownedHash map[uint32]bool
+	// ownership and says remember, by block, ownership's weight and
+	// whether a reply says something.
+	ownership map[int]float64
+	says      map[int]bool
+}
+
+// newAsking returns the asking of question, for one assembly.
+func newAsking(question string) *asking {
+	ak := &asking{toYou: asksAboutYou(question), owned: ownedTerms(question), ownership: map[int]float64{}, says: map[int]bool{}}
+	ak.ownedHash = make(map[uint32]bool, len(ak.owned))
+	for t := range ak.owned {
+		ak.ownedHash[lens.TermHash(t)] = true
+	}
+	return ak
 }
 
 // scoreScratch is scoreBlocks' working memory, kept in scratchPool for

@@ -319,6 +319,7 @@ func (a *allocator) setScores(scores map[int]float64) {
 		}
 	}
 	a.maxRel = 0
+	f := a.t.Fanout()
 	for b, s := range scores {
 		if s <= 0 || b < 0 || b >= a.t.Len() {
 			continue
@@ -326,13 +327,15 @@ func (a *allocator) setScores(scores map[int]float64) {
 		if s > a.maxRel {
 			a.maxRel = s
 		}
-		for n := a.t.Block(b); n != nil; n = a.t.Parent(n) {
-			r := &a.rel[n.Level][n.Index]
+		// The block and its ancestors (Parent's), by index: reading each
+		// node would cost a cache miss.
+		for l, i := 0, b; l < len(a.rel) && i < a.t.LevelLen(l); l, i = l+1, i/f {
+			r := &a.rel[l][i]
 			if *r >= s {
 				break // ancestors already hold at least s
 			}
 			if *r == 0 {
-				a.relSet = append(a.relSet, key{n.Level, n.Index})
+				a.relSet = append(a.relSet, key{l, i})
 			}
 			*r = s
 		}

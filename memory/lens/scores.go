@@ -107,17 +107,23 @@ func (s *Scores) Top(n int, buf []int32) []int32 {
 			i = m
 		}
 	}
+	var floor float64 // the weakest kept's score, once h is full
 	for _, b := range s.touched {
 		if len(h) < n {
 			h = append(h, b)
 			for i := len(h) - 1; i > 0 && less(h[i], h[(i-1)/2]); i = (i - 1) / 2 {
 				h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
 			}
+			floor = s.val[h[0]]
 			continue
+		}
+		if s.val[b] < floor {
+			continue // below the weakest kept (false for NaNs: less decides)
 		}
 		if less(h[0], b) {
 			h[0] = b
 			down(0)
+			floor = s.val[h[0]]
 		}
 	}
 	slices.SortFunc(h, func(x, y int32) int {
