@@ -209,6 +209,10 @@ type mctx struct {
 	// in bytes (a few dozen bytes a message read, against the kilobytes of
 	// its blocks and index).
 	asks map[int64]askMemo
+	// facts is the block facts the assemblies read (blockFacts), under mu:
+	// each assembly empties and reuses it, sparing a long history's arrays
+	// (about 10 bytes a block, not counted in bytes).
+	facts *blockFacts
 	// telBytes is the footprint of focus and kept (read without telMu).
 	telBytes atomic.Int64
 }

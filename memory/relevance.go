@@ -519,6 +519,7 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, ak *
 	// order, so the matches are taken in block order, never in a map's
 	// (random) order. Two assemblies of the same request must rank ties
 	// alike: a dry run shows the very window a live request gets.
+	fs := ak.factsOf(c)
 	for _, b32 := range raw.Sorted() {
 		b := int(b32)
 		s := raw.Get(b)
@@ -526,11 +527,11 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, ak *
 			continue
 		}
 		s *= 1 + 0.15*float64(b+1)/n
-		blk := c.tree.Block(b)
+		fl := fs.block(b)
 		// What a person tells about their own life, they tell in their own
 		// turns: the assistant's text (stories, passages, advice) weighs
 		// less, unless the question asks what the assistant said.
-		if blk.Role == "assistant" {
+		if fl&factAssistant != 0 {
 			if !toYou {
 				s *= assistantWeight
 			} else {
@@ -564,44 +565,34 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, ak *
 		// score) rather than answers, and what the user said they did
 		// instead is not what was suggested.
 		self := s
-		if toYou && blk.Role == "user" {
+		if toYou && fl&factUser != 0 {
 			self *= userWeightToYou
 		}
 		out.Add(b, self)
 		// Neighbours in the same message share the score: the block after a
 		// hit often holds the value its sentence was leading up to.
-		for _, nb := range [2]struct {
-			b     int
-			share float64
-		}{{b - 1, 0.3}, {b + 1, 0.6}} {
-			if nb.b < 0 || nb.b >= c.tree.Len() || c.tree.Block(nb.b).Msg != blk.Msg {
-				continue
-			}
-			give(nb.b, nb.share*self)
+		if fl&factPrevSame != 0 {
+			give(b-1, 0.3*self)
+		}
+		if fl&factNextSame != 0 {
+			give(b+1, 0.6*self)
 		}
 		// The other side of the exchange: a request's reply, an answer's
 		// request.
-		m := c.msgs[blk.Msg]
-		switch m.Role {
-		case "user":
-			for _, k := range c.kids[m.Seq] {
-				if r := c.msgs[k]; r.Role == "assistant" && r.First >= 0 {
-					for x := r.First; x <= min(r.Last, r.First+1); x++ {
-						// What the assistant said is a reply that says
-						// something: an acknowledgement ("Noted.") of a
-						// statement answers no question about it.
-						if toYou && !says(x) {
-							continue
-						}
-						give(x, share*s)
-					}
+		switch role, other := fs.exchange(b); role {
+		case factUser:
+			for _, x := range other {
+				// What the assistant said is a reply that says something:
+				// an acknowledgement ("Noted.") of a statement answers no
+				// question about it.
+				if toYou && !says(int(x)) {
+					continue
 				}
+				give(int(x), share*s)
 			}
-		case "assistant":
-			if m.Parent >= 0 {
-				if p := c.msgs[m.Parent]; p.Role == "user" && p.First >= 0 {
-					give(p.Last, requestShare*s)
-				}
+		case factAssistant:
+			for _, x := range other {
+				give(int(x), requestShare*s)
 			}
 		}
 	}
@@ -629,6 +620,144 @@ type asking struct {
 	// whether a reply says something.
 	ownership map[int]float64
 	says      map[int]bool
+	// facts are the scored context's block facts (factsOf).
+	facts *blockFacts
+}
+
+// factsOf returns the block facts of c for this assembly: c's, emptied
+// at the assembly's first scoring (the history may have changed since the
+// last).
+func (ak *asking) factsOf(c *mctx) *blockFacts {
+	if f := ak.facts; f != nil && f.c == c {
+		return f
+	}
+	if c.facts == nil {
+		c.facts = &blockFacts{}
+	}
+	f := c.facts
+	f.reset(c)
+	ak.facts = f
+	return f
+}
+
+// reset empties f for c's history, clearing only what it read.
+func (f *blockFacts) reset(c *mctx) {
+	for _, b := range f.readBlocks {
+		f.flags[b] = 0
+	}
+	for _, m := range f.readMsgs {
+		f.exRole[m], f.ex[m] = 0, nil
+	}
+	f.readBlocks, f.readMsgs = f.readBlocks[:0], f.readMsgs[:0]
+	if n := c.tree.Len(); len(f.flags) < n {
+		f.flags = append(f.flags, make([]uint8, n-len(f.flags))...)
+		f.msg = append(f.msg, make([]int64, n-len(f.msg))...)
+	}
+	if n := len(c.msgs); len(f.exRole) < n {
+		f.exRole = append(f.exRole, make([]uint8, n-len(f.exRole))...)
+		f.ex = append(f.ex, make([][]int32, n-len(f.ex))...)
+	}
+	f.c = c
+}
+
+// blockFacts is what scoring needs to know of a block besides its score:
+// its role, whether its neighbours are in its message, and the blocks of
+// the other side of its exchange. Each is read from the tree and the
+// messages on first use and kept for the assembly's other queries: their
+// nodes and records lie all over the heap, and reading them was most of a
+// scoring's time.
+type blockFacts struct {
+	c *mctx
+	// flags holds each block's facts (factRead and the others), msg its
+	// message's sequence number once factRead.
+	flags []uint8
+	msg   []int64
+	// exRole holds each message's role as factUser or factAssistant, with
+	// factRead once read; ex the blocks of the other side of its exchange
+	// (see exchange).
+	exRole []uint8
+	ex     [][]int32
+	// readBlocks and readMsgs list the blocks and messages read (reset).
+	readBlocks []int32
+	readMsgs   []int64
+}
+
+// Facts of a block (blockFacts.flags), and roles of a message (exRole).
+const (
+	// factRead: the facts are read.
+	factRead uint8 = 1 << iota
+	// factUser, factAssistant: the role is "user", "assistant".
+	factUser
+	factAssistant
+	// factPrevSame, factNextSame: the block before, after is of the same
+	// message.
+	factPrevSame
+	factNextSame
+)
+
+// roleFact returns a role's fact (0 for roles other than user and
+// assistant).
+func roleFact(role string) uint8 {
+	switch role {
+	case "user":
+		return factUser
+	case "assistant":
+		return factAssistant
+	}
+	return 0
+}
+
+// block returns block b's facts.
+func (f *blockFacts) block(b int) uint8 {
+	if fl := f.flags[b]; fl&factRead != 0 {
+		return fl
+	}
+	t := f.c.tree
+	blk := t.Block(b)
+	fl := factRead | roleFact(blk.Role)
+	if b > 0 && t.Block(b-1).Msg == blk.Msg {
+		fl |= factPrevSame
+	}
+	if b+1 < t.Len() && t.Block(b+1).Msg == blk.Msg {
+		fl |= factNextSame
+	}
+	f.flags[b], f.msg[b] = fl, blk.Msg
+	f.readBlocks = append(f.readBlocks, int32(b))
+	return fl
+}
+
+// exchange returns the role of block b's message (factUser, factAssistant
+// or 0) and the blocks of the other side of its exchange: of a user's
+// message, the first two blocks of each of its assistant replies; of an
+// assistant's, the last block of the user's request it answers. block(b)
+// must have been read.
+func (f *blockFacts) exchange(b int) (role uint8, other []int32) {
+	seq := f.msg[b]
+	if r := f.exRole[seq]; r&factRead != 0 {
+		return r &^ factRead, f.ex[seq]
+	}
+	c := f.c
+	m := c.msgs[seq]
+	role = roleFact(m.Role)
+	switch role {
+	case factUser:
+		for _, k := range c.kids[m.Seq] {
+			if r := c.msgs[k]; r.Role == "assistant" && r.First >= 0 {
+				for x := r.First; x <= min(r.Last, r.First+1); x++ {
+					other = append(other, int32(x))
+				}
+			}
+		}
+	case factAssistant:
+		if m.Parent >= 0 {
+			if p := c.msgs[m.Parent]; p.Role == "user" && p.First >= 0 {
+				other = []int32{int32(p.Last)}
+			}
+		}
+	}
+	f.exRole[seq], f.ex[seq] = role|factRead, other
+	f.readMsgs = append(f.readMsgs, seq)
+	return role, other
 }
 
 // newAsking returns the asking of question, for one assembly.

@@ -9,6 +9,7 @@ import (
 	"container/heap"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/megacontext/megacontext/memory/tree"
 )
@@ -262,6 +263,7 @@ func Allocate(in Input) Result {
 	a.relevanceRounds()
 	a.restoreSticky()
 	a.fillByRecency()
+	defer a.release()
 	return a.finish()
 }
 
@@ -306,6 +308,10 @@ func (a *allocator) finish() Result {
 func (a *allocator) setScores(scores map[int]float64) {
 	// Arrays by level, not a map: relevance is read for every node the
 	// allocator weighs, and a long history's question scores thousands.
+	if a.rel == nil {
+		rt := relPool.Get().(*relTable)
+		a.rel, a.relSet = rt.rel, rt.set
+	}
 	for _, k := range a.relSet {
 		a.rel[k.level][k.index] = 0
 	}
@@ -341,6 +347,29 @@ func (a *allocator) setScores(scores map[int]float64) {
 		}
 	}
 }
+
+// release hands a's relevance arrays, emptied, back to relPool: a is done.
+func (a *allocator) release() {
+	if a.rel == nil {
+		return
+	}
+	for _, k := range a.relSet {
+		a.rel[k.level][k.index] = 0
+	}
+	relPool.Put(&relTable{rel: a.rel, set: a.relSet[:0]})
+	a.rel, a.relSet = nil, nil
+}
+
+// relTable is an allocator's relevance arrays (rel, relSet), all zero
+// while in relPool.
+type relTable struct {
+	rel [][]float64
+	set []key
+}
+
+// relPool keeps relevance arrays from one allocation to the next: a long
+// history's take a third of a megabyte.
+var relPool = sync.Pool{New: func() any { return new(relTable) }}
 
 func (a *allocator) relevance(n *tree.Node) float64 {
 	if n.Level >= len(a.rel) || n.Index >= len(a.rel[n.Level]) {

@@ -42,8 +42,15 @@ func allocateZoned(in Input) Result {
 		ob = max(0, in.Budget-d) / q * q
 	}
 	var best *zone
+	var fitted []*zone
+	defer func() {
+		for _, z := range fitted {
+			z.a.release()
+		}
+	}()
 	for try := 0; try < zoneTries; try++ {
 		z := fitZones(in, ob, first)
+		fitted = append(fitted, z)
 		if best != nil && !z.better(best) {
 			break // refitting did not help: keep the better window
 		}

@@ -327,11 +327,10 @@ func (s *Semantic) probe(q []float32, o SoftOptions, skip map[string]bool, cands
 	cands = cands[:0]
 	for _, c := range clusters {
 		for _, p := range s.buckets[c] {
-			t := s.terms[p]
-			if skip[t.text] || vague[t.text] {
-				continue
-			}
-			if sim := float64(s.vec.CosineTo(t.id, q)); sim >= o.Threshold {
+			t := &s.terms[p]
+			// The similarity first: most terms fail it, and it costs less
+			// than looking their text up.
+			if sim := float64(s.vec.CosineTo(t.id, q)); sim >= o.Threshold && !skip[t.text] && !vague[t.text] {
 				cands = append(cands, probeCand{p, sim})
 			}
 		}
