@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/megacontext/megacontext/memory/glove"
 )
 
 // Gathering several blocks on one topic (issue 9, item 4 and the
@@ -107,6 +110,98 @@ func TestBestOfIsTheTopOfASort(t *testing.T) {
 		}
 		if got := bestOf(scores, n); !maps.Equal(got, want) {
 			t.Fatalf("trial %d: bestOf(%v, %d) = %v, want %v", trial, scores, n, got, want)
+		}
+	}
+}
+
+// Questions that gather what the user told over time are recognized by
+// closed-class words alone, whatever the topic.
+func TestAsksGathered(t *testing.T) {
+	cases := []struct {
+		q    string
+		want bool
+	}{
+		{"What instruments have I learned?", true},
+		{"Which towns have we lived in?", true},
+		{"Name all the dentists I've seen.", true},
+		{"Every restaurant we tried in Lyon, please", true},
+		{"Where do my parents live nowadays?", true},
+		{"What phone am I using right now?", true},
+		{"Which band is Tom in lately?", true},
+		{"What did I eat on Tuesday?", false},
+		{"Who fixed the boiler?", false},
+		{"When is Ana's birthday?", false},
+		// Words that only contain a quantifier are content.
+		{"Where is the ballet school?", false},
+		{"What did the haveli look like?", false},
+	}
+	for _, c := range cases {
+		if got := asksGathered(c.q); got != c.want {
+			t.Errorf("asksGathered(%q) = %v, want %v", c.q, got, c.want)
+		}
+	}
+}
+
+// openGloveEngine opens an in-memory engine with the GloVe vectors of
+// `make glove`, or skips.
+func openGloveEngine(t *testing.T) *Engine {
+	t.Helper()
+	v, err := glove.Open(filepath.Join("..", ".glove"))
+	if err != nil {
+		t.Skipf("skipping: GloVe missing (make glove): %v", err)
+	}
+	t.Cleanup(func() { v.Close() })
+	e, err := testOpen(t, Options{Now: fixedClock(), BlockTokens: 32, Fanout: 8, Vectors: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// The newest statement of a slot and the one it replaced, and a list told
+// across sessions, reach the window although they share no word with the
+// question: the user tells them in words of their own, among small talk
+// that recurs and the assistant's long replies.
+func TestGatherTellsWhatChanged(t *testing.T) {
+	e := openGloveEngine(t)
+	k := Key{Tenant: "t", Context: "gather"}
+	r := rand.New(rand.NewPCG(7, 8))
+	at := time.Date(2025, 1, 1, 9, 0, 0, 0, time.UTC)
+	told := map[int]string{
+		3:  "We finally got a car of our own, a little blue Golf.",
+		9:  "Had my first cello lesson today, my fingers hurt.",
+		17: "Sold the Golf to my cousin and bought a secondhand Tesla Model 3.",
+		24: "Picked up a cheap banjo at the flea market, practising every night.",
+		33: "Our Tesla went back to the dealer; we lease a grey Kia Niro instead.",
+		41: "Signed up for clarinet lessons with Mrs Odekirk on Thursdays.",
+	}
+	small := []string{"The bus was late again this morning.", "Made soup for lunch, too much salt.", "It rained all afternoon, nothing new."}
+	for s := range 50 {
+		text := small[r.IntN(len(small))] + " " + filler(r, 12) + "."
+		if x, ok := told[s]; ok {
+			text = small[r.IntN(len(small))] + " " + x
+		}
+		msgs := []Message{msg("user", text), msg("assistant", "Here is a story about a road trip in an old vehicle and a brass band that played every instrument: "+filler(r, 40)+".")}
+		if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(s)}, msgs, at.Add(time.Duration(s)*24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		q    string
+		want []string
+	}{
+		{"What vehicle do we have at the moment?", []string{told[33], told[17]}},
+		{"Which instruments have I taken up?", []string{told[9], told[24], told[41]}},
+	} {
+		w, err := e.Prepare(Request{Key: Key{Tenant: k.Tenant, Context: k.Context, Thread: "q"}, Messages: []Message{msg("user", c.q)}, Budget: 1200, PerMessage: 4, TailPercent: 20, DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range c.want {
+			if !strings.Contains(w.Memory, s) {
+				t.Errorf("%q: %q is not in the window:\n%s", c.q, s, w.Memory)
+			}
 		}
 	}
 }

@@ -191,7 +191,8 @@ func (e *Engine) scorer(c *mctx, question string, inTail func(int) bool) func(q 
 
 // memoryScores are the lens's block scores of c for a question: lexical
 // (the question's terms, and the recent turns' at a lower weight),
-// semantic and the days it names, the same for the own memory and its
+// semantic, the days it names and the user's statements a gathering
+// question lifts (gather), the same for the own memory and its
 // mounts; semantic is the semantic part alone (for explanations).
 func (e *Engine) memoryScores(c *mctx, score func([]lens.Term) map[int]float64, query, context []lens.Term, question string, inTail func(int) bool) (scores, semantic map[int]float64) {
 	if c.tree.Len() == 0 {
@@ -208,6 +209,7 @@ func (e *Engine) memoryScores(c *mctx, score func([]lens.Term) map[int]float64, 
 		scores[b] += s
 	}
 	e.focusOnDays(c, question, scores, score, inTail)
+	e.gather(c, question, scores, inTail)
 	return topScores(scores, maxScored), semantic
 }
 

@@ -432,7 +432,9 @@ func (e *Engine) expand(c *mctx, question string) []lens.Term {
 //
 // A question about what the assistant said ("what did you suggest ...")
 // is answered by the reply, not by the request the question echoes:
-// toYou gives replies more than their request's score.
+// toYou gives replies more than their request's score. A question that
+// gathers what the user told over time (asking.gathered: asksGathered)
+// weighs the assistant's text less.
 func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, ak *asking) map[int]float64 {
 	asked := make(map[string]bool, len(q))
 	for _, t := range q {
@@ -532,9 +534,12 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, ak *
 		// turns: the assistant's text (stories, passages, advice) weighs
 		// less, unless the question asks what the assistant said.
 		if fl&factAssistant != 0 {
-			if !toYou {
+			switch {
+			case !toYou && ak.gathered:
+				s *= gatherAssistantWeight
+			case !toYou:
 				s *= assistantWeight
-			} else {
+			default:
 				// What the assistant suggested answered a request: a reply
 				// counts mostly through the request it answers (below),
 				// as one unit, less by its own words (a story it told
@@ -612,6 +617,9 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, ak *
 type asking struct {
 	// toYou: the question asks what the assistant said (asksAboutYou).
 	toYou bool
+	// gathered: the question gathers what the user told over time
+	// (asksGathered).
+	gathered bool
 	// owned are the terms of what the question says is the asker's
 	// (ownedTerms), ownedHash their lens.TermHash.
 	owned     map[string]bool
@@ -762,7 +770,7 @@ func (f *blockFacts) exchange(b int) (role uint8, other []int32) {
 
 // newAsking returns the asking of question, for one assembly.
 func newAsking(question string) *asking {
-	ak := &asking{toYou: asksAboutYou(question), owned: ownedTerms(question), ownership: map[int]float64{}, says: map[int]bool{}}
+	ak := &asking{toYou: asksAboutYou(question), gathered: asksGathered(question), owned: ownedTerms(question), ownership: map[int]float64{}, says: map[int]bool{}}
 	ak.ownedHash = make(map[uint32]bool, len(ak.owned))
 	for t := range ak.owned {
 		ak.ownedHash[lens.TermHash(t)] = true

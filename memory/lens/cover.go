@@ -1,0 +1,115 @@
+package lens
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/megacontext/megacontext/memory/glove"
+)
+
+// Cover scores blocks by how near their words come to each content word
+// of a question, by GloVe: for each question word, the most similar word
+// of the block (1 for the word itself), counted above floor and weighted
+// by the question word's rarity. A block that speaks of every thing the
+// question names, in words of its own ("picked up a Ford Focus from the
+// dealer" for "what vehicle do we own"), outranks one that repeats one of
+// its words. Unlike soft term matching (SoftTerms), no neighbour is too
+// weak to count: the caller restricts the blocks (keep) to those where a
+// weak match means something, such as the user's own statements.
+//
+// Only blocks in [0, limit) that keep accepts are scored; a block whose
+// matching words all lie in recurring text (OnlyRecurring: small talk)
+// scores nothing. Cover returns nil without vectors or question words.
+func (x *Index) Cover(question string, floor float64, limit int, keep func(b int) bool) map[int]float64 {
+	s := x.sem
+	if s == nil || len(s.terms) == 0 {
+		return nil
+	}
+	type probe struct {
+		term   string
+		vec    []float32
+		weight float64
+	}
+	var qs []probe
+	seen := map[string]bool{}
+	for i, w := range contentWords(question) {
+		if (w.capital && i > 0) || vague[w.term] || seen[w.term] {
+			continue
+		}
+		seen[w.term] = true
+		id, ok := s.vec.Lookup(w.surface)
+		if !ok {
+			continue
+		}
+		v := make([]float32, s.vec.Dim())
+		s.vec.Unit(id, v)
+		qs = append(qs, probe{w.term, v, coverWeight(id)})
+	}
+	if len(qs) == 0 || len(qs) > 16 {
+		return nil
+	}
+	// The history's terms near each question word, and their similarity.
+	type near struct {
+		q   int
+		sim float32
+	}
+	related := map[string][]near{}
+	for _, t := range s.terms {
+		for j, q := range qs {
+			sim := float32(0)
+			switch {
+			case t.text == q.term:
+				sim = 1
+			case t.has:
+				sim = s.vec.CosineTo(t.id, q.vec)
+			}
+			if float64(sim) >= floor {
+				related[t.text] = append(related[t.text], near{j, sim})
+			}
+		}
+	}
+	best := map[int][]float32{}
+	for _, t := range slices.Sorted(maps.Keys(related)) {
+		for _, p := range x.postings[t] {
+			b := int(p.block)
+			if b >= limit {
+				break
+			}
+			if !keep(b) {
+				continue
+			}
+			row := best[b]
+			if row == nil {
+				row = make([]float32, len(qs))
+				best[b] = row
+			}
+			for _, n := range related[t] {
+				row[n.q] = max(row[n.q], n.sim)
+			}
+		}
+	}
+	hashes := make(map[uint32]bool, len(related))
+	for t := range related {
+		hashes[TermHash(t)] = true
+	}
+	out := make(map[int]float64, len(best))
+	for b, row := range best {
+		sum := 0.0
+		for j, sim := range row {
+			if float64(sim) >= floor {
+				sum += qs[j].weight * (float64(sim) - floor) / (1 - floor)
+			}
+		}
+		if sum > 0 && !x.OnlyRecurring(b, func(h uint32) bool { return hashes[h] }) {
+			out[b] = sum
+		}
+	}
+	return out
+}
+
+// coverWeight weighs a question word by its rarity in English (GloVe's
+// words come in order of frequency): "vehicle" near 1, "work" about 0.3.
+func coverWeight(id glove.ID) float64 {
+	r := float64(id) + 1
+	return r / (r + 300)
+}
