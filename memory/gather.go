@@ -49,18 +49,23 @@ func asksGathered(q string) bool {
 const gatherAssistantWeight = 0.15
 
 // Gather parameters, measured with `megacontext eval splits --split dev
-// --budgets 4096` (README, Recall): knowledge-update 11 -> 39 % with the
-// same result for 16 or 32 statements, shares 0.5 to 0.8 and floors 0.25
-// to 0.35.
+// --budgets 4096 --sizes 32k,128k` (README, Recall): knowledge-update
+// 11 -> 39 %, multi-evidence 39 -> 44 %, the same for 32 or 48
+// statements, floors 0.25 to 0.35, gatherLow 0.4 or 0.5; with 16
+// statements, or every statement but the best below the allocator's
+// least relevance (gatherLow 0), multi-evidence stays at 39 %.
 const (
 	// gatherFloor is the least GloVe cosine a word of a statement needs
 	// to count as near a word of the question.
 	gatherFloor = 0.3
 	// gatherN is how many statements gather lifts.
-	gatherN = 16
+	gatherN = 32
 	// gatherShare is the relevance of the best gathered statement, as a
-	// share of the best match's; the others get less, by their coverage.
+	// share of the best match's; the others get less, by their coverage,
+	// down to gatherLow: above the allocator's least relevance
+	// (DefaultMinRelevance), so that each is shown when the budget allows.
 	gatherShare = 0.6
+	gatherLow   = 0.4
 	// gatherChecks bounds the candidates gather reads the text of.
 	gatherChecks = 256
 )
@@ -76,9 +81,8 @@ func (e *Engine) gather(c *mctx, question string, scores map[int]float64, inTail
 	}
 	ask, _ := splitQuestion(question)
 	ask, _ = currentValue(ask)
-	cov := c.index.Cover(ask, gatherFloor, c.tree.Len(), func(b int) bool {
-		return !inTail(b) && c.tree.Block(b).Role == "user"
-	})
+	keep := func(b int) bool { return !inTail(b) && c.tree.Block(b).Role == "user" }
+	cov := c.index.Cover(ask, gatherFloor, c.tree.Len(), keep, c.sentenceGoesOn)
 	if len(cov) == 0 {
 		return
 	}
@@ -109,8 +113,18 @@ func (e *Engine) gather(c *mctx, question string, scores map[int]float64, inTail
 			continue
 		}
 		n++
-		scores[x.b] = max(scores[x.b], gatherShare*best*x.s/all[0].s)
+		scores[x.b] = max(scores[x.b], best*(gatherLow+(gatherShare-gatherLow)*x.s/all[0].s))
 	}
+}
+
+// sentenceGoesOn reports whether block b's last sentence goes on in the
+// next block of its message.
+func (c *mctx) sentenceGoesOn(b int) bool {
+	nb := b + 1
+	if nb >= c.tree.Len() || c.tree.Block(nb).Msg != c.tree.Block(b).Msg {
+		return false
+	}
+	return !strings.ContainsAny(lastRune(strings.TrimSpace(c.tree.Block(b).Text)), ".!?")
 }
 
 // saysNew reports whether block b holds a word found in at most two

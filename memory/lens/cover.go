@@ -3,7 +3,10 @@ package lens
 import (
 	"maps"
 	"slices"
+	"strings"
+	"unicode"
 
+	"github.com/megacontext/megacontext/memory/gist"
 	"github.com/megacontext/megacontext/memory/glove"
 )
 
@@ -17,10 +20,13 @@ import (
 // weak to count: the caller restricts the blocks (keep) to those where a
 // weak match means something, such as the user's own statements.
 //
+// A sentence cut at a block's end goes on in the next block (joined
+// reports it): each of the two blocks counts the words of both.
+//
 // Only blocks in [0, limit) that keep accepts are scored; a block whose
 // matching words all lie in recurring text (OnlyRecurring: small talk)
 // scores nothing. Cover returns nil without vectors or question words.
-func (x *Index) Cover(question string, floor float64, limit int, keep func(b int) bool) map[int]float64 {
+func (x *Index) Cover(question string, floor float64, limit int, keep, joined func(b int) bool) map[int]float64 {
 	s := x.sem
 	if s == nil || len(s.terms) == 0 {
 		return nil
@@ -44,6 +50,25 @@ func (x *Index) Cover(question string, floor float64, limit int, keep func(b int
 		v := make([]float32, s.vec.Dim())
 		s.vec.Unit(id, v)
 		qs = append(qs, probe{w.term, v, coverWeight(id)})
+	}
+	// A phrasal verb or a compound is one word in GloVe: "work out" is
+	// near "gym" as "workout", not as "work" (and "out" is a stopword).
+	fields := strings.Fields(strings.ToLower(question))
+	for i := 0; i+1 < len(fields); i++ {
+		a, b := strings.TrimFunc(fields[i], notLetter), strings.TrimFunc(fields[i+1], notLetter)
+		if a == "" || b == "" || strings.ContainsAny(fields[i], ",.;:!?") {
+			continue
+		}
+		joint := a + b
+		if seen[Stem(joint)] {
+			continue
+		}
+		if id, ok := s.vec.Lookup(joint); ok && !gist.IsStopword(joint) {
+			seen[Stem(joint)] = true
+			v := make([]float32, s.vec.Dim())
+			s.vec.Unit(id, v)
+			qs = append(qs, probe{Stem(joint), v, coverWeight(id)})
+		}
 	}
 	if len(qs) == 0 || len(qs) > 16 {
 		return nil
@@ -88,6 +113,19 @@ func (x *Index) Cover(question string, floor float64, limit int, keep func(b int
 			}
 		}
 	}
+	// Both halves of a sentence cut by a block boundary count the words of
+	// the whole sentence.
+	for _, b := range slices.Sorted(maps.Keys(best)) {
+		next, ok := best[b+1]
+		if !ok || !joined(b) {
+			continue
+		}
+		row := best[b]
+		for j := range row {
+			m := max(row[j], next[j])
+			row[j], next[j] = m, m
+		}
+	}
 	hashes := make(map[uint32]bool, len(related))
 	for t := range related {
 		hashes[TermHash(t)] = true
@@ -106,6 +144,9 @@ func (x *Index) Cover(question string, floor float64, limit int, keep func(b int
 	}
 	return out
 }
+
+// notLetter reports a rune that is no letter.
+func notLetter(r rune) bool { return !unicode.IsLetter(r) }
 
 // coverWeight weighs a question word by its rarity in English (GloVe's
 // words come in order of frequency): "vehicle" near 1, "work" about 0.3.

@@ -17,7 +17,7 @@ func TestCover(t *testing.T) {
 	for range 3 {
 		x.Add("the car is making that noise again") // 4-6: recurring small talk
 	}
-	got := x.Cover("What vehicle do we own?", 0.3, x.Len(), func(b int) bool { return b != 3 })
+	got := x.Cover("What vehicle do we own?", 0.3, x.Len(), func(b int) bool { return b != 3 }, func(int) bool { return false })
 	if got[0] <= got[2] || got[2] <= 0 {
 		t.Errorf("the block near the question (%.3f) should outrank the weak match (%.3f), which counts", got[0], got[2])
 	}
@@ -26,7 +26,7 @@ func TestCover(t *testing.T) {
 			t.Errorf("block %d scored %.3f: far, rejected or recurring", b, got[b])
 		}
 	}
-	if n := len(x.Cover("What vehicle?", 0.3, 0, func(int) bool { return true })); n > 0 {
+	if n := len(x.Cover("What vehicle?", 0.3, 0, func(int) bool { return true }, func(int) bool { return false })); n > 0 {
 		t.Error("limit 0 scores blocks")
 	}
 }
