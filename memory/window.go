@@ -241,8 +241,16 @@ func (e *Engine) assemble(c *mctx, r Request, seqs []int64, w *Window) {
 	for _, t := range query {
 		asked[t.Text] = true
 	}
+	// The focus zone weighs the same blocks' sentences in every round and
+	// fitting: each sentence is split into terms once.
+	sentenceTerms := map[string][]string{}
 	matched := func(text string) bool {
-		for _, t := range lens.Terms(text) {
+		ts, ok := sentenceTerms[text]
+		if !ok {
+			ts = lens.Terms(text)
+			sentenceTerms[text] = ts
+		}
+		for _, t := range ts {
 			if asked[t] || searched[t] {
 				return true
 			}
