@@ -475,16 +475,16 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, ak *
 	// names) is worth reading only for the blocks that can reach the top
 	// maxScored: a vague question over a long history matches thousands,
 	// and reading each one's text cost more than the rest of the
-	// assembly. best ranks them, best first: the first maxRecurChecks are
-	// the best of all as well.
+	// assembly.
 	best := raw.Top(maxScored, sc.best)
 	sc.best = best
 	sc.mark = slices.Grow(sc.mark[:0], c.tree.Len())[:c.tree.Len()]
-	for i, b := range best {
+	for _, b := range best {
 		sc.mark[b] = markRead
-		if i < maxRecurChecks {
-			sc.mark[b] |= markRecur
-		}
+	}
+	sc.top = raw.Top(maxRecurChecks, sc.top)
+	for _, b := range sc.top {
+		sc.mark[b] |= markRecur // among best too
 	}
 	defer func() {
 		for _, b := range best {
@@ -783,7 +783,8 @@ func newAsking(question string) *asking {
 type scoreScratch struct {
 	// raw holds the lens's matches, out the scores they give.
 	raw, out lens.Scores
-	// best is the best matches' blocks, best first; top the best scores'.
+	// best is the best matches' blocks; top the best of them, then the
+	// best scores' (no order).
 	best, top []int32
 	// mark holds each block's mark bits (markRead, markRecur), zero but
 	// for best's blocks while scoring.

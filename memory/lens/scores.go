@@ -76,10 +76,10 @@ func (s *Scores) Sorted() []int32 {
 	return s.touched
 }
 
-// Top returns the n blocks with the highest scores, best first, ties
-// (and incomparable NaNs, as cmp.Compare orders them) to the higher
-// block: the same blocks as sorting all of them would give, in one pass
-// with a heap of n.
+// Top returns the n blocks with the highest scores, in no particular
+// order, ties (and incomparable NaNs, as cmp.Compare orders them) to the
+// higher block: the same blocks as sorting all of them would keep, in
+// one pass with a heap of n.
 func (s *Scores) Top(n int, buf []int32) []int32 {
 	h := buf[:0]
 	if n <= 0 {
@@ -126,14 +126,5 @@ func (s *Scores) Top(n int, buf []int32) []int32 {
 			floor = s.val[h[0]]
 		}
 	}
-	slices.SortFunc(h, func(x, y int32) int {
-		if less(y, x) {
-			return -1
-		}
-		if less(x, y) {
-			return 1
-		}
-		return 0
-	})
 	return h
 }
