@@ -348,23 +348,29 @@ func (c *mctx) bestCovering(scores map[int]float64, q []lens.Term) int {
 	}
 	best, bestCov := -1, 0.0
 	for _, b := range topBlocks(scores, anchorCandidates) {
-		blk := c.tree.Block(b)
-		cov := 0.0
-		seen := map[string]bool{}
-		for _, t := range lens.Terms(blk.Text) {
-			if w := weight[t]; w > 0 && !seen[t] {
-				seen[t] = true
-				cov += w * c.index.IDF(t)
-			}
-		}
-		if blk.Role != "user" {
-			cov *= assistantWeight
-		}
-		if cov > bestCov {
+		if cov := c.coverage(c.tree.Block(b), weight); cov > bestCov {
 			best, bestCov = b, cov
 		}
 	}
 	return best
+}
+
+// coverage is the weighted IDF of the distinct query terms (weight, by
+// term) that block b holds, the assistant's blocks weighing
+// assistantWeight (the user's own statements first).
+func (c *mctx) coverage(b *tree.Node, weight map[string]float64) float64 {
+	sum := 0.0
+	seen := map[string]bool{}
+	for _, t := range lens.Terms(b.Text) {
+		if w := weight[t]; w > 0 && !seen[t] {
+			seen[t] = true
+			sum += w * c.index.IDF(t)
+		}
+	}
+	if b.Role == "assistant" {
+		sum *= assistantWeight
+	}
+	return sum
 }
 
 // anchorCandidates is how many of an event phrase's best scored blocks
@@ -1102,23 +1108,8 @@ func (e *Engine) refocusTerms(c *mctx, query []lens.Term, have map[string]bool, 
 		weight[t.Text] = max(weight[t.Text], t.Weight)
 	}
 	// The first hop is the block that covers the question's most specific
-	// terms, not the one that repeats a common one most: rank by the
-	// weighted IDF of the distinct question terms each block holds (the
-	// user's own statements first).
-	coverage := func(b *tree.Node) float64 {
-		sum := 0.0
-		seen := map[string]bool{}
-		for _, t := range lens.Terms(b.Text) {
-			if w := weight[t]; w > 0 && !seen[t] {
-				seen[t] = true
-				sum += w * c.index.IDF(t)
-			}
-		}
-		if b.Role == "assistant" {
-			sum *= assistantWeight
-		}
-		return sum
-	}
+	// terms, not the one that repeats a common one most (coverage).
+	coverage := func(b *tree.Node) float64 { return c.coverage(b, weight) }
 	// The most relevant few are enough to find it among, and tokenizing
 	// every revealed block of a vague question would cost more than the
 	// rest of the assembly.
