@@ -884,54 +884,31 @@ const recurWeight = 0.3
 const maxRecurChecks = 256
 
 // bestOf returns the n blocks of scores with the highest scores (the
-// newer on ties), in one pass with a heap of n: scores may hold most of a
-// long history's blocks.
+// newer on ties), in one pass with a heap of n (lens.Scores.Top): scores
+// may hold most of a long history's blocks, whose indexes its keys are.
 func bestOf(scores map[int]float64, n int) map[int]bool {
-	out := make(map[int]bool, min(n, len(scores)))
 	if len(scores) <= n {
+		out := make(map[int]bool, len(scores))
 		for b := range scores {
 			out[b] = true
 		}
 		return out
 	}
-	type bs struct {
-		b int
-		s float64
+	last := -1
+	for b := range scores {
+		last = max(last, b)
 	}
-	less := func(x, y bs) bool { return x.s < y.s || (x.s == y.s && x.b < y.b) }
-	h := make([]bs, 0, n) // a min-heap: h[0] is the weakest kept
-	down := func(i int) {
-		for {
-			m, l, r := i, 2*i+1, 2*i+2
-			if l < len(h) && less(h[l], h[m]) {
-				m = l
-			}
-			if r < len(h) && less(h[r], h[m]) {
-				m = r
-			}
-			if m == i {
-				return
-			}
-			h[i], h[m] = h[m], h[i]
-			i = m
-		}
-	}
+	var acc lens.Scores
+	acc.Reset(last + 1)
 	for b, s := range scores {
-		x := bs{b, s}
-		if len(h) < n {
-			h = append(h, x)
-			for i := len(h) - 1; i > 0 && less(h[i], h[(i-1)/2]); i = (i - 1) / 2 {
-				h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
-			}
-			continue
-		}
-		if less(h[0], x) {
-			h[0] = x
-			down(0)
+		if b >= 0 {
+			acc.Add(b, s)
 		}
 	}
-	for _, x := range h {
-		out[x.b] = true
+	top := acc.Top(n, nil)
+	out := make(map[int]bool, len(top))
+	for _, b := range top {
+		out[int(b)] = true
 	}
 	return out
 }
