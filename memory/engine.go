@@ -48,6 +48,9 @@ var (
 	// ErrUnavailable means the store cannot be reached (a shared database
 	// that is down): nothing was read or stored; the caller may retry.
 	ErrUnavailable = store.ErrUnavailable
+	// ErrStoreTimeout comes with ErrUnavailable when the store was reached
+	// but did not answer in time (store.ErrTimeout).
+	ErrStoreTimeout = store.ErrTimeout
 	// ErrConflict means another replica kept writing to the context while
 	// an operation ran, more times than it runs again: retry it.
 	ErrConflict = store.ErrConflict

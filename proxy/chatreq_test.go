@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/megacontext/megacontext/memory"
 )
 
 func TestParseChatRequestTable(t *testing.T) {
@@ -147,4 +150,21 @@ func FuzzParseChatRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStoreFailureAnswers: a store that did not answer in time is told
+// apart from one that cannot be reached (both 503 store_unavailable), and
+// neither message names a path or a key.
+func TestStoreFailureAnswers(t *testing.T) {
+	down := fmt.Errorf("%w: dial tcp: connection refused", memory.ErrUnavailable)
+	slow := fmt.Errorf("%w: %w: context deadline exceeded", memory.ErrUnavailable, memory.ErrStoreTimeout)
+	for _, c := range []struct {
+		err  error
+		want string
+	}{{down, "cannot be reached"}, {slow, "did not answer in time"}} {
+		a := storeFailure(c.err)
+		if a.status != 503 || a.code != "store_unavailable" || !strings.Contains(a.message, c.want) {
+			t.Errorf("%v: %d %s %q", c.err, a.status, a.code, a.message)
+		}
+	}
 }

@@ -362,6 +362,12 @@ func (s *Server) memoryError(err error, b budget) *apiError {
 // names the cause (a full disk) but never the data path or storage keys,
 // which the log has.
 func storeFailure(err error) *apiError {
+	if errors.Is(err, memory.ErrStoreTimeout) {
+		// The database answered too slowly, which is not the same advice
+		// as a database that is down: the write may have been committed,
+		// and a resend is matched to it, never stored twice.
+		return &apiError{status: 503, message: "the memory store did not answer in time (its database is overloaded or locked): this turn may not have been stored; resend it shortly (a stored turn is never stored twice)", typ: "server_error", code: "store_unavailable"}
+	}
 	if errors.Is(err, memory.ErrUnavailable) {
 		return &apiError{status: 503, message: "the memory store is unavailable (its database cannot be reached): this turn was not stored; retry shortly", typ: "server_error", code: "store_unavailable"}
 	}

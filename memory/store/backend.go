@@ -54,6 +54,12 @@ var (
 	// ErrUnavailable means the store cannot be reached (the database is
 	// down): nothing was read or written.
 	ErrUnavailable = errors.New("store: the memory store is unavailable")
+	// ErrTimeout comes with ErrUnavailable when the store was reached, or
+	// may have been, but did not answer within its time limit (an
+	// overloaded or locked database): a write may or may not have been
+	// committed, which a client's resend settles (stored messages are
+	// matched by their bytes, never stored twice).
+	ErrTimeout = errors.New("store: the memory store did not answer in time")
 )
 
 // Changes are a context's records as a shared store holds them: all of
