@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,53 +18,98 @@ import (
 // header. A single record, by contrast, is all or nothing: a cut record is
 // the last in the file, and load drops it.
 //
-// So a write of several records is made of three buntdb transactions of
-// which the first and the last are single records:
+// So a write of several records is made of two buntdb transactions, of
+// which the first is a single record:
 //
 //  1. the journal record (journalKey): what to apply to undo the write (the
-//     old value of every key a Put sets, absent keys to delete) or, for a
-//     Delete, to finish it (the keys it removes);
-//  2. the records themselves;
-//  3. the deletion of the journal record.
+//     old value of every key a Put sets, absent keys to delete, each with a
+//     digest of the value the Put sets) or, for a Delete, to finish it (the
+//     keys it removes);
+//  2. the records themselves.
 //
-// A journal record found at Open belongs to a write that never returned
-// (its caller acknowledged nothing): recover applies it, so that an
-// interrupted Put is rolled back and an interrupted Delete rolled forward,
-// and every write is whole on disk or absent. Writes are serialized
-// (Store.wmu) so that at most one journal is live.
+// The journal outlives its write: it is not deleted after the records (a
+// third transaction, and with SyncAlways a third fsync per write), but
+// overwritten by the next write's journal, or deleted before a write of a
+// single record (Store.single) and at Close. So a journal found at Open
+// belongs to the last write, which either returned or was cut short:
+// recover tells the two apart by the digests. When every key of a Put holds
+// the value the Put set, the write is whole and the journal is only
+// deleted; otherwise it is undone. A Delete's journal is applied either way
+// (finishing a whole Delete removes nothing more). So every write is whole
+// on disk or absent, and a returned write is never undone. Writes are
+// serialized (Store.wmu) so that at most one journal is live.
+//
+// A journal of a release before the digests (ops 's' and 'd' only) was
+// deleted after its write, so one found at Open is a write cut short: it
+// is undone, as that release did. A release before the digests cannot
+// read a journal with digests: a store closed cleanly holds none.
 
 // journalKey is the key of the journal record. No schema key starts with
 // a control byte, and Get, Scan and Delete never show it.
 const journalKey = "\x00journal"
 
-// journal ops.
+// journal ops. The upper-case ops carry a digest of what the write sets.
 const (
-	opSet byte = 's'
-	opDel byte = 'd'
+	opSet     byte = 's'
+	opDel     byte = 'd'
+	opSetDone byte = 'S'
+	opDelDone byte = 'D'
 )
 
 // journalOp is one step of a journal: set Key to Value, or delete Key.
 type journalOp struct {
 	Op         byte
 	Key, Value string
+	// Done, for opSetDone and opDelDone, is the digest (digest) of the
+	// value the write sets Key to: Key holds it once the write is whole.
+	Done string
 }
 
+// digest is what a journal keeps of a value a write sets: enough to tell
+// it from the value before (a 16-byte SHA-256 prefix), not the value.
+func digest(v string) string {
+	d := sha256.Sum256([]byte(v))
+	return string(d[:16])
+}
+
+// undo returns o's step without its digest: what recover applies.
+func (o journalOp) undo() journalOp {
+	switch o.Op {
+	case opSetDone:
+		o.Op = opSet
+	case opDelDone:
+		o.Op = opDel
+	}
+	o.Done = ""
+	return o
+}
+
+// hasValue reports whether o's op sets a value, hasDone whether it
+// carries a digest.
+func (o journalOp) hasValue() bool { return o.Op == opSet || o.Op == opSetDone }
+func (o journalOp) hasDone() bool  { return o.Op == opSetDone || o.Op == opDelDone }
+
 // encodeJournal writes ops as op byte, uvarint length and bytes of the key,
-// and for a set the same for the value: binary safe (vector records are
-// bytes, not text).
+// for a set the same for the value, and for an op with a digest the same
+// for the digest: binary safe (vector records are bytes, not text).
 func encodeJournal(ops []journalOp) string {
 	n := 0
 	for _, o := range ops {
-		n += 1 + 2*binary.MaxVarintLen64 + len(o.Key) + len(o.Value)
+		n += 1 + 3*binary.MaxVarintLen64 + len(o.Key) + len(o.Value) + len(o.Done)
 	}
 	b := make([]byte, 0, n)
+	put := func(v string) {
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
 	for _, o := range ops {
 		b = append(b, o.Op)
-		b = binary.AppendUvarint(b, uint64(len(o.Key)))
-		b = append(b, o.Key...)
-		if o.Op == opSet {
-			b = binary.AppendUvarint(b, uint64(len(o.Value)))
-			b = append(b, o.Value...)
+		put(o.Key)
+		if o.hasValue() {
+			put(o.Value)
+		}
+		if o.hasDone() {
+			put(o.Done)
 		}
 	}
 	return string(b)
@@ -87,15 +133,22 @@ func decodeJournal(s string) ([]journalOp, error) {
 	for len(s) > 0 {
 		o := journalOp{Op: s[0]}
 		s = s[1:]
-		if o.Op != opSet && o.Op != opDel {
+		switch o.Op {
+		case opSet, opDel, opSetDone, opDelDone:
+		default:
 			return nil, errBadJournal
 		}
 		var err error
 		if o.Key, err = str(); err != nil {
 			return nil, err
 		}
-		if o.Op == opSet {
+		if o.hasValue() {
 			if o.Value, err = str(); err != nil {
+				return nil, err
+			}
+		}
+		if o.hasDone() {
+			if o.Done, err = str(); err != nil {
 				return nil, err
 			}
 		}
@@ -104,10 +157,11 @@ func decodeJournal(s string) ([]journalOp, error) {
 	return ops, nil
 }
 
-// journaled runs a write of several records as the three transactions
+// journaled runs a write of several records as the two transactions
 // above: prepare, in the first, reads what it needs and returns the
-// journal's ops; apply, in the second, writes. An in-memory store, which
-// no kill can tear, runs prepare and apply in one transaction.
+// journal's ops; apply, in the second, writes. The journal stays until the
+// next write (journalLive). An in-memory store, which no kill can tear,
+// runs prepare and apply in one transaction.
 func (s *Store) journaled(prepare func(tx *buntdb.Tx) ([]journalOp, error), apply func(tx *buntdb.Tx) error) error {
 	if s.path == ":memory:" {
 		return s.db.Update(func(tx *buntdb.Tx) error {
@@ -130,46 +184,44 @@ func (s *Store) journaled(prepare func(tx *buntdb.Tx) ([]journalOp, error), appl
 	if err != nil {
 		return err
 	}
+	// Whatever follows, a journal is on disk now (this one, or the last
+	// write's when the Set above failed to reach it).
+	s.journalLive = true
 	if err := s.db.Update(apply); err != nil {
-		// buntdb rolled the records back in memory and on disk; the journal
-		// would undo nothing that is there, or finish a Delete that failed.
-		s.staleJournal = true
-		return errors.Join(err, s.clearStale())
+		// buntdb rolled the records back in memory and on disk. The journal
+		// would undo nothing that is there, or finish a Delete that failed:
+		// it goes.
+		return errors.Join(err, s.clearJournal())
 	}
-	s.staleJournal = true
-	return s.clearStale()
-}
-
-// clearStale deletes a journal that outlived its write (staleJournal);
-// the caller holds wmu.
-func (s *Store) clearStale() error {
-	if !s.staleJournal {
-		return nil
-	}
-	if err := s.clearJournal(); err != nil {
-		return err
-	}
-	s.staleJournal = false
 	return nil
 }
 
-// clearJournal deletes the journal record: the write it covers is whole.
+// clearJournal deletes the journal record, if one is live (journalLive):
+// the write it covers is whole or rolled back. The caller holds wmu.
 func (s *Store) clearJournal() error {
-	return s.db.Update(func(tx *buntdb.Tx) error {
+	if !s.journalLive {
+		return nil
+	}
+	err := s.db.Update(func(tx *buntdb.Tx) error {
 		_, err := tx.Delete(journalKey)
 		if errors.Is(err, buntdb.ErrNotFound) {
 			return nil
 		}
 		return err
 	})
+	if err == nil {
+		s.journalLive = false
+	}
+	return err
 }
 
-// recover applies the journal a write cut short left (see above), then
-// removes it. Cut short again, it runs again at the next Open: its ops are
-// idempotent.
+// recover finishes what the journal of the last write says (see above):
+// nothing when the write is whole, else it undoes a Put or finishes a
+// Delete; then it removes the journal. Cut short again, it runs again at
+// the next Open: its ops are idempotent.
 func (s *Store) recover() error {
 	var ops []journalOp
-	found := false
+	found, whole := false, false
 	err := s.db.View(func(tx *buntdb.Tx) error {
 		v, err := tx.Get(journalKey)
 		if errors.Is(err, buntdb.ErrNotFound) {
@@ -179,28 +231,59 @@ func (s *Store) recover() error {
 			return err
 		}
 		found = true
-		ops, err = decodeJournal(v)
+		if ops, err = decodeJournal(v); err != nil {
+			return err
+		}
+		whole, err = writeWhole(tx, ops)
 		return err
 	})
 	if err != nil || !found {
 		return err
 	}
-	err = s.db.Update(func(tx *buntdb.Tx) error {
-		for _, o := range ops {
-			if o.Op == opSet {
-				if _, _, err := tx.Set(o.Key, o.Value, nil); err != nil {
+	s.journalLive = true
+	if !whole {
+		err = s.db.Update(func(tx *buntdb.Tx) error {
+			for _, o := range ops {
+				o = o.undo()
+				if o.Op == opSet {
+					if _, _, err := tx.Set(o.Key, o.Value, nil); err != nil {
+						return err
+					}
+					continue
+				}
+				if _, err := tx.Delete(o.Key); err != nil && !errors.Is(err, buntdb.ErrNotFound) {
 					return err
 				}
-				continue
 			}
-			if _, err := tx.Delete(o.Key); err != nil && !errors.Is(err, buntdb.ErrNotFound) {
-				return err
-			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: recover an interrupted write: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: recover an interrupted write: %w", err)
 	}
 	return s.clearJournal()
+}
+
+// writeWhole reports whether the write a journal of ops covers is whole:
+// its ops carry digests, and every key holds the value the write set.
+func writeWhole(tx *buntdb.Tx, ops []journalOp) (bool, error) {
+	if len(ops) == 0 || !ops[0].hasDone() {
+		return false, nil
+	}
+	for _, o := range ops {
+		if !o.hasDone() {
+			return false, nil
+		}
+		v, err := tx.Get(o.Key)
+		if errors.Is(err, buntdb.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if digest(v) != o.Done {
+			return false, nil
+		}
+	}
+	return true, nil
 }

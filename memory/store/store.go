@@ -41,10 +41,12 @@ type Store struct {
 	// journal (journal.go) is live and no other write lands between a
 	// journal and the records it covers.
 	wmu sync.Mutex
-	// staleJournal, under wmu, says that a journal outlived a write that
-	// failed (its deletion failed too): the next write deletes it first,
-	// so that an Open never undoes a later write with it.
-	staleJournal bool
+	// journalLive, under wmu, says that the file may hold a journal
+	// record: the last journaled write's (journal.go), kept until the next
+	// journaled write overwrites it. A write of a single record and Close
+	// delete it first, so that the journal on disk always belongs to the
+	// last write and an Open never undoes a later one with it.
+	journalLive bool
 }
 
 // KV is one record.
@@ -107,9 +109,14 @@ func openDB(path string, sync Sync) (*Store, error) {
 	return s, nil
 }
 
-// Close flushes and closes the store, then releases the data directory.
+// Close deletes a live journal (a store closed cleanly holds none, so a
+// release that cannot read its digests still opens it), flushes and closes
+// the store, then releases the data directory.
 func (s *Store) Close() error {
-	err := s.db.Close()
+	s.wmu.Lock()
+	err := s.clearJournal()
+	s.wmu.Unlock()
+	err = errors.Join(err, s.db.Close())
 	if lerr := s.lock.release(); err == nil {
 		err = lerr
 	}
@@ -153,30 +160,32 @@ func (s *Store) Put(kvs ...KV) error {
 func (s *Store) single(fn func(tx *buntdb.Tx) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if err := s.clearStale(); err != nil {
+	if err := s.clearJournal(); err != nil {
 		return err
 	}
 	return s.db.Update(fn)
 }
 
 // undoOps returns the journal that undoes setting kvs: each key's value
-// before, or its deletion where it was absent.
+// before, or its deletion where it was absent, with the digest of the
+// value kvs sets it to (the last, where kvs sets a key twice).
 func undoOps(tx *buntdb.Tx, kvs []KV) ([]journalOp, error) {
 	ops := make([]journalOp, 0, len(kvs))
-	seen := make(map[string]bool, len(kvs))
+	at := make(map[string]int, len(kvs))
 	for _, kv := range kvs {
-		if seen[kv.Key] {
+		if i, ok := at[kv.Key]; ok {
+			ops[i].Done = digest(kv.Value)
 			continue
 		}
-		seen[kv.Key] = true
+		at[kv.Key] = len(ops)
 		old, err := tx.Get(kv.Key)
 		switch {
 		case errors.Is(err, buntdb.ErrNotFound):
-			ops = append(ops, journalOp{Op: opDel, Key: kv.Key})
+			ops = append(ops, journalOp{Op: opDelDone, Key: kv.Key, Done: digest(kv.Value)})
 		case err != nil:
 			return nil, err
 		default:
-			ops = append(ops, journalOp{Op: opSet, Key: kv.Key, Value: old})
+			ops = append(ops, journalOp{Op: opSetDone, Key: kv.Key, Value: old, Done: digest(kv.Value)})
 		}
 	}
 	return ops, nil
