@@ -182,3 +182,26 @@ func BenchmarkPutAlways(b *testing.B) {
 		}
 	}
 }
+
+// TestCompactLeavesNoJournal: the live journal holds the values the last
+// write replaced (an erased text); Compact must leave none of them.
+func TestCompactLeavesNoJournal(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, SyncSecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustPut(t, s, KV{"a", "the secret"}, KV{"b", "x"})
+	mustPut(t, s, KV{"a", "[erased]"}, KV{"b", "y"})
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(file, []byte("the secret")); n != 0 {
+		t.Fatalf("the file holds the replaced value %d times after Compact", n)
+	}
+}

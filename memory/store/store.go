@@ -303,6 +303,14 @@ func (s *Store) Delete(exact []string, prefixes []string) (int, error) {
 // rewrite already running (buntdb's automatic one may have copied a record
 // before it changed) is waited for, then another one runs.
 func (s *Store) Compact() error {
+	// The live journal holds earlier values (what the last write replaced,
+	// an erased text among them): it goes first.
+	s.wmu.Lock()
+	err := s.clearJournal()
+	s.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("store: compact: %w", err)
+	}
 	for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		err := s.db.Shrink()
 		if !errors.Is(err, buntdb.ErrShrinkInProcess) {
