@@ -33,8 +33,6 @@ type saidCase struct {
 
 // saidMisses are the questions the engine does not recall yet, and why.
 var saidMisses = map[string]string{
-	"What novel did you recommend for my commute?":         "nothing links the commute to a train taken each way (WordNet's gloss: a regular journey to and from your place of work): recalled or not by how the prose around it falls",
-	"Which exercise did you suggest for my sore back?":     "the lens takes \"back\" for the adverb, a stopword: the question keeps only \"exercise\" and \"sore\"",
 	"What make is the appliance that cleans our plates?":   "the reverse dictionary ranks a dozen cleaning artifacts above the dishwasher",
 	"Which brand is the machine that keeps our food cold?": "the refrigerator's gloss says neither food nor cold (white goods in which food can be stored at low temperature)",
 }
@@ -131,20 +129,30 @@ func openAssetsEngine(t *testing.T) *Engine {
 
 // TestDescribedRequestsAndRoles recalled 7 of its 16 before frame words
 // weighed less, question nouns were defined and replies counted through
-// their requests (13 since).
+// their requests (13 since; 14 since "back" is a content word and a noun
+// of up to 12 senses is defined: "sore back" finds the spine).
 func TestDescribedRequestsAndRoles(t *testing.T) {
+	recallDescribed(t, saidCases, saidMisses, saidDistractors)
+}
+
+// recallDescribed imports a history of small talk and prose in which each
+// case's exchange (and each distractor) is told on a day of its own, asks
+// every case's question in a new thread and checks that its want is in
+// the window, but for the known misses. It returns how many it recalled.
+func recallDescribed(t *testing.T, cases []saidCase, misses map[string]string, distractors [][2]string) int {
+	t.Helper()
 	e := openAssetsEngine(t)
 	prose := proseChunks(t, 120)
 	k := Key{Tenant: "t", Context: "said"}
 	talk := smallTalk{rand.New(rand.NewPCG(11, 2))}
 	start := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
 	r := rand.New(rand.NewPCG(12, 3))
-	days := 10 + 11*len(saidCases) + 10
+	days := 10 + 11*len(cases) + 10
 	at := map[int][2]string{}
-	for i, c := range saidCases {
+	for i, c := range cases {
 		at[10+i*11] = [2]string{c.request, c.reply}
 	}
-	for i, d := range saidDistractors {
+	for i, d := range distractors {
 		at[15+i*19] = d
 	}
 	for day := range days {
@@ -164,12 +172,12 @@ func TestDescribedRequestsAndRoles(t *testing.T) {
 		}
 	}
 	missed := 0
-	for _, c := range saidCases {
+	for _, c := range cases {
 		w, err := e.Prepare(Request{Key: Key{Tenant: k.Tenant, Context: k.Context, Thread: "q"}, Messages: []Message{msg("user", c.question)}, Budget: 1024, PerMessage: 4, TailPercent: 40, DryRun: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		miss := saidMisses[c.question]
+		miss := misses[c.question]
 		switch got := strings.Contains(w.Memory, c.want); {
 		case !got && miss == "":
 			missed++
@@ -181,5 +189,6 @@ func TestDescribedRequestsAndRoles(t *testing.T) {
 			t.Logf("%q is recalled now: drop its known miss", c.question)
 		}
 	}
-	t.Logf("%d of %d recalled", len(saidCases)-missed, len(saidCases))
+	t.Logf("%d of %d recalled", len(cases)-missed, len(cases))
+	return len(cases) - missed
 }

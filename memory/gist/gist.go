@@ -396,6 +396,9 @@ func SplitSentences(text string) []string {
 	return out
 }
 
+// stopwords carry no content: closed-class words, and a few frequent verbs
+// and adverbs. "back" is not one: it is the body's back too ("my sore
+// back", "who cracks my back?").
 var stopwords = func() map[string]bool {
 	m := map[string]bool{}
 	for _, w := range strings.Fields(`a about above after again against all am an and any are aren't as at be because been
@@ -407,7 +410,7 @@ shouldn't so some such than that that's the their theirs them themselves then th
 they're they've this those through to too under until up very was wasn't we we'd we'll we're we've were weren't what
 what's when when's where where's which while who who's whom why why's with won't would wouldn't you you'd you'll you're
 you've your yours yourself yourselves also just like get got yes okay ok sure thanks thank please will shall may might
-must one two use used using make made new now well way even back much many`) {
+must one two use used using make made new now well way even much many`) {
 		m[w] = true
 	}
 	return m

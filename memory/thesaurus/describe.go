@@ -355,9 +355,10 @@ const (
 	defineDecay  = 0.6
 	// defineSenses is the most senses of a noun whose glosses count, and
 	// defineMaxSenses the most senses a noun may have at all (a word with
-	// more is too vague to define).
+	// more is too vague to define; "back", the body's, has 10: only its
+	// first defineSenses count).
 	defineSenses    = 3
-	defineMaxSenses = 8
+	defineMaxSenses = 12
 	// defineKin weighs a kin of a question noun (a hyponym of its
 	// hypernym, down to defineKinDepth levels) against a question word.
 	defineKin      = 0.5
