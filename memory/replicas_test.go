@@ -7,8 +7,10 @@ import (
 	"maps"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/megacontext/megacontext/memory/focus"
 	"github.com/megacontext/megacontext/memory/pgstore"
 	"github.com/megacontext/megacontext/memory/store"
 )
@@ -161,5 +163,116 @@ func TestTurnRoundTrips(t *testing.T) {
 		if want := map[string]int{"Since": turns, "PutAt": 2 * turns}; !maps.Equal(calls, want) {
 			t.Errorf("%s: %d turns called the store %v, want %v", tc.name, turns, calls, want)
 		}
+	}
+}
+
+// TestFocusCountedOnceAcrossReplicas: three replicas serve windows of one
+// context at once, each storing its focus telemetry every few windows;
+// the stored counts are the sum of what the three counted: every window
+// counted once, none of a replica's counts overwritten by another's.
+// (Telemetry stored whole, each replica writing the counts it held, kept
+// only the last writer's.)
+func TestFocusCountedOnceAcrossReplicas(t *testing.T) {
+	if !onPostgres {
+		t.Skip("replicas share a PostgreSQL store (MEGACONTEXT_TEST_STORE=postgres)")
+	}
+	dir := t.TempDir()
+	open := func() *Engine {
+		e, err := testOpen(t, Options{Dir: dir, Now: fixedClock(), Fanout: 4, KeepWindows: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	replicas := []*Engine{open(), open(), open()}
+	k := Key{Tenant: "t", Context: "tel"}
+	if _, err := replicas[0].Import(k, conversation(60, 3), replicas[0].opts.Now()); err != nil {
+		t.Fatal(err)
+	}
+	questions := []string{"What is my locker combination?", "What is my cat named?", "Where did I go on holiday?", "What do I drink in the morning?"}
+	var mu sync.Mutex
+	want, windows := map[nodeKey2]int{}, 0
+	serve := func(i, n int) error {
+		e := replicas[i]
+		q := fmt.Sprintf("%s (asked by replica %d, turn %d)", questions[(i+n)%len(questions)], i, n)
+		w, err := e.Prepare(Request{Key: k, Messages: []Message{msg("user", q)}, Budget: 1500, PerMessage: 4, TailPercent: 40})
+		if err != nil {
+			return err
+		}
+		// What the window shows: it counts once in the residency of each.
+		shown := map[nodeKey2]bool{}
+		for _, en := range windowEntries(w.why.res) {
+			if en.Detail != focus.Elided {
+				shown[nodeKey2{en.Node.Level, en.Node.Index}] = true
+			}
+		}
+		mu.Lock()
+		for n := range shown {
+			want[n]++
+		}
+		windows++
+		mu.Unlock()
+		e.KeepWindow(w, WindowMeta{Budget: 1500, Tokens: w.Tokens, Status: 200})
+		return nil
+	}
+	// Turns in turn, each replica storing its counts after each of its
+	// windows; then all three at once, storing now and then.
+	const rounds, turns = 4, 8
+	for n := range rounds {
+		for i, e := range replicas {
+			if err := serve(i, n); err != nil {
+				t.Fatal(err)
+			}
+			e.SettleFocus()
+		}
+	}
+	errs := make(chan error, len(replicas))
+	for i, e := range replicas {
+		go func() {
+			for n := range turns {
+				if err := serve(i, rounds+n); err != nil {
+					errs <- err
+					return
+				}
+				if n%3 == 2 {
+					e.SettleFocus() // interleaved with the others' stores
+				}
+			}
+			e.SettleFocus()
+			errs <- nil
+		}()
+	}
+	for range replicas {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if windows != len(replicas)*(rounds+turns) {
+		t.Fatalf("%d windows served, want %d", windows, len(replicas)*(rounds+turns))
+	}
+	got := map[nodeKey2]int{}
+	reader := open()
+	c, err := reader.acquire(k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.telMu.Lock()
+	for n, f := range c.focus {
+		if f.Resident > 0 {
+			got[n] = f.Resident
+		}
+	}
+	c.telMu.Unlock()
+	c.mu.Unlock()
+	if len(want) == 0 || !maps.Equal(got, want) {
+		sum := func(m map[nodeKey2]int) (s int) {
+			for _, v := range m {
+				s += v
+			}
+			return s
+		}
+		t.Fatalf("stored residency of %d nodes (%d windows' worth), want %d nodes (%d): got %v want %v",
+			len(got), sum(got), len(want), sum(want), got, want)
 	}
 }
