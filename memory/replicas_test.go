@@ -93,13 +93,15 @@ func (s *countingStore) PutAt(ctx context.Context, t, n string, v store.Version,
 	return s.nsStore.PutAt(ctx, t, n, v, kvs...)
 }
 
-// TestTurnRoundTrips: a chat turn costs a replica three calls to the
-// shared store, each one round trip: the check of its cached context
-// (which brings back what another replica wrote since, when it did), the
-// user's message, the reply. Whether the same replica served the last turn
-// or another one did. (Rewriting the reply when the client resends it, to
-// keep its raw key and exact counts, used to read it back first, twice,
-// when it held the upstream's JSON.)
+// TestTurnRoundTrips: a chat turn costs a replica two calls to the shared
+// store, each one round trip, when it served the context's last turn: the
+// user's message, whose guard checks the cached context, and the reply.
+// When replicas take turns, each turn's replica finds its cache out of
+// date: once it has lost a race for the context it checks the cache first
+// (one round trip that brings back what another replica wrote), so a turn
+// costs three. (Rewriting the reply when the client resends it, to keep
+// its raw key and exact counts, used to read it back first, twice, when it
+// held the upstream's JSON; the check used to come first on every turn.)
 func TestTurnRoundTrips(t *testing.T) {
 	if !onPostgres {
 		t.Skip("replicas share a PostgreSQL store (MEGACONTEXT_TEST_STORE=postgres)")
@@ -140,7 +142,11 @@ func TestTurnRoundTrips(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		engines []*Engine
-	}{{"one replica", []*Engine{a}}, {"two replicas in turn", []*Engine{a, b}}} {
+		want    map[string]int
+	}{
+		{"one replica", []*Engine{a}, map[string]int{"PutAt": 2 * 12}},
+		{"two replicas in turn", []*Engine{a, b}, map[string]int{"Since": 12, "PutAt": 2 * 12}},
+	} {
 		for range 4 {
 			turn(tc.engines[0]) // both have the context loaded
 			turn(tc.engines[len(tc.engines)-1])
@@ -160,9 +166,43 @@ func TestTurnRoundTrips(t *testing.T) {
 		// Focus telemetry is written in the background (every 2 s), off
 		// the request path.
 		delete(calls, "Put")
-		if want := map[string]int{"Since": turns, "PutAt": 2 * turns}; !maps.Equal(calls, want) {
-			t.Errorf("%s: %d turns called the store %v, want %v", tc.name, turns, calls, want)
+		if !maps.Equal(calls, tc.want) {
+			t.Errorf("%s: %d turns called the store %v, want %v", tc.name, turns, calls, tc.want)
 		}
+	}
+}
+
+// TestUncheckedCacheResentListSeesOtherReplicas: a replica's turn checks
+// its cached context through its write's guard; a turn that writes nothing
+// (the client resent a list already stored) has no guard, so it checks
+// first. Replica a has the context cached when replica b stores a fact; a
+// then gets a list it stored before, whole: its window holds b's fact.
+func TestUncheckedCacheResentListSeesOtherReplicas(t *testing.T) {
+	if !onPostgres {
+		t.Skip("replicas share a PostgreSQL store (MEGACONTEXT_TEST_STORE=postgres)")
+	}
+	dir := t.TempDir()
+	a, b := openWith(t, dir, nil, 4), openWith(t, dir, nil, 4)
+	k := Key{Tenant: "t", Context: "c"}
+	const fact = "QX-9183-LM"
+	first := []Message{msg("user", "What is the code of my bike lock?")}
+	req := Request{Key: k, Messages: first, Budget: 3000, PerMessage: 4, TailPercent: 30}
+	if _, err := a.Prepare(req); err != nil {
+		t.Fatal(err)
+	}
+	told := []Message{msg("user", strings.Repeat("The code of my bike lock is "+fact+". ", 4)), msg("assistant", "Noted.")}
+	if _, err := b.Prepare(Request{Key: k, Messages: told, Budget: 3000, PerMessage: 4, TailPercent: 30}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := a.Prepare(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.NewMessages != 0 {
+		t.Fatalf("the resent list stored %d new messages, want 0", w.NewMessages)
+	}
+	if !strings.Contains(w.Memory, fact) {
+		t.Fatalf("replica a's window lacks what replica b stored:\n%s", w.Memory)
 	}
 }
 
