@@ -265,3 +265,14 @@ func (e *Engine) anchorQuery(c *mctx, phrase string) []lens.Term {
 	lists = append(lists, c.index.Semantic().SoftTerms(phrase, softOptions))
 	return lens.Merge(lists...)
 }
+
+// namesHeldDay reports whether question names a day (a date, a weekday,
+// "yesterday") on which the history holds something: focusOnDays then
+// brings that day's blocks.
+func (c *mctx) namesHeldDay(question string, now time.Time) bool {
+	held := func(d time.Time) bool {
+		first, last := c.dayBlocks(d)
+		return last > first
+	}
+	return slices.ContainsFunc(questionDays(question, now, held), held)
+}

@@ -377,6 +377,38 @@ func evictionUnderLoad(t *testing.T, opts Options) {
 	}
 }
 
+// TestSmallWindowDetailsHeadless: a window of headlessWindow tokens or
+// less writes its details under no header naming a span (each block's own
+// header dates it), still holds the fact and stays within budget; a larger
+// window keeps the headers.
+func TestSmallWindowDetailsHeadless(t *testing.T) {
+	e, err := testOpen(t, Options{Now: fixedClock(), BlockTokens: 32, Fanout: 8, Render: RenderOutline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	k := Key{Tenant: "t1", Context: "bob"}
+	if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: "old"}, conversation(300, 1)[1:], time.Date(2025, 1, 6, 9, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	for _, budget := range []int{headlessWindow / 2, headlessWindow, 2 * headlessWindow} {
+		r := Request{Key: k, Messages: []Message{msg("user", "What is my locker combination?")}, Budget: budget, PerMessage: 5, TailPercent: 40, DryRun: true}
+		w, err := e.Prepare(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := promptTokens(e.Counter(), r, w); got > r.Budget {
+			t.Fatalf("budget %d: prompt %d tokens over budget", budget, got)
+		}
+		if !strings.Contains(w.Memory, "4471-QK-93") {
+			t.Fatalf("budget %d: fact missing from the details:\n%s", budget, w.Memory)
+		}
+		if headed := strings.Contains(w.Memory, "\nDetails of ["); headed != (budget > headlessWindow) {
+			t.Fatalf("budget %d: details headers %v:\n%s", budget, headed, w.Memory)
+		}
+	}
+}
+
 // TestOutlineRenderIsQueryIndependent: in RenderOutline mode two unrelated
 // questions get the same outline, byte for byte (the upstream's prompt cache
 // reuses it), and the fact a question needs appears in the details after it.

@@ -97,7 +97,8 @@ func (e *Engine) render(c *mctx, entries []focus.Entry, scopes []string) (string
 
 // renderZones writes the memory text of an outline-mode window: the
 // outline, then the focus zone's entries, each outline entry's details
-// introduced by a header naming its span; elided entries are skipped.
+// introduced by a header naming its span (none in a headless window: each
+// block's own header dates it); elided entries are skipped.
 func (e *Engine) renderZones(c *mctx, res focus.Result, scopes []string) (string, []EntryInfo, []policy.Hit) {
 	mw := memoryWriter{e: e, scopes: scopes}
 	for _, en := range res.Outline {
@@ -119,7 +120,9 @@ func (e *Engine) renderZones(c *mctx, res focus.Result, scopes []string) (string
 		// with is written on its line, so that a message split across two
 		// spans still reads as one; its group's header comes after it.
 		if pending && !continues(mw.prev, en.Node) {
-			mw.line(detailsHeader(group))
+			if !res.Headless {
+				mw.line(detailsHeader(group))
+			}
 			pending = false
 		}
 		mw.entry(en)

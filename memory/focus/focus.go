@@ -162,6 +162,11 @@ type Input struct {
 	// Details returns the tokens of the header that introduces the focus
 	// zone's refinement of outline entry n (outline mode).
 	Details func(n *tree.Node) int
+	// Headless, in outline mode, puts the focus zone's details under no
+	// header naming the outline entry they refine: Details is not charged,
+	// and Result.Headless tells the renderer. false (the default): each
+	// refined entry's details come under its header.
+	Headless bool
 	// DetailFloor, in outline mode, is the budget the focus zone may claim
 	// before the outline gets its share: up to it, the outline yields to
 	// the question's matches (collapsing, then eliding its oldest entries),
@@ -203,6 +208,9 @@ type Result struct {
 	Outline []Entry
 	// OutlineCost is the outline's share of Cost.
 	OutlineCost int
+	// Headless, in outline mode, says the focus zone's details go under
+	// no header of the outline entry they refine (Input.Headless).
+	Headless bool
 	// OutlineBudget is the budget the outline was fitted to: at most
 	// Input.OutlineBudget, less when the focus zone needed the room, more
 	// when the question matched too little to use it.

@@ -369,8 +369,12 @@ func genOutlineInput(t *rapid.T) (Input, func(*tree.Node) int) {
 		}
 	}
 	hd := rapid.IntRange(0, 12).Draw(t, "details")
-	details := func(*tree.Node) int { return hd }
-	in.Details = details
+	in.Details = func(*tree.Node) int { return hd }
+	details := in.Details
+	if in.Headless = rapid.Bool().Draw(t, "headless"); in.Headless {
+		// No header is charged, whatever Details says.
+		details = func(*tree.Node) int { return 0 }
+	}
 	sticky := map[int]bool{}
 	for i := rapid.IntRange(0, 6).Draw(t, "nsticky"); i > 0 && in.Tree.Len() > 0; i-- {
 		sticky[rapid.IntRange(0, in.Tree.Len()-1).Draw(t, "sticky")] = true
@@ -569,5 +573,50 @@ func TestOutlineYieldsToDetailFloor(t *testing.T) {
 	}
 	if r.OutlineBudget > 800-400 || r.OutlineBudget%50 != 0 {
 		t.Fatalf("outline budget %d: did not yield in steps of 50", r.OutlineBudget)
+	}
+}
+
+// A headless focus zone charges no header per refined outline entry, so
+// that the same budget shows more matches, and the result says so for the
+// renderer.
+func TestHeadlessDetailsShowMoreMatches(t *testing.T) {
+	costs := make([]int, 512)
+	for i := range costs {
+		costs[i] = 30
+	}
+	tr := buildTree(32, 8, costs, 40, 6)
+	scores := map[int]float64{}
+	for i := 0; i < 12; i++ {
+		scores[40*i+5] = float64(20 - i)
+	}
+	shownMatches := func(headless bool) (int, Result) {
+		in := Input{Tree: tr, Budget: 400, OutlineBudget: 50, OutlineStep: 4, OutlineQuantum: 25, Scores: scores, Tail: []Range{{500, 511}},
+			Details: func(*tree.Node) int { return 30 }, DetailFloor: 350, Headless: headless}
+		r := Allocate(in)
+		n := 0
+		for _, e := range r.Entries {
+			if !e.Tail && e.Node.Level == 0 && e.Refines != nil && e.Detail == Verbatim && scores[e.Node.Index] > 0 {
+				n++
+			}
+		}
+		if r.Cost > in.Budget || r.Headless != headless {
+			t.Fatalf("headless %v: cost %d over budget %d, or result headless %v", headless, r.Cost, in.Budget, r.Headless)
+		}
+		return n, r
+	}
+	with, _ := shownMatches(false)
+	without, r := shownMatches(true)
+	// Each match costs 30 tokens, and 30 more for its header when it has one.
+	if without <= with || without < 10 {
+		t.Fatalf("matches shown: %d headless, %d under headers", without, with)
+	}
+	focus := 0
+	for _, e := range r.Entries {
+		if !e.Tail && e.Refines != nil {
+			focus += e.Cost
+		}
+	}
+	if focus+r.OutlineCost != r.Cost {
+		t.Fatalf("headless cost %d is not the outline's %d and the details' %d alone", r.Cost, r.OutlineCost, focus)
 	}
 }

@@ -29,7 +29,7 @@ const zoneTries = 4
 
 // allocateZoned is Allocate in outline mode.
 func allocateZoned(in Input) Result {
-	if in.Details == nil {
+	if in.Details == nil || in.Headless {
 		in.Details = func(*tree.Node) int { return 0 }
 	}
 	if in.Unit == nil {
@@ -136,6 +136,7 @@ func fitZones(in Input, ob int, first []int) *zone {
 	a.result.Outline = o.entries
 	a.result.OutlineCost = o.cost
 	a.result.OutlineBudget = oin.Budget
+	a.result.Headless = in.Headless
 	a.result.Expanded = o.result.Expanded
 	a.entries = append([]Entry(nil), o.entries...)
 	a.cost = o.cost
