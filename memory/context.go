@@ -200,7 +200,12 @@ type mctx struct {
 	focus      map[nodeKey2]*NodeFocus
 	focusDirty map[nodeKey2]bool
 	prevShown  map[nodeKey2]bool
-	kept       []*keptWindow
+	// focusBase is, with a shared store, each node's telemetry as the
+	// store last gave it (loaded, or returned by the keeper's last
+	// addition): the keeper adds focus minus focusBase (addFocus). Nil
+	// with the embedded store.
+	focusBase map[nodeKey2]NodeFocus
+	kept      []*keptWindow
 	// pins are the context's pins (pins.go), under mu.
 	pins pinsRecord
 	// asks remembers what the short user messages that matched a question

@@ -189,6 +189,11 @@ type Engine struct {
 	dropped uint64
 	// cached is the sum of the loaded contexts' footprints (mctx.bytes).
 	cached atomic.Int64
+	// contended holds the contexts (by Key.id) whose write from this
+	// replica's cache lost a race to another replica's since a check last
+	// found them unchanged: a turn's ingest checks them before writing
+	// (see acquireToWrite). Guarded by mu; nil until the first conflict.
+	contended map[string]bool
 
 	costMu    sync.Mutex
 	costCache map[string]int
@@ -376,7 +381,10 @@ func (e *Engine) get(k Key, create bool) (c *mctx, fresh bool, err error) {
 // lookup and lock is looked up again. With a shared store, a context
 // loaded earlier is first checked against the store's version and caught
 // up with what other replicas wrote (refresh).
-func (e *Engine) acquire(k Key, create bool) (*mctx, error) { return e.acquireAs(k, create, true) }
+func (e *Engine) acquire(k Key, create bool) (*mctx, error) {
+	c, _, err := e.acquireAs(k, create, true)
+	return c, err
+}
 
 // acquireWriter is acquire for an operation that only writes what it was
 // given after the cached state (a reply to a message this replica just
@@ -384,14 +392,39 @@ func (e *Engine) acquire(k Key, create bool) (*mctx, error) { return e.acquireAs
 // if another replica wrote meanwhile (the operation then runs again on
 // the stored context).
 func (e *Engine) acquireWriter(k Key, create bool) (*mctx, error) {
-	return e.acquireAs(k, create, false)
+	c, _, err := e.acquireAs(k, create, false)
+	return c, err
 }
 
-func (e *Engine) acquireAs(k Key, create, check bool) (*mctx, error) {
+// acquireToWrite is acquire for a turn's ingest, which writes what it
+// reconciles from the cached context: with a shared store, a context
+// loaded earlier is not checked first, unless another replica's write won
+// a race for it since a check last found it unchanged (contended). The
+// write's guard is the check, in the write's own round trip: it refuses
+// the write when another replica wrote since the cache's version (the turn
+// then runs again on the stored context, see retry), so a turn whose
+// cache was current costs one round trip before forwarding instead of two.
+// checked reports whether c is known to be current (just read, checked,
+// or an embedded store); when it is not, the caller must check it itself
+// (refresh) before using it without writing.
+func (e *Engine) acquireToWrite(k Key, create bool) (c *mctx, checked bool, err error) {
+	check := false
+	if e.shared != nil {
+		e.mu.Lock()
+		check = e.contended[k.id()]
+		e.mu.Unlock()
+	}
+	return e.acquireAs(k, create, check)
+}
+
+// acquireAs is acquire, checking a context loaded earlier against a shared
+// store only when check is set; checked reports whether the context is
+// known to be current.
+func (e *Engine) acquireAs(k Key, create, check bool) (c *mctx, checked bool, err error) {
 	for {
 		c, fresh, err := e.get(k, create)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		c.mu.Lock()
 		if c.stale {
@@ -399,15 +432,15 @@ func (e *Engine) acquireAs(k Key, create, check bool) (*mctx, error) {
 			continue
 		}
 		if fresh || e.shared == nil || !check {
-			return c, nil
+			return c, fresh || e.shared == nil, nil
 		}
 		ok, err := e.refresh(c)
 		if err != nil {
 			c.mu.Unlock()
-			return nil, err
+			return nil, false, err
 		}
 		if ok {
-			return c, nil
+			return c, true, nil
 		}
 		// Deleted or made again elsewhere, or not caught up: read it again.
 		e.forget(k)

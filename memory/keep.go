@@ -168,7 +168,7 @@ func (e *Engine) keepOne(j keepJob) {
 	e.keeper.windows.Add(1)
 	e.keeper.swapMilli.Store(int64(kw.swap * 1000))
 	e.keeper.dirty[c] = true
-	c.telBytes.Store(int64(len(c.focus))*focusStatBytes + keptBytes(c.kept))
+	c.telBytes.Store(int64(len(c.focus))*focusStatBytes + int64(len(c.focusBase))*focusBaseBytes + keptBytes(c.kept))
 }
 
 // questionHash identifies a question in the telemetry (NodeFocus.LastQuestion,

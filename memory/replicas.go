@@ -7,7 +7,12 @@
 // refuses it (store.ErrConflict) when another replica wrote first, the
 // context is dropped, and the operation runs again on the context as the
 // store has it (retry), taking the context's lock in the store first, so
-// that writers contending for one context take turns. The embedded store
+// that writers contending for one context take turns. A turn's ingest
+// lets that guard stand for the check (acquireToWrite): it writes from the
+// cache unchecked, unless the context is contended (a write from this
+// replica's cache lost a race since a check last found it unchanged), and
+// checks afterwards when it wrote nothing. Focus telemetry is added to the
+// store's counts, never written over them (addFocus). The embedded store
 // has one process: none of this runs for it.
 
 package memory
@@ -122,15 +127,30 @@ const maxConflicts = 16
 // lockTimeout bounds waiting for a contended context's turn.
 const lockTimeout = 30 * time.Second
 
+// errUnchecked means an operation ran on a cached context that no write's
+// guard checked, and found it out of date (or could not judge the request
+// on it): it runs again, on the context as the store has it (retry).
+var errUnchecked = errors.New("memory: the cached context was out of date")
+
 // retry runs op, and again while it fails with store.ErrConflict (another
 // replica wrote to k between reading and writing it; the failed write
-// dropped the context, so the next run reads it as stored). A run after a
-// conflict holds k's lock in the store, so that writers contending for one
-// context take turns rather than race.
+// dropped the context, so the next run reads it as stored) or errUnchecked.
+// A run after a conflict holds k's lock in the store, so that writers
+// contending for one context take turns rather than race, and k is marked
+// contended: this replica's next turns on it check their cache before
+// writing (acquireToWrite), until a check finds it unchanged.
 func retry[T any](e *Engine, k Key, op func() (T, error)) (T, error) {
 	v, err := op()
-	for i := 0; i < maxConflicts && e.shared != nil && errors.Is(err, store.ErrConflict); i++ {
+	for i := 0; i < maxConflicts && err != nil; i++ {
+		if errors.Is(err, errUnchecked) {
+			v, err = op()
+			continue
+		}
+		if e.shared == nil || !errors.Is(err, store.ErrConflict) {
+			break
+		}
 		e.counters.conflicts.Add(1)
+		e.setContended(k, true)
 		ctx, cancel := context.WithTimeout(context.Background(), lockTimeout)
 		unlock, lerr := e.shared.Lock(ctx, k.Tenant, k.Context)
 		cancel()
@@ -140,7 +160,61 @@ func retry[T any](e *Engine, k Key, op func() (T, error)) (T, error) {
 		v, err = op()
 		unlock()
 	}
+	if errors.Is(err, errUnchecked) {
+		err = fmt.Errorf("%w: %w", store.ErrConflict, err)
+	}
 	return v, err
+}
+
+// checkUnwritten follows an ingest (which returned err) into a cached
+// context c that no check vouched for (acquireToWrite), at version base
+// before it. A write's guard vouched for c when the ingest wrote; when it
+// wrote nothing, c is checked now, and the turn runs again on the stored
+// context (errUnchecked) when another replica had written to it. A turn
+// refused as too long runs again on the stored context too (the refusal
+// dropped c), so that no turn is refused on a stale cache.
+func (e *Engine) checkUnwritten(c *mctx, base store.Version, err error) error {
+	switch {
+	case errors.Is(err, ErrTooLong):
+		return errUnchecked
+	case err != nil || c.version != base:
+		return err
+	}
+	ok, err := e.refresh(c)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		e.forget(c.key)
+		c.stale = true
+		return errUnchecked
+	case c.version != base:
+		return errUnchecked
+	}
+	return nil
+}
+
+// maxContended bounds the contexts marked contended; past it the marks are
+// cleared (a context then costs one more lost race to be marked again).
+const maxContended = 1 << 12
+
+// setContended marks k contended, or not.
+func (e *Engine) setContended(k Key, on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case on && e.contended == nil:
+		e.contended = map[string]bool{}
+	case on && len(e.contended) >= maxContended:
+		clear(e.contended)
+	case !on && e.contended == nil:
+		return
+	}
+	if on {
+		e.contended[k.id()] = true
+	} else {
+		delete(e.contended, k.id())
+	}
 }
 
 // records is a context's records read in one snapshot of a shared store,
@@ -214,6 +288,9 @@ func (e *Engine) refresh(c *mctx) (ok bool, err error) {
 		return false, fmt.Errorf("memory: check %q: %w", c.key.Context, err)
 	}
 	if ch.Version == c.version {
+		// No other replica wrote since: the next turns may let their
+		// writes' guards check the cache (acquireToWrite).
+		e.setContended(c.key, false)
 		return true, nil
 	}
 	if ch.Full || ch.Version.IsZero() {

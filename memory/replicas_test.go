@@ -7,8 +7,10 @@ import (
 	"maps"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/megacontext/megacontext/memory/focus"
 	"github.com/megacontext/megacontext/memory/pgstore"
 	"github.com/megacontext/megacontext/memory/store"
 )
@@ -91,13 +93,15 @@ func (s *countingStore) PutAt(ctx context.Context, t, n string, v store.Version,
 	return s.nsStore.PutAt(ctx, t, n, v, kvs...)
 }
 
-// TestTurnRoundTrips: a chat turn costs a replica three calls to the
-// shared store, each one round trip: the check of its cached context
-// (which brings back what another replica wrote since, when it did), the
-// user's message, the reply. Whether the same replica served the last turn
-// or another one did. (Rewriting the reply when the client resends it, to
-// keep its raw key and exact counts, used to read it back first, twice,
-// when it held the upstream's JSON.)
+// TestTurnRoundTrips: a chat turn costs a replica two calls to the shared
+// store, each one round trip, when it served the context's last turn: the
+// user's message, whose guard checks the cached context, and the reply.
+// When replicas take turns, each turn's replica finds its cache out of
+// date: once it has lost a race for the context it checks the cache first
+// (one round trip that brings back what another replica wrote), so a turn
+// costs three. (Rewriting the reply when the client resends it, to keep
+// its raw key and exact counts, used to read it back first, twice, when it
+// held the upstream's JSON; the check used to come first on every turn.)
 func TestTurnRoundTrips(t *testing.T) {
 	if !onPostgres {
 		t.Skip("replicas share a PostgreSQL store (MEGACONTEXT_TEST_STORE=postgres)")
@@ -138,7 +142,11 @@ func TestTurnRoundTrips(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		engines []*Engine
-	}{{"one replica", []*Engine{a}}, {"two replicas in turn", []*Engine{a, b}}} {
+		want    map[string]int
+	}{
+		{"one replica", []*Engine{a}, map[string]int{"PutAt": 2 * 12}},
+		{"two replicas in turn", []*Engine{a, b}, map[string]int{"Since": 12, "PutAt": 2 * 12}},
+	} {
 		for range 4 {
 			turn(tc.engines[0]) // both have the context loaded
 			turn(tc.engines[len(tc.engines)-1])
@@ -158,8 +166,153 @@ func TestTurnRoundTrips(t *testing.T) {
 		// Focus telemetry is written in the background (every 2 s), off
 		// the request path.
 		delete(calls, "Put")
-		if want := map[string]int{"Since": turns, "PutAt": 2 * turns}; !maps.Equal(calls, want) {
-			t.Errorf("%s: %d turns called the store %v, want %v", tc.name, turns, calls, want)
+		if !maps.Equal(calls, tc.want) {
+			t.Errorf("%s: %d turns called the store %v, want %v", tc.name, turns, calls, tc.want)
 		}
+	}
+}
+
+// TestUncheckedCacheResentListSeesOtherReplicas: a replica's turn checks
+// its cached context through its write's guard; a turn that writes nothing
+// (the client resent a list already stored) has no guard, so it checks
+// first. Replica a has the context cached when replica b stores a fact; a
+// then gets a list it stored before, whole: its window holds b's fact.
+func TestUncheckedCacheResentListSeesOtherReplicas(t *testing.T) {
+	if !onPostgres {
+		t.Skip("replicas share a PostgreSQL store (MEGACONTEXT_TEST_STORE=postgres)")
+	}
+	dir := t.TempDir()
+	a, b := openWith(t, dir, nil, 4), openWith(t, dir, nil, 4)
+	k := Key{Tenant: "t", Context: "c"}
+	const fact = "QX-9183-LM"
+	first := []Message{msg("user", "What is the code of my bike lock?")}
+	req := Request{Key: k, Messages: first, Budget: 3000, PerMessage: 4, TailPercent: 30}
+	if _, err := a.Prepare(req); err != nil {
+		t.Fatal(err)
+	}
+	told := []Message{msg("user", strings.Repeat("The code of my bike lock is "+fact+". ", 4)), msg("assistant", "Noted.")}
+	if _, err := b.Prepare(Request{Key: k, Messages: told, Budget: 3000, PerMessage: 4, TailPercent: 30}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := a.Prepare(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.NewMessages != 0 {
+		t.Fatalf("the resent list stored %d new messages, want 0", w.NewMessages)
+	}
+	if !strings.Contains(w.Memory, fact) {
+		t.Fatalf("replica a's window lacks what replica b stored:\n%s", w.Memory)
+	}
+}
+
+// TestFocusCountedOnceAcrossReplicas: three replicas serve windows of one
+// context at once, each storing its focus telemetry every few windows;
+// the stored counts are the sum of what the three counted: every window
+// counted once, none of a replica's counts overwritten by another's.
+// (Telemetry stored whole, each replica writing the counts it held, kept
+// only the last writer's.)
+func TestFocusCountedOnceAcrossReplicas(t *testing.T) {
+	if !onPostgres {
+		t.Skip("replicas share a PostgreSQL store (MEGACONTEXT_TEST_STORE=postgres)")
+	}
+	dir := t.TempDir()
+	open := func() *Engine {
+		e, err := testOpen(t, Options{Dir: dir, Now: fixedClock(), Fanout: 4, KeepWindows: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	replicas := []*Engine{open(), open(), open()}
+	k := Key{Tenant: "t", Context: "tel"}
+	if _, err := replicas[0].Import(k, conversation(60, 3), replicas[0].opts.Now()); err != nil {
+		t.Fatal(err)
+	}
+	questions := []string{"What is my locker combination?", "What is my cat named?", "Where did I go on holiday?", "What do I drink in the morning?"}
+	var mu sync.Mutex
+	want, windows := map[nodeKey2]int{}, 0
+	serve := func(i, n int) error {
+		e := replicas[i]
+		q := fmt.Sprintf("%s (asked by replica %d, turn %d)", questions[(i+n)%len(questions)], i, n)
+		w, err := e.Prepare(Request{Key: k, Messages: []Message{msg("user", q)}, Budget: 1500, PerMessage: 4, TailPercent: 40})
+		if err != nil {
+			return err
+		}
+		// What the window shows: it counts once in the residency of each.
+		shown := map[nodeKey2]bool{}
+		for _, en := range windowEntries(w.why.res) {
+			if en.Detail != focus.Elided {
+				shown[nodeKey2{en.Node.Level, en.Node.Index}] = true
+			}
+		}
+		mu.Lock()
+		for n := range shown {
+			want[n]++
+		}
+		windows++
+		mu.Unlock()
+		e.KeepWindow(w, WindowMeta{Budget: 1500, Tokens: w.Tokens, Status: 200})
+		return nil
+	}
+	// Turns in turn, each replica storing its counts after each of its
+	// windows; then all three at once, storing now and then.
+	const rounds, turns = 4, 8
+	for n := range rounds {
+		for i, e := range replicas {
+			if err := serve(i, n); err != nil {
+				t.Fatal(err)
+			}
+			e.SettleFocus()
+		}
+	}
+	errs := make(chan error, len(replicas))
+	for i, e := range replicas {
+		go func() {
+			for n := range turns {
+				if err := serve(i, rounds+n); err != nil {
+					errs <- err
+					return
+				}
+				if n%3 == 2 {
+					e.SettleFocus() // interleaved with the others' stores
+				}
+			}
+			e.SettleFocus()
+			errs <- nil
+		}()
+	}
+	for range replicas {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if windows != len(replicas)*(rounds+turns) {
+		t.Fatalf("%d windows served, want %d", windows, len(replicas)*(rounds+turns))
+	}
+	got := map[nodeKey2]int{}
+	reader := open()
+	c, err := reader.acquire(k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.telMu.Lock()
+	for n, f := range c.focus {
+		if f.Resident > 0 {
+			got[n] = f.Resident
+		}
+	}
+	c.telMu.Unlock()
+	c.mu.Unlock()
+	if len(want) == 0 || !maps.Equal(got, want) {
+		sum := func(m map[nodeKey2]int) (s int) {
+			for _, v := range m {
+				s += v
+			}
+			return s
+		}
+		t.Fatalf("stored residency of %d nodes (%d windows' worth), want %d nodes (%d): got %v want %v",
+			len(got), sum(got), len(want), sum(want), got, want)
 	}
 }

@@ -34,6 +34,10 @@ var freshCases = []saidCase{
 		"Which book did you suggest for my mother for the holidays?", "Thursday Murder Club"},
 	{"We are driving to the coast with two toddlers, how do we keep them calm in the car?", "Pack a bag of stickers and audiobooks, and stop every hour.",
 		"What did you recommend to keep the little ones happy on our trip to the seaside?", "stickers and audiobooks"},
+	{"We got three hens for the garden, help me name them?", "Henrietta, Omelette and Mrs Cluck.",
+		"What names did you come up with for our flock of laying birds?", "Mrs Cluck"},
+	{"The kids want a name for their new goldfish.", "Bubbles is a classic, or Captain Fin if they like pirates.",
+		"What did you suggest calling the bowl of little orange fish?", "Captain Fin"},
 	{"Our lawnmower is a Honda, still going after eight years.", "",
 		"What make is the machine that cuts our grass?", "Honda"},
 	{"The accountant who does our books is Priya Raman.", "",
@@ -53,7 +57,9 @@ var freshCases = []saidCase{
 }
 
 // TestFreshDescribedRequestsAndRoles counts the fresh set's recall: 12 of
-// 16 when it was written.
+// its first 16 when they were written; the hens and the goldfish, added
+// with the heads of "of" phrases (thesaurus.askedKinds), were recalled
+// before it too: 14 of 18.
 func TestFreshDescribedRequestsAndRoles(t *testing.T) {
 	recallDescribed(t, freshCases, freshMisses, saidDistractors)
 }

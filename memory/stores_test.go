@@ -153,6 +153,14 @@ func (s nsStore) PutAt(ctx context.Context, tenant, name string, base store.Vers
 	return s.Store.PutAt(ctx, s.ns+tenant, name, base, s.all(kvs)...)
 }
 
+func (s nsStore) AddCounts(ctx context.Context, tenant, name string, kvs ...store.KV) ([]store.KV, error) {
+	out, err := s.Store.AddCounts(ctx, s.ns+tenant, name, s.all(kvs)...)
+	for i := range out {
+		out[i].Key, _ = s.out(out[i].Key)
+	}
+	return out, err
+}
+
 func (s nsStore) Lock(ctx context.Context, tenant, name string) (func(), error) {
 	return s.Store.Lock(ctx, s.ns+tenant, name)
 }

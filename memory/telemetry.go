@@ -48,8 +48,12 @@ func (f NodeFocus) SwapRate() float64 {
 // nodeKey2 names a node in the telemetry maps.
 type nodeKey2 = [2]int
 
-// focusStatBytes is the memory one node's telemetry holds (footprint).
-const focusStatBytes = 96
+// focusStatBytes is the memory one node's telemetry holds (footprint),
+// and focusBaseBytes what its focusBase entry adds (a shared store).
+const (
+	focusStatBytes = 96
+	focusBaseBytes = 80
+)
 
 // observeFocus counts a kept window in its nodes' telemetry and returns
 // the window's swap rate against the previous one: the share of the nodes
@@ -166,6 +170,12 @@ func windowEntries(res focus.Result) []focus.Entry {
 // flushFocus stores the telemetry that changed in every context the
 // keeper touched (keeper goroutine only).
 func (e *Engine) flushFocus() {
+	var unstored []*mctx
+	defer func() {
+		for _, c := range unstored {
+			e.keeper.dirty[c] = true
+		}
+	}()
 	for c := range e.keeper.dirty {
 		delete(e.keeper.dirty, c)
 		c.telMu.Lock()
@@ -174,18 +184,73 @@ func (e *Engine) flushFocus() {
 			c.telMu.Unlock()
 			continue
 		}
+		// Stored under the lock, so that a Delete cannot run in between
+		// and leave records of a deleted context behind.
+		if e.shared != nil {
+			if !e.addFocus(c) {
+				unstored = append(unstored, c)
+			}
+			c.telMu.Unlock()
+			continue
+		}
 		kvs := make([]store.KV, 0, len(c.focusDirty))
 		for k := range c.focusDirty {
 			kvs = append(kvs, store.KV{Key: focusKey(c.key, k[0], k[1]), Value: mustJSON(c.focus[k])})
 		}
 		clear(c.focusDirty)
-		// Stored under the lock, so that a Delete cannot run in between
-		// and leave records of a deleted context behind.
 		if err := e.st.Put(kvs...); err != nil {
 			e.log.Warn("focus telemetry not stored", "context", c.key.Context, "err", err)
 		}
 		c.telMu.Unlock()
 	}
+}
+
+// addFocus adds to a shared store what this replica counted in c's
+// telemetry since it last did: each changed node's counts minus those the
+// store last gave (focusBase), in one statement that adds them to the
+// stored counts, so that replicas counting windows of one context at once
+// each count theirs once and none overwrites another's. The store's sums
+// (other replicas' counts included) become c's. Counts not stored (the
+// database down) stay to add at the next flush: ok is false. The caller
+// holds c.telMu.
+func (e *Engine) addFocus(c *mctx) (ok bool) {
+	if c.focusBase == nil {
+		c.focusBase = map[nodeKey2]NodeFocus{}
+	}
+	kvs := make([]store.KV, 0, len(c.focusDirty))
+	for k := range c.focusDirty {
+		f, b := c.focus[k], c.focusBase[k]
+		d := NodeFocus{Expanded: f.Expanded - b.Expanded, LastExpanded: f.LastExpanded, Resident: f.Resident - b.Resident,
+			LastResident: f.LastResident, Swaps: f.Swaps - b.Swaps, Questions: f.Questions - b.Questions}
+		if f.LastQuestion != b.LastQuestion {
+			d.LastQuestion = f.LastQuestion // else another replica's, if any, stays
+		}
+		kvs = append(kvs, store.KV{Key: focusKey(c.key, k[0], k[1]), Value: mustJSON(d)})
+	}
+	ctx, cancel := e.storeCtx()
+	sums, err := e.shared.AddCounts(ctx, c.key.Tenant, c.key.Context, kvs...)
+	cancel()
+	if err != nil {
+		e.log.Warn("focus telemetry not stored; kept for the next flush", "context", c.key.Context, "err", err)
+		return false
+	}
+	clear(c.focusDirty)
+	for _, kv := range sums {
+		l, i, ok := parseFocusKey(kv.Key)
+		var f NodeFocus
+		if !ok || json.Unmarshal([]byte(kv.Value), &f) != nil {
+			e.log.Warn("unreadable focus telemetry sum skipped", "context", c.key.Context, "key", kv.Key)
+			continue
+		}
+		k := nodeKey2{l, i}
+		if nf := c.focus[k]; nf != nil {
+			*nf = f
+		} else {
+			c.focus[k] = &f
+		}
+		c.focusBase[k] = f
+	}
+	return true
 }
 
 // loadFocus reads a context's telemetry back (load).
@@ -199,6 +264,12 @@ func (e *Engine) loadFocus(c *mctx) error {
 			return true
 		}
 		c.focus[nodeKey2{l, i}] = f
+		if e.shared != nil {
+			if c.focusBase == nil {
+				c.focusBase = map[nodeKey2]NodeFocus{}
+			}
+			c.focusBase[nodeKey2{l, i}] = *f
+		}
 		return true
 	})
 	return err

@@ -146,7 +146,16 @@ func (e *Engine) Prepare(r Request) (*Window, error) {
 }
 
 func (e *Engine) prepare(r Request) (*Window, error) {
-	c, mounts, err := e.acquireWithMounts(r.Key, !r.DryRun, r.Mounts)
+	var c *mctx
+	var mounts []*mctx
+	checked := true
+	var err error
+	if !r.DryRun && len(r.Mounts) == 0 {
+		// The ingest's write checks the cached context (acquireToWrite).
+		c, checked, err = e.acquireToWrite(r.Key, true)
+	} else {
+		c, mounts, err = e.acquireWithMounts(r.Key, !r.DryRun, r.Mounts)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +184,13 @@ func (e *Engine) prepare(r Request) (*Window, error) {
 			c.remember(whole, seqs)
 		}
 	default:
+		base := c.version
 		seqs, w.NewMessages, err = e.ingest(c, r.Key, r.Messages, r.Decode, e.opts.Now(), fits)
+		if !checked {
+			if err = e.checkUnwritten(c, base, err); err != nil {
+				return nil, err
+			}
+		}
 		if err != nil {
 			return nil, err
 		}

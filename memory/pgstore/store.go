@@ -330,6 +330,26 @@ const (
 	                 last_expanded_ms = EXCLUDED.last_expanded_ms, resident = EXCLUDED.resident,
 	                 last_resident_ms = EXCLUDED.last_resident_ms, swaps = EXCLUDED.swaps, questions = EXCLUDED.questions,
 	                 last_question = EXCLUDED.last_question, extra = EXCLUDED.extra`
+	// qAddFocus adds telemetry counts to a context's (AddCounts): the
+	// counts add up, the times of last use keep the later, the last
+	// question is the one added when it names one.
+	qAddFocus = `INSERT INTO telemetry AS t (context_id, level, idx, expanded, last_expanded_ms, resident, last_resident_ms, swaps,
+	                 questions, last_question, extra)
+	             SELECT c.id, u.level, u.idx, u.expanded, u.last_expanded_ms, u.resident, u.last_resident_ms, u.swaps, u.questions,
+	                 u.last_question, u.extra
+	               FROM contexts c,
+	                    unnest($3::smallint[], $4::integer[], $5::integer[], $6::bigint[], $7::integer[], $8::bigint[], $9::integer[],
+	                           $10::integer[], $11::bigint[], $12::jsonb[])
+	                    AS u(level, idx, expanded, last_expanded_ms, resident, last_resident_ms, swaps, questions, last_question, extra)
+	              WHERE c.tenant_id = $1 AND c.name = $2
+	             ON CONFLICT (context_id, level, idx) DO UPDATE SET expanded = t.expanded + EXCLUDED.expanded,
+	                 last_expanded_ms = greatest(t.last_expanded_ms, EXCLUDED.last_expanded_ms), resident = t.resident + EXCLUDED.resident,
+	                 last_resident_ms = greatest(t.last_resident_ms, EXCLUDED.last_resident_ms), swaps = t.swaps + EXCLUDED.swaps,
+	                 questions = t.questions + EXCLUDED.questions,
+	                 last_question = CASE WHEN EXCLUDED.last_question <> 0 THEN EXCLUDED.last_question ELSE t.last_question END,
+	                 extra = coalesce(EXCLUDED.extra, t.extra)
+	             RETURNING t.level, t.idx, t.expanded, t.last_expanded_ms, t.resident, t.last_resident_ms, t.swaps, t.questions,
+	                 t.last_question, t.extra`
 	qPutPins = `INSERT INTO pins (context_id, record, version) VALUES ($1, $2, $3)
 	            ON CONFLICT (context_id) DO UPDATE SET record = EXCLUDED.record, version = EXCLUDED.version`
 	qPutProv = `INSERT INTO provenance (context_id, seq, kind, time_ms, record) VALUES ($1, $2, $3, $4, $5)
@@ -1314,6 +1334,50 @@ func (s *Store) Delete(exact []string, prefixes []string) (int, error) {
 		return nil
 	})
 	return n, wrap(err)
+}
+
+// AddCounts adds focus telemetry records to the context's stored ones, in
+// one statement (see store.Shared).
+func (s *Store) AddCounts(ctx context.Context, tenant, name string, kvs ...store.KV) ([]store.KV, error) {
+	n := len(kvs)
+	level, idx, expanded, resident, swaps, questions := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	lastExpanded, lastResident, lastQuestion := make([]int64, n), make([]int64, n), make([]int64, n)
+	extras := make([][]byte, n)
+	for i, kv := range kvs {
+		k, err := parseKey(kv.Key)
+		if err != nil {
+			return nil, err
+		}
+		if k.kind != kindFocus || k.tenant != tenant || k.context != name {
+			return nil, fmt.Errorf("pgstore: counts of %s/%s hold the record %s", tenant, name, kv.Key)
+		}
+		var f focusJSON
+		if err := decode(k, kv.Value, &f); err != nil {
+			return nil, err
+		}
+		extra, err := extraFields(kv.Value, focusFields)
+		if err != nil {
+			return nil, err
+		}
+		level[i], idx[i], extras[i] = k.a, k.b, extra
+		expanded[i], lastExpanded[i], resident[i], lastResident[i] = int64(f.Expanded), f.LastExpanded, int64(f.Resident), f.LastResident
+		swaps[i], questions[i], lastQuestion[i] = int64(f.Swaps), int64(f.Questions), int64(f.LastQuestion)
+	}
+	rows, err := s.pool.Query(ctx, qAddFocus, tenant, pgName(name), level, idx, expanded, lastExpanded, resident, lastResident, swaps,
+		questions, lastQuestion, extras)
+	var out []store.KV
+	var f focusJSON
+	var l, i, lq int64
+	var extra []byte
+	err = eachRow(rows, err, []any{&l, &i, &f.Expanded, &f.LastExpanded, &f.Resident, &f.LastResident, &f.Swaps, &f.Questions, &lq, &extra}, func() error {
+		f.LastQuestion = uint64(lq)
+		out = append(out, store.KV{Key: key{kind: kindFocus, tenant: tenant, context: name, a: l, b: i}.String(), Value: withExtra(encode(f), extra)})
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return out, nil
 }
 
 // Lock takes a session advisory lock named by the context (on a

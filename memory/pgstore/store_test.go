@@ -547,6 +547,8 @@ func TestQueriesUseIndexes(t *testing.T) {
 		"resps":            {qResps, []any{1}},
 		"resp":             {qResp, []any{"t", "resp_1", "C"}},
 		"respctx":          {qRespCtx, []any{"t", "resp_1"}},
+		"add focus": {qAddFocus, []any{"t", "C", []int64{0}, []int64{1}, []int64{1}, []int64{5}, []int64{1}, []int64{5}, []int64{0},
+			[]int64{1}, []int64{7}, [][]byte{nil}}},
 	} {
 		rows, err := conn.Query(ctx, "EXPLAIN "+q.sql, q.args...)
 		if err != nil {
@@ -743,5 +745,71 @@ func TestBlocksWrittenTogether(t *testing.T) {
 	var n int
 	if err := s.pool.QueryRow(context.Background(), "SELECT count(*) FROM blocks").Scan(&n); err != nil || n != 4+3 {
 		t.Fatalf("%d blocks stored, want 7 (C: 0-3, D: 0-2), %v", n, err)
+	}
+}
+
+// TestAddCountsAcrossConnections: three stores (replicas, a pool each) add
+// focus counts to one context's telemetry at once; the stored counts are
+// the sums, the times of last use the latest, and each addition returns
+// the sums as they stood after it. Counts of a context that does not
+// exist are dropped.
+func TestAddCountsAcrossConnections(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	stores := []*Store{openStore(t, dsn), openStore(t, dsn), openStore(t, dsn)}
+	ctx := context.Background()
+	if err := stores[0].Put(sample()...); err != nil { // node 1/0: expanded 2, resident 3, swaps 1, questions 2
+		t.Fatal(err)
+	}
+	const adds = 20
+	errs := make(chan error, len(stores))
+	for i, s := range stores {
+		go func() {
+			for n := range adds {
+				sums, err := s.AddCounts(ctx, "t", "C",
+					store.KV{Key: kv("f", "01", "0000000000"), Value: fmt.Sprintf(`{"expanded":1,"last_expanded":%d,"resident":2,"swaps":0,"questions":1}`, 100*i+n)},
+					store.KV{Key: kv("f", "00", "0000000003"), Value: fmt.Sprintf(`{"expanded":0,"resident":1,"last_resident":%d,"swaps":1,"questions":1,"last_question":%d}`, 100*i+n, i+1)})
+				if err == nil && len(sums) != 2 {
+					err = fmt.Errorf("an addition returned %d sums, want 2", len(sums))
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range stores {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{
+		kv("f", "00", "0000000003"): `"expanded":0,"last_resident":219,"resident":60,"swaps":60,"questions":60`,
+		kv("f", "01", "0000000000"): `"expanded":62,"last_expanded":219,"resident":123,"last_resident":6,"swaps":1,"questions":62`,
+	}
+	got := map[string]string{}
+	if err := stores[1].Scan(kv("f")+":", func(k, v string) bool { got[k] = v; return true }); err != nil {
+		t.Fatal(err)
+	}
+	for k, w := range want {
+		var gf, wf focusJSON
+		if err := json.Unmarshal([]byte(got[k]), &gf); err != nil {
+			t.Fatalf("%s: %q: %v", k, got[k], err)
+		}
+		if err := json.Unmarshal([]byte("{"+w+"}"), &wf); err != nil {
+			t.Fatal(err)
+		}
+		wf.LastQuestion = gf.LastQuestion // whichever replica added last
+		if k == kv("f", "01", "0000000000") {
+			wf.LastQuestion = 18446744073709551615 // none added: the stored one stays
+		}
+		if gf != wf || (k != kv("f", "01", "0000000000") && (gf.LastQuestion < 1 || gf.LastQuestion > 3)) {
+			t.Errorf("%s: stored %+v, want %+v", k, gf, wf)
+		}
+	}
+	sums, err := stores[2].AddCounts(ctx, "t", "gone", store.KV{Key: store.Key("f", "t", "gone", "00", "0000000000"), Value: `{"expanded":1,"resident":1,"swaps":0,"questions":1}`})
+	if err != nil || len(sums) != 0 {
+		t.Errorf("counts of a context that does not exist: %v, %v; want none stored", sums, err)
 	}
 }

@@ -100,6 +100,14 @@ type Shared interface {
 	// at most lease (ok is false while another process holds it), so that
 	// one replica does it; release gives it back.
 	Claim(ctx context.Context, tenant, context, kind string, lease time.Duration) (release func(), ok bool, err error)
+	// AddCounts adds counters (focus telemetry records: how many windows
+	// showed or opened each node) to the context's stored ones, count by
+	// count, in one atomic statement, and returns the records as stored
+	// after the addition. Replicas that count windows of one context at
+	// once each add what they counted since they last added: every window
+	// is counted once, and none overwrites another's counts. Records of a
+	// context that no longer exists are dropped (none is returned).
+	AddCounts(ctx context.Context, tenant, context string, kvs ...KV) ([]KV, error)
 	// Ping reports whether the store can be reached now.
 	Ping(ctx context.Context) error
 }

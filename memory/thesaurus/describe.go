@@ -250,16 +250,17 @@ func (t *Thesaurus) lemmaTerm(l string) string {
 var personPronouns = map[string]bool{"who": true, "whom": true, "whose": true}
 
 // determiners open the noun phrase whose head says what a description
-// describes (closed-class English words).
+// describes (closed-class English words). "of" opens one too: "the jar of
+// bubbling dough" may ask for the jar or for the dough.
 var determiners = map[string]bool{"the": true, "a": true, "an": true, "my": true, "our": true,
-	"your": true, "his": true, "her": true, "their": true, "this": true, "that": true}
+	"your": true, "his": true, "her": true, "their": true, "this": true, "that": true, "of": true}
 
 // askedKinds returns the lexicographer files of the nouns a question asks
-// for: noun.person alone for "who", else those of the first senses of the
-// head nouns of its noun phrases (a determiner, then words up to the first
-// noun that is no possessive and no adjective first: "my sister's little
-// boy" is a boy). It returns nil (any kind) when neither says, or a head is
-// as vague as "thing".
+// for: noun.person alone for "who", else those of the head nouns of its
+// noun phrases (headKinds: a determiner, then words up to the last noun of
+// the first run of nouns that are no possessives: "my sister's little
+// boy" is a boy, "my young tomato plants" are plants). It returns nil (any
+// kind) when neither says, or a head is as vague as "thing".
 func (t *Thesaurus) askedKinds(question string) map[uint8]bool {
 	words := strings.Fields(strings.ToLower(question))
 	clean := func(w string) string {
@@ -275,54 +276,85 @@ func (t *Thesaurus) askedKinds(question string) map[uint8]bool {
 		if !determiners[clean(w)] {
 			continue
 		}
-		lex, ok := t.headKind(words[i+1:min(len(words), i+4)], clean)
+		lex, ok := t.headKinds(words[i+1:min(len(words), i+5)], clean)
 		if !ok {
 			continue
 		}
-		if lex == 0 {
+		if lex == nil {
 			return nil // a head as vague as "thing": any kind
 		}
 		if kinds == nil {
 			kinds = map[uint8]bool{}
 		}
-		kinds[lex] = true
+		for _, l := range lex {
+			kinds[l] = true
+		}
 	}
 	return kinds
 }
 
-// headKind returns the lexicographer file of the first sense of the head
-// noun among the words after a determiner (0 for a generic head such as
-// "thing"), and whether there is one.
-func (t *Thesaurus) headKind(words []string, clean func(string) string) (uint8, bool) {
+// headKinds returns the lexicographer files of the head noun among the
+// words after a determiner (nil for a generic head such as "thing"), and
+// whether there is one. The head is the last of the first run of nouns (a
+// compound names its kind last: "tomato plants"); its kinds are its first
+// sense's, and its second sense's when the tagged corpus uses that at
+// least half as often ("plant": a factory 63 times, a flora 37; a sense
+// among WordNet's top nouns, as the flora is, allows any kind).
+func (t *Thesaurus) headKinds(words []string, clean func(string) string) ([]uint8, bool) {
+	var head string
 	for _, raw := range words {
 		w := clean(raw)
 		if strings.HasSuffix(w, "'s") || strings.HasSuffix(w, "’s") || strings.HasSuffix(w, "s'") {
+			if head != "" {
+				break
+			}
 			continue // a possessive: the head follows
 		}
 		b := t.base(w, noun)
 		ab := t.base(w, adj)
 		if b == "" || !content(w) {
-			if ab != "" {
+			if ab != "" && head == "" {
 				continue // "little", "new": the head follows
 			}
-			return 0, false
+			break
 		}
 		if ab != "" {
 			na, aa := t.tags[b+"/n"], t.tags[ab+"/a"]
 			if int(aa[0])+int(aa[1]) > int(na[0])+int(na[1]) {
+				if head != "" {
+					break
+				}
 				continue // mostly an adjective
 			}
 		}
-		refs := t.index[noun][b]
-		if len(refs) == 0 {
-			return 0, false
+		if head != "" && !t.mostlyNoun(w, b) {
+			break // "the machine cuts": a verb ends the compound
 		}
-		if lex := t.syn[noun][refs[0].idx()].lex; lex != lexTops && !generic[b] {
-			return lex, true
+		head = b
+		if len(t.index[noun][b]) == 0 {
+			break
 		}
-		return 0, true
 	}
-	return 0, false
+	if head == "" {
+		return nil, false
+	}
+	refs := t.index[noun][head]
+	if len(refs) == 0 {
+		return nil, false
+	}
+	first := t.syn[noun][refs[0].idx()].lex
+	if first == lexTops || generic[head] {
+		return nil, true
+	}
+	out := []uint8{first}
+	if tg := t.tags[head+"/n"]; len(refs) > 1 && 2*int(tg[1]) >= int(tg[0]) && tg[1] > 0 {
+		l := t.syn[noun][refs[1].idx()].lex
+		if l == lexTops {
+			return nil, true // as vague as the first sense's "thing"
+		}
+		out = append(out, l)
+	}
+	return out, true
 }
 
 // isGeneric reports whether w, or a base form of it ("looks": "look"),

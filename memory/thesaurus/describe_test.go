@@ -18,8 +18,12 @@ func inHistory(words ...string) func(string) bool {
 	return func(t string) bool { return set[t] }
 }
 
-// lexArtifact is WordNet's noun.artifact lexicographer file.
-const lexArtifact = 6
+// lexArtifact and lexAnimal are WordNet's noun.artifact and noun.animal
+// lexicographer files.
+const (
+	lexArtifact = 6
+	lexAnimal   = 5
+)
 
 func TestAskedKinds(t *testing.T) {
 	th := open(t)
@@ -33,6 +37,11 @@ func TestAskedKinds(t *testing.T) {
 		{"What's my father's father called?", []uint8{lexPerson}},
 		{"What make is the gadget that controls the heating?", []uint8{lexArtifact}},
 		{"What make is the thing I boil water in?", nil},
+		// A compound names its kind last, and a plant is a flora as often
+		// as a factory: any kind.
+		{"What did you say would fix my young tomato plants?", nil},
+		// "of" opens a noun phrase too: the flock or the birds.
+		{"What names did you come up with for our flock of laying birds?", []uint8{lexAnimal}},
 		{"what was that again", nil},
 	} {
 		got := th.askedKinds(tc.q)
@@ -126,5 +135,15 @@ func TestDefine(t *testing.T) {
 	}
 	if _, ok := got[stem("mast")]; !ok {
 		t.Errorf("mast (of the gloss) missing: %v", got)
+	}
+}
+
+// A description's head may be the complement of "of": the hens of "our
+// flock of laying birds" are animals, the flock a group.
+func TestExpandInOfComplement(t *testing.T) {
+	th := open(t)
+	got := terms(th.ExpandIn("What names did you come up with for our flock of laying birds?", inHistory("hen", "flock", "garden", "name")))
+	if _, ok := got[stem("hen")]; !ok {
+		t.Errorf("hen missing: %v", got)
 	}
 }
