@@ -49,32 +49,61 @@ func asksGathered(q string) bool {
 const gatherAssistantWeight = 0.15
 
 // Gather parameters, measured with `megacontext eval splits --split dev
-// --budgets 4096 --sizes 32k,128k` (README, Recall): knowledge-update
-// 11 -> 39 %, multi-evidence 39 -> 44 %, the same for 32 or 48
-// statements, floors 0.25 to 0.35, gatherLow 0.4 or 0.5; with 16
-// statements, or every statement but the best below the allocator's
-// least relevance (gatherLow 0), multi-evidence stays at 39 %.
+// --budgets 4096` (README, Recall). Before the kin hop (gatherKin) and
+// the lift to the best score: knowledge-update 26 %, multi-evidence 41 %,
+// overall 84.8 %; with both, 33 %, 41 %, 85.5 % (37 %, 41 %, 85.9 %
+// with 4000 checks; kin weights 2 to 8: 85.5 to 86.2 %). The lift alone
+// (kin weight 0): 26 %, 33 %, 84.2 %;
+// the kin hop alone (32 statements at 0.4-0.6 of the best): 33 %, 44 %,
+// 85.9 %.
 const (
 	// gatherFloor is the least GloVe cosine a word of a statement needs
 	// to count as near a word of the question.
 	gatherFloor = 0.3
-	// gatherN is how many statements gather lifts.
-	gatherN = 32
+	// gatherN is how many statements gather lifts (32: the same overall).
+	gatherN = 48
 	// gatherShare is the relevance of the best gathered statement, as a
-	// share of the best match's; the others get less, by their coverage,
-	// down to gatherLow: above the allocator's least relevance
-	// (DefaultMinRelevance), so that each is shown when the budget allows.
-	gatherShare = 0.6
-	gatherLow   = 0.4
-	// gatherChecks bounds the candidates gather reads the text of.
-	gatherChecks = 256
+	// share of the best match's; the others get less, by their score,
+	// down to gatherLow. At the best match's level, not below it (0.6 and
+	// 0.4 before): for a gathering question, the best lexical matches are
+	// small talk that repeats the question's common words ("home",
+	// "family", "work"), and they took the budget from the statements.
+	gatherShare = 1.0
+	gatherLow   = 0.7
+	// gatherChecks bounds the candidates gather reads the text of (the
+	// user's statements told once are a few hundred of them among up to
+	// 2000 candidates at 512K; 4000 recalls one more statement on dev and
+	// makes BenchmarkAssembleAssets' p99 about 15 % slower).
+	gatherChecks = 1200
+	// gatherSeeds is how many of the best statements found by the
+	// question seed the kin hop (lens.Index.Kin).
+	gatherSeeds = 8
+	// gatherRareDF is the most blocks a word may occur in to count as a
+	// value a statement names in the kin hop (2 and 6: multi-evidence
+	// 33 % and 37 %; 24: knowledge-update 22 %).
+	gatherRareDF = 12
+	// gatherKinFloor is the least GloVe cosine between a statement's value
+	// and a seed's (0.6: knowledge-update 30 %).
+	gatherKinFloor = 0.45
+	// gatherKin weighs the kin hop against the question's own match, both
+	// as shares of the best (1: knowledge-update 30 %, multi-evidence
+	// 33 %; 2: 37 %, 37 %; 8: 37 %, 37 %).
+	gatherKin = 4.0
 )
 
 // gather lifts, for a gathering question (asksGathered), the user's own
-// statements outside the tail whose words come nearest the question's
-// (lens.Index.Cover): told once (saysNew) and not quoted from elsewhere
-// (quoted). The best gets gatherShare of the best score, the others less
-// by their coverage; a block that scores more keeps its score.
+// statements outside the tail told once (saysNew) and not quoted from
+// elsewhere (quoted) that speak of what the question asks:
+//   - those whose words come nearest the question's (lens.Index.Cover);
+//   - and their kin (lens.Index.Kin): the best of them seed a hop to the
+//     statements that name values of the same kind ("sold the Golf"
+//     finds "we lease a Kia Niro"), which share no word with the
+//     question: a slot's other values, a list's other items.
+//
+// Each statement scores its share of the best cover plus gatherKin times
+// its share of the best kin; the best gatherN are lifted, the best to
+// gatherShare of the best score, the others less by their score; a block
+// that scores more keeps its score.
 func (e *Engine) gather(c *mctx, question string, scores map[int]float64, inTail func(int) bool) {
 	if c.index.Semantic() == nil || !asksGathered(question) {
 		return
@@ -90,31 +119,58 @@ func (e *Engine) gather(c *mctx, question string, scores map[int]float64, inTail
 	if best == 0 {
 		best = 1
 	}
-	type cand struct {
-		b int
-		s float64
-	}
-	all := make([]cand, 0, len(cov))
+	all := make([]gathered, 0, len(cov))
 	for b, s := range cov {
-		all = append(all, cand{b, s})
+		all = append(all, gathered{b, s})
 	}
-	slices.SortFunc(all, func(x, y cand) int {
+	sortGathered(all)
+	var pool []gathered
+	for _, x := range all[:min(len(all), gatherChecks)] {
+		if c.saysNew(x.b) && !c.quoted(x.b) {
+			pool = append(pool, x)
+		}
+	}
+	if len(pool) == 0 {
+		return
+	}
+	seeds := map[int]float64{}
+	for _, x := range pool[:min(len(pool), gatherSeeds)] {
+		seeds[x.b] = x.s / pool[0].s
+	}
+	cands := make([]int, len(pool))
+	for i, x := range pool {
+		cands[i] = x.b
+	}
+	text := func(b int) string { return c.tree.Block(b).Text }
+	rare := func(t string) bool { return c.index.DF(t) <= gatherRareDF }
+	kin := c.index.Kin(seeds, cands, text, rare, gatherKinFloor)
+	top, kinTop := pool[0].s, bestScore(kin)
+	for i, x := range pool {
+		pool[i].s = x.s / top
+		if kinTop > 0 {
+			pool[i].s += gatherKin * kin[x.b] / kinTop
+		}
+	}
+	sortGathered(pool)
+	for _, x := range pool[:min(len(pool), gatherN)] {
+		scores[x.b] = max(scores[x.b], best*(gatherLow+(gatherShare-gatherLow)*x.s/pool[0].s))
+	}
+}
+
+// gathered is a statement gather weighs: block b, score s.
+type gathered struct {
+	b int
+	s float64
+}
+
+// sortGathered sorts statements best first, the newer on ties.
+func sortGathered(xs []gathered) {
+	slices.SortFunc(xs, func(x, y gathered) int {
 		if r := cmp.Compare(y.s, x.s); r != 0 {
 			return r
 		}
 		return cmp.Compare(y.b, x.b)
 	})
-	n := 0
-	for i, x := range all {
-		if n >= gatherN || i >= gatherChecks {
-			break
-		}
-		if !c.saysNew(x.b) || c.quoted(x.b) {
-			continue
-		}
-		n++
-		scores[x.b] = max(scores[x.b], best*(gatherLow+(gatherShare-gatherLow)*x.s/all[0].s))
-	}
 }
 
 // sentenceGoesOn reports whether block b's last sentence goes on in the
@@ -144,6 +200,9 @@ func (c *mctx) saysNew(b int) bool {
 func (c *mctx) quoted(b int) bool {
 	blk := c.tree.Block(b)
 	text := c.msgs[blk.Msg].Text
+	if !strings.ContainsAny(text, "\"“") {
+		return false
+	}
 	i := strings.Index(text, strings.TrimSpace(blk.Text))
 	if i < 0 {
 		return strings.ContainsAny(blk.Text, "\"“”")

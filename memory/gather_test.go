@@ -205,3 +205,45 @@ func TestGatherTellsWhatChanged(t *testing.T) {
 		}
 	}
 }
+
+// A list told across sessions reaches the window when only one of its
+// items shares a word with the question: the others name values of the
+// same kind (cities), found from the first (lens.Index.Kin), among
+// statements told once about other things and small talk that repeats the
+// question's words.
+func TestGatherFindsTheListsKin(t *testing.T) {
+	e := openGloveEngine(t)
+	k := Key{Tenant: "t", Context: "kin"}
+	r := rand.New(rand.NewPCG(9, 10))
+	at := time.Date(2025, 1, 1, 9, 0, 0, 0, time.UTC)
+	told := map[int]string{
+		11: "Work sent me to Lisbon for the summit, lovely light there.",
+		38: "Three nights in Porto with the sales crew, exhausting.",
+		64: "Landed in Rotterdam at midnight for the client pitch.",
+		90: "Spent a long weekend in Antwerp presenting our roadmap.",
+	}
+	things := []string{"a teapot", "wool socks", "a lemon tree", "new brakes", "a cat flap", "a kite", "oil paints", "a hammock"}
+	small := []string{"The office coffee machine broke again.", "Worked late, the traffic was awful.", "Long day at work, nothing new."}
+	for s := range 110 {
+		text := small[r.IntN(len(small))] + " " + filler(r, 10) + "."
+		switch x, ok := told[s]; {
+		case ok:
+			text = x
+		case s%3 == 0:
+			text = fmt.Sprintf("Bought %s for the flat, it was on offer.", things[r.IntN(len(things))])
+		}
+		msgs := []Message{msg("user", text), msg("assistant", "Noted. "+filler(r, 20)+".")}
+		if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(s)}, msgs, at.Add(time.Duration(s)*24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := e.Prepare(Request{Key: Key{Tenant: k.Tenant, Context: k.Context, Thread: "q"}, Messages: []Message{msg("user", "Which cities have I been to for work?")}, Budget: 1200, PerMessage: 4, TailPercent: 20, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range told {
+		if !strings.Contains(w.Memory, s) {
+			t.Errorf("%q is not in the window:\n%s", s, w.Memory)
+		}
+	}
+}

@@ -154,3 +154,77 @@ func coverWeight(id glove.ID) float64 {
 	r := float64(id) + 1
 	return r / (r + 300)
 }
+
+// Kin scores candidate blocks by how near their rare words come to the
+// rare words of seed blocks, by GloVe: for each seed, the most similar pair
+// of a candidate's word and the seed's (counted above floor), weighted by
+// the seed's weight. Statements about one slot or one list name values of
+// one kind ("a Kia Niro", "a Mazda CX-5"; "back from Ghent", "flying to
+// Seville"), and the values' words are near each other even where the
+// statements share no word with each other or the question: a seed found
+// by the question finds its siblings. A seed does not count for itself.
+// text returns a block's text, rare reports the index terms that count
+// (the values a statement names, not its small talk). Kin returns nil
+// without vectors.
+func (x *Index) Kin(seeds map[int]float64, cands []int, text func(b int) string, rare func(term string) bool, floor float64) map[int]float64 {
+	s := x.sem
+	if s == nil || len(seeds) == 0 {
+		return nil
+	}
+	ids := func(b int) []glove.ID {
+		var out []glove.ID
+		for _, w := range contentWords(text(b)) {
+			if vague[w.term] || !rare(w.term) {
+				continue
+			}
+			if id, ok := s.vec.Lookup(w.surface); ok && !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	type seed struct {
+		b      int
+		weight float64
+		ids    []glove.ID
+	}
+	var ss []seed
+	for _, b := range slices.Sorted(maps.Keys(seeds)) {
+		if w := ids(b); len(w) > 0 {
+			ss = append(ss, seed{b, seeds[b], w})
+		}
+	}
+	// near[id][j]: the best similarity of word id to seed j's words.
+	near := map[glove.ID][]float32{}
+	out := make(map[int]float64, len(cands))
+	for _, b := range cands {
+		words := ids(b)
+		sum := 0.0
+		for j, sd := range ss {
+			if sd.b == b {
+				continue
+			}
+			best := float32(0)
+			for _, id := range words {
+				row, ok := near[id]
+				if !ok {
+					row = make([]float32, len(ss))
+					for k, o := range ss {
+						for _, oid := range o.ids {
+							row[k] = max(row[k], s.vec.Cosine(id, oid))
+						}
+					}
+					near[id] = row
+				}
+				best = max(best, row[j])
+			}
+			if float64(best) >= floor {
+				sum += sd.weight * (float64(best) - floor) / (1 - floor)
+			}
+		}
+		if sum > 0 {
+			out[b] = sum
+		}
+	}
+	return out
+}
