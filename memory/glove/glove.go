@@ -276,6 +276,21 @@ func (v *Vectors) CosineTo(id ID, q []float32) float32 {
 	return dotF8(q, row) * s
 }
 
+// CosinesTo sets out[j] to the cosine similarity of the word vector row
+// (scaled by scale, as Row returns them) and the unit vector qs[j]: what
+// CosineTo returns for each, bit for bit, with the row converted to
+// floats once for all of them (buf, of len(row), holds it). Scoring a
+// history's words against a question's converts each row once.
+func CosinesTo(row []int8, scale float32, qs [][]float32, out, buf []float32) {
+	f := buf[:len(row)]
+	for i, x := range row {
+		f[i] = float32(x)
+	}
+	for j, q := range qs {
+		out[j] = dotFF(q, f) * scale
+	}
+}
+
 // Cluster returns word id's cluster.
 func (v *Vectors) Cluster(id ID) int { return int(v.cluster[id]) }
 
@@ -328,6 +343,24 @@ func dotF8(q []float32, row []int8) float32 {
 	}
 	for ; i < len(q); i++ {
 		s0 += q[i] * float32(row[i])
+	}
+	return s0 + s1 + s2 + s3
+}
+
+// dotFF is dotF8 with the row already converted to floats: the same
+// products summed in the same order, so the same bits.
+func dotFF(q, row []float32) float32 {
+	var s0, s1, s2, s3 float32
+	row = row[:len(q)]
+	i := 0
+	for ; i+4 <= len(q); i += 4 {
+		s0 += q[i] * row[i]
+		s1 += q[i+1] * row[i+1]
+		s2 += q[i+2] * row[i+2]
+		s3 += q[i+3] * row[i+3]
+	}
+	for ; i < len(q); i++ {
+		s0 += q[i] * row[i]
 	}
 	return s0 + s1 + s2 + s3
 }

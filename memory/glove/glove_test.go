@@ -253,3 +253,36 @@ func TestInstalled(t *testing.T) {
 		t.Errorf("cos(lawyer, bicycle) = %.2f", c)
 	}
 }
+
+// CosinesTo gives, for every word and probe, the bits CosineTo gives: the
+// lens relies on it to score a history's words in batches with the same
+// results.
+func TestCosinesToMatchesCosineTo(t *testing.T) {
+	for _, dim := range []int{4, 7, 100} {
+		words, vecs := synthetic(300, dim)
+		v, err := fromBytes(aligned(convertBytes(t, words, vecs, ConvertOptions{Clusters: 4})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(3, uint64(dim)))
+		qs := make([][]float32, 5)
+		for j := range qs {
+			q := make([]float32, dim)
+			for i := range q {
+				q[i] = float32(r.NormFloat64())
+			}
+			qvec.Normalize(q)
+			qs[j] = q
+		}
+		out, buf := make([]float32, len(qs)), make([]float32, dim)
+		for id := ID(0); int(id) < v.Len(); id++ {
+			row, sc := v.Row(id)
+			CosinesTo(row, sc, qs, out, buf)
+			for j, q := range qs {
+				if want := v.CosineTo(id, q); math.Float32bits(out[j]) != math.Float32bits(want) {
+					t.Fatalf("dim %d, word %d, probe %d: %v, CosineTo %v", dim, id, j, out[j], want)
+				}
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/megacontext/megacontext/memory/gist"
@@ -31,12 +32,7 @@ func (x *Index) Cover(question string, floor float64, limit int, keep, joined fu
 	if s == nil || len(s.terms) == 0 {
 		return nil
 	}
-	type probe struct {
-		term   string
-		vec    []float32
-		weight float64
-	}
-	var qs []probe
+	var qs []coverProbe
 	seen := map[string]bool{}
 	for i, w := range contentWords(question) {
 		if (w.capital && i > 0) || vague[w.term] || seen[w.term] {
@@ -49,7 +45,7 @@ func (x *Index) Cover(question string, floor float64, limit int, keep, joined fu
 		}
 		v := make([]float32, s.vec.Dim())
 		s.vec.Unit(id, v)
-		qs = append(qs, probe{w.term, v, coverWeight(id)})
+		qs = append(qs, coverProbe{w.term, v, coverWeight(id)})
 	}
 	// A phrasal verb or a compound is one word in GloVe: "work out" is
 	// near "gym" as "workout", not as "work" (and "out" is a stopword).
@@ -67,82 +63,178 @@ func (x *Index) Cover(question string, floor float64, limit int, keep, joined fu
 			seen[Stem(joint)] = true
 			v := make([]float32, s.vec.Dim())
 			s.vec.Unit(id, v)
-			qs = append(qs, probe{Stem(joint), v, coverWeight(id)})
+			qs = append(qs, coverProbe{Stem(joint), v, coverWeight(id)})
 		}
 	}
 	if len(qs) == 0 || len(qs) > 16 {
 		return nil
 	}
-	// The history's terms near each question word, and their similarity.
-	type near struct {
-		q   int
-		sim float32
-	}
-	related := map[string][]near{}
-	for _, t := range s.terms {
-		for j, q := range qs {
-			sim := float32(0)
-			switch {
-			case t.text == q.term:
-				sim = 1
-			case t.has:
-				sim = s.vec.CosineTo(t.id, q.vec)
+	sc := coverPool.Get().(*coverScratch)
+	defer coverPool.Put(sc)
+	sc.relate(s, qs, floor)
+	// The blocks of the related terms' postings, each with its row of the
+	// best similarity to each question word; keep is asked once a block.
+	nq := len(qs)
+	n := max(0, min(limit, len(x.docLen)))
+	sc.reset(n)
+	for i, p := range sc.relPos {
+		near := sc.relNear[sc.relStart[i]:sc.relStart[i+1]]
+		for _, ps := range x.postings[s.terms[p].text] {
+			b := int(ps.block)
+			if b >= n {
+				break // postings are in block order
 			}
-			if float64(sim) >= floor {
-				related[t.text] = append(related[t.text], near{j, sim})
+			r := sc.rowIdx[b]
+			if r == 0 {
+				if !keep(b) {
+					sc.rowIdx[b] = -1
+					continue
+				}
+				r = sc.newRow(b, nq)
 			}
-		}
-	}
-	best := map[int][]float32{}
-	for _, t := range slices.Sorted(maps.Keys(related)) {
-		for _, p := range x.postings[t] {
-			b := int(p.block)
-			if b >= limit {
-				break
-			}
-			if !keep(b) {
+			if r < 0 {
 				continue
 			}
-			row := best[b]
-			if row == nil {
-				row = make([]float32, len(qs))
-				best[b] = row
-			}
-			for _, n := range related[t] {
-				row[n.q] = max(row[n.q], n.sim)
+			row := sc.rows[int(r-1)*nq : int(r)*nq]
+			for _, nr := range near {
+				row[nr.q] = max(row[nr.q], nr.sim)
 			}
 		}
 	}
 	// Both halves of a sentence cut by a block boundary count the words of
-	// the whole sentence.
-	for _, b := range slices.Sorted(maps.Keys(best)) {
-		next, ok := best[b+1]
-		if !ok || !joined(b) {
+	// the whole sentence, in block order (so that a sentence over three
+	// blocks reaches the last).
+	slices.Sort(sc.blocks)
+	for _, b := range sc.blocks {
+		if int(b)+1 >= n || sc.rowIdx[b+1] <= 0 || !joined(int(b)) {
 			continue
 		}
-		row := best[b]
+		row, next := sc.row(int(b), nq), sc.row(int(b)+1, nq)
 		for j := range row {
 			m := max(row[j], next[j])
 			row[j], next[j] = m, m
 		}
 	}
-	hashes := make(map[uint32]bool, len(related))
-	for t := range related {
-		hashes[TermHash(t)] = true
+	sc.hashes.reset(len(sc.relPos))
+	for _, p := range sc.relPos {
+		sc.hashes.add(s.terms[p].hash)
 	}
-	out := make(map[int]float64, len(best))
-	for b, row := range best {
+	out := make(map[int]float64, len(sc.blocks))
+	for _, b := range sc.blocks {
 		sum := 0.0
-		for j, sim := range row {
+		for j, sim := range sc.row(int(b), nq) {
 			if float64(sim) >= floor {
 				sum += qs[j].weight * (float64(sim) - floor) / (1 - floor)
 			}
 		}
-		if sum > 0 && !x.OnlyRecurring(b, func(h uint32) bool { return hashes[h] }) {
-			out[b] = sum
+		if sum > 0 && !x.OnlyRecurring(int(b), sc.hashes.has) {
+			out[int(b)] = sum
 		}
 	}
 	return out
+}
+
+// coverProbe is one word of a question Cover weighs: its index term, unit
+// vector and weight.
+type coverProbe struct {
+	term   string
+	vec    []float32
+	weight float64
+}
+
+// coverNear is a history term's similarity to question word q.
+type coverNear struct {
+	q   int32
+	sim float32
+}
+
+// coverScratch is what one Cover call works in, reused through coverPool:
+// a question over a long history relates thousands of terms and touches
+// thousands of blocks, whose maps cost more than the arithmetic.
+type coverScratch struct {
+	// relPos lists the positions of the terms related to a question word
+	// (similarity at least the floor); relNear[relStart[i]:relStart[i+1]]
+	// are term relPos[i]'s question words and similarities.
+	relPos   []int32
+	relStart []int32
+	relNear  []coverNear
+	// vecs, sims and buf are scratch for the similarities of one term.
+	vecs      [][]float32
+	sims, buf []float32
+	// rowIdx holds, per block, 0 while unseen, -1 when keep rejected it,
+	// else 1 + its row in rows (len(qs) similarities); blocks lists the
+	// blocks with a row.
+	rowIdx []int32
+	rows   []float32
+	blocks []int32
+	// hashes holds the related terms' TermHash.
+	hashes hashSet
+}
+
+// coverPool holds Cover's scratch between calls.
+var coverPool = sync.Pool{New: func() any { return new(coverScratch) }}
+
+// relate finds the history terms whose similarity to a question word of
+// qs is at least floor: 1 for the word itself, else the cosine of their
+// vectors (0 without one), each term's vector read once for all words.
+func (sc *coverScratch) relate(s *Semantic, qs []coverProbe, floor float64) {
+	sc.relPos, sc.relNear = sc.relPos[:0], sc.relNear[:0]
+	sc.relStart = append(sc.relStart[:0], 0)
+	sc.vecs = sc.vecs[:0]
+	self := make([]int32, len(qs)) // each word's own term position, or -1
+	for j, q := range qs {
+		sc.vecs = append(sc.vecs, q.vec)
+		self[j] = -1
+		if p, ok := s.termPos[q.term]; ok {
+			self[j] = p
+		}
+	}
+	sc.sims = slices.Grow(sc.sims[:0], len(qs))[:len(qs)]
+	sc.buf = slices.Grow(sc.buf[:0], s.vec.Dim())[:s.vec.Dim()]
+	for p := range s.terms {
+		if s.terms[p].has {
+			row, scale := s.termRow(p)
+			glove.CosinesTo(row, scale, sc.vecs, sc.sims, sc.buf)
+		} else {
+			clear(sc.sims)
+		}
+		related := false
+		for j, sim := range sc.sims {
+			if self[j] == int32(p) {
+				sim = 1
+			}
+			if float64(sim) >= floor {
+				sc.relNear = append(sc.relNear, coverNear{int32(j), sim})
+				related = true
+			}
+		}
+		if related {
+			sc.relPos = append(sc.relPos, int32(p))
+			sc.relStart = append(sc.relStart, int32(len(sc.relNear)))
+		}
+	}
+}
+
+// reset readies the per-block state for blocks [0, n).
+func (sc *coverScratch) reset(n int) {
+	sc.rowIdx = slices.Grow(sc.rowIdx[:0], n)[:n]
+	clear(sc.rowIdx)
+	sc.rows, sc.blocks = sc.rows[:0], sc.blocks[:0]
+}
+
+// newRow gives block b a row of nq zeros and returns its rowIdx.
+func (sc *coverScratch) newRow(b, nq int) int32 {
+	sc.rows = append(sc.rows, make([]float32, nq)...)
+	sc.blocks = append(sc.blocks, int32(b))
+	r := int32(len(sc.blocks))
+	sc.rowIdx[b] = r
+	return r
+}
+
+// row returns block b's row, which it must have.
+func (sc *coverScratch) row(b, nq int) []float32 {
+	r := int(sc.rowIdx[b])
+	return sc.rows[(r-1)*nq : r*nq]
 }
 
 // notLetter reports a rune that is no letter.

@@ -1,6 +1,16 @@
 package lens
 
-import "testing"
+import (
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/megacontext/megacontext/memory/gist"
+)
 
 // Cover ranks blocks by how near their words come to the question's,
 // counts weak matches, leaves out what keep rejects and small talk that
@@ -73,4 +83,191 @@ func TestKin(t *testing.T) {
 	if x.Kin(nil, []int{1}, text, func(string) bool { return true }, 0.45) != nil {
 		t.Error("no seeds, yet kin")
 	}
+}
+
+// TestCoverMatchesReference: Cover, which works in arrays by block and
+// converts each history term's vector once, gives the bits of the plain
+// version it replaced (maps by term and block, one cosine at a time) on
+// random histories, keep and joined filters, floors and limits.
+func TestCoverMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 11))
+	var words []string
+	var vecs [][]float64
+	for i := range 60 {
+		words = append(words, fmt.Sprintf("w%sx", strings.Repeat(string(rune('a'+i%26)), 1+i/26)))
+		v := make([]float64, 12)
+		for j := range v {
+			v[j] = r.NormFloat64()
+		}
+		vecs = append(vecs, v)
+	}
+	v := tinyVectors(t, words, vecs)
+	// Words outside the vectors too ("zq..."), names, and compounds.
+	vocab := append(slices.Clone(words), "zqone", "zqtwo", "Wbbx", "wa", "x")
+	for trial := range 40 {
+		x := NewIndex()
+		x.UseVectors(v)
+		nb := 5 + r.IntN(120)
+		for range nb {
+			var sb strings.Builder
+			for k := range 1 + r.IntN(14) {
+				if k > 0 {
+					sb.WriteByte(' ')
+				}
+				sb.WriteString(vocab[r.IntN(len(vocab))])
+				if r.IntN(6) == 0 {
+					sb.WriteByte('.')
+				}
+			}
+			x.Add(sb.String())
+		}
+		var q strings.Builder
+		for k := range 1 + r.IntN(6) {
+			if k > 0 {
+				q.WriteByte(' ')
+			}
+			q.WriteString(vocab[r.IntN(len(vocab))])
+		}
+		rejected := map[int]bool{}
+		joinedSet := map[int]bool{}
+		for b := range nb {
+			rejected[b] = r.IntN(4) == 0
+			joinedSet[b] = r.IntN(3) == 0
+		}
+		keep := func(b int) bool { return !rejected[b] }
+		joined := func(b int) bool { return joinedSet[b] }
+		floor := []float64{0.3, 0, -0.2, 0.6}[trial%4]
+		limit := nb - r.IntN(nb/2+1)
+		got := x.Cover(q.String(), floor, limit, keep, joined)
+		want := x.coverReference(q.String(), floor, limit, keep, joined)
+		if len(got) != len(want) {
+			t.Fatalf("trial %d (%q): %d blocks, reference %d", trial, q.String(), len(got), len(want))
+		}
+		for b, w := range want {
+			if g, ok := got[b]; !ok || math.Float64bits(g) != math.Float64bits(w) {
+				t.Fatalf("trial %d (%q): block %d scores %v, reference %v", trial, q.String(), b, g, w)
+			}
+		}
+	}
+}
+
+// coverReference is Cover as it was before its arrays: the reference
+// TestCoverMatchesReference holds it to.
+func (x *Index) coverReference(question string, floor float64, limit int, keep, joined func(b int) bool) map[int]float64 {
+	s := x.sem
+	if s == nil || len(s.terms) == 0 {
+		return nil
+	}
+	type probe struct {
+		term   string
+		vec    []float32
+		weight float64
+	}
+	var qs []probe
+	seen := map[string]bool{}
+	for i, w := range contentWords(question) {
+		if (w.capital && i > 0) || vague[w.term] || seen[w.term] {
+			continue
+		}
+		seen[w.term] = true
+		id, ok := s.vec.Lookup(w.surface)
+		if !ok {
+			continue
+		}
+		v := make([]float32, s.vec.Dim())
+		s.vec.Unit(id, v)
+		qs = append(qs, probe{w.term, v, coverWeight(id)})
+	}
+	// A phrasal verb or a compound is one word in GloVe: "work out" is
+	// near "gym" as "workout", not as "work" (and "out" is a stopword).
+	fields := strings.Fields(strings.ToLower(question))
+	for i := 0; i+1 < len(fields); i++ {
+		a, b := strings.TrimFunc(fields[i], notLetter), strings.TrimFunc(fields[i+1], notLetter)
+		if a == "" || b == "" || strings.ContainsAny(fields[i], ",.;:!?") {
+			continue
+		}
+		joint := a + b
+		if seen[Stem(joint)] {
+			continue
+		}
+		if id, ok := s.vec.Lookup(joint); ok && !gist.IsStopword(joint) {
+			seen[Stem(joint)] = true
+			v := make([]float32, s.vec.Dim())
+			s.vec.Unit(id, v)
+			qs = append(qs, probe{Stem(joint), v, coverWeight(id)})
+		}
+	}
+	if len(qs) == 0 || len(qs) > 16 {
+		return nil
+	}
+	// The history's terms near each question word, and their similarity.
+	type near struct {
+		q   int
+		sim float32
+	}
+	related := map[string][]near{}
+	for _, t := range s.terms {
+		for j, q := range qs {
+			sim := float32(0)
+			switch {
+			case t.text == q.term:
+				sim = 1
+			case t.has:
+				sim = s.vec.CosineTo(t.id, q.vec)
+			}
+			if float64(sim) >= floor {
+				related[t.text] = append(related[t.text], near{j, sim})
+			}
+		}
+	}
+	best := map[int][]float32{}
+	for _, t := range slices.Sorted(maps.Keys(related)) {
+		for _, p := range x.postings[t] {
+			b := int(p.block)
+			if b >= limit {
+				break
+			}
+			if !keep(b) {
+				continue
+			}
+			row := best[b]
+			if row == nil {
+				row = make([]float32, len(qs))
+				best[b] = row
+			}
+			for _, n := range related[t] {
+				row[n.q] = max(row[n.q], n.sim)
+			}
+		}
+	}
+	// Both halves of a sentence cut by a block boundary count the words of
+	// the whole sentence.
+	for _, b := range slices.Sorted(maps.Keys(best)) {
+		next, ok := best[b+1]
+		if !ok || !joined(b) {
+			continue
+		}
+		row := best[b]
+		for j := range row {
+			m := max(row[j], next[j])
+			row[j], next[j] = m, m
+		}
+	}
+	hashes := make(map[uint32]bool, len(related))
+	for t := range related {
+		hashes[TermHash(t)] = true
+	}
+	out := make(map[int]float64, len(best))
+	for b, row := range best {
+		sum := 0.0
+		for j, sim := range row {
+			if float64(sim) >= floor {
+				sum += qs[j].weight * (float64(sim) - floor) / (1 - floor)
+			}
+		}
+		if sum > 0 && !x.OnlyRecurring(b, func(h uint32) bool { return hashes[h] }) {
+			out[b] = sum
+		}
+	}
+	return out
 }

@@ -123,3 +123,45 @@ func (x *Index) MayHold(b int, match func(termHash uint32) bool) bool {
 	}
 	return false
 }
+
+// hashSet is a set of term hashes (TermHash) for OnlyRecurring's match:
+// open addressing over a power-of-two table, which a request reads for
+// every term of thousands of blocks.
+type hashSet struct {
+	// slots holds 1<<32 | hash per member, 0 when empty.
+	slots []uint64
+	// mask is len(slots)-1.
+	mask uint32
+}
+
+// reset empties the set, sized for n members.
+func (h *hashSet) reset(n int) {
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	if cap(h.slots) >= size {
+		h.slots = h.slots[:size]
+		clear(h.slots)
+	} else {
+		h.slots = make([]uint64, size)
+	}
+	h.mask = uint32(size - 1)
+}
+
+// slot returns the index of hash v's slot: its own, or the empty one it
+// would take.
+func (h *hashSet) slot(v uint32) uint32 {
+	want := 1<<32 | uint64(v)
+	i := (v * 0x9E3779B1) & h.mask
+	for h.slots[i] != 0 && h.slots[i] != want {
+		i = (i + 1) & h.mask
+	}
+	return i
+}
+
+// add puts v in the set (at most half the size reset was given).
+func (h *hashSet) add(v uint32) { h.slots[h.slot(v)] = 1<<32 | uint64(v) }
+
+// has reports whether v is in the set.
+func (h *hashSet) has(v uint32) bool { return h.slots[h.slot(v)] != 0 }

@@ -23,6 +23,13 @@ type Semantic struct {
 	termPos map[string]int32
 	// terms are the history's terms in order of first occurrence.
 	terms []semTerm
+	// termVecs holds each term's int8 vector (Dim values, in the order of
+	// terms; zeros without one) and termScales the scale that makes it a
+	// unit vector: a question's word is compared with every history term
+	// (Cover), which reads them in order here rather than all over the
+	// vectors' file.
+	termVecs   []int8
+	termScales []float32
 	// buckets lists, per cluster, the positions of the terms whose vector
 	// falls in it (only terms seen in lower case: not names).
 	buckets [][]int32
@@ -39,6 +46,8 @@ type Semantic struct {
 type semTerm struct {
 	text string
 	id   glove.ID
+	// hash is the text's TermHash.
+	hash uint32
 	// has reports that the term's first surface form has a vector.
 	has bool
 	// lower reports that the term occurred in lower case (a name occurs
@@ -105,12 +114,13 @@ func (s *Semantic) learn(words []word) (bytes int64) {
 	for _, w := range words {
 		p, ok := s.termPos[w.term]
 		if !ok {
-			t := semTerm{text: w.term}
+			t := semTerm{text: w.term, hash: TermHash(w.term)}
 			t.id, t.has = s.vec.Lookup(w.surface)
 			p = int32(len(s.terms))
 			s.termPos[w.term] = p
 			s.terms = append(s.terms, t)
-			bytes += semTermBytes
+			s.appendTermVec(t)
+			bytes += semTermBytes + int64(s.vec.Dim()) + 4
 		}
 		t := &s.terms[p]
 		if !w.capital && !t.lower {
@@ -123,6 +133,29 @@ func (s *Semantic) learn(words []word) (bytes int64) {
 		}
 	}
 	return bytes
+}
+
+// appendTermVec appends the vector of t, a new term, to termVecs.
+func (s *Semantic) appendTermVec(t semTerm) {
+	dim := s.vec.Dim()
+	n := len(s.termVecs)
+	s.termVecs = slices.Grow(s.termVecs, dim)[:n+dim]
+	var scale float32
+	if t.has {
+		var row []int8
+		row, scale = s.vec.Row(t.id)
+		copy(s.termVecs[n:], row)
+	} else {
+		clear(s.termVecs[n:])
+	}
+	s.termScales = append(s.termScales, scale)
+}
+
+// termRow returns term p's int8 vector and the scale that makes it a unit
+// vector (as glove.Vectors.Row).
+func (s *Semantic) termRow(p int) ([]int8, float32) {
+	dim := s.vec.Dim()
+	return s.termVecs[p*dim : (p+1)*dim : (p+1)*dim], s.termScales[p]
 }
 
 // sum returns the SIF-weighted sum of the vectors of words (in scratch),
