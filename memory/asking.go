@@ -125,7 +125,7 @@ func (f *blockFacts) block(b int) uint8 {
 	}
 	t := f.c.tree
 	blk := t.Block(b)
-	fl := factRead | roleFact(blk.Role)
+	fl := factRead | roleFact(t.BlockRole(b))
 	if b > 0 && t.Block(b-1).Msg == blk.Msg {
 		fl |= factPrevSame
 	}

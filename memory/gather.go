@@ -110,8 +110,8 @@ func (e *Engine) gather(c *mctx, question string, scores map[int]float64, inTail
 	}
 	ask, _ := splitQuestion(question)
 	ask, _ = currentValue(ask)
-	keep := func(b int) bool { return !inTail(b) && c.tree.Block(b).Role == "user" }
-	cov := c.index.Cover(ask, gatherFloor, c.tree.Len(), keep, c.sentenceGoesOn)
+	keep := func(b int) bool { return !inTail(b) && c.tree.BlockRole(b) == "user" }
+	cov := c.index.Cover(ask, gatherFloor, c.tree.Len(), gatherChecks, keep, c.sentenceGoesOn)
 	if len(cov) == 0 {
 		return
 	}
@@ -119,15 +119,10 @@ func (e *Engine) gather(c *mctx, question string, scores map[int]float64, inTail
 	if best == 0 {
 		best = 1
 	}
-	all := make([]gathered, 0, len(cov))
-	for b, s := range cov {
-		all = append(all, gathered{b, s})
-	}
-	sortGathered(all)
 	var pool []gathered
-	for _, x := range all[:min(len(all), gatherChecks)] {
-		if c.saysNew(x.b) && !c.quoted(x.b) {
-			pool = append(pool, x)
+	for _, x := range cov { // the best gatherChecks, best first
+		if c.saysNew(x.Block) && !c.quoted(x.Block) {
+			pool = append(pool, gathered{x.Block, x.Score})
 		}
 	}
 	if len(pool) == 0 {

@@ -418,5 +418,6 @@ func (c *mctx) replaceNode(old, n *tree.Node) {
 		n.Role = internRole(n.Role)
 	}
 	*old = *n
+	c.tree.Reread(old)
 	c.nodeBytes += nodeFootprint(old, c.textShared(old))
 }

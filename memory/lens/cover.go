@@ -26,8 +26,10 @@ import (
 //
 // Only blocks in [0, limit) that keep accepts are scored; a block whose
 // matching words all lie in recurring text (OnlyRecurring: small talk)
-// scores nothing. Cover returns nil without vectors or question words.
-func (x *Index) Cover(question string, floor float64, limit int, keep, joined func(b int) bool) map[int]float64 {
+// scores nothing. Cover returns the top best blocks, best first (the newer
+// on ties), nil without vectors or question words. keep and joined are
+// asked at most once a block.
+func (x *Index) Cover(question string, floor float64, limit, top int, keep, joined func(b int) bool) []Covered {
 	s := x.sem
 	if s == nil || len(s.terms) == 0 {
 		return nil
@@ -119,7 +121,9 @@ func (x *Index) Cover(question string, floor float64, limit int, keep, joined fu
 	for _, p := range sc.relPos {
 		sc.hashes.add(s.terms[p].hash)
 	}
-	out := make(map[int]float64, len(sc.blocks))
+	// The best, taken from a heap in order, until top of them hold more
+	// than recurring text (checked only for those taken).
+	h := sc.heap[:0]
 	for _, b := range sc.blocks {
 		sum := 0.0
 		for j, sim := range sc.row(int(b), nq) {
@@ -127,11 +131,58 @@ func (x *Index) Cover(question string, floor float64, limit int, keep, joined fu
 				sum += qs[j].weight * (float64(sim) - floor) / (1 - floor)
 			}
 		}
-		if sum > 0 && !x.OnlyRecurring(int(b), sc.hashes.has) {
-			out[int(b)] = sum
+		if sum > 0 {
+			h = append(h, Covered{int(b), sum})
+		}
+	}
+	sc.heap = h
+	var out []Covered
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		coverDown(h, i)
+	}
+	for len(h) > 0 && len(out) < top {
+		c := h[0]
+		h[0] = h[len(h)-1]
+		h = h[:len(h)-1]
+		coverDown(h, 0)
+		if !x.OnlyRecurring(c.Block, sc.hashes.has) {
+			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// Covered is a block Cover found, with its score.
+type Covered struct {
+	Block int
+	Score float64
+}
+
+// coverAbove reports whether x ranks before y in Cover's order: higher
+// scores first, the newer block on ties.
+func coverAbove(x, y Covered) bool {
+	if x.Score != y.Score {
+		return x.Score > y.Score
+	}
+	return x.Block > y.Block
+}
+
+// coverDown restores the heap order of h (the best first) below i.
+func coverDown(h []Covered, i int) {
+	for {
+		m, l, r := i, 2*i+1, 2*i+2
+		if l < len(h) && coverAbove(h[l], h[m]) {
+			m = l
+		}
+		if r < len(h) && coverAbove(h[r], h[m]) {
+			m = r
+		}
+		if m == i {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
 }
 
 // coverProbe is one word of a question Cover weighs: its index term, unit
@@ -169,6 +220,8 @@ type coverScratch struct {
 	blocks []int32
 	// hashes holds the related terms' TermHash.
 	hashes hashSet
+	// heap holds the scored blocks, to take the best from.
+	heap []Covered
 }
 
 // coverPool holds Cover's scratch between calls.

@@ -122,7 +122,17 @@ type Tree struct {
 	k, f      int
 	summarize Summarizer
 	levels    [][]*Node
+	// roles holds each block's Role as an index into roleNames (the few
+	// roles a history holds, each once; overflowRole: read the node), so
+	// that a scan of many blocks' roles reads a byte a block, not each
+	// block's node. It changes with levels[0] (Append, Restore, Truncate,
+	// Replace, Reread).
+	roles     []uint8
+	roleNames []string
 }
+
+// overflowRole is the code of a role past the 255 roleNames hold.
+const overflowRole = 255
 
 // New returns an empty tree with block size k tokens and fan-out f.
 func New(k, f int, summarize Summarizer) *Tree {
@@ -167,6 +177,37 @@ func (t *Tree) Node(l, i int) *Node {
 // Block returns block i.
 func (t *Tree) Block(i int) *Node { return t.Node(0, i) }
 
+// BlockRole returns block i's Role (i in [0, Len())) without reading its
+// node.
+func (t *Tree) BlockRole(i int) string {
+	if c := t.roles[i]; c != overflowRole {
+		return t.roleNames[c]
+	}
+	return t.levels[0][i].Role
+}
+
+// roleCode returns role's code in roles.
+func (t *Tree) roleCode(role string) uint8 {
+	for i, r := range t.roleNames {
+		if r == role {
+			return uint8(i)
+		}
+	}
+	if len(t.roleNames) == overflowRole {
+		return overflowRole
+	}
+	t.roleNames = append(t.roleNames, role)
+	return uint8(len(t.roleNames) - 1)
+}
+
+// Reread takes in what a caller changed in node n in place (a stored
+// record copied over it).
+func (t *Tree) Reread(n *Node) {
+	if n.Level == 0 && n.Index >= 0 && n.Index < len(t.roles) && t.levels[0][n.Index] == n {
+		t.roles[n.Index] = t.roleCode(n.Role)
+	}
+}
+
 // Children returns the children of a gist node (nil for blocks).
 func (t *Tree) Children(n *Node) []*Node {
 	if n.Level == 0 {
@@ -209,6 +250,7 @@ func (t *Tree) Append(b *Node) []*Node {
 	b.TimeEnd = b.Time
 	b.Hash = BlockHash(b)
 	t.levels[0] = append(t.levels[0], b)
+	t.roles = append(t.roles, t.roleCode(b.Role))
 	created := []*Node{b}
 	for l := 0; ; l++ {
 		n := len(t.levels[l])
@@ -236,6 +278,9 @@ func (t *Tree) Restore(n *Node) error {
 		return fmt.Errorf("tree: restore node %d/%d out of order (have %d)", n.Level, n.Index, len(t.levels[n.Level]))
 	}
 	t.levels[n.Level] = append(t.levels[n.Level], n)
+	if n.Level == 0 {
+		t.roles = append(t.roles, t.roleCode(n.Role))
+	}
 	return nil
 }
 
@@ -390,6 +435,7 @@ func (t *Tree) Truncate(n int) {
 		return
 	}
 	t.levels[0] = t.levels[0][:n]
+	t.roles = t.roles[:n]
 	for l := 1; l < len(t.levels); l++ {
 		t.levels[l] = t.levels[l][:min(len(t.levels[l]), n/t.width(l))]
 	}
@@ -418,5 +464,8 @@ func (t *Tree) Replace(nodes []*Node) {
 			copied[n.Level] = true
 		}
 		t.levels[n.Level][n.Index] = n
+		if n.Level == 0 {
+			t.roles[n.Index] = t.roleCode(n.Role)
+		}
 	}
 }

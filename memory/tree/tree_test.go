@@ -142,3 +142,61 @@ func TestVerifyFindsDefects(t *testing.T) {
 		}
 	}
 }
+
+// BlockRole, read from the tree's column of roles, is each block's Role
+// through appends, restores, truncations, replacements and nodes changed
+// in place, past the 255 roles the column names.
+func TestBlockRoleFollowsTheBlocks(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		tr := New(32, rapid.IntRange(2, 4).Draw(t, "f"), summarize)
+		restored := New(32, 2, summarize)
+		role := rapid.SampledFrom([]string{"user", "assistant", "tool", "system"})
+		for step := range rapid.IntRange(0, 60).Draw(t, "steps") {
+			switch rapid.IntRange(0, 4).Draw(t, "op") {
+			case 0, 1:
+				r := role.Draw(t, "role")
+				if rapid.IntRange(0, 9).Draw(t, "many") == 0 {
+					r = fmt.Sprintf("r%d", step*7) // past the column's names now and then
+				}
+				tr.Append(&Node{Text: "x", Role: r})
+			case 2:
+				tr.Truncate(rapid.IntRange(0, tr.Len()).Draw(t, "n"))
+			case 3:
+				if tr.Len() > 0 {
+					i := rapid.IntRange(0, tr.Len()-1).Draw(t, "i")
+					nd := *tr.Block(i)
+					nd.Role = role.Draw(t, "role")
+					tr.Replace([]*Node{&nd})
+				}
+			case 4:
+				if tr.Len() > 0 {
+					nd := tr.Block(rapid.IntRange(0, tr.Len()-1).Draw(t, "i"))
+					nd.Role = role.Draw(t, "role")
+					tr.Reread(nd)
+				}
+			}
+		}
+		for i := range tr.Len() {
+			if got, want := tr.BlockRole(i), tr.Block(i).Role; got != want {
+				t.Fatalf("block %d: BlockRole %q, Role %q", i, got, want)
+			}
+			nd := *tr.Block(i)
+			nd.Level, nd.Index = 0, i
+			if err := restored.Restore(&nd); err != nil {
+				t.Fatal(err)
+			}
+			if got := restored.BlockRole(i); got != nd.Role {
+				t.Fatalf("restored block %d: BlockRole %q, Role %q", i, got, nd.Role)
+			}
+		}
+	})
+	tr := New(32, 2, summarize)
+	for i := range 300 {
+		tr.Append(&Node{Text: "x", Role: fmt.Sprintf("r%d", i)})
+	}
+	for i := range 300 {
+		if got := tr.BlockRole(i); got != fmt.Sprintf("r%d", i) {
+			t.Fatalf("block %d of 300 roles: BlockRole %q", i, got)
+		}
+	}
+}
