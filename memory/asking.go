@@ -124,15 +124,15 @@ func (f *blockFacts) block(b int) uint8 {
 		return fl
 	}
 	t := f.c.tree
-	blk := t.Block(b)
+	msg := t.BlockMsg(b)
 	fl := factRead | roleFact(t.BlockRole(b))
-	if b > 0 && t.Block(b-1).Msg == blk.Msg {
+	if b > 0 && t.BlockMsg(b-1) == msg {
 		fl |= factPrevSame
 	}
-	if b+1 < t.Len() && t.Block(b+1).Msg == blk.Msg {
+	if b+1 < t.Len() && t.BlockMsg(b+1) == msg {
 		fl |= factNextSame
 	}
-	f.flags[b], f.msg[b] = fl, blk.Msg
+	f.flags[b], f.msg[b] = fl, msg
 	f.readBlocks = append(f.readBlocks, int32(b))
 	return fl
 }
@@ -188,11 +188,10 @@ const echoWeight = 0.2
 // user's words that asks for what the query asks: a user message that asks
 // something and whose terms the query holds, nearly all of them.
 func (c *mctx) echoes(b int, asked map[string]bool) bool {
-	blk := c.tree.Block(b)
-	if blk.Role != "user" {
+	if c.tree.BlockRole(b) != "user" {
 		return false
 	}
-	m := c.msgs[blk.Msg]
+	m := c.msgs[c.tree.BlockMsg(b)]
 	if m.Last-m.First > 2 {
 		return false // a long message says more than it asks
 	}
@@ -263,7 +262,7 @@ const replyAloneToYou = 0.5
 // requestMatched reports whether the user message that assistant block b
 // replies to has a block among raw's matches.
 func requestMatched(c *mctx, b int, raw *lens.Scores) bool {
-	m := c.msgs[c.tree.Block(b).Msg]
+	m := c.msgs[c.tree.BlockMsg(b)]
 	if m.Parent < 0 {
 		return false
 	}

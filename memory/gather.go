@@ -172,7 +172,7 @@ func sortGathered(xs []gathered) {
 // next block of its message.
 func (c *mctx) sentenceGoesOn(b int) bool {
 	nb := b + 1
-	if nb >= c.tree.Len() || c.tree.Block(nb).Msg != c.tree.Block(b).Msg {
+	if nb >= c.tree.Len() || c.tree.BlockMsg(nb) != c.tree.BlockMsg(b) {
 		return false
 	}
 	return !strings.ContainsAny(lastRune(strings.TrimSpace(c.tree.Block(b).Text)), ".!?")

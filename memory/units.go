@@ -78,7 +78,7 @@ func holdsSentenceEnd(text string) bool {
 // messageContext returns the rest of block b's message, within
 // maxContextReach blocks of it.
 func (c *mctx) messageContext(b int) focus.Range {
-	m := c.msgs[c.tree.Block(b).Msg]
+	m := c.msgs[c.tree.BlockMsg(b)]
 	if m.First < 0 {
 		return focus.Range{First: b, Last: b}
 	}

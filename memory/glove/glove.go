@@ -276,6 +276,11 @@ func (v *Vectors) CosineTo(id ID, q []float32) float32 {
 	return dotF8(q, row) * s
 }
 
+// CosineRow returns the cosine similarity of the word vector row (scaled
+// by scale, as Row returns them) and the unit vector q: CosineTo for a row
+// kept elsewhere (a copy in the order a caller reads them), the same bits.
+func CosineRow(row []int8, scale float32, q []float32) float32 { return dotF8(q, row) * scale }
+
 // CosinesTo sets out[j] to the cosine similarity of the word vector row
 // (scaled by scale, as Row returns them) and the unit vector qs[j]: what
 // CosineTo returns for each, bit for bit, with the row converted to

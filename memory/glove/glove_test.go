@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -254,9 +255,9 @@ func TestInstalled(t *testing.T) {
 	}
 }
 
-// CosinesTo gives, for every word and probe, the bits CosineTo gives: the
-// lens relies on it to score a history's words in batches with the same
-// results.
+// CosinesTo and CosineRow give, for every word and probe, the bits
+// CosineTo gives: the lens relies on it to score a history's words in
+// batches, from its own copy of their rows, with the same results.
 func TestCosinesToMatchesCosineTo(t *testing.T) {
 	for _, dim := range []int{4, 7, 100} {
 		words, vecs := synthetic(300, dim)
@@ -281,6 +282,9 @@ func TestCosinesToMatchesCosineTo(t *testing.T) {
 			for j, q := range qs {
 				if want := v.CosineTo(id, q); math.Float32bits(out[j]) != math.Float32bits(want) {
 					t.Fatalf("dim %d, word %d, probe %d: %v, CosineTo %v", dim, id, j, out[j], want)
+				}
+				if got, want := CosineRow(slices.Clone(row), sc, q), v.CosineTo(id, q); math.Float32bits(got) != math.Float32bits(want) {
+					t.Fatalf("dim %d, word %d, probe %d: CosineRow %v, CosineTo %v", dim, id, j, got, want)
 				}
 			}
 		}

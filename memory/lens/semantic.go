@@ -363,7 +363,8 @@ func (s *Semantic) probe(q []float32, o SoftOptions, skip map[string]bool, cands
 			t := &s.terms[p]
 			// The similarity first: most terms fail it, and it costs less
 			// than looking their text up.
-			if sim := float64(s.vec.CosineTo(t.id, q)); sim >= o.Threshold && !skip[t.text] && !vague[t.text] {
+			row, scale := s.termRow(int(p))
+			if sim := float64(glove.CosineRow(row, scale, q)); sim >= o.Threshold && !skip[t.text] && !vague[t.text] {
 				cands = append(cands, probeCand{p, sim})
 			}
 		}

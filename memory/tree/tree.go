@@ -123,12 +123,13 @@ type Tree struct {
 	summarize Summarizer
 	levels    [][]*Node
 	// roles holds each block's Role as an index into roleNames (the few
-	// roles a history holds, each once; overflowRole: read the node), so
-	// that a scan of many blocks' roles reads a byte a block, not each
-	// block's node. It changes with levels[0] (Append, Restore, Truncate,
-	// Replace, Reread).
+	// roles a history holds, each once; overflowRole: read the node), and
+	// msgs each block's Msg, so that a scan over many blocks reads a few
+	// bytes a block, not each block's node. They change with levels[0]
+	// (Append, Restore, Truncate, Replace, Reread).
 	roles     []uint8
 	roleNames []string
+	msgs      []int64
 }
 
 // overflowRole is the code of a role past the 255 roleNames hold.
@@ -186,6 +187,10 @@ func (t *Tree) BlockRole(i int) string {
 	return t.levels[0][i].Role
 }
 
+// BlockMsg returns block i's Msg (i in [0, Len())) without reading its
+// node.
+func (t *Tree) BlockMsg(i int) int64 { return t.msgs[i] }
+
 // roleCode returns role's code in roles.
 func (t *Tree) roleCode(role string) uint8 {
 	for i, r := range t.roleNames {
@@ -200,11 +205,11 @@ func (t *Tree) roleCode(role string) uint8 {
 	return uint8(len(t.roleNames) - 1)
 }
 
-// Reread takes in what a caller changed in node n in place (a stored
+// Reread takes in what a caller changed in block n in place (a stored
 // record copied over it).
 func (t *Tree) Reread(n *Node) {
 	if n.Level == 0 && n.Index >= 0 && n.Index < len(t.roles) && t.levels[0][n.Index] == n {
-		t.roles[n.Index] = t.roleCode(n.Role)
+		t.roles[n.Index], t.msgs[n.Index] = t.roleCode(n.Role), n.Msg
 	}
 }
 
@@ -250,7 +255,7 @@ func (t *Tree) Append(b *Node) []*Node {
 	b.TimeEnd = b.Time
 	b.Hash = BlockHash(b)
 	t.levels[0] = append(t.levels[0], b)
-	t.roles = append(t.roles, t.roleCode(b.Role))
+	t.roles, t.msgs = append(t.roles, t.roleCode(b.Role)), append(t.msgs, b.Msg)
 	created := []*Node{b}
 	for l := 0; ; l++ {
 		n := len(t.levels[l])
@@ -279,7 +284,7 @@ func (t *Tree) Restore(n *Node) error {
 	}
 	t.levels[n.Level] = append(t.levels[n.Level], n)
 	if n.Level == 0 {
-		t.roles = append(t.roles, t.roleCode(n.Role))
+		t.roles, t.msgs = append(t.roles, t.roleCode(n.Role)), append(t.msgs, n.Msg)
 	}
 	return nil
 }
@@ -435,7 +440,7 @@ func (t *Tree) Truncate(n int) {
 		return
 	}
 	t.levels[0] = t.levels[0][:n]
-	t.roles = t.roles[:n]
+	t.roles, t.msgs = t.roles[:n], t.msgs[:n]
 	for l := 1; l < len(t.levels); l++ {
 		t.levels[l] = t.levels[l][:min(len(t.levels[l]), n/t.width(l))]
 	}
@@ -465,7 +470,7 @@ func (t *Tree) Replace(nodes []*Node) {
 		}
 		t.levels[n.Level][n.Index] = n
 		if n.Level == 0 {
-			t.roles[n.Index] = t.roleCode(n.Role)
+			t.roles[n.Index], t.msgs[n.Index] = t.roleCode(n.Role), n.Msg
 		}
 	}
 }

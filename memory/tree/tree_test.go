@@ -143,10 +143,10 @@ func TestVerifyFindsDefects(t *testing.T) {
 	}
 }
 
-// BlockRole, read from the tree's column of roles, is each block's Role
-// through appends, restores, truncations, replacements and nodes changed
-// in place, past the 255 roles the column names.
-func TestBlockRoleFollowsTheBlocks(t *testing.T) {
+// BlockRole and BlockMsg, read from the tree's columns, are each block's
+// Role and Msg through appends, restores, truncations, replacements and
+// nodes changed in place, past the 255 roles the column names.
+func TestBlockColumnsFollowTheBlocks(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		tr := New(32, rapid.IntRange(2, 4).Draw(t, "f"), summarize)
 		restored := New(32, 2, summarize)
@@ -158,20 +158,20 @@ func TestBlockRoleFollowsTheBlocks(t *testing.T) {
 				if rapid.IntRange(0, 9).Draw(t, "many") == 0 {
 					r = fmt.Sprintf("r%d", step*7) // past the column's names now and then
 				}
-				tr.Append(&Node{Text: "x", Role: r})
+				tr.Append(&Node{Text: "x", Role: r, Msg: int64(step)})
 			case 2:
 				tr.Truncate(rapid.IntRange(0, tr.Len()).Draw(t, "n"))
 			case 3:
 				if tr.Len() > 0 {
 					i := rapid.IntRange(0, tr.Len()-1).Draw(t, "i")
 					nd := *tr.Block(i)
-					nd.Role = role.Draw(t, "role")
+					nd.Role, nd.Msg = role.Draw(t, "role"), int64(step)
 					tr.Replace([]*Node{&nd})
 				}
 			case 4:
 				if tr.Len() > 0 {
 					nd := tr.Block(rapid.IntRange(0, tr.Len()-1).Draw(t, "i"))
-					nd.Role = role.Draw(t, "role")
+					nd.Role, nd.Msg = role.Draw(t, "role"), int64(step)
 					tr.Reread(nd)
 				}
 			}
@@ -180,13 +180,16 @@ func TestBlockRoleFollowsTheBlocks(t *testing.T) {
 			if got, want := tr.BlockRole(i), tr.Block(i).Role; got != want {
 				t.Fatalf("block %d: BlockRole %q, Role %q", i, got, want)
 			}
+			if got, want := tr.BlockMsg(i), tr.Block(i).Msg; got != want {
+				t.Fatalf("block %d: BlockMsg %d, Msg %d", i, got, want)
+			}
 			nd := *tr.Block(i)
 			nd.Level, nd.Index = 0, i
 			if err := restored.Restore(&nd); err != nil {
 				t.Fatal(err)
 			}
-			if got := restored.BlockRole(i); got != nd.Role {
-				t.Fatalf("restored block %d: BlockRole %q, Role %q", i, got, nd.Role)
+			if got := restored.BlockRole(i); got != nd.Role || restored.BlockMsg(i) != nd.Msg {
+				t.Fatalf("restored block %d: BlockRole %q, BlockMsg %d; Role %q, Msg %d", i, got, restored.BlockMsg(i), nd.Role, nd.Msg)
 			}
 		}
 	})
