@@ -57,16 +57,16 @@ func (f *blockFacts) reset(c *mctx) {
 		f.flags[b] = 0
 	}
 	for _, m := range f.readMsgs {
-		f.exRole[m], f.ex[m] = 0, nil
+		f.exRole[m] = 0
 	}
-	f.readBlocks, f.readMsgs = f.readBlocks[:0], f.readMsgs[:0]
+	f.readBlocks, f.readMsgs, f.exBuf = f.readBlocks[:0], f.readMsgs[:0], f.exBuf[:0]
 	if n := c.tree.Len(); len(f.flags) < n {
 		f.flags = append(f.flags, make([]uint8, n-len(f.flags))...)
 		f.msg = append(f.msg, make([]int64, n-len(f.msg))...)
 	}
 	if n := len(c.msgs); len(f.exRole) < n {
 		f.exRole = append(f.exRole, make([]uint8, n-len(f.exRole))...)
-		f.ex = append(f.ex, make([][]int32, n-len(f.ex))...)
+		f.exAt = append(f.exAt, make([][2]int32, n-len(f.exAt))...)
 	}
 	f.c = c
 }
@@ -84,10 +84,12 @@ type blockFacts struct {
 	flags []uint8
 	msg   []int64
 	// exRole holds each message's role as factUser or factAssistant, with
-	// factRead once read; ex the blocks of the other side of its exchange
-	// (see exchange).
+	// factRead once read; exBuf[exAt[m][0]:exAt[m][1]] are the blocks of
+	// the other side of message m's exchange (see exchange), all in one
+	// slice for the assembly.
 	exRole []uint8
-	ex     [][]int32
+	exAt   [][2]int32
+	exBuf  []int32
 	// readBlocks and readMsgs list the blocks and messages read (reset).
 	readBlocks []int32
 	readMsgs   []int64
@@ -145,30 +147,33 @@ func (f *blockFacts) block(b int) uint8 {
 func (f *blockFacts) exchange(b int) (role uint8, other []int32) {
 	seq := f.msg[b]
 	if r := f.exRole[seq]; r&factRead != 0 {
-		return r &^ factRead, f.ex[seq]
+		at := f.exAt[seq]
+		return r &^ factRead, f.exBuf[at[0]:at[1]:at[1]]
 	}
 	c := f.c
 	m := c.msgs[seq]
 	role = roleFact(m.Role)
+	start := int32(len(f.exBuf))
 	switch role {
 	case factUser:
 		for _, k := range c.kids[m.Seq] {
 			if r := c.msgs[k]; r.Role == "assistant" && r.First >= 0 {
 				for x := r.First; x <= min(r.Last, r.First+1); x++ {
-					other = append(other, int32(x))
+					f.exBuf = append(f.exBuf, int32(x))
 				}
 			}
 		}
 	case factAssistant:
 		if m.Parent >= 0 {
 			if p := c.msgs[m.Parent]; p.Role == "user" && p.First >= 0 {
-				other = []int32{int32(p.Last)}
+				f.exBuf = append(f.exBuf, int32(p.Last))
 			}
 		}
 	}
-	f.exRole[seq], f.ex[seq] = role|factRead, other
+	end := int32(len(f.exBuf))
+	f.exRole[seq], f.exAt[seq] = role|factRead, [2]int32{start, end}
 	f.readMsgs = append(f.readMsgs, seq)
-	return role, other
+	return role, f.exBuf[start:end:end]
 }
 
 // newAsking returns the asking of question, for one assembly.
