@@ -182,7 +182,7 @@ func (c *mctx) sentenceGoesOn(b int) bool {
 // blocks of the history: a statement of a new value names it (a place, a
 // company, a thing bought), where small talk repeats itself.
 func (c *mctx) saysNew(b int) bool {
-	for _, t := range lens.Terms(c.tree.Block(b).Text) {
+	for t := range lens.TermSeq(c.tree.Block(b).Text) {
 		if c.index.DF(t) <= 2 {
 			return true
 		}

@@ -203,7 +203,7 @@ func (e *Engine) scoreBlocks(c *mctx, q []lens.Term, inTail func(int) bool, ak *
 			return v
 		}
 		v := false
-		for _, t := range lens.Terms(c.tree.Block(b).Text) {
+		for t := range lens.TermSeq(c.tree.Block(b).Text) {
 			if c.index.IDF(t) > replyMinIDF {
 				v = true
 				break

@@ -7,6 +7,7 @@
 package lens
 
 import (
+	"iter"
 	"math"
 	"slices"
 	"sort"
@@ -251,46 +252,62 @@ func (x *Index) ScoreInto(acc *Scores, q []Term, limit int, maxDF float64) {
 // kept whole as well as split.
 func Terms(text string) []string {
 	var out []string
-	i := 0
-	for i < len(text) {
-		r, size := utf8.DecodeRuneInString(text[i:])
-		if !isWordRune(r) {
-			i += size
-			continue
-		}
-		j := i
-		for j < len(text) {
-			r2, s2 := utf8.DecodeRuneInString(text[j:])
-			if isWordRune(r2) || ((r2 == '-' || r2 == '_' || r2 == '.') && j+s2 < len(text) && nextIsWord(text[j+s2:])) {
-				j += s2
-				continue
-			}
-			break
-		}
-		word := strings.ToLower(text[i:j])
-		i = j
-		if strings.ContainsAny(word, "-_.") {
-			if hasDigit(word) {
-				out = append(out, word)
-			}
-			for _, p := range strings.FieldsFunc(word, func(r rune) bool { return r == '-' || r == '_' || r == '.' }) {
-				out = appendTerm(out, p)
-			}
-			continue
-		}
-		out = appendTerm(out, word)
+	for t := range TermSeq(text) {
+		out = append(out, t)
 	}
 	return out
 }
 
-func appendTerm(out []string, w string) []string {
+// TermSeq yields the terms of text that Terms returns, in order, one at a
+// time: a caller that looks for one term stops reading the text there.
+func TermSeq(text string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		i := 0
+		for i < len(text) {
+			r, size := utf8.DecodeRuneInString(text[i:])
+			if !isWordRune(r) {
+				i += size
+				continue
+			}
+			j := i
+			for j < len(text) {
+				r2, s2 := utf8.DecodeRuneInString(text[j:])
+				if isWordRune(r2) || ((r2 == '-' || r2 == '_' || r2 == '.') && j+s2 < len(text) && nextIsWord(text[j+s2:])) {
+					j += s2
+					continue
+				}
+				break
+			}
+			word := strings.ToLower(text[i:j])
+			i = j
+			if strings.ContainsAny(word, "-_.") {
+				if hasDigit(word) && !yield(word) {
+					return
+				}
+				for _, p := range strings.FieldsFunc(word, func(r rune) bool { return r == '-' || r == '_' || r == '.' }) {
+					if t, ok := term(p); ok && !yield(t) {
+						return
+					}
+				}
+				continue
+			}
+			if t, ok := term(word); ok && !yield(t) {
+				return
+			}
+		}
+	}
+}
+
+// term returns the index term of the lower-case word w, false for a
+// stopword or a single letter.
+func term(w string) (string, bool) {
 	if w == "" || gist.IsStopword(w) {
-		return out
+		return "", false
 	}
 	if len(w) == 1 && !hasDigit(w) {
-		return out
+		return "", false
 	}
-	return append(out, Stem(w))
+	return Stem(w), true
 }
 
 func nextIsWord(s string) bool {

@@ -68,9 +68,23 @@ func FuzzTerms(f *testing.F) {
 	f.Add("ZX-4471-QK and Lily's 1.2.3 café")
 	f.Add("--__..")
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, term := range Terms(s) {
+		all := Terms(s)
+		for _, term := range all {
 			if term == "" {
 				t.Fatalf("empty term from %q", s)
+			}
+		}
+		// TermSeq yields the same terms, and stopping it early, a prefix.
+		for stop := range len(all) + 1 {
+			var got []string
+			for term := range TermSeq(s) {
+				if len(got) == stop {
+					break
+				}
+				got = append(got, term)
+			}
+			if !slices.Equal(got, all[:stop]) {
+				t.Fatalf("TermSeq(%q) stopped after %d: %q, Terms %q", s, stop, got, all)
 			}
 		}
 	})
