@@ -29,6 +29,21 @@ func ownedTerms(q string) map[string]bool {
 	return out
 }
 
+// firstTerm returns the first of w's index terms (lens.Terms) and how
+// many it has, counted up to 2: all ownership asks of a word, without
+// listing its terms.
+func firstTerm(w string) (first string, n int) {
+	for t := range lens.TermSeq(w) {
+		if n == 0 {
+			first = t
+		}
+		if n++; n == 2 {
+			break
+		}
+	}
+	return first, n
+}
+
 // Weights of a block by whose the question's thing is in it.
 const (
 	ownedMine   = 1.2
@@ -43,14 +58,13 @@ func ownership(text string, owned map[string]bool) float64 {
 	words := strings.Fields(strings.ToLower(text))
 	mine, others := false, false
 	for i, w := range words {
-		ts := lens.Terms(w)
-		if len(ts) == 0 || !owned[ts[0]] {
+		if t, n := firstTerm(w); n == 0 || !owned[t] {
 			continue
 		}
 		// The word before the owned phrase: skip the phrase's own words.
 		j := i - 1
 		for j >= 0 && j >= i-2 {
-			if ps := lens.Terms(words[j]); len(ps) == 1 && owned[ps[0]] {
+			if p, n := firstTerm(words[j]); n == 1 && owned[p] {
 				j--
 				continue
 			}

@@ -58,3 +58,15 @@ func TestOwnershipReadsOnlyIndexTerms(t *testing.T) {
 		}
 	}
 }
+
+// firstTerm tells ownership what lens.Terms would: the first term and
+// whether there is one, or more.
+func TestFirstTermAgreesWithTerms(t *testing.T) {
+	for _, w := range []string{"", "my", "the", "cat's", "zx-4471-qk", "a-b", "well-known", "1.2.3", "café", "dogs,", "'s", "x", "--"} {
+		ts := lens.Terms(w)
+		first, n := firstTerm(w)
+		if n != min(len(ts), 2) || (n > 0 && first != ts[0]) {
+			t.Errorf("firstTerm(%q) = %q, %d; Terms %q", w, first, n, ts)
+		}
+	}
+}
