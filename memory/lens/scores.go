@@ -1,7 +1,6 @@
 package lens
 
 import (
-	"cmp"
 	"slices"
 )
 
@@ -86,8 +85,18 @@ func (s *Scores) Top(n int, buf []int32) []int32 {
 		return h
 	}
 	less := func(x, y int32) bool { // x ranks below y
-		if c := cmp.Compare(s.val[x], s.val[y]); c != 0 {
-			return c < 0
+		// cmp.Compare's order, the common case first.
+		a, b := s.val[x], s.val[y]
+		switch {
+		case a < b:
+			return true
+		case a > b:
+			return false
+		case a == b:
+			return x < y
+		}
+		if an, bn := a != a, b != b; an != bn {
+			return an // a NaN ranks below a number
 		}
 		return x < y
 	}

@@ -3,6 +3,7 @@ package lens
 import (
 	"cmp"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -22,6 +23,12 @@ func TestScoresTopIsTheTopOfASort(t *testing.T) {
 		for range r.IntN(80) {
 			b := r.IntN(n)
 			v := float64(r.IntN(8)) // many ties
+			switch r.IntN(40) {
+			case 0:
+				v = math.NaN() // ordered as cmp.Compare orders them
+			case 1:
+				v = math.Copysign(0, -1)
+			}
 			s.Add(b, v)
 			want[b] += v
 		}
