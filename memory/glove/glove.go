@@ -292,7 +292,7 @@ func CosinesTo(row []int8, scale float32, qs [][]float32, out, buf []float32) {
 		f[i] = float32(x)
 	}
 	for j, q := range qs {
-		out[j] = dotFF(q, f) * scale
+		out[j] = dotF(q, f) * scale // dotF8's products in its order
 	}
 }
 
@@ -348,24 +348,6 @@ func dotF8(q []float32, row []int8) float32 {
 	}
 	for ; i < len(q); i++ {
 		s0 += q[i] * float32(row[i])
-	}
-	return s0 + s1 + s2 + s3
-}
-
-// dotFF is dotF8 with the row already converted to floats: the same
-// products summed in the same order, so the same bits.
-func dotFF(q, row []float32) float32 {
-	var s0, s1, s2, s3 float32
-	row = row[:len(q)]
-	i := 0
-	for ; i+4 <= len(q); i += 4 {
-		s0 += q[i] * row[i]
-		s1 += q[i+1] * row[i+1]
-		s2 += q[i+2] * row[i+2]
-		s3 += q[i+3] * row[i+3]
-	}
-	for ; i < len(q); i++ {
-		s0 += q[i] * row[i]
 	}
 	return s0 + s1 + s2 + s3
 }
