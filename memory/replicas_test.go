@@ -15,18 +15,24 @@ import (
 	"github.com/megacontext/megacontext/memory/store"
 )
 
+// twoReplicas opens two engines on one PostgreSQL store (replicas), and
+// names the context the test uses; it skips on the embedded store.
+func twoReplicas(t *testing.T) (a, b *Engine, k Key) {
+	t.Helper()
+	if !onPostgres {
+		t.Skip("replicas share a PostgreSQL store (MEGACONTEXT_TEST_STORE=postgres)")
+	}
+	dir := t.TempDir()
+	return openWith(t, dir, nil, 4), openWith(t, dir, nil, 4), Key{Tenant: "t", Context: "c"}
+}
+
 // TestReplicaForgetsWhatAnotherErased: two engines on one shared store
 // (replicas); the second has the context cached with a secret in it when
 // the first erases the secret. The second's next window, and every block
 // it holds, lack the secret: catching up with an erasure reads the context
 // again rather than keeping the old text of the rewritten blocks.
 func TestReplicaForgetsWhatAnotherErased(t *testing.T) {
-	if !onPostgres {
-		t.Skip("replicas share a PostgreSQL store (MEGACONTEXT_TEST_STORE=postgres)")
-	}
-	dir := t.TempDir()
-	a, b := openWith(t, dir, nil, 4), openWith(t, dir, nil, 4)
-	k := Key{Tenant: "t", Context: "c"}
+	a, b, k := twoReplicas(t)
 	const secret = "ZX-4471-QK"
 	conv := conversation(20, 5)
 	conv[3] = msg("user", strings.Repeat("My locker code is "+secret+", keep it safe. ", 6))
@@ -178,12 +184,7 @@ func TestTurnRoundTrips(t *testing.T) {
 // first. Replica a has the context cached when replica b stores a fact; a
 // then gets a list it stored before, whole: its window holds b's fact.
 func TestUncheckedCacheResentListSeesOtherReplicas(t *testing.T) {
-	if !onPostgres {
-		t.Skip("replicas share a PostgreSQL store (MEGACONTEXT_TEST_STORE=postgres)")
-	}
-	dir := t.TempDir()
-	a, b := openWith(t, dir, nil, 4), openWith(t, dir, nil, 4)
-	k := Key{Tenant: "t", Context: "c"}
+	a, b, k := twoReplicas(t)
 	const fact = "QX-9183-LM"
 	first := []Message{msg("user", "What is the code of my bike lock?")}
 	req := Request{Key: k, Messages: first, Budget: 3000, PerMessage: 4, TailPercent: 30}
