@@ -218,6 +218,10 @@ type mctx struct {
 	// each assembly empties and reuses it, sparing a long history's arrays
 	// (about 10 bytes a block, not counted in bytes).
 	facts *blockFacts
+	// links are the history's words WordNet lacks linked to its nouns
+	// (wordLinks), under mu: brought up to date by each assembly's query
+	// (a few links, not counted in bytes).
+	links *wordLinks
 	// telBytes is the footprint of focus and kept (read without telMu).
 	telBytes atomic.Int64
 }
@@ -745,6 +749,9 @@ func (e *Engine) ingest(c *mctx, k Key, msgs []Message, decode Decoder, at time.
 	}
 	if s.added > 0 {
 		e.pokeEmbedder(k)
+		// The new words are linked now, not by the next assembly (a long
+		// history's first question would pay for all of them).
+		e.linksOf(c)
 	}
 	e.account(c)
 	c.remember(s.whole, s.seqs)

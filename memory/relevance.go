@@ -50,10 +50,13 @@ func (e *Engine) query(c *mctx, r Request, tailFrom int) (main, context []lens.T
 		if e.opts.Expander != nil {
 			lists = append(lists, e.expand(c, ask))
 		}
+		// The history's words WordNet lacks count as the nouns they are
+		// linked to (links.go): "physio" for the physiotherapist.
+		links := e.linksOf(c)
 		if hx, ok := e.opts.Expander.(HistoryExpander); ok {
 			// The nouns the question describes: "manager" for "who is in
 			// charge of me at the office?".
-			described := hx.ExpandIn(ask, func(t string) bool { return c.index.DF(t) > 0 })
+			described := links.resolve(c, hx.ExpandIn(ask, links.has(c)))
 			lists = append(lists, described)
 			if AsksWho(ask) {
 				// A role goes by several names: the history's words near
@@ -68,9 +71,9 @@ func (e *Engine) query(c *mctx, r Request, tailFrom int) (main, context []lens.T
 			if d, ok := e.opts.Expander.(Definer); ok {
 				// What the assistant was asked for, the user described
 				// in their own words: the question's nouns' definitions.
-				lists = append(lists, d.Define(ask, func(t string) bool { return c.index.DF(t) > 0 }, func(w string, ts []lens.Term) []lens.Term {
-					return c.index.Semantic().Rank(w, ts, DefineFloor, DefineFull)
-				}))
+				lists = append(lists, links.resolve(c, d.Define(ask, links.has(c), func(w string, ts []lens.Term) []lens.Term {
+					return c.index.Semantic().Rank(w, links.resolve(c, ts), DefineFloor, DefineFull)
+				})))
 			}
 			defer func() { main = SuggestionFrame(main) }()
 		}

@@ -141,6 +141,15 @@ func TestDescribedRequestsAndRoles(t *testing.T) {
 // the window, but for the known misses. It returns how many it recalled.
 func recallDescribed(t *testing.T, cases []saidCase, misses map[string]string, distractors [][2]string) int {
 	t.Helper()
+	return recallInstead(t, cases, misses, distractors, nil)
+}
+
+// recallInstead is recallDescribed with, six days after each case whose
+// question instead maps to a statement, that statement: what the user
+// says they did instead (another value of the same kind, in the
+// question's words), a distractor newer and nearer the question.
+func recallInstead(t *testing.T, cases []saidCase, misses map[string]string, distractors [][2]string, instead map[string]string) int {
+	t.Helper()
 	e := openAssetsEngine(t)
 	prose := proseChunks(t, 120)
 	k := Key{Tenant: "t", Context: "said"}
@@ -155,6 +164,12 @@ func recallDescribed(t *testing.T, cases []saidCase, misses map[string]string, d
 	for i, d := range distractors {
 		at[15+i*19] = d
 	}
+	later := map[int]string{}
+	for i, c := range cases {
+		if x := instead[c.question]; x != "" {
+			later[10+i*11+6] = x
+		}
+	}
 	for day := range days {
 		msgs := []Message{msg("user", talk.message()), msg("assistant", "Noted. "+talk.sentence())}
 		if day%3 == 1 {
@@ -166,6 +181,9 @@ func recallDescribed(t *testing.T, cases []saidCase, misses map[string]string, d
 				reply = "Noted."
 			}
 			msgs = append(msgs, msg("user", talk.sentence()+" "+x[0]), msg("assistant", reply))
+		}
+		if x, ok := later[day]; ok {
+			msgs = append(msgs, msg("user", x+" "+talk.sentence()), msg("assistant", "Noted. "+talk.sentence()))
 		}
 		if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint(day)}, msgs, start.AddDate(0, 0, day)); err != nil {
 			t.Fatal(err)

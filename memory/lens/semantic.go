@@ -514,3 +514,34 @@ func (s *Semantic) Rank(word string, terms []Term, floor, full float64) []Term {
 	}
 	return out
 }
+
+// Words calls f, for each history term from position from on (in order of
+// first occurrence: terms are never dropped) that occurred in lower case
+// (no name), with the term and its vector's word ("" without a vector);
+// it returns how many terms the channel holds, where the next call may
+// start. It lets a caller link the history's words as they come (the
+// engine's word links: a word WordNet lacks, to the nouns it has).
+func (s *Semantic) Words(from int, f func(term, word string)) int {
+	if s == nil {
+		return 0
+	}
+	for p := max(from, 0); p < len(s.terms); p++ {
+		t := &s.terms[p]
+		switch {
+		case !t.lower:
+		case t.has:
+			f(t.text, s.vec.Word(t.id))
+		default:
+			f(t.text, "")
+		}
+	}
+	return len(s.terms)
+}
+
+// Vectors returns the channel's GloVe vectors.
+func (s *Semantic) Vectors() *glove.Vectors {
+	if s == nil {
+		return nil
+	}
+	return s.vec
+}

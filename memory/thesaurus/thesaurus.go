@@ -88,6 +88,9 @@ type Thesaurus struct {
 	// terms caches lemmaTerm: lemma -> its lens term ("" for none); safe
 	// for concurrent use, as the rest is read-only after Open.
 	terms sync.Map
+	// nv holds the noun lemmas by GloVe cluster for LinkWord, per set of
+	// vectors, built on first use.
+	nv nounVecCache
 }
 
 // Open loads the WordNet database in dir: dir itself when not empty, else
