@@ -110,7 +110,7 @@ func (e *Engine) gather(c *mctx, question string, scores map[int]float64, inTail
 	}
 	ask, _ := splitQuestion(question)
 	ask, _ = currentValue(ask)
-	keep := func(b int) bool { return !inTail(b) && c.tree.BlockRole(b) == "user" }
+	keep := func(b int) bool { return !inTail(b) && c.tree.BlockRole(b) == "user" && !c.quoted(b) }
 	cov := c.index.Cover(ask, gatherFloor, c.tree.Len(), gatherChecks, keep, c.sentenceGoesOn)
 	if len(cov) == 0 {
 		return
@@ -147,6 +147,9 @@ func (e *Engine) gather(c *mctx, question string, scores map[int]float64, inTail
 		}
 	}
 	sortGathered(pool)
+	if _, current := currentValue(question); current {
+		c.slotBoost(pool)
+	}
 	for _, x := range pool[:min(len(pool), gatherN)] {
 		scores[x.b] = max(scores[x.b], best*(gatherLow+(gatherShare-gatherLow)*x.s/pool[0].s))
 	}
@@ -202,6 +205,5 @@ func (c *mctx) quoted(b int) bool {
 	if i < 0 {
 		return strings.ContainsAny(blk.Text, "\"“”")
 	}
-	before := text[:i]
-	return strings.Count(before, "\"")%2 == 1 || strings.Count(before, "“") > strings.Count(before, "”")
+	return quotedSpan(text, i)
 }
