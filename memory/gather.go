@@ -5,8 +5,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-
-	"github.com/megacontext/megacontext/memory/lens"
 )
 
 // Gathering what the user said over time (issue 9, item 4 and the
@@ -136,9 +134,8 @@ func (e *Engine) gather(c *mctx, question string, scores map[int]float64, inTail
 	for i, x := range pool {
 		cands[i] = x.b
 	}
-	text := func(b int) string { return c.tree.Block(b).Text }
 	rare := func(t string) bool { return c.index.DF(t) <= gatherRareDF }
-	kin := c.index.Kin(seeds, cands, text, rare, gatherKinFloor)
+	kin := c.index.Kin(seeds, cands, rare, gatherKinFloor)
 	top, kinTop := pool[0].s, bestScore(kin)
 	for i, x := range pool {
 		pool[i].s = x.s / top
@@ -182,16 +179,12 @@ func (c *mctx) sentenceGoesOn(b int) bool {
 }
 
 // saysNew reports whether block b holds a word found in at most two
-// blocks of the history: a statement of a new value names it (a place, a
-// company, a thing bought), where small talk repeats itself.
-func (c *mctx) saysNew(b int) bool {
-	for t := range lens.TermSeq(c.tree.Block(b).Text) {
-		if c.index.DF(t) <= 2 {
-			return true
-		}
-	}
-	return false
-}
+// blocks of the history (lens.RareDF): a statement of a new value names it
+// (a place, a company, a thing bought), where small talk repeats itself.
+// The index keeps the answer for each block (lens.Index.HoldsRare):
+// reading up to gatherChecks blocks' text for it was about a sixth of a
+// gathering question's assembly at 512K tokens.
+func (c *mctx) saysNew(b int) bool { return c.index.HoldsRare(b) }
 
 // quoted reports whether block b lies inside quotation marks in its
 // message: a passage the user pasted, not what they tell.

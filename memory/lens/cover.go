@@ -308,24 +308,26 @@ func coverWeight(id glove.ID) float64 {
 // Seville"), and the values' words are near each other even where the
 // statements share no word with each other or the question: a seed found
 // by the question finds its siblings. A seed does not count for itself.
-// text returns a block's text, rare reports the index terms that count
-// (the values a statement names, not its small talk). Kin returns nil
-// without vectors.
-func (x *Index) Kin(seeds map[int]float64, cands []int, text func(b int) string, rare func(term string) bool, floor float64) map[int]float64 {
+// rare reports the index terms that count (the values a statement names,
+// not its small talk). A block's words are those the index read at
+// ingest (Semantic.blockWords), not its text again: a gathering question
+// weighs up to a thousand candidates. Kin returns nil without vectors.
+func (x *Index) Kin(seeds map[int]float64, cands []int, rare func(term string) bool, floor float64) map[int]float64 {
 	s := x.sem
 	if s == nil || len(seeds) == 0 {
 		return nil
 	}
+	var buf []glove.ID
 	ids := func(b int) []glove.ID {
-		var out []glove.ID
-		for _, w := range contentWords(text(b)) {
-			if vague[w.term] || !rare(w.term) {
-				continue
-			}
-			if id, ok := s.vec.Lookup(w.surface); ok && !slices.Contains(out, id) {
-				out = append(out, id)
+		out := buf[len(buf):]
+		if b >= 0 && b < len(s.blockWords) {
+			for _, w := range s.blockWords[b] {
+				if rare(s.terms[w.pos].text) {
+					out = append(out, w.id)
+				}
 			}
 		}
+		buf = out[len(out):]
 		return out
 	}
 	type seed struct {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/megacontext/megacontext/memory/gist"
+	"github.com/megacontext/megacontext/memory/glove"
 )
 
 // Cover ranks blocks by how near their words come to the question's,
@@ -68,7 +69,7 @@ func TestKin(t *testing.T) {
 	}
 	rejected := map[string]bool{Stem("weather"): true}
 	text := func(b int) string { return texts[b] }
-	got := x.Kin(map[int]float64{0: 1}, []int{0, 1, 2, 3, 4, 5, 6}, text, func(t string) bool { return !rejected[t] }, 0.45)
+	got := x.Kin(map[int]float64{0: 1}, []int{0, 1, 2, 3, 4, 5, 6}, func(t string) bool { return !rejected[t] }, 0.45)
 	if _, ok := got[0]; ok {
 		t.Errorf("the seed counts for itself: %.3f", got[0])
 	}
@@ -80,11 +81,11 @@ func TestKin(t *testing.T) {
 			t.Errorf("block %d (%q) scored %.3f", b, text(b), s)
 		}
 	}
-	half := x.Kin(map[int]float64{0: 0.5}, []int{1}, text, func(string) bool { return true }, 0.45)
+	half := x.Kin(map[int]float64{0: 0.5}, []int{1}, func(string) bool { return true }, 0.45)
 	if d := half[1] - got[1]/2; d > 1e-6 || d < -1e-6 {
 		t.Errorf("a seed of weight 0.5 gives %.4f, want half of %.4f", half[1], got[1])
 	}
-	if x.Kin(nil, []int{1}, text, func(string) bool { return true }, 0.45) != nil {
+	if x.Kin(nil, []int{1}, func(string) bool { return true }, 0.45) != nil {
 		t.Error("no seeds, yet kin")
 	}
 }
@@ -298,4 +299,101 @@ func (x *Index) coverReference(question string, floor float64, limit int, keep, 
 		}
 	}
 	return out
+}
+
+// kinReference is Kin as it was before the index kept each block's words:
+// it reads every seed's and candidate's text.
+func kinReference(x *Index, seeds map[int]float64, cands []int, text func(b int) string, rare func(term string) bool, floor float64) map[int]float64 {
+	s := x.sem
+	ids := func(b int) []glove.ID {
+		var out []glove.ID
+		for _, w := range contentWords(text(b)) {
+			if vague[w.term] || !rare(w.term) {
+				continue
+			}
+			if id, ok := s.vec.Lookup(w.surface); ok && !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	out := map[int]float64{}
+	for _, b := range cands {
+		sum := 0.0
+		for _, sb := range slices.Sorted(maps.Keys(seeds)) {
+			sw := ids(sb)
+			if sb == b || len(sw) == 0 {
+				continue
+			}
+			best := float32(0)
+			for _, id := range ids(b) {
+				for _, oid := range sw {
+					best = max(best, s.vec.Cosine(id, oid))
+				}
+			}
+			if float64(best) >= floor {
+				sum += seeds[sb] * (float64(best) - floor) / (1 - floor)
+			}
+		}
+		if sum > 0 {
+			out[b] = sum
+		}
+	}
+	return out
+}
+
+// Kin, which reads the words the index kept at ingest, scores as reading
+// the blocks' texts does, whatever Add, Truncate and Rewrite did before
+// (words in several forms, vague words, words without a vector).
+func TestKinMatchesReference(t *testing.T) {
+	words := []string{"golf", "niro", "tesla", "soup", "weather", "lunch", "Ghent", "seville", "thing"}
+	rng := rand.New(rand.NewPCG(5, 8))
+	vecs := make([][]float64, len(words))
+	for i := range vecs {
+		vecs[i] = []float64{rng.Float64() - 0.2, rng.Float64() - 0.2, rng.Float64() - 0.2, rng.Float64() - 0.2}
+	}
+	v := tinyVectors(t, words, vecs)
+	surface := append(slices.Clone(words), "golfs", "Golf", "souped", "lunches", "zzyzx", "the", "and")
+	sentence := func() string {
+		s := ""
+		for range 1 + rng.IntN(6) {
+			s += surface[rng.IntN(len(surface))] + " "
+		}
+		return s
+	}
+	for trial := range 200 {
+		x := NewIndex()
+		x.UseVectors(v)
+		var texts []string
+		for range 1 + rng.IntN(20) {
+			texts = append(texts, sentence())
+			x.Add(texts[len(texts)-1])
+		}
+		if n := 1 + rng.IntN(len(texts)); rng.IntN(2) == 0 {
+			x.Truncate(n, func(b int) string { return texts[b] })
+			texts = texts[:n]
+		}
+		if rng.IntN(2) == 0 {
+			b := rng.IntN(len(texts))
+			now := sentence()
+			x.Rewrite(b, texts[b], now)
+			texts[b] = now
+		}
+		seeds := map[int]float64{}
+		for range 1 + rng.IntN(3) {
+			seeds[rng.IntN(len(texts))] = rng.Float64()
+		}
+		cands := rng.Perm(len(texts))
+		rare := func(term string) bool { return x.DF(term) <= 3 }
+		got := x.Kin(seeds, cands, rare, 0.2)
+		want := kinReference(x, seeds, cands, func(b int) string { return texts[b] }, rare, 0.2)
+		if len(got) != len(want) {
+			t.Fatalf("trial %d: Kin %v, reading the texts %v", trial, got, want)
+		}
+		for b, w := range want {
+			if got[b] != w {
+				t.Fatalf("trial %d block %d: Kin %v, reading the texts %v", trial, b, got[b], w)
+			}
+		}
+	}
 }

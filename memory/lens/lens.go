@@ -48,6 +48,9 @@ type Index struct {
 	// blockTerms holds each block's terms as hashes (recur.go).
 	shingleN   map[uint64]int32
 	blockTerms [][]uint32
+	// rare counts each block's terms found in at most RareDF blocks
+	// (rare.go).
+	rare []uint16
 }
 
 // Approximate memory costs of the index, in bytes (64-bit Go): a posting
@@ -132,8 +135,10 @@ func (x *Index) Add(text string) {
 			x.bytes += termBytes + int64(len(t))
 		}
 		x.postings[t] = append(list, posting{block: id, tf: uint16(n)})
+		x.rareCross(t, len(list), len(list)+1, id)
 	}
-	x.bytes += postingBytes*int64(len(tf)) + docBytes
+	x.rare = append(x.rare, x.countRare(tf))
+	x.bytes += postingBytes*int64(len(tf)) + docBytes + rareBytes
 	l := len(terms)
 	if l > math.MaxUint16 {
 		l = math.MaxUint16
@@ -439,11 +444,14 @@ func (x *Index) Truncate(n int, text func(block int) string) {
 					x.bytes -= termBytes + int64(len(t))
 				} else {
 					x.postings[t] = ps[:k-1]
+					x.rareCross(t, k, k-1, -1)
 				}
 			}
 		}
 		x.total -= int64(x.docLen[blk])
 		x.docLen = x.docLen[:blk]
+		x.rare = x.rare[:blk]
+		x.bytes -= rareBytes
 		x.countShingles(x.blockTerms[blk], -1)
 		x.bytes -= termListBytes(x.blockTerms[blk])
 		x.blockTerms = x.blockTerms[:blk]
@@ -480,6 +488,7 @@ func (x *Index) Rewrite(blk int, old, text string) {
 				x.bytes -= termBytes + int64(len(t))
 			} else {
 				x.postings[t] = append(ps[:i:i], ps[i+1:]...)
+				x.rareCross(t, len(ps), len(ps)-1, -1)
 			}
 		}
 	}
@@ -496,7 +505,9 @@ func (x *Index) Rewrite(blk int, old, text string) {
 		i, _ := at(ps)
 		x.postings[t] = slices.Insert(ps, i, posting{block: int32(blk), tf: uint16(min(n, math.MaxUint16))})
 		x.bytes += postingBytes
+		x.rareCross(t, len(ps), len(ps)+1, int32(blk))
 	}
+	x.rare[blk] = x.countRare(tf)
 	l := min(len(terms), math.MaxUint16)
 	x.total += int64(l) - int64(x.docLen[blk])
 	x.docLen[blk] = uint16(l)

@@ -38,6 +38,10 @@ type Semantic struct {
 	// block has no word with a vector).
 	blockVecs  []int8
 	blockScale []float32
+	// blockWords holds each block's words with a vector (vague ones left
+	// out), one per vector: what Kin compares, read at ingest rather than
+	// from the text of each of a gathering question's candidates.
+	blockWords [][]semWord
 	// scratch is reused by Add (Add is not concurrent).
 	scratch []float32
 }
@@ -53,6 +57,36 @@ type semTerm struct {
 	// lower reports that the term occurred in lower case (a name occurs
 	// capitalized only: its neighbours are other names, never a paraphrase).
 	lower bool
+}
+
+// semWord is a word of a block with a vector: its term's position in
+// terms, and the vector of its own surface form.
+type semWord struct {
+	pos int32
+	id  glove.ID
+}
+
+// semWordBytes is the memory of a block's semWord; wordsBytes that of a
+// block's list of them.
+const semWordBytes = 8
+
+func wordsBytes(ws []semWord) int64 { return 24 + semWordBytes*int64(len(ws)) }
+
+// vectorWords returns the words of words (whose terms learn has recorded)
+// that have a vector and are not vague, one per vector, in order.
+func (s *Semantic) vectorWords(words []word) []semWord {
+	var out []semWord
+	for _, w := range words {
+		if vague[w.term] {
+			continue
+		}
+		id, ok := s.vec.Lookup(w.surface)
+		if !ok || slices.ContainsFunc(out, func(x semWord) bool { return x.id == id }) {
+			continue
+		}
+		out = append(out, semWord{s.termPos[w.term], id})
+	}
+	return out
 }
 
 // SoftOptions tune SoftTerms.
@@ -105,7 +139,9 @@ func (s *Semantic) add(words []word) (bytes int64) {
 	s.blockVecs = slices.Grow(s.blockVecs, dim)[:start+dim]
 	s.blockScale = append(s.blockScale, 0)
 	s.setVector(start/dim, s.sum(words))
-	return bytes + int64(dim) + 4
+	ws := s.vectorWords(words)
+	s.blockWords = append(s.blockWords, ws)
+	return bytes + int64(dim) + 4 + wordsBytes(ws)
 }
 
 // learn records the terms of words not seen before, and the clusters of
@@ -218,6 +254,9 @@ func (s *Semantic) rewrite(b int, words []word) (bytes int64) {
 	}
 	bytes = s.learn(words)
 	s.setVector(b, s.sum(words))
+	ws := s.vectorWords(words)
+	bytes += wordsBytes(ws) - wordsBytes(s.blockWords[b])
+	s.blockWords[b] = ws
 	return bytes
 }
 
@@ -230,9 +269,14 @@ func (s *Semantic) truncate(n int) (bytes int64) {
 	}
 	dim := s.vec.Dim()
 	dropped := len(s.blockScale) - n
+	for _, ws := range s.blockWords[n:] {
+		bytes += wordsBytes(ws)
+	}
+	clear(s.blockWords[n:])
 	s.blockVecs = s.blockVecs[:n*dim]
 	s.blockScale = s.blockScale[:n]
-	return int64(dropped) * (int64(dim) + 4)
+	s.blockWords = s.blockWords[:n]
+	return bytes + int64(dropped)*(int64(dim)+4)
 }
 
 // semTermBytes is the approximate memory of one term of the channel: its
