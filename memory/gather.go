@@ -175,7 +175,9 @@ func (c *mctx) sentenceGoesOn(b int) bool {
 	if nb >= c.tree.Len() || c.tree.BlockMsg(nb) != c.tree.BlockMsg(b) {
 		return false
 	}
-	return !strings.ContainsAny(lastRune(strings.TrimSpace(c.tree.Block(b).Text)), ".!?")
+	// The index read the block's text for it at ingest (lens.Index.EndsOpen):
+	// Cover asks for thousands of blocks, whose texts lie all over the heap.
+	return c.index.EndsOpen(b)
 }
 
 // saysNew reports whether block b holds a word found in at most two

@@ -51,6 +51,8 @@ type Index struct {
 	// rare counts each block's terms found in at most RareDF blocks
 	// (rare.go).
 	rare []uint16
+	// open marks each block whose text ends inside a sentence (ends.go).
+	open []bool
 }
 
 // Approximate memory costs of the index, in bytes (64-bit Go): a posting
@@ -138,7 +140,8 @@ func (x *Index) Add(text string) {
 		x.rareCross(t, len(list), len(list)+1, id)
 	}
 	x.rare = append(x.rare, x.countRare(tf))
-	x.bytes += postingBytes*int64(len(tf)) + docBytes + rareBytes
+	x.open = append(x.open, endsOpen(text))
+	x.bytes += postingBytes*int64(len(tf)) + docBytes + rareBytes + openBytes
 	l := len(terms)
 	if l > math.MaxUint16 {
 		l = math.MaxUint16
@@ -451,7 +454,8 @@ func (x *Index) Truncate(n int, text func(block int) string) {
 		x.total -= int64(x.docLen[blk])
 		x.docLen = x.docLen[:blk]
 		x.rare = x.rare[:blk]
-		x.bytes -= rareBytes
+		x.open = x.open[:blk]
+		x.bytes -= rareBytes + openBytes
 		x.countShingles(x.blockTerms[blk], -1)
 		x.bytes -= termListBytes(x.blockTerms[blk])
 		x.blockTerms = x.blockTerms[:blk]
@@ -508,6 +512,7 @@ func (x *Index) Rewrite(blk int, old, text string) {
 		x.rareCross(t, len(ps), len(ps)+1, int32(blk))
 	}
 	x.rare[blk] = x.countRare(tf)
+	x.open[blk] = endsOpen(text)
 	l := min(len(terms), math.MaxUint16)
 	x.total += int64(l) - int64(x.docLen[blk])
 	x.docLen[blk] = uint16(l)
