@@ -30,7 +30,8 @@ type posting struct {
 }
 
 // Index is an inverted index over blocks, appended in block order. It is
-// not safe for concurrent mutation; callers serialize Add with Score.
+// not safe for concurrent mutation; callers serialize Add with Score, and
+// OnlyRecurring (which keeps what it learned) with both.
 type Index struct {
 	postings map[string][]posting
 	docLen   []uint16
@@ -53,6 +54,14 @@ type Index struct {
 	rare []uint16
 	// open marks each block whose text ends inside a sentence (ends.go).
 	open []bool
+	// recurGen counts the times a shingle's count fell below minRecur;
+	// recurAt[b] is 1 + the recurGen at which recurBits[b] (a bit per
+	// term of block b: known to lie in recurring text) was started, 0 for
+	// none (recur.go). Not counted in bytes: a few bits a term, for the
+	// blocks a question checked.
+	recurGen  uint64
+	recurAt   []uint64
+	recurBits [][]uint64
 }
 
 // Approximate memory costs of the index, in bytes (64-bit Go): a posting
@@ -459,6 +468,7 @@ func (x *Index) Truncate(n int, text func(block int) string) {
 		x.countShingles(x.blockTerms[blk], -1)
 		x.bytes -= termListBytes(x.blockTerms[blk])
 		x.blockTerms = x.blockTerms[:blk]
+		x.forgetRecur(blk)
 		x.countCase(contentWords(old), -1)
 		if x.sem != nil {
 			x.bytes -= x.sem.truncate(blk)
@@ -519,6 +529,7 @@ func (x *Index) Rewrite(blk int, old, text string) {
 	x.countShingles(x.blockTerms[blk], -1)
 	x.bytes -= termListBytes(x.blockTerms[blk])
 	x.blockTerms[blk] = termHashes(terms)
+	x.forgetRecur(blk)
 	x.countShingles(x.blockTerms[blk], 1)
 	x.bytes += termListBytes(x.blockTerms[blk])
 	x.countCase(contentWords(old), -1)

@@ -47,6 +47,9 @@ func (x *Index) countShingles(hs []uint32, delta int32) {
 	for i := 0; i+shingleLen <= len(hs); i++ {
 		k := shingle(hs, i)
 		old, ok := x.shingleN[k]
+		if old >= minRecur && old+delta < minRecur {
+			x.recurGen++ // what OnlyRecurring learned may no longer hold
+		}
 		switch n := old + delta; {
 		case n <= 0:
 			if ok {
@@ -84,19 +87,52 @@ func (x *Index) OnlyRecurring(b int, match func(termHash uint32) bool) bool {
 	if n <= 0 {
 		return false
 	}
+	known := x.recurKnown(b)
 	found := false
 	for i, h := range hs {
 		if !match(h) {
 			continue
 		}
 		found = true
+		if known[i>>6]&(1<<(i&63)) != 0 {
+			continue
+		}
 		for j := max(0, i-shingleLen+1); j <= min(i, n-1); j++ {
 			if x.shingleN[shingle(hs, j)] < minRecur {
 				return false
 			}
 		}
+		known[i>>6] |= 1 << (i & 63)
 	}
 	return found
+}
+
+// recurKnown returns the bits of block b's terms known to lie in recurring
+// text. The questions of a long history check the same blocks of small
+// talk again and again, each term against up to three shingle counts:
+// what a check found holds while no shingle's count falls below minRecur
+// (Add only raises counts; Truncate and Rewrite lower them, and bump
+// recurGen when one falls below), so the bits are kept until then.
+func (x *Index) recurKnown(b int) []uint64 {
+	if n := len(x.blockTerms); len(x.recurAt) < n {
+		x.recurAt = append(x.recurAt, make([]uint64, n-len(x.recurAt))...)
+		x.recurBits = append(x.recurBits, make([][]uint64, n-len(x.recurBits))...)
+	}
+	words := (len(x.blockTerms[b]) + 63) / 64
+	if x.recurAt[b] != x.recurGen+1 {
+		bits := x.recurBits[b][:0]
+		x.recurBits[b] = append(bits, make([]uint64, words)...)
+		x.recurAt[b] = x.recurGen + 1
+	}
+	return x.recurBits[b]
+}
+
+// forgetRecur drops what OnlyRecurring learned of block blk, whose terms
+// are gone (Truncate) or changed (Rewrite).
+func (x *Index) forgetRecur(blk int) {
+	if blk < len(x.recurAt) {
+		x.recurAt[blk] = 0
+	}
 }
 
 // minRecur is how many times a shingle occurs in a history to be

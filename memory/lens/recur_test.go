@@ -142,3 +142,99 @@ func TestMayHold(t *testing.T) {
 		}
 	}
 }
+
+// onlyRecurringFresh is OnlyRecurring as it was before it kept what it
+// learned: every matched term checked against the shingle counts.
+func onlyRecurringFresh(x *Index, b int, match func(uint32) bool) bool {
+	hs := x.blockTerms[b]
+	n := len(hs) - shingleLen + 1
+	if n <= 0 {
+		return false
+	}
+	found := false
+	for i, h := range hs {
+		if !match(h) {
+			continue
+		}
+		found = true
+		for j := max(0, i-shingleLen+1); j <= min(i, n-1); j++ {
+			if x.shingleN[shingle(hs, j)] < minRecur {
+				return false
+			}
+		}
+	}
+	return found
+}
+
+// What OnlyRecurring keeps between calls never changes its answer: after
+// any Adds (counts rise), Truncates and Rewrites (counts fall below
+// minRecur again) between the questions, it answers as checking every
+// count afresh does.
+func TestOnlyRecurringRemembersSoundly(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 21))
+	words := []string{"garden", "shed", "drill", "kettle", "boiler", "parcel"}
+	small := []string{"the neighbours drilling again", "kettle boiler garden shed", "parcel for the garden"}
+	sentence := func() string {
+		if rng.IntN(2) == 0 {
+			return small[rng.IntN(len(small))] + " " + words[rng.IntN(len(words))]
+		}
+		s := ""
+		for range 3 + rng.IntN(5) {
+			s += words[rng.IntN(len(words))] + " "
+		}
+		return s
+	}
+	for trial := range 100 {
+		x := NewIndex()
+		var texts []string
+		for range 2 + rng.IntN(10) {
+			texts = append(texts, sentence())
+			x.Add(texts[len(texts)-1])
+		}
+		for range 30 {
+			switch rng.IntN(4) {
+			case 0:
+				texts = append(texts, sentence())
+				x.Add(texts[len(texts)-1])
+			case 1:
+				n := 1 + rng.IntN(len(texts))
+				x.Truncate(n, func(b int) string { return texts[b] })
+				texts = texts[:n]
+			case 2:
+				b := rng.IntN(len(texts))
+				now := sentence()
+				x.Rewrite(b, texts[b], now)
+				texts[b] = now
+			}
+			set := map[uint32]bool{}
+			for _, w := range words[:1+rng.IntN(len(words))] {
+				set[TermHash(Stem(w))] = true
+			}
+			match := func(h uint32) bool { return set[h] }
+			for b := range texts {
+				if got, want := x.OnlyRecurring(b, match), onlyRecurringFresh(x, b, match); got != want {
+					t.Fatalf("trial %d block %d %q: OnlyRecurring %v, counted afresh %v", trial, b, texts[b], got, want)
+				}
+			}
+		}
+	}
+}
+
+// A block rewritten (retention pruned it) is checked anew: what was
+// learned of its old terms says nothing of its new ones, even when no
+// count fell below minRecur.
+func TestOnlyRecurringForgetsRewrittenBlock(t *testing.T) {
+	x := NewIndex()
+	small := "kettle boiler garden shed"
+	for range 5 {
+		x.Add(small)
+	}
+	kettle := func(h uint32) bool { return h == TermHash(Stem("kettle")) }
+	if !x.OnlyRecurring(0, kettle) {
+		t.Fatal("small talk told five times does not recur")
+	}
+	x.Rewrite(0, small, "kettle parcel drill lamp")
+	if x.OnlyRecurring(0, kettle) {
+		t.Error("the rewritten block still matches only through small talk")
+	}
+}
