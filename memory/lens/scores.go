@@ -77,63 +77,93 @@ func (s *Scores) Sorted() []int32 {
 
 // Top returns the n blocks with the highest scores, in no particular
 // order, ties (and incomparable NaNs, as cmp.Compare orders them) to the
-// higher block: the same blocks as sorting all of them would keep, in
-// one pass with a heap of n.
+// higher block: the same blocks as sorting all of them would keep. It
+// selects them in place (quickselect: a few passes over the blocks
+// holding a score, where a heap of n took log n steps for most of them;
+// a question of common words over a long history holds thousands, and
+// each assembly takes the top several times); buf, grown to the blocks
+// holding a score, is reused.
 func (s *Scores) Top(n int, buf []int32) []int32 {
 	h := buf[:0]
 	if n <= 0 {
 		return h
 	}
-	less := func(x, y int32) bool { // x ranks below y
-		// cmp.Compare's order, the common case first.
-		a, b := s.val[x], s.val[y]
-		switch {
-		case a < b:
-			return true
-		case a > b:
-			return false
-		case a == b:
-			return x < y
-		}
-		if an, bn := a != a, b != b; an != bn {
-			return an // a NaN ranks below a number
-		}
+	h = append(h, s.touched...)
+	if len(h) <= n {
+		return h
+	}
+	s.selectTop(h, n)
+	return h[:n]
+}
+
+// below reports whether block x ranks below block y: a lower score
+// (cmp.Compare's order: a NaN below any number), or the same and an
+// earlier block.
+func (s *Scores) below(x, y int32) bool {
+	// cmp.Compare's order, the common case first.
+	a, b := s.val[x], s.val[y]
+	switch {
+	case a < b:
+		return true
+	case a > b:
+		return false
+	case a == b:
 		return x < y
 	}
-	down := func(i int) {
-		for {
-			m, l, r := i, 2*i+1, 2*i+2
-			if l < len(h) && less(h[l], h[m]) {
-				m = l
+	if an, bn := a != a, b != b; an != bn {
+		return an // a NaN ranks below a number
+	}
+	return x < y
+}
+
+// selectTop reorders h (distinct blocks holding a score) so that its
+// first n rank above the rest. Blocks are distinct, so below is a strict
+// total order and the n are the same whatever the pivots.
+func (s *Scores) selectTop(h []int32, n int) {
+	lo, hi := 0, len(h)-1
+	k := n - 1 // the place of the n-th best, best first
+	for round := 0; lo < hi; round++ {
+		if round > 64 {
+			// Pathological pivots: sort what is left.
+			slices.SortFunc(h[lo:hi+1], func(x, y int32) int {
+				switch {
+				case x == y:
+					return 0
+				case s.below(y, x):
+					return -1
+				}
+				return 1
+			})
+			return
+		}
+		// The median of three as pivot, moved to hi.
+		mid := lo + (hi-lo)/2
+		if s.below(h[lo], h[mid]) {
+			h[lo], h[mid] = h[mid], h[lo]
+		}
+		if s.below(h[lo], h[hi]) {
+			h[lo], h[hi] = h[hi], h[lo]
+		}
+		if s.below(h[hi], h[mid]) {
+			h[mid], h[hi] = h[hi], h[mid]
+		}
+		// Now h[lo] >= h[hi] >= h[mid]: h[hi] is the median.
+		pv := h[hi]
+		p := lo
+		for i := lo; i < hi; i++ {
+			if s.below(pv, h[i]) { // h[i] ranks above the pivot
+				h[p], h[i] = h[i], h[p]
+				p++
 			}
-			if r < len(h) && less(h[r], h[m]) {
-				m = r
-			}
-			if m == i {
-				return
-			}
-			h[i], h[m] = h[m], h[i]
-			i = m
+		}
+		h[p], h[hi] = h[hi], h[p]
+		switch {
+		case p == k:
+			return
+		case k < p:
+			hi = p - 1
+		default:
+			lo = p + 1
 		}
 	}
-	var floor float64 // the weakest kept's score, once h is full
-	for _, b := range s.touched {
-		if len(h) < n {
-			h = append(h, b)
-			for i := len(h) - 1; i > 0 && less(h[i], h[(i-1)/2]); i = (i - 1) / 2 {
-				h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
-			}
-			floor = s.val[h[0]]
-			continue
-		}
-		if s.val[b] < floor {
-			continue // below the weakest kept (false for NaNs: less decides)
-		}
-		if less(h[0], b) {
-			h[0] = b
-			down(0)
-			floor = s.val[h[0]]
-		}
-	}
-	return h
 }

@@ -146,3 +146,64 @@ func TestScoreIntoIsBM25(t *testing.T) {
 		}
 	}
 }
+
+// topByHeap is Top as it was before it selected in place: one pass over
+// the blocks with a heap of n.
+func topByHeap(s *Scores, n int, buf []int32) []int32 {
+	h := buf[:0]
+	down := func(i int) {
+		for {
+			m, l, r := i, 2*i+1, 2*i+2
+			if l < len(h) && s.below(h[l], h[m]) {
+				m = l
+			}
+			if r < len(h) && s.below(h[r], h[m]) {
+				m = r
+			}
+			if m == i {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for _, b := range s.touched {
+		if len(h) < n {
+			h = append(h, b)
+			for i := len(h) - 1; i > 0 && s.below(h[i], h[(i-1)/2]); i = (i - 1) / 2 {
+				h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
+			}
+			continue
+		}
+		if s.below(h[0], b) {
+			h[0] = b
+			down(0)
+		}
+	}
+	return h
+}
+
+// BenchmarkScoresTop takes the best 1500 of 6000 scored blocks out of
+// 20000 (a vague question over a 512K-token history, maxScored), by
+// selection (Top) and by the heap it replaced, in one run: compare the
+// two ns/op. Measured at load 25 on 2 cores: heap 1428 µs, select 465 µs.
+func BenchmarkScoresTop(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var s Scores
+	s.Reset(20000)
+	for _, blk := range r.Perm(20000)[:6000] {
+		s.Add(blk, r.Float64()*float64(1+blk%7))
+	}
+	s.Sorted()
+	for _, v := range []struct {
+		name string
+		top  func(n int, buf []int32) []int32
+	}{{"heap", func(n int, buf []int32) []int32 { return topByHeap(&s, n, buf) }}, {"select", s.Top}} {
+		b.Run(v.name, func(b *testing.B) {
+			var buf []int32
+			for b.Loop() {
+				buf = v.top(1500, buf)
+			}
+		})
+	}
+}
