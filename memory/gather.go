@@ -23,12 +23,12 @@ import (
 //     the user's statements told once, a weak match means something.
 
 // listRE finds questions that ask for a list gathered over time: a
-// quantifier ("every", "all", "each", "everything"), a request to list,
+// quantifier ("every", "all", "each", "everything", "everyone"), a request to list,
 // or a first-person present perfect ("what have I bought", "which cities
 // have we been to", "I've"), which asks for everything up to now. These
 // are closed-class English words (determiners, auxiliaries, pronouns),
 // listed here in full.
-var listRE = regexp.MustCompile(`(?i)\b(?:list|every|everything|everywhere|all|each)\b|\b(?:have|has)\s+(?:i|we)\b|\b(?:i|we)(?:'ve|’ve|\s+have)\b`)
+var listRE = regexp.MustCompile(`(?i)\b(?:list|every|everything|everyone|everybody|everywhere|all|each)\b|\b(?:have|has)\s+(?:i|we)\b|\b(?:i|we)(?:'ve|’ve|\s+have)\b`)
 
 // asksList reports whether a question asks for a list gathered over time.
 func asksList(q string) bool { return listRE.MatchString(q) }
@@ -126,6 +126,11 @@ func (e *Engine) gather(c *mctx, question string, scores map[int]float64, inTail
 	if len(pool) == 0 {
 		return
 	}
+	kinWeight := gatherKin
+	if asksList(question) {
+		e.rankList(c, ask, pool) // lists.go
+		kinWeight = listKin
+	}
 	seeds := map[int]float64{}
 	for _, x := range pool[:min(len(pool), gatherSeeds)] {
 		seeds[x.b] = x.s / pool[0].s
@@ -140,7 +145,7 @@ func (e *Engine) gather(c *mctx, question string, scores map[int]float64, inTail
 	for i, x := range pool {
 		pool[i].s = x.s / top
 		if kinTop > 0 {
-			pool[i].s += gatherKin * kin[x.b] / kinTop
+			pool[i].s += kinWeight * kin[x.b] / kinTop
 		}
 	}
 	sortGathered(pool)

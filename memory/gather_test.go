@@ -125,6 +125,8 @@ func TestAsksGathered(t *testing.T) {
 		{"Which towns have we lived in?", true},
 		{"Name all the dentists I've seen.", true},
 		{"Every restaurant we tried in Lyon, please", true},
+		{"What is everyone in my family allergic to?", true},
+		{"Does everybody at the office get a parking space?", true},
 		{"Where do my parents live nowadays?", true},
 		{"What phone am I using right now?", true},
 		{"Which band is Tom in lately?", true},
