@@ -526,6 +526,9 @@ func (e *Engine) appendMessages(c *mctx, parent int64, prevHash string, msgs []M
 	// that assembly finds them counted.
 	var fixed int
 	e.countHeader(&t, e.preamble(), &fixed)
+	if e.opts.Render == RenderOutline {
+		e.countHeader(&t, SmallPreamble, &fixed)
+	}
 	e.countHeader(&t, Closing, &fixed)
 	for i, m := range msgs {
 		h := chainHash(prevHash, m)

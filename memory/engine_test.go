@@ -378,9 +378,9 @@ func evictionUnderLoad(t *testing.T, opts Options) {
 }
 
 // TestSmallWindowDetailsHeadless: a window of headlessWindow tokens or
-// less writes its details under no header naming a span (each block's own
-// header dates it), still holds the fact and stays within budget; a larger
-// window keeps the headers.
+// less writes its details under no header naming a span (their times date
+// them), still holds the fact and stays within budget; a larger window
+// keeps the headers.
 func TestSmallWindowDetailsHeadless(t *testing.T) {
 	e, err := testOpen(t, Options{Now: fixedClock(), BlockTokens: 32, Fanout: 8, Render: RenderOutline})
 	if err != nil {
@@ -450,5 +450,68 @@ func TestOutlineRenderIsQueryIndependent(t *testing.T) {
 	}
 	if oa, ob := outline(a.Memory), outline(b.Memory); oa != ob || len(oa) < len(a.Memory)/3 {
 		t.Fatalf("outlines differ or are short (%d, %d of %d bytes)", len(oa), len(ob), len(a.Memory))
+	}
+}
+
+// TestSmallWindowSaysEachTimeOnce: in a window of stampedWindow tokens or
+// less the details write a time once, on a line of its own, for the blocks
+// under it, each block with its role alone; the prompt stays within budget;
+// a larger window keeps each block's header. The smallest window's memory
+// opens with the short preamble.
+func TestSmallWindowSaysEachTimeOnce(t *testing.T) {
+	e, err := testOpen(t, Options{Now: fixedClock(), BlockTokens: 32, Fanout: 8, Render: RenderOutline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	k := Key{Tenant: "t1", Context: "bob"}
+	r := rand.New(rand.NewPCG(3, 7))
+	// Threads of filler, one a day, and on the fourth day one afternoon's
+	// notes about the boat, all at one time.
+	for i := 0; i < 7; i++ {
+		var conv []Message
+		for j := 0; j < 30; j++ {
+			conv = append(conv, msg("user", filler(r, 40)), msg("assistant", filler(r, 50)))
+		}
+		if i == 3 {
+			conv = conv[:0]
+			for j := 0; j < 8; j++ {
+				conv = append(conv, msg("user", fmt.Sprintf("Boat note %d: the sailboat hull needs coat %d.", j, j)), msg("assistant", "Noted."))
+			}
+		}
+		at := time.Date(2025, 1, 6+i, 14, 30, 0, 0, time.UTC)
+		if _, err := e.Import(Key{Tenant: k.Tenant, Context: k.Context, Thread: fmt.Sprint("day", i)}, conv, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stamp := "[2025-01-09 14:30]"
+	for _, budget := range []int{stampedWindow, 2 * stampedWindow, 8 * stampedWindow} {
+		req := Request{Key: k, Messages: []Message{msg("user", "What did I note about the sailboat hull?")}, Budget: budget, PerMessage: 5, TailPercent: 40, DryRun: true}
+		w, err := e.Prepare(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := promptTokens(e.Counter(), req, w); got > req.Budget {
+			t.Fatalf("budget %d: prompt %d tokens over budget", budget, got)
+		}
+		// The outline's preamble too costs less where it would take more
+		// than its share of the window.
+		pre := e.preambleFor(budget)
+		if !strings.HasPrefix(w.Memory, pre) || budget == stampedWindow && pre != SmallPreamble || budget == 8*stampedWindow && pre != OutlinePreamble {
+			t.Fatalf("budget %d: the memory does not open with the preamble for its size:\n%s", budget, w.Memory)
+		}
+		notesShown := strings.Count(w.Memory, "Boat note ")
+		if budget > stampedWindow {
+			if strings.Contains(w.Memory, stamp+"\n") || !strings.Contains(w.Memory, stamp+" user: ") {
+				t.Fatalf("budget %d: blocks not under their own headers:\n%s", budget, w.Memory)
+			}
+			continue
+		}
+		if strings.Count(w.Memory, stamp+"\n") != 1 || !strings.Contains(w.Memory, stamp+"\nuser: Boat note ") || notesShown < 4 {
+			t.Fatalf("budget %d: the time is not said once for the %d notes under it:\n%s", budget, notesShown, w.Memory)
+		}
+		if strings.Contains(w.Memory, stamp+" user: ") {
+			t.Fatalf("budget %d: a block under its own header:\n%s", budget, w.Memory)
+		}
 	}
 }

@@ -25,6 +25,8 @@ type whyInput struct {
 	// res is the allocator's result: what KeepWindow renders again for a
 	// viewer.
 	res focus.Result
+	// pre is the preamble the window's memory text opened with.
+	pre string
 	// tail are the sequence numbers of the verbatim tail's stored messages.
 	tail []int64
 	// blocks are the tree's blocks and levels its level sizes when the

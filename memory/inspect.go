@@ -90,7 +90,11 @@ func (e *Engine) Windows(k Key, scopes []string) ([]WindowView, error) {
 		res := kw.res
 		res.Entries, res.Outline = currentNodes(c, res.Entries), currentNodes(c, res.Outline)
 		if res.Outline != nil {
-			v.Memory, infos, _ = e.renderZones(c, res, scopes)
+			pre := e.preamble()
+			if kw.w.why != nil && kw.w.why.pre != "" {
+				pre = kw.w.why.pre
+			}
+			v.Memory, infos, _ = e.renderZones(c, res, scopes, pre)
 		} else {
 			v.Memory, infos, _ = e.render(c, res.Entries, scopes)
 		}

@@ -154,7 +154,7 @@ func (e *Engine) keepOne(j keepJob) {
 	}
 	kw := &keptWindow{at: j.at, meta: j.meta, w: *j.w, res: x.res, tail: x.tail, question: x.question}
 	kw.w.Memory = ""
-	kw.w.why = &whyInput{query: x.query, refocus: x.refocus, semantic: x.semantic, scopes: x.scopes}
+	kw.w.why = &whyInput{query: x.query, refocus: x.refocus, semantic: x.semantic, scopes: x.scopes, pre: x.pre}
 	for _, m := range x.mounts {
 		// Not the mount itself: a view locks it anew (Windows).
 		kw.w.why.mounts = append(kw.w.why.mounts, mountPart{name: m.name, entries: m.entries})

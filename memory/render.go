@@ -15,6 +15,18 @@ const Preamble = "<memory>\nEarlier conversation from your long-term memory, old
 // OutlinePreamble opens the memory text in RenderOutline mode.
 const OutlinePreamble = "<memory>\nYour long-term memory (UTC): an outline, oldest first (~ lines summarize), then details quoted verbatim.\n"
 
+// SmallPreamble opens the memory text in RenderOutline mode in a window
+// of headlessWindow tokens or less where OutlinePreamble would take more
+// than 1/preambleShare of the budget: 27 tokens of stories260K against its
+// 81, which at a 512-token budget is a sixth of the window. At 1024 it
+// gained chat dev 32k,128k one question (77.3 -> 78.3 %) but lost a
+// described request of memory/said_test.go: the outline took the tokens.
+const SmallPreamble = "<memory>\nRecalled turns (UTC):\n"
+
+// preambleShare: the outline preamble is kept while it costs at most
+// 1/preambleShare of the budget (llama-bpe: 800 tokens and more).
+const preambleShare = 32
+
 // Closing ends the memory text.
 const Closing = "</memory>"
 
@@ -59,6 +71,16 @@ func (e *Engine) preamble() string {
 	return Preamble
 }
 
+// preambleFor opens the memory text of a window of budget tokens: the
+// short one where the outline's would cost more than its share.
+func (e *Engine) preambleFor(budget int) string {
+	p := e.preamble()
+	if p == OutlinePreamble && budget <= headlessWindow && e.countCached(p)*preambleShare > budget {
+		return SmallPreamble
+	}
+	return p
+}
+
 // entryOverhead is what rendering adds to an entry: its header (counted
 // alone, which is at least what it costs joined to the text), a line break,
 // and an ellipsis for a block that starts mid-message; nothing for a block
@@ -79,6 +101,50 @@ func entryOverhead(n *tree.Node, d focus.Detail, prev *tree.Node) int {
 // shortOverhead is the cost of a headline's line break and "~ " marker.
 const shortOverhead = 2
 
+// Stamped details. In a small window the focus zone writes a block's time
+// on a line of its own, once for the blocks that share it, and each block
+// under it with its role alone:
+//
+//	[2024-11-17 12:19]
+//	user: …the first block shown of that minute
+//	assistant: the next one
+//
+// A block's header ("[2024-11-17 12:19] user: ") costs 24 tokens of
+// stories260K, its role line 7.
+
+// stampLine is the line that dates the stamped blocks under it.
+func stampLine(ms int64) string {
+	return "[" + time.UnixMilli(ms).UTC().Format(timeLayout) + "]"
+}
+
+// roleLead opens a stamped block's line under its time.
+func roleLead(role string) string { return role + ": " }
+
+// sameStamp reports whether blocks a and b are written under one time.
+func sameStamp(a, b *tree.Node) bool {
+	return stampLine(a.Time) == stampLine(b.Time)
+}
+
+// stampedOverhead is what the focus zone of a stamped window adds to block
+// n written after its block prev (focus.Input.Follow): the join when n
+// goes on with prev's message, the role line under prev's time, or else
+// its header with a line break more (the time's own line), as counted at
+// ingest; an ellipsis when n starts mid-message.
+func (e *Engine) stampedOverhead(prev, n *tree.Node) int {
+	marks := 0
+	if n.Part > 0 {
+		marks = 1
+	}
+	switch {
+	case continues(prev, n):
+		return n.Join
+	case prev != nil && sameStamp(prev, n):
+		return e.countCached("\n"+roleLead(n.Role)) + marks
+	default:
+		return n.Head + 2 + marks
+	}
+}
+
 // continues reports whether block n directly follows block prev in one message.
 func continues(prev, n *tree.Node) bool {
 	return prev != nil && prev.Level == 0 && n.Level == 0 && prev.Msg == n.Msg && prev.Part+1 == n.Part
@@ -88,7 +154,7 @@ func continues(prev, n *tree.Node) bool {
 // by the policy for a caller holding scopes (gists are built from redacted
 // text and need no filtering).
 func (e *Engine) render(c *mctx, entries []focus.Entry, scopes []string) (string, []EntryInfo, []policy.Hit) {
-	mw := memoryWriter{e: e, scopes: scopes}
+	mw := memoryWriter{e: e, scopes: scopes, pre: e.preamble()}
 	for _, en := range entries {
 		mw.entry(en)
 	}
@@ -99,12 +165,25 @@ func (e *Engine) render(c *mctx, entries []focus.Entry, scopes []string) (string
 // outline, then the focus zone's entries, each outline entry's details
 // introduced by a header naming its span (none in a headless window: each
 // block's own header dates it); elided entries are skipped.
-func (e *Engine) renderZones(c *mctx, res focus.Result, scopes []string) (string, []EntryInfo, []policy.Hit) {
-	mw := memoryWriter{e: e, scopes: scopes}
+func (e *Engine) renderZones(c *mctx, res focus.Result, scopes []string, pre string) (string, []EntryInfo, []policy.Hit) {
+	mw := memoryWriter{e: e, scopes: scopes, pre: pre}
 	for _, en := range res.Outline {
 		if en.Detail != focus.Elided {
 			mw.entry(en)
 		}
+	}
+	if res.Followed {
+		var stamp *tree.Node // the last block written under its time
+		for _, en := range res.Entries {
+			if en.Tail || en.Refines == nil || en.Detail == focus.Elided {
+				continue
+			}
+			mw.stamped(en, stamp)
+			if !mw.infos[len(mw.infos)-1].Withheld {
+				stamp = en.Node
+			}
+		}
+		return mw.finish()
 	}
 	var group *tree.Node
 	pending := false // group's header is not written yet
@@ -134,16 +213,20 @@ func (e *Engine) renderZones(c *mctx, res focus.Result, scopes []string) (string
 type memoryWriter struct {
 	e      *Engine
 	scopes []string
+	pre    string // the preamble
 	sb     strings.Builder
 	infos  []EntryInfo
 	hits   []policy.Hit
 	prev   *tree.Node // the last block written, for continuations
+	// lead, when set, opens the next verbatim block's line instead of
+	// its header (stamped).
+	lead string
 }
 
 // start opens the text or the next line; cont continues the current line.
 func (w *memoryWriter) start(cont bool) {
 	if w.sb.Len() == 0 {
-		w.sb.WriteString(w.e.preamble())
+		w.sb.WriteString(w.pre)
 	} else if !cont {
 		w.sb.WriteByte('\n')
 	}
@@ -189,6 +272,9 @@ func (w *memoryWriter) entry(en focus.Entry) {
 	case focus.Verbatim:
 		if cont {
 			sb.WriteString(text)
+		} else if w.lead != "" {
+			sb.WriteString(w.lead)
+			sb.WriteString(strings.TrimLeft(text, " "))
 		} else {
 			sb.WriteString(blockHeader(n.Time, n.Role))
 			if n.Part > 0 {
@@ -206,6 +292,28 @@ func (w *memoryWriter) entry(en focus.Entry) {
 		sb.WriteString(n.Short)
 		w.prev = nil
 	}
+}
+
+// stamped writes a focus block of a stamped window (stampedOverhead):
+// on the line of the block it goes on from, or under the time of stamp,
+// the last block written under one, or under its own.
+func (w *memoryWriter) stamped(en focus.Entry, stamp *tree.Node) {
+	n := en.Node
+	if continues(w.prev, n) {
+		w.entry(en)
+		return
+	}
+	w.prev = nil
+	lead := roleLead(n.Role)
+	if n.Part > 0 {
+		lead += "…"
+	}
+	if stamp == nil || !sameStamp(stamp, n) {
+		lead = stampLine(n.Time) + "\n" + lead
+	}
+	w.lead = lead
+	w.entry(en)
+	w.lead = ""
 }
 
 func (w *memoryWriter) finish() (string, []EntryInfo, []policy.Hit) {

@@ -35,7 +35,7 @@ func TestRenderZonesJoinsMessageSplitAcrossSpans(t *testing.T) {
 		},
 	}
 	e := &Engine{opts: Options{Render: RenderOutline}}
-	text, _, _ := e.renderZones(nil, res, nil)
+	text, _, _ := e.renderZones(nil, res, nil, OutlinePreamble)
 	if !strings.Contains(text, "The budget went up to $23,500.") {
 		t.Fatalf("the split message does not read as one:\n%s", text)
 	}

@@ -52,7 +52,7 @@ func (e *Engine) selectTail(c *mctx, r Request, seqs []int64, w *Window) (lead, 
 	for i := must; i < n; i++ {
 		tail += e.messageCost(c, r, seqs, i)
 	}
-	memFixed = e.countCached(e.preamble()) + e.countCached(Closing) + r.PerMessage + 2
+	memFixed = e.countCached(e.preambleFor(r.Budget)) + e.countCached(Closing) + r.PerMessage + 2
 	if used+tail > r.Budget {
 		return lead, tail, memFixed, false
 	}

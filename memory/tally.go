@@ -201,6 +201,8 @@ func (e *Engine) tallyBlock(t *tally, b, prev *tree.Node) {
 		t.after(func() { b.Join = max(-1, *pair-prev.Tokens-b.Tokens) })
 	}
 	e.countHeader(t, detailsHeader(b), &b.DetailsHead)
+	// A stamped window's role line (stampedOverhead), counted once.
+	e.countHeader(t, "\n"+roleLead(b.Role), new(int))
 	redCost := new(int)
 	if len(b.Spans) > 0 {
 		// Placeholders can cost more than what they replace: budget the larger.

@@ -167,6 +167,14 @@ type Input struct {
 	// and Result.Headless tells the renderer. false (the default): each
 	// refined entry's details come under its header.
 	Headless bool
+	// Follow, in headless outline mode, is the render overhead of the
+	// focus zone's block n written right after the zone's block prev (nil:
+	// n is the first the zone writes), whatever lies between them in the
+	// timeline: a renderer that writes once what consecutive details share
+	// (their time) charges it here, and each block shown changes the
+	// charge of the shown block after it. nil: Overhead, with prev only for
+	// a block that continues prev's message under the same outline entry.
+	Follow func(prev, n *tree.Node) int
 	// DetailFloor, in outline mode, is the budget the focus zone may claim
 	// before the outline gets its share: up to it, the outline yields to
 	// the question's matches (collapsing, then eliding its oldest entries),
@@ -211,6 +219,9 @@ type Result struct {
 	// Headless, in outline mode, says the focus zone's details go under
 	// no header of the outline entry they refine (Input.Headless).
 	Headless bool
+	// Followed, in outline mode, says the focus zone was charged by
+	// Input.Follow: the renderer writes each block as Follow priced it.
+	Followed bool
 	// OutlineBudget is the budget the outline was fitted to: at most
 	// Input.OutlineBudget, less when the focus zone needed the room, more
 	// when the question matched too little to use it.

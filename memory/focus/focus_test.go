@@ -299,6 +299,24 @@ func checkOutline(t *rapid.T, in Input, r Result, details func(*tree.Node) int) 
 	if sum != r.Cost {
 		t.Fatalf("cost %d != outline + focus + headers %d", r.Cost, sum)
 	}
+	if in.Follow != nil {
+		// Each block the focus zone shows costs what Follow says after
+		// the one it shows before it, however they were added.
+		var prev *tree.Node
+		for _, e := range r.Entries {
+			if e.Tail || e.Refines == nil || e.Detail != Verbatim {
+				continue
+			}
+			if want := e.Node.Cost + in.Follow(prev, e.Node); e.Cost != want {
+				after := -1
+				if prev != nil {
+					after = prev.Index
+				}
+				t.Fatalf("block %d costs %d, %d after block %d", e.Node.Index, e.Cost, want, after)
+			}
+			prev = e.Node
+		}
+	}
 	if r.Cost > in.Budget && r.Cost > 0 {
 		t.Fatalf("cost %d over budget %d", r.Cost, in.Budget)
 	}
@@ -337,7 +355,11 @@ func checkSpent(t *rapid.T, in Input, r Result) {
 		for x := u.First; x <= u.Last; x++ {
 			if !shown[x] && !inTailRanges(in.Tail, x) {
 				n := in.Tree.Block(x)
-				need += n.Cost + in.Overhead(n, Verbatim, nil)
+				if in.Follow != nil {
+					need += n.Cost + in.Follow(nil, n)
+				} else {
+					need += n.Cost + in.Overhead(n, Verbatim, nil)
+				}
 			}
 		}
 		if need <= spare {
@@ -373,6 +395,10 @@ func genOutlineInput(t *rapid.T) (Input, func(*tree.Node) int) {
 	details := in.Details
 	if in.Headless = rapid.Bool().Draw(t, "headless"); in.Headless {
 		// No header is charged, whatever Details says.
+		details = func(*tree.Node) int { return 0 }
+	}
+	if rapid.Bool().Draw(t, "follow") {
+		in.Follow = testFollow
 		details = func(*tree.Node) int { return 0 }
 	}
 	sticky := map[int]bool{}
@@ -618,5 +644,79 @@ func TestHeadlessDetailsShowMoreMatches(t *testing.T) {
 	}
 	if focus+r.OutlineCost != r.Cost {
 		t.Fatalf("headless cost %d is not the outline's %d and the details' %d alone", r.Cost, r.OutlineCost, focus)
+	}
+}
+
+// testFollow prices a focus block after the one shown before it: nothing
+// when it goes on with its message, 1 token in the same group of four
+// messages (a shared time), 5 otherwise. Showing a block never makes the
+// next one dearer.
+func testFollow(prev, n *tree.Node) int {
+	switch {
+	case prev != nil && prev.Msg == n.Msg && prev.Index+1 == n.Index:
+		return 0
+	case prev != nil && prev.Msg/4 == n.Msg/4:
+		return 1
+	}
+	return 5
+}
+
+// A focus zone priced by Follow charges what consecutive details share
+// once: matches that share it fit where each under its own header would
+// not, the zone's cost is its blocks' Follow prices, and the result says
+// so for the renderer.
+func TestFollowedDetailsShowMoreMatches(t *testing.T) {
+	costs := make([]int, 512)
+	for i := range costs {
+		costs[i] = 10
+	}
+	tr := buildTree(32, 8, costs, 40, 6)
+	// Matches in runs of three, each in a message of its own group of
+	// four messages (blocks 12 apart): a shared time, not a message.
+	scores := map[int]float64{}
+	for g := 0; g < 8; g++ {
+		for j := 0; j < 3; j++ {
+			scores[12*4*g+3*j] = float64(30 - g - j)
+		}
+	}
+	shownMatches := func(follow bool) (int, Result) {
+		in := Input{Tree: tr, Budget: 400, OutlineBudget: 50, OutlineStep: 4, OutlineQuantum: 25, Scores: scores, Tail: []Range{{500, 511}},
+			Overhead: func(*tree.Node, Detail, *tree.Node) int { return 20 }, DetailFloor: 350, Headless: true}
+		if follow {
+			// A header of 20 tokens, said once for its group.
+			in.Follow = func(prev, n *tree.Node) int {
+				if prev != nil && prev.Msg/4 == n.Msg/4 {
+					return 1
+				}
+				return 20
+			}
+		}
+		r := Allocate(in)
+		n := 0
+		for _, e := range r.Entries {
+			if !e.Tail && e.Node.Level == 0 && e.Refines != nil && e.Detail == Verbatim && scores[e.Node.Index] > 0 {
+				n++
+			}
+		}
+		if r.Cost > in.Budget || r.Followed != follow {
+			t.Fatalf("follow %v: cost %d over budget %d, or result followed %v", follow, r.Cost, in.Budget, r.Followed)
+		}
+		return n, r
+	}
+	headed, _ := shownMatches(false)
+	followed, r := shownMatches(true)
+	// A match costs 30 tokens under its own header, 11 after another of
+	// its group.
+	if followed < headed+4 {
+		t.Fatalf("matches shown: %d followed, %d each under its header", followed, headed)
+	}
+	focus := 0
+	for _, e := range r.Entries {
+		if !e.Tail && e.Refines != nil {
+			focus += e.Cost
+		}
+	}
+	if focus+r.OutlineCost != r.Cost {
+		t.Fatalf("followed cost %d is not the outline's %d and the details' %d alone", r.Cost, r.OutlineCost, focus)
 	}
 }

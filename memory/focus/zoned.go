@@ -29,6 +29,9 @@ const zoneTries = 4
 
 // allocateZoned is Allocate in outline mode.
 func allocateZoned(in Input) Result {
+	if in.Follow != nil {
+		in.Headless = true
+	}
 	if in.Details == nil || in.Headless {
 		in.Details = func(*tree.Node) int { return 0 }
 	}
@@ -137,6 +140,7 @@ func fitZones(in Input, ob int, first []int) *zone {
 	a.result.OutlineCost = o.cost
 	a.result.OutlineBudget = oin.Budget
 	a.result.Headless = in.Headless
+	a.result.Followed = in.Follow != nil
 	a.result.Expanded = o.result.Expanded
 	a.entries = append([]Entry(nil), o.entries...)
 	a.cost = o.cost
@@ -352,6 +356,9 @@ func (a *allocator) showUnit(u Range, limit int) (ok bool, short int) {
 // expansions down to them cost nothing: the focus zone elides what it
 // does not show.
 func (a *allocator) unitCost(u Range) int {
+	if a.in.Follow != nil {
+		return a.followCost(u)
+	}
 	cost := 0
 	var headed []*tree.Node // outline entries this unit refines first
 	lastGroup, last := (*tree.Node)(nil), -2
@@ -420,6 +427,10 @@ func (a *allocator) showBlock(b int) bool {
 			if a.why == Weak && e.Score <= 0 {
 				e.Why = Context // shown to complete a weak match's sentence
 			}
+			if a.in.Follow != nil {
+				a.follow(i, e)
+				return true
+			}
 			a.entries[i] = e
 			a.cost += e.Cost
 			// The block after it, shown before it was, now goes on with
@@ -439,6 +450,87 @@ func (a *allocator) showBlock(b int) bool {
 		a.splice(i, repl)
 		a.result.Expanded++
 	}
+}
+
+// focusShown reports whether entry e shows a block in the focus zone.
+func focusShown(e Entry) bool {
+	return !e.Tail && e.Refines != nil && e.Node.Level == 0 && e.Detail == Verbatim
+}
+
+// shownBefore returns the focus zone's last block shown before entry i,
+// or nil.
+func (a *allocator) shownBefore(i int) *tree.Node {
+	for j := i - 1; j >= 0; j-- {
+		if focusShown(a.entries[j]) {
+			return a.entries[j].Node
+		}
+	}
+	return nil
+}
+
+// shownAfter returns the index of the focus zone's first block shown
+// after entry i, or -1.
+func (a *allocator) shownAfter(i int) int {
+	for j := i + 1; j < len(a.entries); j++ {
+		if focusShown(a.entries[j]) {
+			return j
+		}
+	}
+	return -1
+}
+
+// follow shows entry e, the focus zone's block at entry i, as Input.Follow
+// prices it after the zone's block before it, and prices the zone's next
+// block again after it.
+func (a *allocator) follow(i int, e Entry) {
+	e.prev = nil
+	e.Cost = e.Node.Cost + a.in.Follow(a.shownBefore(i), e.Node)
+	a.entries[i] = e
+	a.cost += e.Cost
+	if j := a.shownAfter(i); j >= 0 {
+		nx := &a.entries[j]
+		c := nx.Node.Cost + a.in.Follow(e.Node, nx.Node)
+		a.cost += c - nx.Cost
+		nx.Cost = c
+	}
+}
+
+// followCost is unitCost under Input.Follow: what showing u's blocks adds
+// to the window, their own costs each after the zone's block before it,
+// and the change to the costs of the zone's blocks they come before.
+func (a *allocator) followCost(u Range) int {
+	cost := 0
+	var prev *tree.Node
+	started := false
+	last := -1 // the entry of the last block of u counted
+	for x := u.First; x <= u.Last; x++ {
+		i := a.covering(x)
+		if i < 0 {
+			continue // in the tail
+		}
+		e := a.entries[i]
+		shown := focusShown(e)
+		if !shown && (e.Refines == nil && e.Node.Level == 0 || e.Detail == Verbatim) {
+			continue // an outline block, shown or elided: never in the zone
+		}
+		if !started {
+			prev, started = a.shownBefore(i), true
+		}
+		n := a.t.Block(x)
+		c := n.Cost + a.in.Follow(prev, n)
+		if shown {
+			c -= e.Cost
+		}
+		cost += c
+		prev, last = n, i
+	}
+	if last >= 0 {
+		if j := a.shownAfter(last); j >= 0 {
+			nx := a.entries[j]
+			cost += nx.Node.Cost + a.in.Follow(prev, nx.Node) - nx.Cost
+		}
+	}
+	return cost
 }
 
 // continues reports whether block n directly follows block prev in one
