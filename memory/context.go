@@ -740,25 +740,67 @@ func mustJSON(v any) string {
 // (the new ones built and counted in memory only); when it refuses, ingest
 // stores nothing, drops the context from memory and returns ErrTooLong.
 func (e *Engine) ingest(c *mctx, k Key, msgs []Message, decode Decoder, at time.Time, admit func(seqs []int64) bool) ([]int64, int, error) {
-	s, err := e.stage(c, k, msgs, decode, at, admit, true)
+	seqs, added, wait, err := e.ingestStart(c, k, msgs, decode, at, admit)
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := e.put(c, s.kvs...); err != nil {
-		// Memory and store disagree now: reload from the store next time.
-		e.forget(k)
-		c.stale = true
-		return nil, 0, fmt.Errorf("memory: store messages: %w", err)
+	if wait != nil {
+		if err := wait(); err != nil {
+			return nil, 0, err
+		}
 	}
-	if s.added > 0 {
-		e.pokeEmbedder(k)
-		// The new words are linked now, not by the next assembly (a long
-		// history's first question would pay for all of them).
-		e.linksOf(c)
+	return seqs, added, nil
+}
+
+// ingestStart is ingest with its write left running: with a shared store,
+// the write (one round trip) goes out while the caller assembles the
+// window from the context as staged, and wait, when not nil, reports how
+// it went. The caller must call wait, holding c.mu as it does now, before
+// anything computed from c leaves the engine (a window from a cache the
+// write's guard did not vouch for must not reach the model) and before it
+// releases c; until then seqs and added are what the write will store.
+// A wait that fails has dropped c, as a failed ingest does. wait is nil
+// when the write already ended (the embedded store, or nothing to write).
+func (e *Engine) ingestStart(c *mctx, k Key, msgs []Message, decode Decoder, at time.Time, admit func(seqs []int64) bool) (seqs []int64, added int, wait func() error, err error) {
+	s, err := e.stage(c, k, msgs, decode, at, admit, true)
+	if err != nil {
+		return nil, 0, nil, err
 	}
-	e.account(c)
-	c.remember(s.whole, s.seqs)
-	return s.seqs, s.added, nil
+	done := func(err error) error {
+		if err != nil {
+			// Memory and store disagree now: reload from the store next time.
+			e.forget(k)
+			c.stale = true
+			return fmt.Errorf("memory: store messages: %w", err)
+		}
+		if s.added > 0 {
+			e.pokeEmbedder(k)
+		}
+		e.account(c)
+		c.remember(s.whole, s.seqs)
+		return nil
+	}
+	// The new words are linked now, not by the next assembly (a long
+	// history's first question would pay for all of them): after the
+	// write, or while it is in flight.
+	link := func() {
+		if s.added > 0 {
+			e.linksOf(c)
+		}
+	}
+	if e.shared == nil || len(s.kvs) == 0 {
+		err := e.put(c, s.kvs...)
+		if err == nil {
+			link()
+		}
+		if err := done(err); err != nil {
+			return nil, 0, nil, err
+		}
+		return s.seqs, s.added, nil, nil
+	}
+	written := e.putStart(c, s.kvs...)
+	link()
+	return s.seqs, s.added, func() error { return done(written()) }, nil
 }
 
 // staged is what stage did to a context in memory.

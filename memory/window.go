@@ -164,6 +164,8 @@ func (e *Engine) prepare(r Request) (*Window, error) {
 		defer m.mu.Unlock()
 	}
 	var seqs []int64
+	// written waits for the ingest's write still in flight (ingestStart).
+	var written func() error
 	w := &Window{LastSeq: -1}
 	// What cannot be sent is not stored: a turn too long for the budget is
 	// refused before anything is written.
@@ -185,8 +187,17 @@ func (e *Engine) prepare(r Request) (*Window, error) {
 		}
 	default:
 		base := c.version
-		seqs, w.NewMessages, err = e.ingest(c, r.Key, r.Messages, r.Decode, e.opts.Now(), fits)
-		if !checked {
+		// With a shared store the new messages' write (one round trip)
+		// runs while the window is assembled from the context as staged;
+		// the window leaves only once the write's guard vouched for it.
+		seqs, w.NewMessages, written, err = e.ingestStart(c, r.Key, r.Messages, r.Decode, e.opts.Now(), fits)
+		if written != nil {
+			defer func() {
+				if written != nil {
+					written() // a panic on the way: c still takes the outcome
+				}
+			}()
+		} else if !checked {
 			if err = e.checkUnwritten(c, base, err); err != nil {
 				return nil, err
 			}
@@ -201,6 +212,12 @@ func (e *Engine) prepare(r Request) (*Window, error) {
 	w.NextSeq = int64(len(c.msgs))
 	w.why = &whyInput{c: c, question: lastUserText(r.Messages), scopes: r.Scopes}
 	e.assembleMounted(c, r, seqs, w, mounts)
+	if written != nil {
+		err, written = written(), nil
+		if err != nil {
+			return nil, err
+		}
+	}
 	if w.TailFrom < 0 {
 		return nil, ErrTooLong
 	}

@@ -33,5 +33,7 @@ func (m *metrics) watchStore(e *memory.Engine) {
 			func(c memory.StoreCounters) uint64 { return c.Writes }),
 		seconds("megacontext_store_write_seconds_total", "Time the writes of loaded contexts took.",
 			func(c memory.StoreCounters) time.Duration { return c.WriteTime }),
+		seconds("megacontext_store_write_wait_seconds_total", "Time requests waited for writes (a turn's message is written while its window is assembled).",
+			func(c memory.StoreCounters) time.Duration { return c.WriteWait }),
 	)
 }

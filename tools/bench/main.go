@@ -82,7 +82,7 @@ func main() {
 	sync := flag.String("sync", string(store.SyncSecond), "store durability: second (fsync once a second) or always (fsync every write)")
 	responses := flag.Bool("responses", false, "also send each turn through /v1/responses and compare it with chat completions")
 	replicas := flag.Int("replicas", 0, "measure the real binary as deployed: this many replica processes on --store (round robin), the throughput of --clients, RSS per replica")
-	storeKind := flag.String("store", "buntdb", "with --replicas: buntdb (one replica) or postgres (a durable throwaway server)")
+	storeKind := flag.String("store", "buntdb", "with --replicas: buntdb (one replica), postgres (a durable throwaway server), or both: one embedded replica beside --replicas on PostgreSQL, every turn sent to both (the difference at the same load)")
 	clients := flag.Int("clients", 8, "with --replicas: concurrent clients of the throughput phase")
 	perClient := flag.Int("client-turns", 25, "with --replicas: turns each client sends in the throughput phase")
 	cacheBytes := flag.Int64("cache-bytes", 0, "with --replicas: memory.cache_bytes of each replica, the bound of its cache of loaded contexts (0: the default, 256 MiB)")
@@ -97,6 +97,13 @@ func main() {
 	flag.BoolVar(&cfg.localVocab, "local-vocab", false, "count tokens with the vocabulary of the model file the upstream's /props names (native layer)")
 	flag.Parse()
 	cleanUpOnSignal()
+	if *replicas > 0 && *storeKind == "both" {
+		b := pairedBench{n: *replicas, history: *history, turns: *turns, sync: *sync, synchronousCommit: *syncCommit}
+		if err := b.run(*jsonOut); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *replicas > 0 {
 		b := replicaBench{n: *replicas, history: *history, turns: *turns, clients: *clients, perClient: *perClient, kind: *storeKind, sync: *sync, synchronousCommit: *syncCommit, pgStats: *pgStats, cacheBytes: *cacheBytes}
 		if err := b.run(*jsonOut); err != nil {

@@ -1,0 +1,128 @@
+package memory
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/megacontext/megacontext/memory/pgstore"
+	"github.com/megacontext/megacontext/memory/store"
+)
+
+// gatedStore holds a guarded write, once armed, until the engine reads its
+// clock again (tick), which it does while assembling a window and not
+// between staging a turn and writing it: the write is then in flight while
+// the window is assembled. When the write's time limit (Options.
+// StoreTimeout) runs out first, it reports that nothing overlapped it (the
+// engine waited for the write before assembling) and the write fails.
+type gatedStore struct {
+	nsStore
+	tick       chan struct{}
+	armed      atomic.Bool
+	overlapped chan bool
+}
+
+func (s *gatedStore) PutAt(ctx context.Context, t, n string, v store.Version, kvs ...store.KV) (store.Version, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		select {
+		case <-s.tick: // the clock read that staged this write
+		default:
+		}
+		select {
+		case <-s.tick:
+			s.overlapped <- true
+		case <-ctx.Done():
+			s.overlapped <- false
+		}
+	}
+	return s.nsStore.PutAt(ctx, t, n, v, kvs...)
+}
+
+// TestTurnWriteOverlapsAssembly: with a shared store, a turn's message is
+// written (one round trip) while the window is assembled from the context
+// as staged, not before: the write is held until the assembly has begun,
+// and the turn still completes, its window holding the new message, its
+// message stored. (Before, the write had to return before the assembly
+// began, so that its round trip added to the turn's whole.)
+func TestTurnWriteOverlapsAssembly(t *testing.T) {
+	if !onPostgres {
+		t.Skip("the overlap is a shared store's (MEGACONTEXT_TEST_STORE=postgres)")
+	}
+	dsn, ns := testNamespace(t, "")
+	ps, err := pgstore.Open(context.Background(), pgstore.Options{DSN: dsn, AutoMigrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := &gatedStore{nsStore: nsStore{ps, ns}, tick: make(chan struct{}, 1), overlapped: make(chan bool, 1)}
+	clock := fixedClock()
+	now := func() time.Time {
+		select {
+		case gs.tick <- struct{}{}:
+		default:
+		}
+		return clock()
+	}
+	e := mustOpen(t, Options{Store: gs, Now: now})
+	k := Key{Tenant: "t", Context: "c"}
+	conv := conversation(30, 3)
+	if _, err := e.Prepare(Request{Key: k, Messages: conv, Budget: 1500, PerMessage: 4, TailPercent: 30}); err != nil {
+		t.Fatal(err)
+	}
+	const fact = "The spare key hides under the blue flowerpot."
+	conv = append(conv, msg("assistant", "Noted."), msg("user", fact))
+	gs.armed.Store(true)
+	w, err := e.Prepare(Request{Key: k, Messages: conv, Budget: 1500, PerMessage: 4, TailPercent: 30})
+	if !<-gs.overlapped {
+		t.Fatalf("the window's assembly waited for the turn's write (which waited for the assembly until its time ran out)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.NewMessages != 2 || w.LastSeq != w.NextSeq-1 {
+		t.Fatalf("the turn stored %d new messages (last %d, next %d), want 2", w.NewMessages, w.LastSeq, w.NextSeq)
+	}
+	// Stored: a second replica reads it.
+	b := mustOpen(t, Options{Store: nsStore{ps, ns}, Now: fixedClock()})
+	if w := window(t, b, k, "Where is the spare key?", nil); !strings.Contains(w.Memory, "blue flowerpot") {
+		t.Fatalf("another replica's window lacks the stored message:\n%s", w.Memory)
+	}
+}
+
+// TestLiveTurnNeverShowsErasedText: replica a has a context cached with a
+// secret in it when replica b erases the secret; a's next live turn (its
+// write in flight while its window is assembled from the stale cache) is
+// refused by the write's guard, and the window sent is assembled again
+// from the stored context: it lacks the secret.
+func TestLiveTurnNeverShowsErasedText(t *testing.T) {
+	a, b, k := twoReplicas(t)
+	const secret = "ZX-4471-QK"
+	conv := conversation(20, 5)
+	conv[3] = msg("user", strings.Repeat("My locker code is "+secret+", keep it safe. ", 6))
+	if _, err := a.Prepare(Request{Key: k, Messages: conv, Budget: 3000, PerMessage: 4, TailPercent: 30}); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(q string) *Window {
+		t.Helper()
+		w, err := a.Prepare(Request{Key: k, Messages: []Message{msg("user", q)}, Budget: 3000, PerMessage: 4, TailPercent: 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	if w := ask("What is my locker code?"); !strings.Contains(w.Memory, secret) {
+		t.Fatalf("setup: the window lacks the secret:\n%s", w.Memory)
+	}
+	if _, err := b.Erase(k, EraseRequest{Match: secret, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	// A new message: the turn writes, and its write's guard is the check.
+	conflicts := a.StoreCounters().Conflicts
+	if w := ask("Tell me my locker code again."); strings.Contains(w.Memory, secret) {
+		t.Fatalf("a live turn's window shows text another replica erased:\n%s", w.Memory)
+	}
+	if got := a.StoreCounters().Conflicts; got == conflicts {
+		t.Fatalf("the stale cache's write was not refused")
+	}
+}
