@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/megacontext/megacontext/memory/qvec"
 	"github.com/megacontext/megacontext/memory/tree"
 )
@@ -318,21 +320,41 @@ func HasColumn(kind, field string) bool {
 }
 
 // extraFields returns the members of the JSON object val that known lacks,
-// as a JSON object (nil when there are none).
+// as a JSON object (nil when there are none). It runs for every record a
+// turn writes, on the request path: it walks the object's top-level keys
+// in place (gjson) rather than decoding every member into a map, which
+// took a tenth of a turn's CPU in the write (BenchmarkExtraFields). The
+// object it returns goes to a jsonb column, which normalizes it.
 func extraFields(val string, known map[string]bool) ([]byte, error) {
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(val), &all); err != nil {
-		return nil, err
+	if !gjson.Valid(val) {
+		return nil, fmt.Errorf("pgstore: a record is not valid JSON")
 	}
-	for k := range all {
-		if known[k] {
-			delete(all, k)
-		}
-	}
-	if len(all) == 0 {
+	r := gjson.Parse(val)
+	switch {
+	case r.Type == gjson.Null:
 		return nil, nil
+	case !r.IsObject():
+		return nil, fmt.Errorf("pgstore: a record is not a JSON object")
 	}
-	return json.Marshal(all)
+	var out []byte
+	r.ForEach(func(k, v gjson.Result) bool {
+		if known[k.Str] {
+			return true
+		}
+		if out == nil {
+			out = append(out, '{')
+		} else {
+			out = append(out, ',')
+		}
+		out = append(out, k.Raw...)
+		out = append(out, ':')
+		out = append(out, v.Raw...)
+		return true
+	})
+	if out != nil {
+		out = append(out, '}')
+	}
+	return out, nil
 }
 
 // withExtra adds the members of the JSON object extra to the encoded
