@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -11,31 +12,35 @@ import (
 	"github.com/megacontext/megacontext/memory/store"
 )
 
-// gatedStore holds a guarded write, once armed, until the engine reads its
-// clock again (tick), which it does while assembling a window and not
-// between staging a turn and writing it: the write is then in flight while
-// the window is assembled. When the write's time limit (Options.
-// StoreTimeout) runs out first, it reports that nothing overlapped it (the
-// engine waited for the write before assembling) and the write fails.
+// gatedStore holds a guarded write, once armed, until the engine has read
+// its clock as many times since the test armed it as a whole turn of the
+// same shape does (a calibration turn counts them, after it returned): the
+// turn's staging reads it before the write, the window's assembly after,
+// so the write is released only by an assembly that runs while it is in
+// flight. When the write's time limit (Options.StoreTimeout) runs out
+// first, it reports that nothing overlapped it (the engine waited for the
+// write before assembling) and the write fails. (Counts, not signals: the
+// assembly may read the clock before the write's goroutine reaches the
+// store.)
 type gatedStore struct {
 	nsStore
-	tick       chan struct{}
+	reads      atomic.Int64 // clock reads
 	armed      atomic.Bool
+	armAt      int64
+	turn       int64 // clock reads of a whole turn
 	overlapped chan bool
 }
 
 func (s *gatedStore) PutAt(ctx context.Context, t, n string, v store.Version, kvs ...store.KV) (store.Version, error) {
 	if s.armed.CompareAndSwap(true, false) {
-		select {
-		case <-s.tick: // the clock read that staged this write
-		default:
+		ok := false
+		for !ok && ctx.Err() == nil {
+			ok = s.reads.Load() >= s.armAt+s.turn
+			if !ok {
+				runtime.Gosched() // the assembly runs on the other goroutine
+			}
 		}
-		select {
-		case <-s.tick:
-			s.overlapped <- true
-		case <-ctx.Done():
-			s.overlapped <- false
-		}
+		s.overlapped <- ok
 	}
 	return s.nsStore.PutAt(ctx, t, n, v, kvs...)
 }
@@ -55,13 +60,10 @@ func TestTurnWriteOverlapsAssembly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := &gatedStore{nsStore: nsStore{ps, ns}, tick: make(chan struct{}, 1), overlapped: make(chan bool, 1)}
+	gs := &gatedStore{nsStore: nsStore{ps, ns}, overlapped: make(chan bool, 1)}
 	clock := fixedClock()
 	now := func() time.Time {
-		select {
-		case gs.tick <- struct{}{}:
-		default:
-		}
+		gs.reads.Add(1)
 		return clock()
 	}
 	e := mustOpen(t, Options{Store: gs, Now: now})
@@ -70,12 +72,21 @@ func TestTurnWriteOverlapsAssembly(t *testing.T) {
 	if _, err := e.Prepare(Request{Key: k, Messages: conv, Budget: 1500, PerMessage: 4, TailPercent: 30}); err != nil {
 		t.Fatal(err)
 	}
+	// Calibration: a turn of the same shape, ungated, counts its clock
+	// reads.
+	conv = append(conv, msg("assistant", "Noted."), msg("user", "My bike is the green one by the door."))
+	gs.armAt = gs.reads.Load()
+	if _, err := e.Prepare(Request{Key: k, Messages: conv, Budget: 1500, PerMessage: 4, TailPercent: 30}); err != nil {
+		t.Fatal(err)
+	}
+	gs.turn = gs.reads.Load() - gs.armAt
 	const fact = "The spare key hides under the blue flowerpot."
 	conv = append(conv, msg("assistant", "Noted."), msg("user", fact))
+	gs.armAt = gs.reads.Load()
 	gs.armed.Store(true)
 	w, err := e.Prepare(Request{Key: k, Messages: conv, Budget: 1500, PerMessage: 4, TailPercent: 30})
 	if !<-gs.overlapped {
-		t.Fatalf("the window's assembly waited for the turn's write (which waited for the assembly until its time ran out)")
+		t.Fatalf("the window's assembly waited for the turn's write (which waited for the assembly until its time ran out; a turn reads the clock %d times, %d since armed)", gs.turn, gs.reads.Load()-gs.armAt)
 	}
 	if err != nil {
 		t.Fatal(err)
