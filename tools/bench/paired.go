@@ -7,12 +7,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
 
-	"github.com/megacontext/megacontext/integration/fakellama"
 	"github.com/megacontext/megacontext/memory"
 	"github.com/megacontext/megacontext/memory/pgstore"
 	"github.com/megacontext/megacontext/memory/pgstore/pgtest"
@@ -50,23 +48,12 @@ type lane struct {
 }
 
 func (b pairedBench) run(jsonOut bool) error {
-	work, err := os.MkdirTemp("", "megacontext-bench-paired-")
+	br, closeRig, err := newBinRig("megacontext-bench-paired-")
 	if err != nil {
 		return err
 	}
-	defer atExit(func() { os.RemoveAll(work) })()
-	defer os.RemoveAll(work)
-	bin := filepath.Join(work, "megacontext")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build: %w (run from the repository root)", err)
-	}
-	fake, err := fakellama.Start(fakellama.Options{NCtx: 8192})
-	if err != nil {
-		return err
-	}
-	defer fake.Close()
+	defer closeRig()
+	work, bin, fake := br.work, br.bin, br.fake
 	up, err := upstream.New(upstream.Options{BaseURL: fake.URL()})
 	if err != nil {
 		return err

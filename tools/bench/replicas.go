@@ -19,7 +19,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/megacontext/megacontext/integration/fakellama"
 	"github.com/megacontext/megacontext/memory"
 	"github.com/megacontext/megacontext/memory/pgstore"
 	"github.com/megacontext/megacontext/memory/pgstore/pgtest"
@@ -65,23 +64,12 @@ func (b replicaBench) run(jsonOut bool) error {
 	if b.kind == "buntdb" && b.n != 1 {
 		return fmt.Errorf("the embedded store has one process: --replicas 1 with --store buntdb")
 	}
-	work, err := os.MkdirTemp("", "megacontext-bench-replicas-")
+	br, closeRig, err := newBinRig("megacontext-bench-replicas-")
 	if err != nil {
 		return err
 	}
-	defer atExit(func() { os.RemoveAll(work) })()
-	defer os.RemoveAll(work)
-	bin := filepath.Join(work, "megacontext")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build: %w (run from the repository root)", err)
-	}
-	fake, err := fakellama.Start(fakellama.Options{NCtx: 8192})
-	if err != nil {
-		return err
-	}
-	defer fake.Close()
+	defer closeRig()
+	work, bin, fake := br.work, br.bin, br.fake
 
 	// The store, preloaded with the history through an engine of the
 	// bench's own that counts tokens as the replicas will.
