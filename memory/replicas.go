@@ -91,9 +91,10 @@ func (e *Engine) put(c *mctx, kvs ...store.KV) error {
 	}
 	start := time.Now()
 	defer func() {
+		took := int64(time.Since(start))
 		e.counters.writes.Add(1)
-		e.counters.writeNanos.Add(int64(time.Since(start)))
-		e.counters.writeWaitNanos.Add(int64(time.Since(start)))
+		e.counters.writeNanos.Add(took)
+		e.counters.writeWaitNanos.Add(took) // the request waited for all of it
 	}()
 	var err error
 	if e.shared == nil {

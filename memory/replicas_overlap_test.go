@@ -108,12 +108,8 @@ func TestTurnWriteOverlapsAssembly(t *testing.T) {
 // from the stored context: it lacks the secret.
 func TestLiveTurnNeverShowsErasedText(t *testing.T) {
 	a, b, k := twoReplicas(t)
-	const secret = "ZX-4471-QK"
-	conv := conversation(20, 5)
-	conv[3] = msg("user", strings.Repeat("My locker code is "+secret+", keep it safe. ", 6))
-	if _, err := a.Prepare(Request{Key: k, Messages: conv, Budget: 3000, PerMessage: 4, TailPercent: 30}); err != nil {
-		t.Fatal(err)
-	}
+	const secret = lockerSecret
+	tellSecret(t, a, k)
 	ask := func(q string) *Window {
 		t.Helper()
 		w, err := a.Prepare(Request{Key: k, Messages: []Message{msg("user", q)}, Budget: 3000, PerMessage: 4, TailPercent: 30})

@@ -26,6 +26,21 @@ func twoReplicas(t *testing.T) (a, b *Engine, k Key) {
 	return openWith(t, dir, nil, 4), openWith(t, dir, nil, 4), Key{Tenant: "t", Context: "c"}
 }
 
+// lockerSecret is the code tellSecret tells.
+const lockerSecret = "ZX-4471-QK"
+
+// tellSecret stores, through e, a 20-turn conversation whose fourth
+// message tells lockerSecret, six times over so that it spans blocks:
+// the setup of the tests where another replica erases it.
+func tellSecret(t *testing.T, e *Engine, k Key) {
+	t.Helper()
+	conv := conversation(20, 5)
+	conv[3] = msg("user", strings.Repeat("My locker code is "+lockerSecret+", keep it safe. ", 6))
+	if _, err := e.Prepare(Request{Key: k, Messages: conv, Budget: 3000, PerMessage: 4, TailPercent: 30}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestReplicaForgetsWhatAnotherErased: two engines on one shared store
 // (replicas); the second has the context cached with a secret in it when
 // the first erases the secret. The second's next window, and every block
@@ -33,12 +48,8 @@ func twoReplicas(t *testing.T) (a, b *Engine, k Key) {
 // again rather than keeping the old text of the rewritten blocks.
 func TestReplicaForgetsWhatAnotherErased(t *testing.T) {
 	a, b, k := twoReplicas(t)
-	const secret = "ZX-4471-QK"
-	conv := conversation(20, 5)
-	conv[3] = msg("user", strings.Repeat("My locker code is "+secret+", keep it safe. ", 6))
-	if _, err := a.Prepare(Request{Key: k, Messages: conv, Budget: 3000, PerMessage: 4, TailPercent: 30}); err != nil {
-		t.Fatal(err)
-	}
+	const secret = lockerSecret
+	tellSecret(t, a, k)
 	if w := window(t, b, k, "What is my locker code?", nil); !strings.Contains(w.Memory, secret) {
 		t.Fatalf("setup: the second replica's window lacks the secret:\n%s", w.Memory)
 	}

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 
 	"github.com/megacontext/megacontext/integration/fakellama"
+	"github.com/megacontext/megacontext/memory/pgstore"
+	"github.com/megacontext/megacontext/memory/pgstore/pgtest"
 )
 
 // binRig is what a bench that runs the real binary needs before its first
@@ -50,4 +53,26 @@ func newBinRig(prefix string) (br binRig, cleanup func(), err error) {
 		return br, nil, err
 	}
 	return br, cleanup, nil
+}
+
+// benchPostgres starts a throwaway, durable PostgreSQL cluster with
+// settings (pgtest) and opens the store on it, migrated, as the replicas
+// will find it. cleanup stops the cluster; a signal that ends the bench
+// stops it too.
+func benchPostgres(settings map[string]string) (dsn string, pg *pgstore.Store, cleanup func(), err error) {
+	srv, err := pgtest.Start(pgtest.Options{Durable: true, Settings: settings})
+	if err != nil {
+		return "", nil, nil, err
+	}
+	unregister := atExit(func() { srv.Close() })
+	cleanup = func() {
+		unregister()
+		srv.Close()
+	}
+	dsn = srv.DSN("postgres")
+	if pg, err = pgstore.Open(context.Background(), pgstore.Options{DSN: dsn, AutoMigrate: true}); err != nil {
+		cleanup()
+		return "", nil, nil, err
+	}
+	return dsn, pg, cleanup, nil
 }

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/megacontext/megacontext/memory"
-	"github.com/megacontext/megacontext/memory/pgstore"
-	"github.com/megacontext/megacontext/memory/pgstore/pgtest"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/proxy"
 	"github.com/megacontext/megacontext/proxy/upstream"
@@ -79,17 +77,11 @@ func (b pairedBench) run(jsonOut bool) error {
 		var args []string
 		n := 1
 		if kind == "postgres" {
-			srv, err := pgtest.Start(pgtest.Options{Durable: true})
+			dsn, pg, stop, err := benchPostgres(nil)
 			if err != nil {
 				return err
 			}
-			defer atExit(func() { srv.Close() })()
-			defer srv.Close()
-			dsn := srv.DSN("postgres")
-			pg, err := pgstore.Open(context.Background(), pgstore.Options{DSN: dsn, AutoMigrate: true})
-			if err != nil {
-				return err
-			}
+			defer stop()
 			st, args, n = pg, []string{"--store", "postgres", "--dsn", dsn}, b.n
 		} else {
 			args = []string{"--store", "buntdb", "--data", dataDir}

@@ -20,8 +20,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/megacontext/megacontext/memory"
-	"github.com/megacontext/megacontext/memory/pgstore"
-	"github.com/megacontext/megacontext/memory/pgstore/pgtest"
 	"github.com/megacontext/megacontext/memory/store"
 	"github.com/megacontext/megacontext/proxy"
 	"github.com/megacontext/megacontext/proxy/upstream"
@@ -89,17 +87,11 @@ func (b replicaBench) run(jsonOut bool) error {
 			settings["pg_stat_statements.track"] = "all"
 			settings["track_wal_io_timing"] = "on"
 		}
-		srv, err := pgtest.Start(pgtest.Options{Durable: true, Settings: settings})
+		dsn, pg, stop, err := benchPostgres(settings)
 		if err != nil {
 			return err
 		}
-		defer atExit(func() { srv.Close() })()
-		defer srv.Close()
-		dsn := srv.DSN("postgres")
-		pg, err := pgstore.Open(context.Background(), pgstore.Options{DSN: dsn, AutoMigrate: true})
-		if err != nil {
-			return err
-		}
+		defer stop()
 		st = pg
 		conn, err := pgx.Connect(context.Background(), dsn)
 		if err != nil {
