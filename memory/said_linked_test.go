@@ -32,7 +32,7 @@ var linkedCases = []saidCase{
 		"Which make is the timepiece on my wrist?", "Garmin"},
 }
 
-// TestLinkedDescribedThings counts the linked set's recall: 2 of 6 before
+// TestLinkedDescribedThings counts the linked set's recall: 2 of 7 before
 // the word links (the childminder and the carer, by GloVe's soft terms),
 // 4 with them.
 func TestLinkedDescribedThings(t *testing.T) {
